@@ -1,0 +1,63 @@
+"""The cluster the plan targets: node pools of GPUs with their NVLink structure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.catalog import GpuType
+
+DEFAULT_GPU_TYPE: GpuType = "H100-SXM-80GB"
+DEFAULT_GPUS_PER_NODE = 8
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """Identical nodes. `nvlink_domain_size` GPUs share NVLink (a TP group stays inside)."""
+
+    name: str
+    gpu_type: GpuType
+    nodes: int
+    gpus_per_node: int
+    nvlink_domain_size: int
+    labels: dict[str, str] = field(default_factory=dict)
+    node_names: tuple[str, ...] = ()  # explicit names (discovered clusters); else generated
+
+    @property
+    def gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+    def names(self) -> tuple[str, ...]:
+        """Node names, explicit or `<pool>-<index>`."""
+        return self.node_names or tuple(f"{self.name}-{i}" for i in range(self.nodes))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    pools: tuple[NodePool, ...]
+
+    @property
+    def gpus(self) -> int:
+        return sum(p.gpus for p in self.pools)
+
+    def gpus_by_type(self) -> dict[GpuType, int]:
+        out: dict[GpuType, int] = {}
+        for pool in self.pools:
+            out[pool.gpu_type] = out.get(pool.gpu_type, 0) + pool.gpus
+        return out
+
+
+def uniform_cluster(
+    gpus: int,
+    gpu_type: GpuType = DEFAULT_GPU_TYPE,
+    gpus_per_node: int = DEFAULT_GPUS_PER_NODE,
+    nvlink_domain_size: int | None = None,
+) -> Cluster:
+    """`--gpus N --gpu-type G`: full nodes of `gpus_per_node`, plus one smaller node."""
+    domain = nvlink_domain_size or gpus_per_node
+    full, rest = divmod(gpus, gpus_per_node)
+    pools = []
+    if full:
+        pools.append(NodePool("pool", gpu_type, full, gpus_per_node, min(domain, gpus_per_node)))
+    if rest:
+        pools.append(NodePool("pool-small", gpu_type, 1, rest, min(domain, rest)))
+    return Cluster(tuple(pools))

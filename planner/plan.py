@@ -1,0 +1,78 @@
+"""A Plan: the search's answer, with its predictions and the solver's facts.
+
+Produced by `search`, placed by `place`, rendered by `render`, simulated by `simulate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from planner.calls import ModelName, WorkflowType
+from planner.catalog import GpuType
+from planner.profiles import ShapeKey
+
+Objective = Literal["min-latency", "max-throughput", "min-gpus"]
+
+
+@dataclass(frozen=True, order=True)
+class Allocation:
+    """`replicas` copies of a model on one shape."""
+
+    model: ModelName
+    gpu_type: GpuType
+    tensor_parallel: int
+    gpu_fraction: float
+    replicas: int
+
+    @property
+    def shape(self) -> ShapeKey:
+        return ShapeKey(self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction)
+
+    @property
+    def gpus(self) -> float:
+        return self.replicas * self.tensor_parallel * self.gpu_fraction
+
+
+@dataclass(frozen=True)
+class WorkflowPrediction:
+    workflow_type: WorkflowType
+    target_rate_per_s: float
+    throughput_per_s: float  # highest rate the allocation sustains at this type's mix
+    mean_latency_s: float  # predicted mean end-to-end latency at the target rate
+    slo_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelPrediction:
+    model: ModelName
+    demand_per_s: float  # calls/s at the target rates
+    capacity_per_s: float  # calls/s the allocation sustains
+    utilisation: float  # demand / capacity
+    call_latency_s: float  # predicted mean per-call latency at the demand
+
+
+@dataclass(frozen=True)
+class SolverFacts:
+    status: str  # "OPTIMAL", "FEASIBLE", or the baseline's name
+    objective: float
+    bound: float
+    gap: float  # relative gap between objective and bound
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    objective: Objective
+    allocations: tuple[Allocation, ...]
+    workflows: tuple[WorkflowPrediction, ...]
+    models: tuple[ModelPrediction, ...]
+    solver: SolverFacts
+    gpus_total: int
+    inputs_digest: str = ""
+    bottleneck_model: ModelName | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def gpus_used(self) -> float:
+        return sum(a.gpus for a in self.allocations)
