@@ -237,3 +237,49 @@ def test_bad_arguments_exit_with_usage_error(tmp_path: Path) -> None:
     result = _run(tmp_path, "--workflows", "0")
     assert result.returncode == 2 and "--workflows" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def _union_length_s(calls: pd.DataFrame) -> pd.Series:
+    """Per workflow, the length of the union of the calls' [start, end] intervals."""
+    calls = calls.sort_values(["workflow_id", "start_time"])
+    # A call opens a new busy block when it starts after every earlier call of its workflow ended.
+    reach = calls.groupby("workflow_id")["end_time"].cummax()
+    earlier = reach.groupby(calls["workflow_id"]).shift()
+    block = (earlier.isna() | (calls["start_time"] > earlier)).cumsum()
+    spans = calls.groupby(block).agg(
+        workflow_id=("workflow_id", "first"), start=("start_time", "min"), end=("end_time", "max")
+    )
+    return (spans["end"] - spans["start"]).groupby(spans["workflow_id"]).sum()
+
+
+def _parallelism(calls: pd.DataFrame) -> float:
+    busy = calls.groupby("workflow_id")["duration_s"].sum()
+    return float((busy / _union_length_s(calls)).mean())
+
+
+def test_union_length_on_a_hand_computed_case() -> None:
+    calls = pd.DataFrame(
+        {
+            "workflow_id": ["a", "a", "a", "b"],
+            "start_time": [0.0, 1.0, 5.0, 2.0],
+            "end_time": [2.0, 3.0, 6.0, 2.5],
+        }
+    )
+    assert _union_length_s(calls).to_dict() == {"a": 4.0, "b": 0.5}
+
+
+def test_sample_has_the_intended_pipeline_structure(sample: pd.DataFrame) -> None:
+    llm = sample[sample["kind"] == "llm"]
+
+    def of(workflow_type: str, model: str) -> pd.DataFrame:
+        return llm[(llm["workflow_type"] == workflow_type) & (llm["model"] == model)]
+
+    beam_generator = of("beam_search", QWEN_32B)
+    assert 3.0 < _parallelism(beam_generator) < 8.0  # width 8-16, limited by stragglers
+    assert 49 < len(beam_generator) / 300 < 65  # B*D + 1 with B ~ U{8..16}, D ~ U{3..6}
+    assert 6.0 < _parallelism(of("rag", RERANKER)) < 16.0
+    for model in (LLAMA_70B, QWEN_32B, LLAMA_8B):
+        assert _parallelism(of("coding_agent", model)) == pytest.approx(1.0)
+    # The 32B dominates beam search's LLM time; the verifier is a sliver of it.
+    beam = llm[llm["workflow_type"] == "beam_search"]
+    assert beam_generator["duration_s"].sum() / beam["duration_s"].sum() > 0.95

@@ -83,9 +83,16 @@ ms, TTFT 0.74 s at 4k input) at moderate load; queueing is not modelled. Tool du
 retrieval 50-300 ms, file reads and greps as in TraceLab's tool latencies (tens to hundreds
 of ms), test runs seconds to minutes.
 
-Sizing: with the defaults the three types together ask about 350 output tokens/s of the
-70B, ~1,500 of the 32B and ~400 of the 8B (``--summary`` prints the exact figures), a mix
-that needs roughly 6-8 H100s.
+Sizing: with the defaults (``--summary`` prints these figures) the three types together
+ask, over the ~28-minute span of the sample, about 180 output tokens/s (0.5 calls/s) of
+the 70B, 2,100 (10 calls/s) of the 32B, 270 (1.4 calls/s) of the 8B and 12 scoring calls/s
+of the reranker, plus 1,300 / 1,900 / 3,500 / 3,100 uncached prompt tokens/s: about 2,500
+output tokens/s overall. On H100s that is roughly a TP2-TP4 70B, a TP2 32B (or 3 single
+GPUs; ~50 sequences in flight) and one GPU shared by the 8B and the reranker: 6-8 GPUs.
+Resulting structure (independent computation on the sample): beam_search's 32B makes 56
+calls per workflow with parallelism ~4.2 (stragglers limit it below the width); rag's
+reranker makes 15 calls per workflow with parallelism ~8; coding_agent's calls are
+serial, its LLMs busy ~60% of its ~2-minute wall time (the rest is tools).
 
 Data sources (keep the attribution): Azure Public Dataset (CC-BY 4.0), Mooncake and
 TraceLab (Apache-2.0); nothing from them is copied, only fitted distribution parameters.
