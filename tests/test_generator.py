@@ -283,3 +283,39 @@ def test_sample_has_the_intended_pipeline_structure(sample: pd.DataFrame) -> Non
     # The 32B dominates beam search's LLM time; the verifier is a sliver of it.
     beam = llm[llm["workflow_type"] == "beam_search"]
     assert beam_generator["duration_s"].sum() / beam["duration_s"].sum() > 0.95
+
+
+def _log_fit(values: pd.Series) -> tuple[float, float]:
+    """(median, sigma) of a log-normal fitted to positive values by their log moments."""
+    logs = np.log(values[values > 0].astype(float))
+    return float(np.exp(logs.mean())), float(logs.std(ddof=0))
+
+
+def test_distribution_anchors_are_fits_of_the_real_traces(shared_data: Path) -> None:
+    traces = shared_data / "traces"
+    conv = pd.read_csv(traces / "azure_llm_2023_conv.csv")
+    median, sigma = _log_fit(conv["GeneratedTokens"])
+    assert gen.RAG_ANSWER.median == pytest.approx(median, rel=0.02)
+    assert gen.RAG_ANSWER.sigma == pytest.approx(sigma, abs=0.01)
+    assert gen.BEAM_STEP.median == pytest.approx(median, rel=0.02)
+    rounds = pd.read_json(traces / "tracelab_round_trace.jsonl", lines=True, dtype=False)
+    median, sigma = _log_fit(rounds["output_tokens"])
+    assert gen.CODE_PATCH.median == pytest.approx(median, rel=0.02)
+    assert gen.CODE_PATCH.sigma == pytest.approx(sigma, abs=0.01)
+    median, sigma = _log_fit(rounds["newly_append_tokens"])
+    read_file_tokens = gen.CODE_TOOLS["read_file"][1]
+    assert read_file_tokens.median == pytest.approx(median, rel=0.02)
+    assert read_file_tokens.sigma == pytest.approx(sigma, abs=0.01)
+
+
+def test_decode_speed_lies_within_measured_h100_points(
+    sample: pd.DataFrame, shared_data: Path
+) -> None:
+    measured = pd.read_csv(shared_data / "calibration" / "vllm_measured_ttft_tpot.csv")
+    # TP2 on H100: the smallest deployment both models fit (70B in FP8) at useful batch.
+    h100 = measured[(measured["system"] == "h100_sxm") & (measured["tp_size"] == 2)]
+    long = sample[(sample["kind"] == "llm") & (sample["output_tokens"] >= 200)]
+    per_token_s = (long["duration_s"] / long["output_tokens"]).groupby(long["model"]).median()
+    for model, measured_name in ((LLAMA_70B, "meta-llama/Llama-3.1-70B"), (QWEN_32B, QWEN_32B)):
+        tpot_ms = h100.loc[h100["model_path"] == measured_name, "silicon_tpot_ms"]
+        assert tpot_ms.min() < per_token_s[model] * 1000 < tpot_ms.max(), model
