@@ -319,3 +319,37 @@ def test_decode_speed_lies_within_measured_h100_points(
     for model, measured_name in ((LLAMA_70B, "meta-llama/Llama-3.1-70B"), (QWEN_32B, QWEN_32B)):
         tpot_ms = h100.loc[h100["model_path"] == measured_name, "silicon_tpot_ms"]
         assert tpot_ms.min() < per_token_s[model] * 1000 < tpot_ms.max(), model
+
+
+def test_committed_sample_ingests_into_the_intended_pipeline(sample: pd.DataFrame) -> None:
+    from planner.aggregate import aggregate_pipeline
+    from planner.io.traces import read_calls
+
+    calls = read_calls(TRACES)
+    assert len(calls) == len(sample)
+    assert not calls.skipped_rows and not calls.notes and calls.has_end_times
+    assert sorted(Path(s).name for s in calls.sources) == sorted(
+        k.file_name for k in gen.WORKFLOW_KINDS
+    )
+    apl = {w.workflow_type: w for w in aggregate_pipeline(calls).workflows}
+    assert set(apl) == {"rag", "beam_search", "coding_agent"}
+    llm = sample[sample["kind"] == "llm"]
+    for workflow_type, stats in apl.items():
+        assert stats.workflow_count == 300
+        assert stats.arrival_rate_per_s == pytest.approx(0.2, rel=0.1)
+        calls_of_type = llm[llm["workflow_type"] == workflow_type]
+        for model in stats.models:
+            mine = calls_of_type[calls_of_type["model"] == model.model]
+            # planner's APL agrees with this file's independent computation.
+            assert model.calls_per_workflow == pytest.approx(len(mine) / 300, rel=1e-9)
+            assert model.parallelism == pytest.approx(_parallelism(mine), rel=0.01)
+    beam = apl["beam_search"].model(QWEN_32B)
+    assert beam is not None and beam.parallelism > 3.0 and beam.execution_share > 0.95
+    reranker = apl["rag"].model(RERANKER)
+    assert reranker is not None and reranker.parallelism > 6.0
+    coding = apl["coding_agent"]
+    assert {m.model for m in coding.models} == {LLAMA_70B, QWEN_32B, LLAMA_8B}
+    assert all(m.parallelism == pytest.approx(1.0) for m in coding.models)
+    assert sum(m.error_count for m in coding.models) == (sample["status"] == "error").sum()
+    assert coding.llm_time_fraction is not None and 0.4 < coding.llm_time_fraction < 0.8
+    assert apl["rag"].model(LLAMA_8B) is not None and coding.model(LLAMA_8B) is not None
