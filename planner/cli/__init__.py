@@ -12,8 +12,12 @@ import logging
 import sys
 from typing import Annotated
 
-import click
 import typer
+
+try:
+    import click
+except ImportError:  # typer >= 0.20 vendors click as typer._click
+    from typer import _click as click
 
 from planner import __version__
 from planner.errors import PlannerError
