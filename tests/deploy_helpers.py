@@ -83,3 +83,33 @@ def make_catalog() -> Catalog:
         ),
     }
     return Catalog(models, gpus)
+
+
+def plan_text(plan: Plan) -> str:
+    """A stand-in plan document for the ConfigMap (any stable text works for rendering)."""
+    import dataclasses
+
+    import yaml
+
+    return yaml.safe_dump(dataclasses.asdict(plan), sort_keys=True)
+
+
+def mixed_plan() -> Plan:
+    """A 70B on TP 4, an 8B on whole GPUs and shares, and a reranker on a share."""
+    return make_plan(
+        Allocation("llama-3.1-70b", H100, 4, 1.0, 2),
+        Allocation("llama-3.1-8b", H100, 1, 1.0, 1),
+        Allocation("llama-3.1-8b", H100, 1, 0.5, 1),
+        Allocation("bge-reranker", H100, 1, 0.25, 1),
+        Allocation("bge-reranker", L40S, 1, 1.0, 2),
+    )
+
+
+def named_cluster() -> Cluster:
+    """Explicit node names (as discovery writes), so pods pin to hostnames."""
+    return Cluster(
+        (
+            NodePool("h100", H100, 2, 8, 8, node_names=("gpu-node-a", "gpu-node-b")),
+            NodePool("l40s", L40S, 1, 4, 1, labels={"pool": "l40s"}),
+        )
+    )
