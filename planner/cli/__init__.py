@@ -58,7 +58,7 @@ def _root(
 
 def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
-    from planner.cli import ingest  # noqa: F401
+    from planner.cli import apply, ingest  # noqa: F401
 
 
 _register()
