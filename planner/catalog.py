@@ -90,6 +90,9 @@ class Calibration:
     # Fixed part of every request's TTFT outside the engine steps: HTTP, tokenisation,
     # scheduling and detokenisation of the first token.
     ttft_overhead_ms: float = 0.0
+    # Cost per running sequence per decode step: scheduling, input preparation, sampling
+    # and attention-kernel launch work that grows with the batch, beyond bytes and FLOPs.
+    per_sequence_overhead_us: float = 0.0
 
 
 @dataclass(frozen=True)

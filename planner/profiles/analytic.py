@@ -9,8 +9,9 @@ heads and the KV heads (or is a multiple of them), TP stays inside the NVLink do
 and fractions are only used with TP 1.
 
 Steady state with C requests in flight, prompt I, output O (roofline in
-`planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O),
-max-num-seqs); the rest wait for a slot.
+`planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
+max-num-seqs); the rest wait for a slot. The mean footprint
+(I + O/2) sets N_max: see `max_concurrency`.
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
   E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) T_pre   (the other requests' prefills
             interleave with this one's decodes; k_pi <= 1 since a prefill mixed into a
@@ -99,6 +100,17 @@ def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int) -> str:
     return ""
 
 
+def max_concurrency(kv_cache_tokens: int, input_tokens: float, output_tokens: float) -> float:
+    """Sequences of this shape that run at once: KV slots or vLLM's max-num-seqs.
+
+    A running sequence holds on average its prompt plus half its output (vLLM allocates
+    blocks as tokens appear and preempts when they run out); the calibration rows start
+    queueing where this mean footprint, not the final length, fills the cache.
+    """
+    footprint = max(1.0, input_tokens) + max(1.0, output_tokens) / 2.0
+    return min(kv_cache_tokens / footprint, float(MAX_NUM_SEQS))
+
+
 def steady_state(
     model: ModelSpec,
     gpu: GpuSpec,
@@ -112,7 +124,7 @@ def steady_state(
     """Closed-loop steady state with `concurrency` requests in the system (pure)."""
     cal = gpu.calibration
     isl, osl = max(1.0, input_tokens), max(1.0, output_tokens)
-    max_conc = min(kv_cache_tokens / (isl + osl), float(MAX_NUM_SEQS))
+    max_conc = max_concurrency(kv_cache_tokens, isl, osl)
     running = min(concurrency, max_conc)
     batch = max(running, 1.0)  # a lone request still runs a full step
     decode = step_ms(
@@ -223,8 +235,7 @@ class AnalyticProfiles:
         return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
-        fit = self._memory(key)
-        return min(fit.kv_cache_tokens / (max(1.0, input_tokens) + max(1.0, osl)), MAX_NUM_SEQS)
+        return max_concurrency(self._memory(key).kv_cache_tokens, input_tokens, osl)
 
     def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
         """Highest request rate: every KV slot (or max-num-seqs) busy.

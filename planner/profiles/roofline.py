@@ -8,7 +8,7 @@ Notation (per GPU of a tensor-parallel group of `t` GPUs, GPU share `f`):
 
 A step that runs `T` tokens costs
   T_step = max(FLOPs / (eta_c f F), eta_m bytes / (f B)) + k_ar 2 L AR_t(T h 2)
-           + steps (L tau_L + tau_0)
+           + steps (L tau_L + tau_0) + B tau_seq
 with AR_t(n) = alpha + 2 (t-1)/t n / link (ring all-reduce). This module returns the
 uncalibrated terms (`StepTerms`) so the calibration fit and the model share one formula;
 `step_ms` applies a GPU's fitted constants.
@@ -37,6 +37,7 @@ class StepTerms:
     memory_ms: float  # bytes at datasheet bandwidth
     allreduce_ms: float  # ring all-reduces at datasheet link bandwidth + latency floor
     steps: float  # engine steps (prefill chunks) the work spans
+    sequences: float = 0.0  # decode sequences in the step (per-sequence overhead)
 
 
 def peak_tflops(model: ModelSpec, gpu: GpuSpec) -> float:
@@ -82,6 +83,7 @@ def decode_terms(
         memory_ms=(weight_bytes + kv_bytes) / (fraction * gpu.hbm_tb_per_s * 1e12) * 1e3,
         allreduce_ms=_allreduce_ms(model, gpu, tp, batch),
         steps=1.0,
+        sequences=batch,
     )
 
 
@@ -106,5 +108,6 @@ def prefill_terms(
 def step_ms(terms: StepTerms, cal: Calibration, layers: int) -> float:
     """Calibrated time of the steps described by `terms`."""
     roof = max(terms.compute_ms / cal.compute_efficiency, cal.memory_efficiency * terms.memory_ms)
-    fixed_us = layers * cal.per_layer_overhead_us + cal.per_step_overhead_us
-    return roof + cal.allreduce_multiplier * terms.allreduce_ms + terms.steps * fixed_us * 1e-3
+    fixed_us = terms.steps * (layers * cal.per_layer_overhead_us + cal.per_step_overhead_us)
+    fixed_us += terms.sequences * cal.per_sequence_overhead_us
+    return roof + cal.allreduce_multiplier * terms.allreduce_ms + fixed_us * 1e-3
