@@ -13,13 +13,12 @@ Steady state with C requests in flight, prompt I, output O (roofline in
 max-num-seqs); the rest wait for a slot. The mean footprint
 (I + O/2) sets N_max: see `max_concurrency`.
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
-  E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) T_pre   (the other requests' prefills
-            interleave with this one's decodes; k_pi <= 1 since a prefill mixed into a
-            decode step shares its weight read)
-  TTFT  = c_ttft + T_pre + T_dec + W_pre + W_kv
-  W_pre = min(rho T_pre / (2 (1 - rho)), k_pi (B - 1) T_pre),  rho = (B - 1) T_pre / E2E_run
-          (M/D/1 wait behind other prefills: moves time from decode into TTFT)
-  TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi (B - 1) T_pre - W_pre) / (O - 1)
+  M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
+  E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
+            interleave with this one's life; k_pi <= 1)
+  TTFT  = c_ttft + T_pre + T_dec + W_pre + W_kv,  W_pre = g (B - 1) M_pre, g <= k_pi
+          (the share of the others' prefill work that lands before the first token)
+  TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi - g) (B - 1) M_pre / (O - 1)
   W_kv  = (C - B) / X                      (waiting for a KV slot)
   X     = B / E2E_run                      (Little's law on the running set)
 
@@ -44,13 +43,13 @@ from planner.profiles.roofline import (
     decode_terms,
     kv_bytes_per_token,
     prefill_terms,
+    marginal_ms,
     step_ms,
 )
 
 KV_BLOCK_TOKENS = 16  # vLLM's default block size: the KV cache is allocated in blocks
 BASE_OVERHEAD_GIB = 1.5  # CUDA context + CUDA graphs + allocator slack (vLLM start-up logs)
 NCCL_OVERHEAD_GIB = 0.5  # NCCL / custom all-reduce buffers per GPU when TP > 1
-MAX_PREFILL_UTILISATION = 0.95  # keeps the prefill-queue term finite near saturation
 _BISECTION_STEPS = 60
 
 
@@ -130,19 +129,17 @@ def steady_state(
     decode = step_ms(
         decode_terms(model, gpu, tp, gpu_fraction, batch, isl + osl / 2), cal, model.layers
     )
-    prefill = step_ms(prefill_terms(model, gpu, tp, gpu_fraction, isl), cal, model.layers)
-    # Other running requests' prefills interleave with this request's decodes: B - 1 of
-    # them during its life, each costing k_pi x its stand-alone time (k_pi <= 1: mixed into
-    # a decode step it shares the weight read).
-    interference = cal.prefill_interference * (batch - 1.0) * prefill
+    terms = prefill_terms(model, gpu, tp, gpu_fraction, isl)
+    prefill = step_ms(terms, cal, model.layers)
+    # Other running requests' prefills interleave with this request's life: B - 1 of them,
+    # each adding k_pi x its marginal cost (FLOPs, all-reduces) to shared steps.
+    interference = cal.prefill_interference * (batch - 1.0) * marginal_ms(terms, cal)
     first = cal.ttft_overhead_ms + prefill + (decode if osl > 1 else 0.0)
     e2e_run = first + (osl - 1.0) * decode + interference
-    # Arriving while others prefill, a request waits (M/D/1 on the prefill slot); the wait
-    # moves interference from its decode phase into its TTFT, the total stays the same.
-    rho = min(max(running - 1.0, 0.0) * prefill / e2e_run, MAX_PREFILL_UTILISATION)
-    prefill_wait = min(rho * prefill / (2.0 * (1.0 - rho)), interference)
-    if osl <= 1:  # no decode phase: every wait for other prefills is time to the answer
-        prefill_wait = interference
+    # Part of that work comes before this request's first token (it arrives behind other
+    # prefills): it moves from the decode phase into TTFT, the total stays the same.
+    share = min(cal.prefill_wait_fraction / max(cal.prefill_interference, 1e-12), 1.0)
+    prefill_wait = interference if osl <= 1 else share * interference
     ttft_run = first + prefill_wait
     tpot = (e2e_run - ttft_run) / (osl - 1.0) if osl > 1 else 0.0
     per_ms = running / e2e_run

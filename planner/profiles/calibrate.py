@@ -29,9 +29,9 @@ DATA_SOURCE = (
 )
 # vLLM 0.11-0.19 (the measured versions) default --gpu-memory-utilization.
 MEASURED_GPU_MEMORY_UTILIZATION = 0.9
-TTFT_WEIGHT = 0.3
+TTFT_WEIGHT = 0.3  # TPOT is the target; TTFT pins compute efficiency and the fixed overhead
 RESTARTS = 3
-ITERATIONS = 400  # TPOT is the target; TTFT pins compute efficiency and the fixed overhead
+ITERATIONS = 400
 
 # Calibration data names -> catalog names. Qwen3-32B rows without a precision are the
 # BF16 checkpoint (Qwen/Qwen3-32B as published); MoE rows have no dense counterpart.
@@ -42,19 +42,6 @@ MODEL_TO_CATALOG: dict[tuple[str, str], ModelName] = {
     ("Qwen/Qwen3-32B", ""): "Qwen3-32B",
     ("Qwen/Qwen3-32B", "fp8"): "Qwen3-32B-FP8",
 }
-
-_NAMES = (
-    "per_layer_overhead_us",
-    "per_step_overhead_us",
-    "memory_efficiency",
-    "compute_efficiency",
-    "prefill_interference",
-    "allreduce_multiplier",
-    "ttft_overhead_ms",
-    "per_sequence_overhead_us",
-)
-_FRACTIONS = {"compute_efficiency", "prefill_interference"}
-_START = (9.0, 500.0, 1.3, 0.5, 0.5, 2.0, 30.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -112,18 +99,62 @@ def predict(
     return Predictions(ttft_ms=ttft, tpot_ms=tpot)
 
 
-def _to_calibration(x: np.ndarray, source: str) -> Calibration:
-    values = {}
-    for name, v in zip(_NAMES, x, strict=True):
-        values[name] = 1.0 / (1.0 + math.exp(-v)) if name in _FRACTIONS else math.exp(v)
+# Fitted constants, in the order of the search vector. The per-step overhead is not
+# among them: with one or two layer counts per GPU it cannot be told apart from the
+# per-layer overhead (an H100 fit with both free put it at 0.06 us), so it stays 0.
+_NAMES = (
+    "per_layer_overhead_us",
+    "memory_efficiency",
+    "compute_efficiency",
+    "prefill_interference",
+    "allreduce_multiplier",
+    "ttft_overhead_ms",
+    "per_sequence_overhead_us",
+    "prefill_wait_fraction",
+    "fp4_weight_read_multiplier",
+)
+_FRACTIONS = {"compute_efficiency", "prefill_interference", "prefill_wait_fraction"}
+_AT_LEAST_ONE = {"memory_efficiency", "fp4_weight_read_multiplier"}
+_START = {
+    "per_layer_overhead_us": 9.0,
+    "memory_efficiency": 1.3,
+    "compute_efficiency": 0.5,
+    "prefill_interference": 0.5,
+    "allreduce_multiplier": 2.0,
+    "ttft_overhead_ms": 30.0,
+    "per_sequence_overhead_us": 20.0,
+    "prefill_wait_fraction": 0.1,
+    "fp4_weight_read_multiplier": 1.2,
+}
+
+
+def _decode(name: str, v: float) -> float:
+    """Search coordinate -> constant: logistic for fractions, 1 + exp for multipliers
+    that cannot beat the datasheet, exp for the other positive constants."""
+    if name in _FRACTIONS:
+        return 1.0 / (1.0 + math.exp(-v))
+    if name in _AT_LEAST_ONE:
+        return 1.0 + math.exp(v)
+    return math.exp(v)
+
+
+def _encode(name: str, value: float) -> float:
+    if name in _FRACTIONS:
+        return math.log(value / (1.0 - value))
+    if name in _AT_LEAST_ONE:
+        return math.log(max(value - 1.0, 1e-9))
+    return math.log(value)
+
+
+def _to_calibration(
+    x: np.ndarray, names: Sequence[str], pinned: dict[str, float], source: str
+) -> Calibration:
+    values = dict(pinned)
+    values.update({name: _decode(name, v) for name, v in zip(names, x, strict=True)})
+    # The wait share is a fraction of the interference (a request cannot wait for more
+    # prefill work than the others bring).
+    values["prefill_wait_fraction"] *= values["prefill_interference"]
     return Calibration(source=source, **values)
-
-
-def _from_calibration(values: Sequence[float]) -> np.ndarray:
-    out = []
-    for name, v in zip(_NAMES, values, strict=True):
-        out.append(math.log(v / (1.0 - v)) if name in _FRACTIONS else math.log(v))
-    return np.array(out)
 
 
 def fit_calibration(
@@ -138,18 +169,22 @@ def fit_calibration(
     ttft = np.array([p.ttft_ms for p in points])
     tpot = np.array([p.tpot_ms for p in points])
     gpus = {p.gpu_type for p in points}
+    pinned = {"per_step_overhead_us": 0.0}
+    if not any(catalog.models[p.model].weight_dtype == "fp4" for p in points):
+        pinned["fp4_weight_read_multiplier"] = 1.0  # no FP4 rows: nothing to fit it on
+    names = [n for n in _NAMES if n not in pinned]
 
     def loss(x: np.ndarray) -> float:
-        cal = _to_calibration(x, source)
+        cal = _to_calibration(x, names, pinned, source)
         pred = predict(catalog, points, dict.fromkeys(gpus, cal))
         e_tpot = np.log(pred.tpot_ms / tpot)
         e_ttft = np.log(pred.ttft_ms / ttft)
         return float(np.mean(e_tpot**2) + TTFT_WEIGHT * np.mean(e_ttft**2))
 
-    best = _from_calibration(_START)
+    best = np.array([_encode(n, _START[n]) for n in names])
     for _ in range(RESTARTS):  # restarts shake the simplex out of a collapsed shape
         best = nelder_mead(loss, best, iterations=ITERATIONS)
-    return _to_calibration(best, source)
+    return _to_calibration(best, names, pinned, source)
 
 
 def nelder_mead(
