@@ -42,8 +42,8 @@ from planner.profiles.roofline import (
     MAX_NUM_SEQS,
     decode_terms,
     kv_bytes_per_token,
-    prefill_terms,
     marginal_ms,
+    prefill_terms,
     step_ms,
 )
 
