@@ -50,7 +50,7 @@ from planner.profiles.roofline import (
 KV_BLOCK_TOKENS = 16  # vLLM's default block size: the KV cache is allocated in blocks
 BASE_OVERHEAD_GIB = 1.5  # CUDA context + CUDA graphs + allocator slack (vLLM start-up logs)
 NCCL_OVERHEAD_GIB = 0.5  # NCCL / custom all-reduce buffers per GPU when TP > 1
-_BISECTION_STEPS = 60
+_ROOT_STEPS = 200  # a safety bound; regula falsi converges in about 5-20
 
 
 def memory_fit(
@@ -162,7 +162,8 @@ class AnalyticProfiles:
     """ProfileTable over the calibrated analytic model for every catalog shape.
 
     Pure and cached: answers depend only on the catalog and the arguments. A few tens of
-    microseconds per uncached `at_concurrency`, about 60 of those per uncached `at_rate`.
+    microseconds per uncached `at_concurrency`, a few tens of those per uncached `at_rate`
+    (see benchmarks/profile_speed.py).
     """
 
     def __init__(self, catalog: Catalog, gpu_memory_utilization: float = 0.92) -> None:
@@ -253,16 +254,34 @@ class AnalyticProfiles:
             # Past capacity the open-loop queue grows without bound; report the capacity
             # point (its latencies are a lower bound) and flag it.
             return replace(at_top, saturated=True)
-        # Throughput rises with concurrency up to capacity: bisect X(C) = rate.
-        low, high = 0.0, top
-        for _ in range(_BISECTION_STEPS):
-            mid = 0.5 * (low + high)
-            if self._point_uncached(key, input_tokens, output_tokens, mid).requests_per_s < (
+
+        # Throughput rises with concurrency up to capacity: solve X(C) = rate by regula
+        # falsi with the Illinois fix (bracketed like bisection, a handful of steps).
+        def excess(c: float) -> float:
+            return self._point_uncached(key, input_tokens, output_tokens, c).requests_per_s - (
                 rate_per_s
-            ):
-                low = mid
+            )
+
+        low, high = 0.0, top
+        f_low, f_high = -rate_per_s, at_top.requests_per_s - rate_per_s
+        side = 0
+        for _ in range(_ROOT_STEPS):
+            if high - low <= 1e-12 * top:
+                break
+            mid = (low * f_high - high * f_low) / (f_high - f_low)
+            f_mid = excess(mid)
+            if abs(f_mid) <= 1e-10 * max(rate_per_s, 1e-300):
+                return self._point_uncached(key, input_tokens, output_tokens, mid)
+            if f_mid < 0:
+                low, f_low = mid, f_mid
+                if side == -1:
+                    f_high /= 2.0
+                side = -1
             else:
-                high = mid
+                high, f_high = mid, f_mid
+                if side == 1:
+                    f_low /= 2.0
+                side = 1
         return self._point_uncached(key, input_tokens, output_tokens, high)
 
     def at_rate(
