@@ -133,3 +133,22 @@ def test_reranker_scores_in_one_step() -> None:
     reranker = PROFILES.capacity_per_s(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 0.5), 512, 1)
     generator = PROFILES.capacity_per_s(ShapeKey(L8, H100, 1, 0.5), 512, 1)
     assert reranker > 5 * generator  # 13x fewer parameters
+
+
+def test_request_longer_than_max_model_len_is_infeasible() -> None:
+    key = ShapeKey(L8, H100, 1, 1.0)
+    with pytest.raises(InfeasibleError, match=r"exceed its max_model_len of 32768"):
+        PROFILES.at_rate(key, 32000, 1000, 0.1)
+    with pytest.raises(InfeasibleError, match="max_model_len"):
+        PROFILES.capacity_per_s(key, 40000, 10)
+    PROFILES.at_concurrency(key, 30000, 2000, 1)  # 32000 tokens: just inside
+
+
+def test_unknown_names_in_keys_raise_profile_error() -> None:
+    with pytest.raises(ProfileError, match="unknown model"):
+        PROFILES.memory(ShapeKey("gpt-5", H100, 1, 1.0))
+    with pytest.raises(ProfileError, match="unknown GPU type"):
+        PROFILES.memory(ShapeKey(L8, "TPU-v5e", 1, 1.0))
+    # Aliases work in keys: HF ids and node product labels.
+    alias = ShapeKey("meta-llama/Llama-3.1-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1, 1.0)
+    assert PROFILES.memory(alias) == PROFILES.memory(ShapeKey(L8, H100, 1, 1.0))

@@ -205,6 +205,18 @@ class AnalyticProfiles:
         model, gpu = self._specs(key)
         return model, gpu, fit
 
+    def _check_request(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> None:
+        """The shape must fit and one request must fit the served context length."""
+        if input_tokens < 0 or output_tokens < 0:
+            raise ProfileError(f"token counts must be >= 0, got {input_tokens}, {output_tokens}")
+        model, _, _ = self._fitting(key)
+        if input_tokens + output_tokens > model.max_model_len:
+            raise InfeasibleError(
+                f"{model.name}: requests of {input_tokens:g} + {output_tokens:g} tokens exceed "
+                f"its max_model_len of {model.max_model_len}; raise max_model_len in "
+                f"configs/models/{model.name}.yaml (and check the KV cache still fits)"
+            )
+
     def _point_uncached(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
     ) -> PerfPoint:
@@ -226,10 +238,12 @@ class AnalyticProfiles:
         """Steady state with `concurrency` requests in flight (closed loop).
 
         Raises:
-            InfeasibleError: the shape does not fit (the message carries the memory figures).
+            InfeasibleError: the shape does not fit (the message carries the memory figures)
+                or one request is longer than the model's max_model_len.
         """
-        if concurrency < 0 or input_tokens < 0 or output_tokens < 0:
-            raise ProfileError("concurrency and token counts must be >= 0")
+        if concurrency < 0:
+            raise ProfileError(f"concurrency must be >= 0, got {concurrency}")
+        self._check_request(key, input_tokens, output_tokens)
         return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
@@ -239,9 +253,9 @@ class AnalyticProfiles:
         """Highest request rate: every KV slot (or max-num-seqs) busy.
 
         Raises:
-            InfeasibleError: the shape does not fit.
+            InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        self._fitting(key)
+        self._check_request(key, input_tokens, output_tokens)
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
         return self.at_concurrency(key, input_tokens, output_tokens, top).requests_per_s
 
@@ -291,9 +305,9 @@ class AnalyticProfiles:
         (Little's law); `saturated=True` at or past capacity.
 
         Raises:
-            InfeasibleError: the shape does not fit.
+            InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        if rate_per_s < 0 or input_tokens < 0 or output_tokens < 0:
-            raise ProfileError("rate and token counts must be >= 0")
-        self._fitting(key)
+        if rate_per_s < 0:
+            raise ProfileError(f"rate must be >= 0, got {rate_per_s}")
+        self._check_request(key, input_tokens, output_tokens)
         return self._rate(key, float(input_tokens), float(output_tokens), float(rate_per_s))
