@@ -10,8 +10,7 @@ and fractions are only used with TP 1.
 
 Steady state with C requests in flight, prompt I, output O (roofline in
 `planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
-max-num-seqs); the rest wait for a slot. The mean footprint
-(I + O/2) sets N_max: see `max_concurrency`.
+max-num-seqs); the rest wait for a slot (`max_concurrency` says why I + O/2).
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
   M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
   E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
@@ -21,6 +20,8 @@ max-num-seqs); the rest wait for a slot. The mean footprint
   TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi - g) (B - 1) M_pre / (O - 1)
   W_kv  = (C - B) / X                      (waiting for a KV slot)
   X     = B / E2E_run                      (Little's law on the running set)
+Open loop (`at_rate`): the running set C <= N_max with X(C) = rate, plus the Erlang-C
+wait of Poisson arrivals for one of N_max slots (service time E2E_run).
 
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
