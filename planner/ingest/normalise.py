@@ -8,7 +8,7 @@ checks run on whole columns; the first bad row raises `InputError`, or with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,11 +244,12 @@ def normalise_batch(
             "cached_input_tokens": cached,
             "status": status,
             "prefix_hash": _categorical(col.get("prefix_hash"), n),
-        }
+        },
+        copy=False,  # one block per column: the reader frees columns one at a time
     )
     if bad.any():
-        frame = frame.loc[~bad].reset_index(drop=True)
-    return frame.astype(CALL_COLUMNS), skipped
+        frame = pd.DataFrame({name: frame[name].array[~bad] for name in CALL_COLUMNS}, copy=False)
+    return frame, skipped
 
 
 class _Columns:
@@ -297,9 +298,11 @@ def _categorical(
     return pd.Categorical.from_codes(codes, categories=_names(unique), validate=False)
 
 
-def _names(values: Iterable[str]) -> pd.Index:
+def _names(values: pd.Index | list[str]) -> pd.Index:
     """Category labels as one string dtype, so batches and files concatenate."""
-    return pd.Index(list(values), dtype=str)
+    if isinstance(values, pd.Index):
+        return values if values.dtype == "str" else values.astype("str")
+    return pd.Index(values, dtype="str")
 
 
 def _only(cat: pd.Categorical, keep: np.ndarray) -> pd.Categorical:

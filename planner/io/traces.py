@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -92,7 +93,7 @@ def read_calls(
         )
     table = concat_calls(frames)
     check_workflow_types(table, sources)
-    llm = table["kind"].to_numpy() == KIND_LLM
+    llm = np.asarray(table["kind"].array == KIND_LLM)  # on codes, no string objects
     has_end_times = not bool(table["end_s"].isna().to_numpy()[llm].any())
     notes = []
     if mapping.serving_level:
@@ -176,13 +177,20 @@ def _read_parquet(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Bat
         # Parquet needs random access: a gzipped Parquet file is inflated in memory.
         with gzip.open(file, "rb") as handle:
             source = pa.BufferReader(handle.read())
-    parquet = pq.ParquetFile(source)
+    schema = pq.read_schema(source)
+    # Strings come back dictionary-encoded (pandas categoricals) instead of one Python
+    # object per value: 3-4x faster and far smaller for repeated workflow ids and models.
+    strings = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+    # No pre-buffering: Arrow then holds a few MB instead of whole row groups.
+    parquet = pq.ParquetFile(source, read_dictionary=strings, pre_buffer=False, buffer_size=1 << 22)
     names = parquet.schema_arrow.names
     check_columns(names, mapping, str(file))
     wanted = _wanted_columns(names, mapping)
     first = 1
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-        raw = batch.to_pandas(strings_to_categorical=True)
+        raw = batch.to_pandas()
         position = BatchPosition(str(file), first, "row")
         yield normalise_batch(raw, mapping, position, skip_bad_rows=skip)
         first += batch.num_rows
