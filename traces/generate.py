@@ -24,12 +24,13 @@ The committed sample was made with (numpy 2.4, pandas 3.0, pyarrow 26)::
 
     python traces/generate.py --out traces/ --seed 7
 
-i.e. 300 workflows per type arriving as a Poisson process at 0.2 workflows/s per type
-(about 25 minutes of traffic); ``--workflows`` and ``--rate`` change both. The same seed,
-arguments and library versions give byte-identical files (Parquet with fixed writer
-settings and no pandas metadata; gzip with mtime 0 and no file name). Workflow ``i`` of a
-type depends only on (seed, type, i), so a smaller ``--workflows`` gives a prefix of a
-larger sample.
+i.e. each type arrives as a Poisson process at its default rate (rag 0.5, beam_search
+0.05, coding_agent 0.15 workflows/s) for 30 minutes: 900, 90 and 270 workflows.
+``--rate [TYPE=]R``, ``--minutes`` and ``--workflows`` (exactly N per type) change that.
+The same seed, arguments and library versions give byte-identical files (Parquet with
+fixed writer settings and no pandas metadata; gzip with mtime 0 and no file name).
+Workflow ``i`` of a type has calls that depend only on (seed, type, i) and an arrival time
+that depends on (seed, type, rate), so a shorter window gives a prefix of a longer one.
 
 Columns: ``workflow_id, workflow_type, kind, agent, model, call_id, parent_call_id,
 start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status``. Times are
@@ -86,16 +87,17 @@ to stream at 3.35 TB/s, before overheads). Queueing is not modelled. Tool durati
 retrieval 50-300 ms, file reads and greps as in TraceLab's tool latencies (tens to hundreds
 of ms), test runs seconds to minutes.
 
-Sizing: with the defaults (``--summary`` prints these figures) the three types together
-ask, over the ~28-minute span of the sample, about 180 output tokens/s (0.5 calls/s) of
-the 70B, 2,100 (10 calls/s) of the 32B, 270 (1.4 calls/s) of the 8B and 12 scoring calls/s
-of the reranker, plus 1,300 / 1,900 / 3,500 / 3,100 uncached prompt tokens/s: about 2,500
-output tokens/s overall. On H100s that is roughly a TP2-TP4 70B, a TP2 32B (or 3 single
-GPUs; ~50 sequences in flight) and one GPU shared by the 8B and the reranker: 6-8 GPUs.
-Resulting structure (independent computation on the sample): beam_search's 32B makes 56
-calls per workflow with parallelism ~4.2 (stragglers limit it below the width); rag's
-reranker makes 15 calls per workflow with parallelism ~8; coding_agent's calls are
-serial, its LLMs busy ~60% of its ~2-minute wall time (the rest is tools).
+Sizing: the default mix is sized with planner's own analytic H100 profiles: at the
+observed rates ``min-gpus`` needs 7.125 GPUs (Llama-3.1-70B TP4, Qwen3-32B TP2,
+Llama-3.1-8B on one GPU, the reranker on 1/8 of one, under the 0.85 utilisation cap), and
+8 GPUs sustain 1.18x the observed rates (6 GPUs: 0.69x). Demand over the ~32-minute span
+(``--summary`` prints it): 70B 0.4 calls/s and 140 output tokens/s, 32B 3.0 calls/s and
+670 tokens/s, 8B 1.5 calls/s and 280 tokens/s, reranker 9.7 scoring calls/s; uncached
+prompt tokens/s 1,000 / 1,400 / 3,700 / 3,300. Resulting structure (planner ingest, and an
+independent computation in tests/test_generator.py): beam_search's 32B makes ~59 calls per
+workflow with parallelism ~4.3 (stragglers keep it below the width); rag's reranker 15
+calls per workflow with parallelism ~8; coding_agent's calls are serial, its LLMs busy
+~60% of its ~2-minute wall time (the rest is tools).
 
 Data sources (keep the attribution): Azure Public Dataset (CC-BY 4.0), Mooncake and
 TraceLab (Apache-2.0); nothing from them is copied, only fitted distribution parameters.
@@ -540,13 +542,16 @@ class WorkflowKind:
     name: str
     file_name: str
     build: Callable[[Workflow, float], None]
+    rate_per_s: float  # default Poisson arrival rate
 
 
+# Default mix: cheap RAG queries are frequent, wide beam searches rare (see "Sizing").
 WORKFLOW_KINDS = (
-    WorkflowKind("rag", "rag.parquet", rag),
-    WorkflowKind("beam_search", "beam_search.csv.gz", beam_search),
-    WorkflowKind("coding_agent", "coding_agent.jsonl.gz", coding_agent),
+    WorkflowKind("rag", "rag.parquet", rag, 0.5),
+    WorkflowKind("beam_search", "beam_search.csv.gz", beam_search, 0.05),
+    WorkflowKind("coding_agent", "coding_agent.jsonl.gz", coding_agent, 0.15),
 )
+DEFAULT_MINUTES = 30.0
 
 
 def generate(kind: WorkflowKind, seed: int, workflows: int, rate_per_s: float) -> pd.DataFrame:
@@ -628,35 +633,68 @@ def summarise(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return per_model
 
 
+def _rates(specs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    """Per-type rates from the defaults and `--rate [TYPE=]R` overrides (bare R: all)."""
+    rates = {k.name: k.rate_per_s for k in WORKFLOW_KINDS}
+    for spec in specs:
+        name, _, value = spec.rpartition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            parser.error(f"--rate {spec}: not a number of workflows/s")
+        if not rate > 0:
+            parser.error(f"--rate {spec}: the rate must be > 0")
+        if name and name not in rates:
+            parser.error(f"--rate {spec}: unknown workflow type (one of {', '.join(rates)})")
+        for key in [name] if name else list(rates):
+            rates[key] = rate
+    return rates
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("traces"), help="output directory")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument(
-        "--workflows", type=int, default=300, help="workflows per type (default 300)"
+        "--minutes",
+        type=float,
+        default=DEFAULT_MINUTES,
+        help="arrival window: each type gets rate x window workflows (default 30)",
     )
     parser.add_argument(
         "--rate",
-        type=float,
-        default=0.2,
-        help="Poisson arrival rate of each type, workflows/s (default 0.2)",
+        action="append",
+        default=[],
+        metavar="[TYPE=]R",
+        help="Poisson arrival rate in workflows/s of one type (rag=0.8) or of all (0.2); "
+        "defaults: " + ", ".join(f"{k.name}={k.rate_per_s}" for k in WORKFLOW_KINDS),
+    )
+    parser.add_argument(
+        "--workflows",
+        type=int,
+        help="exactly N workflows per type instead of rate x window (quick samples)",
     )
     parser.add_argument(
         "--summary", action="store_true", help="print per-model demand over the window"
     )
     args = parser.parse_args(argv)
-    if args.workflows < 1 or args.rate <= 0:
-        parser.error("--workflows must be >= 1 and --rate > 0")
+    rates = _rates(args.rate, parser)
+    if args.workflows is not None and args.workflows < 1:
+        parser.error("--workflows must be >= 1")
+    if not args.minutes > 0:
+        parser.error("--minutes must be > 0")
     args.out.mkdir(parents=True, exist_ok=True)
     frames = []
     for kind in WORKFLOW_KINDS:
-        frame = generate(kind, args.seed, args.workflows, args.rate)
+        rate = rates[kind.name]
+        count = args.workflows or max(1, round(rate * args.minutes * 60))
+        frame = generate(kind, args.seed, count, rate)
         path = args.out / kind.file_name
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(encode(frame, kind.file_name))
         tmp.replace(path)  # never leave a half-written trace behind
         frames.append(frame)
-        print(f"wrote {path}: {frame['workflow_id'].nunique()} workflows, {len(frame)} rows")
+        print(f"wrote {path}: {count} workflows at {rate}/s, {len(frame)} rows")
     if args.summary:
         print(summarise(frames).to_string())
     return 0
