@@ -205,18 +205,18 @@ def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
         return "skip" if skip else "error"
 
     wanted = set(_wanted_columns(header, mapping))
-    reader = pacsv.open_csv(
-        pa.input_stream(str(file), compression="detect"),
-        read_options=pacsv.ReadOptions(block_size=16 << 20),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            include_columns=[name for name in header if name in wanted],
-            strings_can_be_null=True,
-        ),
-    )
-    line = 2  # line 1 is the header
     try:
+        reader = pacsv.open_csv(
+            pa.input_stream(str(file), compression="detect"),
+            read_options=pacsv.ReadOptions(block_size=16 << 20, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                include_columns=[name for name in header if name in wanted],
+                strings_can_be_null=True,
+            ),
+        )
+        line = 2  # line 1 is the header
         for batch in reader:
             raw = batch.to_pandas()
             position = BatchPosition(str(file), line, "line")
@@ -227,15 +227,15 @@ def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
             yield frame, counts
             line += batch.num_rows
     except pa.ArrowInvalid:
-        if invalid:
-            row = invalid[0]
-            where = f"line {row.number}" if row.number is not None else "a row"
-            raise InputError(
-                f"{file}, {where}: {row.actual_columns} fields where the header has "
-                f"{row.expected_columns}; quote values containing commas, or pass "
-                "--skip-bad-rows to drop such rows"
-            ) from None
-        raise
+        if not invalid:
+            raise
+        row = invalid[0]
+        where = f"line {row.number}" if row.number is not None else "a row"
+        raise InputError(
+            f"{file}, {where}: {row.actual_columns} fields where the header has "
+            f"{row.expected_columns}; quote values containing commas, or pass "
+            "--skip-bad-rows to drop such rows"
+        ) from None
     if invalid and skip:
         yield _empty_batch(mapping, file), {"csv: wrong number of fields": len(invalid)}
 
