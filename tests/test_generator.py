@@ -380,3 +380,24 @@ def test_committed_sample_ingests_into_the_intended_pipeline(sample: pd.DataFram
     assert sum(m.error_count for m in coding.models) == (sample["status"] == "error").sum()
     assert coding.llm_time_fraction is not None and 0.4 < coding.llm_time_fraction < 0.8
     assert apl["rag"].model(LLAMA_8B) is not None and coding.model(LLAMA_8B) is not None
+
+
+def test_summary_divides_totals_by_the_window() -> None:
+    calls = pd.DataFrame(
+        {
+            "workflow_type": ["rag", "rag", "rag", "coding_agent"],
+            "kind": ["tool", "llm", "llm", "llm"],
+            "model": [None, "m", "m", "m"],
+            "call_id": ["a", "b", "c", "d"],
+            "start_time": [0.0, 1.0, 2.0, 4.0],
+            "end_time": [1.0, 3.0, 5.0, 10.0],
+            "input_tokens": [0, 100, 300, 600],
+            "output_tokens": [0, 10, 20, 30],
+            "cached_input_tokens": [0, 0, 100, 400],
+        }
+    )
+    row = gen.summarise([calls]).loc["m"]  # window: 0 s to 10 s
+    assert row["workflow_types"] == "coding_agent,rag"
+    assert row["calls_per_s"] == 0.3
+    assert row["output_tokens_per_s"] == 6.0
+    assert row["uncached_input_tokens_per_s"] == 50.0

@@ -652,8 +652,14 @@ def _rates(specs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("traces"), help="output directory")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Workloads, distributions and sizing: traces/GENERATOR.md and this file's "
+        "docstring.",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("traces"), help="output directory (default traces)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument(
         "--minutes",
