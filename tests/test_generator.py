@@ -246,16 +246,21 @@ def test_arrivals_match_the_documented_rate(sample: pd.DataFrame) -> None:
         (["--minutes", "0"], "--minutes"),
     ],
 )
-def test_bad_arguments_exit_with_usage_error(tmp_path: Path, args: list[str], message: str) -> None:
-    result = _run(tmp_path, *args)
-    assert result.returncode == 2 and message in result.stderr
+def test_bad_arguments_exit_with_usage_error(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        gen.main(["--out", str(tmp_path), *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 
 def test_rates_and_window_set_the_workflow_counts(tmp_path: Path) -> None:
     # A bare rate sets every type, TYPE=R then overrides one: 2 min x 0.1/s, rag 1/s.
-    result = _run(tmp_path, "--minutes", "2", "--rate", "0.1", "--rate", "rag=1")
-    assert result.returncode == 0, result.stderr
+    assert (
+        gen.main(["--out", str(tmp_path), "--minutes", "2", "--rate", "0.1", "--rate", "rag=1"])
+        == 0
+    )
     counts = {
         kind.name: read_trace(tmp_path / kind.file_name)["workflow_id"].nunique()
         for kind in gen.WORKFLOW_KINDS
