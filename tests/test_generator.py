@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from types import ModuleType
 
 import numpy as np
 import pandas as pd
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import pytest
 
@@ -43,8 +45,10 @@ def read_trace(path: Path) -> pd.DataFrame:
         return pq.read_table(path).to_pandas()
     if path.name.endswith(".csv.gz"):
         return pd.read_csv(path)
-    # dtype=False: pandas would otherwise turn the *_time columns into datetimes.
-    return pd.read_json(path, lines=True, dtype=False)
+    # pyarrow with the declared schema: pandas' read_json would guess *_time as dates.
+    with gzip.open(path, "rb") as stream:
+        options = pa_json.ParseOptions(explicit_schema=gen.SCHEMA)
+        return pa_json.read_json(stream, parse_options=options).to_pandas()
 
 
 @pytest.fixture(scope="module")
