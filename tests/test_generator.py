@@ -410,3 +410,39 @@ def test_summary_divides_totals_by_the_window() -> None:
     assert row["calls_per_s"] == 0.3
     assert row["output_tokens_per_s"] == 6.0
     assert row["uncached_input_tokens_per_s"] == 50.0
+
+
+def test_otlp_spans_give_the_same_pipeline_as_the_canonical_files(tmp_path: Path) -> None:
+    from planner.aggregate import aggregate_pipeline
+    from planner.io.pipeline import pipeline_to_dict
+    from planner.io.traces import read_calls
+
+    for fmt in ("canonical", "otlp"):
+        assert gen.main(["--out", str(tmp_path / fmt), "--workflows", "12", "--format", fmt]) == 0
+    otlp_files = sorted(p.name for p in (tmp_path / "otlp").iterdir())
+    assert otlp_files == sorted(f"{k.name}.otlp.jsonl.gz" for k in gen.WORKFLOW_KINDS)
+    canonical = pipeline_to_dict(aggregate_pipeline(read_calls(tmp_path / "canonical")))
+    spans = pipeline_to_dict(aggregate_pipeline(read_calls(tmp_path / "otlp")))
+    for document in (canonical, spans):
+        document.pop("sources", None)
+        # Span parents are the workflow span (dependencies are links), so OTLP has no
+        # LLM-to-LLM call graph: the one statistic that legitimately differs.
+        for workflow in document["workflows"]:
+            workflow["characterisation"].pop("call_graph_depth")
+    _assert_close(spans, canonical, "apl")
+
+
+def _assert_close(got: object, want: object, where: str) -> None:
+    """Equal structure, numbers equal to 1e-5 (planner keeps relative times in float32)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for key in want:
+            _assert_close(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_close(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6), where
+    else:
+        assert got == want, where

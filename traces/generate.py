@@ -32,6 +32,13 @@ fixed writer settings and no pandas metadata; gzip with mtime 0 and no file name
 Workflow ``i`` of a type has calls that depend only on (seed, type, i) and an arrival time
 that depends on (seed, type, rate), so a shorter window gives a prefix of a longer one.
 
+``--format otlp`` writes the same calls as OpenTelemetry GenAI spans instead
+(``<type>.otlp.jsonl.gz``, one OTLP/JSON export per workflow: an ``invoke_workflow`` span
+with ``gen_ai.workflow.name`` and ``gen_ai.conversation.id``, ``chat`` spans with the
+``gen_ai.usage.*`` tokens and ``gen_ai.agent.name``, ``execute_tool`` spans, failed calls
+with status ERROR, re-sent ones with ``gen_ai.request.retry``, dependencies as span links);
+planner reads both into the same pipeline (a test checks it). Write them outside traces/.
+
 Columns: ``workflow_id, workflow_type, kind, agent, model, call_id, parent_call_id,
 start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status``. Times are
 epoch seconds (the window starts 2026-01-01T00:00:00Z) rounded to milliseconds. Tool rows
@@ -107,11 +114,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -615,6 +624,102 @@ def encode(frame: pd.DataFrame, file_name: str) -> bytes:
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
+def _span_id(name: str, size: int) -> str:
+    return hashlib.blake2b(name.encode(), digest_size=size).hexdigest()
+
+
+def _attribute(key: str, value: object) -> dict[str, object]:
+    # OTLP/JSON carries 64-bit integers as strings.
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": str(value)}}
+
+
+def _unix_nano(seconds: float) -> str:
+    return str(round(seconds * 1000) * 1_000_000)  # times are whole milliseconds
+
+
+def otlp_exports(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """The same calls as OpenTelemetry GenAI spans: one OTLP/JSON export per workflow.
+
+    Each workflow is one trace under an ``invoke_workflow`` span (``gen_ai.workflow.name``,
+    ``gen_ai.conversation.id``); LLM calls are ``chat`` client spans, tools
+    ``execute_tool`` spans; the dependency on ``parent_call_id`` becomes a span link, as
+    instrumentations record causality across sibling spans.
+    """
+    exports = []
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    by_workflow: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_workflow.setdefault(row["workflow_id"], []).append(row)
+    for workflow_id, calls in by_workflow.items():
+        trace_id = _span_id(workflow_id, 16)
+        root_id = _span_id(workflow_id + "/workflow", 8)
+        workflow_type = calls[0]["workflow_type"]
+        spans: list[dict[str, object]] = [
+            {
+                "traceId": trace_id,
+                "spanId": root_id,
+                "name": f"invoke_workflow {workflow_type}",
+                "kind": 1,
+                "startTimeUnixNano": _unix_nano(min(c["start_time"] for c in calls)),
+                "endTimeUnixNano": _unix_nano(max(c["end_time"] for c in calls)),
+                "attributes": [
+                    _attribute("gen_ai.operation.name", "invoke_workflow"),
+                    _attribute("gen_ai.workflow.name", workflow_type),
+                    _attribute("gen_ai.conversation.id", workflow_id),
+                ],
+            }
+        ]
+        for call in calls:
+            if call["kind"] == "llm":
+                name = f"chat {call['model']}"
+                attributes = [
+                    _attribute("gen_ai.operation.name", "chat"),
+                    _attribute("gen_ai.request.model", call["model"]),
+                    _attribute("gen_ai.agent.name", call["agent"]),
+                    _attribute("gen_ai.usage.input_tokens", call["input_tokens"]),
+                    _attribute("gen_ai.usage.output_tokens", call["output_tokens"]),
+                    _attribute("gen_ai.usage.cache_read.input_tokens", call["cached_input_tokens"]),
+                ]
+                if call["status"] == "retry":
+                    attributes.append(_attribute("gen_ai.request.retry", True))
+            else:
+                name = f"execute_tool {call['agent']}"
+                attributes = [
+                    _attribute("gen_ai.operation.name", "execute_tool"),
+                    _attribute("gen_ai.tool.name", call["agent"]),
+                ]
+            span: dict[str, object] = {
+                "traceId": trace_id,
+                "spanId": _span_id(call["call_id"], 8),
+                "parentSpanId": root_id,
+                "name": name,
+                "kind": 3 if call["kind"] == "llm" else 1,
+                "startTimeUnixNano": _unix_nano(call["start_time"]),
+                "endTimeUnixNano": _unix_nano(call["end_time"]),
+                "attributes": attributes,
+            }
+            if call["parent_call_id"] is not None:
+                link = _span_id(call["parent_call_id"], 8)
+                span["links"] = [{"traceId": trace_id, "spanId": link}]
+            if call["status"] == "error":
+                span["status"] = {"code": 2, "message": "call failed"}
+            spans.append(span)
+        scope = {"scope": {"name": "planner-trace-generator"}, "spans": spans}
+        resource = {"attributes": [_attribute("service.name", workflow_type)]}
+        exports.append({"resourceSpans": [{"resource": resource, "scopeSpans": [scope]}]})
+    return exports
+
+
+def encode_otlp(frame: pd.DataFrame) -> bytes:
+    """OTLP/JSON, one export object per line, gzipped like the canonical files."""
+    lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in otlp_exports(frame))
+    return gzip.compress(lines.encode(), compresslevel=9, mtime=0)
+
+
 def summarise(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Per model: calls/s, output and uncached input tokens/s over the traffic window."""
     calls = pd.concat(frames, ignore_index=True)
@@ -681,6 +786,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="exactly N workflows per type instead of rate x window (quick samples)",
     )
     parser.add_argument(
+        "--format",
+        choices=("canonical", "otlp"),
+        default="canonical",
+        help="canonical: the three files of the committed sample; otlp: the same calls as "
+        "OpenTelemetry GenAI spans, <type>.otlp.jsonl.gz (write them elsewhere than "
+        "traces/, or the workflows are read twice)",
+    )
+    parser.add_argument(
         "--summary", action="store_true", help="print per-model demand over the window"
     )
     args = parser.parse_args(argv)
@@ -695,9 +808,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate = rates[kind.name]
         count = args.workflows or max(1, round(rate * args.minutes * 60))
         frame = generate(kind, args.seed, count, rate)
-        path = args.out / kind.file_name
+        if args.format == "otlp":
+            path = args.out / f"{kind.name}.otlp.jsonl.gz"
+            data = encode_otlp(frame)
+        else:
+            path = args.out / kind.file_name
+            data = encode(frame, kind.file_name)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(encode(frame, kind.file_name))
+        tmp.write_bytes(data)
         tmp.replace(path)  # never leave a half-written trace behind
         frames.append(frame)
         print(f"wrote {path}: {count} workflows at {rate}/s, {len(frame)} rows")
