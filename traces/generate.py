@@ -194,9 +194,9 @@ class LogNormal:
     high: float
 
     def tokens(self, rng: np.random.Generator) -> int:
-        return round(self.seconds(rng))
+        return round(self.draw(rng))
 
-    def seconds(self, rng: np.random.Generator) -> float:
+    def draw(self, rng: np.random.Generator) -> float:
         value = self.median * float(np.exp(self.sigma * rng.standard_normal()))
         return min(max(value, self.low), self.high)
 
@@ -378,7 +378,7 @@ def rag(wf: Workflow, t0: float) -> None:
     context = 0  # chunk tokens given to the generator so far
     history = 0  # the generator's earlier prompt and answer, re-sent in round 2
     for round_index in range(rounds):
-        retrieved = wf.tool("retrieve", start_s, RAG_RETRIEVE_S.seconds(rng), parent)
+        retrieved = wf.tool("retrieve", start_s, RAG_RETRIEVE_S.draw(rng), parent)
         k = int(rng.integers(8, 17))
         chunks = [RAG_CHUNK.tokens(rng) for _ in range(k)]
         fan_start = retrieved.end_s + wf.gap()
@@ -443,7 +443,7 @@ def beam_search(wf: Workflow, t0: float) -> None:
         barrier = wf.fan_out_barrier([v for _, v in candidates])
         start_s = barrier.end_s + wf.gap()
         order = rng.permutation(len(candidates))[:keep]
-        beams = [(candidates[i][0], candidates[i][1]) for i in sorted(order)]
+        beams = [candidates[i] for i in sorted(order)]
     best_path, best = beams[0]
     prompt = BEAM_SYSTEM_TOKENS + problem + best_path
     wf.llm("generator", QWEN_32B, start_s, prompt, BEAM_ANSWER.tokens(rng), prompt, best)
@@ -487,7 +487,7 @@ def coding_agent(wf: Workflow, t0: float) -> None:
             name = _pick_tool(rng)
             _, result_tokens, duration = CODE_TOOLS[name]
             results += result_tokens.tokens(rng)
-            tools.append(wf.tool(name, fan_start + wf.stagger(), duration.seconds(rng), step))
+            tools.append(wf.tool(name, fan_start + wf.stagger(), duration.draw(rng), step))
         cached = context + output if rng.random() < CACHE_HIT_P else EXPLORER_SYSTEM_TOKENS
         context += output + results
         parent = wf.fan_out_barrier(tools)
@@ -508,7 +508,7 @@ def coding_agent(wf: Workflow, t0: float) -> None:
         tests = wf.tool(
             "run_tests",
             engineer.end_s + wf.gap(),
-            CODE_TOOLS["run_tests"][2].seconds(rng),
+            CODE_TOOLS["run_tests"][2].draw(rng),
             engineer,
         )
         test_log = CODE_TEST_LOG.tokens(rng)
@@ -533,7 +533,7 @@ def coding_agent(wf: Workflow, t0: float) -> None:
         reviewer_prompt = review_in + review_out
         parent, start_s = review, review.end_s + wf.gap()
 
-    suite = wf.tool("run_tests", parent.end_s + wf.gap(), CODE_FULL_SUITE_S.seconds(rng), parent)
+    suite = wf.tool("run_tests", parent.end_s + wf.gap(), CODE_FULL_SUITE_S.draw(rng), parent)
     verifier_prompt = VERIFIER_SYSTEM_TOKENS + task + patch + CODE_TEST_LOG.tokens(rng)
     wf.llm_with_retries(
         "verifier",
