@@ -142,7 +142,11 @@ def _naive(frame: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, flo
                 union += cur_e - cur_s
                 ratios.append(busy / union if union > 0 else 1.0)
             share = float((calls["end_s"] - calls["start_s"]).sum()) / total
-            out[(str(wtype), str(model))] = (len(calls) / len(workflows), float(np.mean(ratios)), share)
+            out[(str(wtype), str(model))] = (
+                len(calls) / len(workflows),
+                float(np.mean(ratios)),
+                share,
+            )
     return out
 
 
@@ -159,11 +163,11 @@ def _naive(frame: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, flo
         max_size=40,
     )
 )
-def test_matches_naive_implementation(tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[int, str, int, int]]) -> None:
+def test_matches_naive_implementation(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[int, str, int, int]]
+) -> None:
     path = tmp_path_factory.mktemp("h") / "calls.csv"
-    lines = [
-        f"w{w},t{w % 2},llm,{m},{s},{s + d},1,1,,ok,,,\n" for w, m, s, d in rows
-    ]
+    lines = [f"w{w},t{w % 2},llm,{m},{s},{s + d},1,1,,ok,,,\n" for w, m, s, d in rows]
     path.write_text(HEADER + "".join(lines))
     calls = read_calls(path)
     apl = aggregate_pipeline(calls)

@@ -33,12 +33,25 @@ def _fail(path: Path, *extra: str) -> str:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (GOOD + "w2,m1,3,4,abc,5\n", r"line 3, column 'input_tokens': not a non-negative whole number \(got 'abc'\)"),
-        (GOOD + "w2,m1,3,4,-1,5\n", r"line 3, column 'input_tokens': not a non-negative whole number \(got '-1'\)"),
-        (GOOD + "w2,m1,3,4,10,\n", r"line 3, column 'output_tokens': not a non-negative whole number \(got an empty value\)"),
+        (
+            GOOD + "w2,m1,3,4,abc,5\n",
+            r"line 3, column 'input_tokens': not a non-negative whole number \(got 'abc'\)",
+        ),
+        (
+            GOOD + "w2,m1,3,4,-1,5\n",
+            r"line 3, column 'input_tokens': not a non-negative whole number \(got '-1'\)",
+        ),
+        (
+            GOOD + "w2,m1,3,4,10,\n",
+            r"line 3, column 'output_tokens': not a non-negative whole number "
+            r"\(got an empty value\)",
+        ),
         (GOOD + "w2,m1,3,4,1.5,5\n", r"line 3, column 'input_tokens'"),
         (GOOD + "w2,m1,5,4,1,5\n", r"line 3, column 'end_time': before start_time"),
-        (GOOD + "w2,m1,later,4,1,5\n", r"line 3, column 'start_time': missing or unreadable \(got 'later'\)"),
+        (
+            GOOD + "w2,m1,later,4,1,5\n",
+            r"line 3, column 'start_time': missing or unreadable \(got 'later'\)",
+        ),
         (GOOD + "w2,,3,4,1,5\n", r"line 3, column 'model': missing"),
         (GOOD + "w2,m1,3,4,1\n", r"line 3: 5 fields where the header has 6"),
     ],
@@ -72,7 +85,9 @@ def test_empty_files(tmp_path: Path, name: str) -> None:
     if name == "header.csv":
         path.write_text(HEADER)
     elif name == "empty.parquet":
-        pd.DataFrame({c: pd.Series([], dtype="int64") for c in HEADER.strip().split(",")}).to_parquet(path)
+        pd.DataFrame(
+            {c: pd.Series([], dtype="int64") for c in HEADER.strip().split(",")}
+        ).to_parquet(path)
     else:
         path.write_text("")
     assert f"{path}: empty file" in _fail(path)
@@ -88,14 +103,30 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 
 def test_corrupt_parquet(tmp_path: Path) -> None:
     path = tmp_path / "calls.parquet"
-    pd.DataFrame({"workflow_id": ["w"], "model": ["m"], "start_time": [0], "end_time": [1], "input_tokens": [1], "output_tokens": [1]}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "workflow_id": ["w"],
+            "model": ["m"],
+            "start_time": [0],
+            "end_time": [1],
+            "input_tokens": [1],
+            "output_tokens": [1],
+        }
+    ).to_parquet(path)
     path.write_bytes(path.read_bytes()[:-20])
     assert "truncated or corrupt" in _fail(path)
 
 
 def test_truncated_jsonl_line(tmp_path: Path) -> None:
     path = tmp_path / "calls.jsonl"
-    record = {"workflow_id": "w", "model": "m", "start_time": 0, "end_time": 1, "input_tokens": 1, "output_tokens": 1}
+    record = {
+        "workflow_id": "w",
+        "model": "m",
+        "start_time": 0,
+        "end_time": 1,
+        "input_tokens": 1,
+        "output_tokens": 1,
+    }
     path.write_text(json.dumps(record) + "\n" + json.dumps(record)[:30])
     assert f"{path}, line 2: not valid JSON" in _fail(path)
 
@@ -124,7 +155,9 @@ def test_skip_bad_rows_reports_counts_by_reason(tmp_path: Path) -> None:
     path = tmp_path / "calls.csv"
     path.write_text(HEADER + GOOD + "w2,m1,3,4,-5,5\nw3,m1,3,4,x,5\nw4,m1,9,4,1,1\nw5,m1,3,4,1\n")
     out = tmp_path / "apl.json"
-    result = CliRunner().invoke(app, ["ingest", str(path), "--skip-bad-rows", "--json", "-o", str(out)])
+    result = CliRunner().invoke(
+        app, ["ingest", str(path), "--skip-bad-rows", "--json", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["workflows"][0]["workflow_count"] == 1
@@ -160,6 +193,7 @@ def test_main_rejects_bad_mapping_with_exit_2(tmp_path: Path) -> None:
     mapping.write_text("schema_version: 1\nmodl: x\n")
     proc = _run_main(str(tmp_path), "--mapping", str(mapping))
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        proc.stderr.strip()
-    ] and 'unknown key \'modl\' (did you mean "model"?)' in proc.stderr
+    assert (
+        proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+        and "unknown key 'modl' (did you mean \"model\"?)" in proc.stderr
+    )

@@ -24,9 +24,30 @@ CSV = (
 
 def _records() -> list[dict[str, object]]:
     return [
-        {"workflow_id": "w1", "model": "m1", "start_time": 0, "end_time": 2, "input_tokens": 10, "output_tokens": 5},
-        {"workflow_id": "w1", "model": "m2", "start_time": 1, "end_time": 3, "input_tokens": 20, "output_tokens": 6},
-        {"workflow_id": "w2", "model": "m1", "start_time": 5, "end_time": 6, "input_tokens": 30, "output_tokens": 7},
+        {
+            "workflow_id": "w1",
+            "model": "m1",
+            "start_time": 0,
+            "end_time": 2,
+            "input_tokens": 10,
+            "output_tokens": 5,
+        },
+        {
+            "workflow_id": "w1",
+            "model": "m2",
+            "start_time": 1,
+            "end_time": 3,
+            "input_tokens": 20,
+            "output_tokens": 6,
+        },
+        {
+            "workflow_id": "w2",
+            "model": "m1",
+            "start_time": 5,
+            "end_time": 6,
+            "input_tokens": 30,
+            "output_tokens": 7,
+        },
     ]
 
 
@@ -39,7 +60,9 @@ def _check(frame: pd.DataFrame) -> None:
     assert set(frame["status"]) == {"ok"} and set(frame["kind"]) == {"llm"}
 
 
-@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.jsonl", "t.jsonl.gz", "t.parquet", "t.parquet.gz"])
+@pytest.mark.parametrize(
+    "name", ["t.csv", "t.csv.gz", "t.jsonl", "t.jsonl.gz", "t.parquet", "t.parquet.gz"]
+)
 def test_every_format_reads_the_same_calls(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     if ".csv" in name:
@@ -107,13 +130,20 @@ def test_mapping_renames_converts_units_and_fixes_model(tmp_path: Path) -> None:
     )
     frame = read_calls(path, load_mapping(mapping_file)).frame
     row = frame.iloc[0]
-    assert (row["workflow_id"], row["model"], row["start_s"], row["end_s"]) == ("A", "llama", 1.0, 1.5)
+    assert (row["workflow_id"], row["model"], row["start_s"], row["end_s"]) == (
+        "A",
+        "llama",
+        1.0,
+        1.5,
+    )
 
 
 def test_mapping_with_unknown_key_suggests(tmp_path: Path) -> None:
     mapping_file = tmp_path / "m.yaml"
     mapping_file.write_text("schema_version: 1\ntime_units: ms\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'time_units' \(did you mean \"time_unit\"\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'time_units' \(did you mean \"time_unit\"\?\)"
+    ):
         load_mapping(mapping_file)
     mapping_file.write_text("schema_version: 1\ncolumns: {input_tokns: x}\n")
     with pytest.raises(ConfigError, match=r"input_tokns.*did you mean \"input_tokens\""):
@@ -123,10 +153,16 @@ def test_mapping_with_unknown_key_suggests(tmp_path: Path) -> None:
 def test_serving_level_rows_become_one_call_workflows_without_end_times(tmp_path: Path) -> None:
     path = tmp_path / "serve.jsonl"
     path.write_text(
-        '{"ts": 0, "in": 5, "out": 1, "blocks": [7, 8]}\n\n{"ts": 2000, "in": 6, "out": 2, "blocks": [7]}\n'
+        '{"ts": 0, "in": 5, "out": 1, "blocks": [7, 8]}\n\n'
+        '{"ts": 2000, "in": 6, "out": 2, "blocks": [7]}\n'
     )
     mapping = TraceMapping(
-        columns={"start_time": "ts", "input_tokens": "in", "output_tokens": "out", "prefix_hash": "blocks[0]"},
+        columns={
+            "start_time": "ts",
+            "input_tokens": "in",
+            "output_tokens": "out",
+            "prefix_hash": "blocks[0]",
+        },
         time_unit="ms",
         model="svc",
         serving_level=True,

@@ -31,7 +31,9 @@ def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
     )
     depth = _depth_per_workflow(ix, frame)
     duration = ix.rel_end - ix.rel_start
-    tool_time = np.bincount(ix.wf[ix.is_tool], weights=duration[ix.is_tool], minlength=ix.n_workflows)
+    tool_time = np.bincount(
+        ix.wf[ix.is_tool], weights=duration[ix.is_tool], minlength=ix.n_workflows
+    )
     tool_calls = np.bincount(ix.wf[ix.is_tool], minlength=ix.n_workflows)
     row_type = ix.wf_type[ix.wf]
     status = frame["status"].array
@@ -112,7 +114,9 @@ def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
     call_codes = np.asarray(call.codes, dtype=np.int64)
     # Parent names -> codes in call_id's categories (-1 when the parent is not a call here).
     lookup = pd.Index(call.categories).get_indexer(parents.categories)
-    parent_codes = np.where(np.asarray(parents.codes) >= 0, np.append(lookup, -1)[parents.codes], -1)
+    parent_codes = np.where(
+        np.asarray(parents.codes) >= 0, np.append(lookup, -1)[parents.codes], -1
+    )
     width = len(call.categories) + 1
     key = ix.wf * width + call_codes
     has_id = call_codes >= 0

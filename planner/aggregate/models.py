@@ -137,8 +137,10 @@ def _share_cv(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(per_pair, weights=share, minlength=n_pairs) / population
         present = np.bincount(per_pair, minlength=n_pairs)
-        squares = np.bincount(per_pair, weights=(share - mean[per_pair]) ** 2, minlength=n_pairs)
-        squares += (population - present) * mean**2  # the workflows with share 0
+        squares: np.ndarray = np.bincount(
+            per_pair, weights=(share - mean[per_pair]) ** 2, minlength=n_pairs
+        ).astype(np.float64)
+        squares = squares + (population - present) * mean**2  # the workflows with share 0
         std = np.sqrt(np.maximum(squares / population, 0.0))
         return np.where(mean > 0, std / mean, np.where(np.isnan(mean), np.nan, 0.0))
 

@@ -83,9 +83,7 @@ def read_calls(
             if len(frame):
                 frames.append(frame)
         if rows_in_file == 0:
-            raise InputError(
-                f"{file}: empty file (no calls); remove it or export the trace again"
-            )
+            raise InputError(f"{file}: empty file (no calls); remove it or export the trace again")
     sources = tuple(str(f) for f in files)
     if not frames:
         raise InputError(
@@ -98,9 +96,7 @@ def read_calls(
     has_end_times = not bool(table["end_s"].isna().to_numpy()[llm].any())
     notes = []
     if mapping.serving_level:
-        notes.append(
-            "serving-level trace: each request is treated as a workflow of one call"
-        )
+        notes.append("serving-level trace: each request is treated as a workflow of one call")
     if not has_end_times:
         notes.append("some calls have no end time: latency statistics are not available")
     return CallTable(
@@ -245,7 +241,9 @@ def _empty_batch(mapping: TraceMapping, file: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_json(file: Path, mapping: TraceMapping, skip: bool, *, otlp_only: bool) -> Iterator[Batch]:
+def _read_json(
+    file: Path, mapping: TraceMapping, skip: bool, *, otlp_only: bool
+) -> Iterator[Batch]:
     documents = _json_documents(file, skip)
     first = next(documents, None)
     if first is None:
@@ -267,7 +265,7 @@ def _read_json(file: Path, mapping: TraceMapping, skip: bool, *, otlp_only: bool
         if not isinstance(document, dict):
             raise InputError(
                 f"{file}, line {line}: expected one JSON object per line, got "
-                f"{type(document).__name__}; write each call as {{\"column\": value, ...}}"
+                f'{type(document).__name__}; write each call as {{"column": value, ...}}'
             )
         if not checked:
             check_columns([*document, *paths], mapping, str(file))
@@ -289,7 +287,9 @@ def _json_batch(
     records: list[dict[str, Any]], lines: list[int], mapping: TraceMapping, file: Path, skip: bool
 ) -> Batch:
     position = BatchPosition(str(file), lines[0], "line", tuple(lines))
-    return normalise_batch(pd.DataFrame.from_records(records), mapping, position, skip_bad_rows=skip)
+    return normalise_batch(
+        pd.DataFrame.from_records(records), mapping, position, skip_bad_rows=skip
+    )
 
 
 def _chain(first: tuple[int, Any], rest: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
@@ -359,4 +359,4 @@ def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
 def _open_text(file: Path) -> io.TextIOWrapper:
     if file.name.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(file, "rb"), encoding="utf-8")
-    return open(file, encoding="utf-8")  # noqa: SIM115  (closed by the caller's with)
+    return open(file, encoding="utf-8")
