@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from planner.cluster import Cluster
 from planner.errors import InfeasibleError
-from planner.search.model import SolveSettings, build_options, solve_options
+from planner.search.model import SolverTimeout, SolveSettings, build_options, solve_options
 from planner.search.options import fewest_replicas, shape_fits_memory, shape_is_structural
 from planner.search.packing import UNITS_PER_GPU
 from planner.search.problem import SearchProblem
@@ -31,7 +31,11 @@ class SearchInfeasible(InfeasibleError):
 def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> SearchInfeasible:
     """The error to raise for an infeasible problem (not raised here)."""
     binding, reason = _binding(problem)
-    needed = gpus_needed(problem, settings)
+    try:
+        needed = gpus_needed(problem, settings)
+    except SolverTimeout:
+        suffix = " (How many GPUs would suffice was not found within the time limit.)"
+        return SearchInfeasible(f"infeasible ({binding}): {reason}.{suffix}", binding, None)
     if needed is None:
         suffix = " No number of GPUs of these types would suffice."
     else:
