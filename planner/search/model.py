@@ -44,8 +44,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
+from ortools.sat.python.cp_model import LinearExpr
 
 from planner.calls import ModelName
+from planner.catalog import GpuType
 from planner.errors import PlannerError
 from planner.plan import Allocation, Objective, Plan, SolverFacts
 from planner.search.options import (
@@ -111,6 +113,19 @@ class Variables:
         for m in self._options:
             yield from self.options(m)
 
+    def replicas_of_size_at_least(self, gpu_type: GpuType, threshold: int) -> LinearExpr:
+        """GPU units taken on `gpu_type` by replicas of size >= threshold (1/8 GPU units)."""
+        terms = [
+            (o.units, v)
+            for o, v in self.all()
+            if o.gpu_type == gpu_type and item_threshold(o.shape.units) >= threshold
+        ]
+        return LinearExpr.weighted_sum([v for _, v in terms], [u for u, _ in terms])
+
+    def units(self) -> LinearExpr:
+        """GPU units taken by all chosen options."""
+        return LinearExpr.weighted_sum([v for _, v in self.all()], [o.units for o, _ in self.all()])
+
     def chosen(self, solver: cp_model.CpSolver) -> tuple[Option, ...]:
         return tuple(o for o, x in self.all() if solver.boolean_value(x))
 
@@ -133,15 +148,9 @@ def gpu_budget(
     # Replicas of each GPU type fit its GPUs and NVLink domains (exactly, by packing.py).
     for gpu_type in problem.gpu_types():
         for t, cap in threshold_capacities(problem.cluster, gpu_type).items():
-            terms = [
-                (o.units, v)
-                for o, v in x.all()
-                if o.gpu_type == gpu_type and item_threshold(o.shape.units) >= t
-            ]
-            if terms:
-                cp.add(sum(c * v for c, v in terms) <= cap)
+            cp.add(x.replicas_of_size_at_least(gpu_type, t) <= cap)
     if max_units is not None:
-        cp.add(sum(o.units * v for o, v in x.all()) <= max_units)
+        cp.add(x.units() <= max_units)
 
 
 def latency_slos(cp: cp_model.CpModel, x: Variables, problem: SearchProblem) -> None:
@@ -171,7 +180,7 @@ def latency_objective(x: Variables, problem: SearchProblem) -> cp_model.LinearEx
 
 def units_objective(x: Variables) -> cp_model.LinearExpr:
     # GPUs used, in 1/8 units.
-    return cp_model.LinearExpr.weighted_sum([v for _, v in x.all()], [o.units for o, _ in x.all()])
+    return x.units()
 
 
 def _solver(settings: SolveSettings, time_limit_s: float) -> cp_model.CpSolver:
