@@ -65,7 +65,12 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
     names = sorted(models)
     cands = []
     for name in names:
-        inp, out = rng.choice([(500, 100), (2000, 300), (8000, 400), (1500, 1)])
+        fitting = [
+            (i, o)
+            for i, o in [(500, 100), (2000, 300), (8000, 400), (1500, 1)]
+            if i + o <= models[name].max_model_len
+        ]
+        inp, out = rng.choice(fitting)
         shapes = tuple(
             _profile_shape(profiles, k, inp, out, DEFAULT_LADDER)
             for k in candidate_shapes(models[name], cluster)
