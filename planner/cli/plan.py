@@ -57,8 +57,12 @@ def run_planning(
     cluster: Cluster,
     options: PlanningOptions | None = None,
     cluster_file: Path | None = None,
+    growth: Cluster | None = None,
 ) -> PlanningResult:
     """Ingest, aggregate, look up profiles, build the SearchProblem and search.
+
+    `growth` holds the node shapes in which an infeasible request counts the GPUs that
+    would suffice (for `--gpus N`: full nodes); default: the cluster's own pools.
 
     Raises:
         InputError, ConfigError, ProfileError: bad traces, configs or options (exit 2).
@@ -82,7 +86,15 @@ def run_planning(
     specs = {name: resolve_model(catalog, name) for name in apl.models()}
     profiles = load_profiles(opts.profiles_dir, catalog)
     targets = WorkloadTargets(opts.headroom, opts.target_rate_per_s, opts.slo_s)  # type: ignore[arg-type]
-    problem = build_problem(apl, profiles, cluster, specs, targets, opts.utilisation_cap)
+    problem = build_problem(
+        apl,
+        profiles,
+        cluster,
+        specs,
+        targets,
+        opts.utilisation_cap,
+        growth=growth.pools if growth is not None else (),
+    )
     settings = SolveSettings(
         objective=opts.objective,
         time_limit_s=opts.time_limit_s,
@@ -280,7 +292,10 @@ def plan(
         profiles_dir=profiles,
     )
     cluster = resolve_cluster(gpus, gpu_type, gpus_per_node, cluster_file, configs)
-    result = run_planning(traces, cluster, options, cluster_file)
+    growth = None
+    if cluster_file is None:  # count missing GPUs in full nodes of the requested shape
+        growth = resolve_cluster(gpus_per_node, gpu_type, gpus_per_node, None, configs)
+    result = run_planning(traces, cluster, options, cluster_file, growth)
     path = write_plan(result.plan, output)
     if as_json:
         typer.echo(json.dumps(plan_json(result.plan, path), indent=2, allow_nan=False))
