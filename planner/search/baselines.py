@@ -57,7 +57,8 @@ def uniform_plan(problem: SearchProblem) -> Plan:
             whole = [s for s in shapes if s.units >= UNITS_PER_GPU]
             pool = whole or shapes
             shape = min(pool, key=lambda s: (s.units, s.key))
-            allocs.append(_alloc(m.model, shape, share // shape.units))
+            count = share // shape.units if shape.units >= UNITS_PER_GPU else 1
+            allocs.append(_alloc(m.model, shape, count))
     return _baseline(problem, _repair(problem, allocs), "UNIFORM", start)
 
 

@@ -18,7 +18,8 @@ Constraints (one function each below)
     GPU budget and packing      sum_{o on g, s_o >= t} c_o s_o x_o <= C_{g,t}   for all g, t
     SLO per workflow type       f_w (sum_m sum_o (n_wm / p_wm) l_o x_o + tool_w) <= SLO_w
                                 (f_w = 1 for a mean SLO, the trace's p95/mean for p95)
-    memory fit, TP rules and saturation hold by construction of O_m.
+    memory fit, TP rules, saturation and "one share of a GPU per model" (placement never
+    puts two shares of one model on a GPU) hold by construction of O_m.
 
 Objectives
     min-latency     min sum_m sum_o (sum_w R_w n_wm / p_wm / sum_w R_w) l_o x_o, the

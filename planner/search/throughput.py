@@ -22,10 +22,11 @@ from planner.search.options import (
     Option,
     fewest_replicas,
     model_options,
+    replica_budget,
     shape_fits_memory,
     shape_is_structural,
 )
-from planner.search.packing import item_threshold, threshold_capacities
+from planner.search.packing import threshold_capacities
 from planner.search.predict import option_latency_s
 from planner.search.problem import SearchProblem
 
@@ -89,7 +90,7 @@ def _alone_bound(problem: SearchProblem) -> float:
         for s in m.shapes:
             if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
                 continue
-            limit = caps[s.key.gpu_type].get(item_threshold(s.units), 0) // s.units
+            limit = replica_budget(s, caps[s.key.gpu_type])
             top = min(problem.utilisation_cap, s.ladder_utilisation[-1])
             best = max(best, limit * s.capacity_per_s * top / demand)
         bound = min(bound, best)
@@ -120,8 +121,7 @@ def _fewest(problem: SearchProblem, name: ModelName) -> tuple[Option, ...]:
         if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
             continue
         count = fewest_replicas(s, demand, problem.utilisation_cap)
-        limit = caps[s.key.gpu_type].get(item_threshold(s.units), 0) // s.units
-        if 0 < count <= limit:
+        if 0 < count <= replica_budget(s, caps[s.key.gpu_type]):
             out.append(Option(name, s, count, option_latency_s(s, count, demand)))
     return tuple(out)
 
