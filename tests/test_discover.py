@@ -75,3 +75,19 @@ def test_skips_and_doubts_are_reported() -> None:
         ("h100-sxm-80gb-x8", ("sliced",)),
         ("l40s-48gb-x4", ("wrongmem",)),
     ]
+
+
+def test_shipped_catalog_maps_gfd_products(repo: object) -> None:
+    from planner.io.configs import load_catalog
+
+    gpus = load_catalog().gpus
+    nodes = [
+        node("a", "NVIDIA-H100-80GB-HBM3", 8, 8, 81559),
+        node("b", "NVIDIA-A100-SXM4-80GB", 8, 8, 81920),
+    ]
+    d = discover_cluster(nodes, gpus)
+    assert [(p.gpu_type, p.node_names) for p in d.cluster.pools] == [
+        ("A100-SXM-80GB", ("b",)),
+        ("H100-SXM-80GB", ("a",)),
+    ]
+    assert d.notes == ()

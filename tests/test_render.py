@@ -103,18 +103,18 @@ def test_vllm_commands_match_the_plan() -> None:
     assert args[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct"]
     assert flag(args, "--tensor-parallel-size") == "4"
     assert flag(args, "--served-model-name") == "llama-70b"
-    assert flag(args, "--gpu-memory-utilization") == "0.9"
+    assert flag(args, "--gpu-memory-utilization") == "0.92"
     assert args[-3:] == ["--max-model-len", "32768", "--enable-prefix-caching"]
     assert container(big)["resources"]["limits"] == {"nvidia.com/gpu": "4"}
 
     shared = deps["shared-gpu-node-b-gpu1"]
     first, second = serve_commands(shared)
-    # Largest share starts first; each gets share x 0.9 of the GPU's memory, own port.
+    # Largest share starts first; each gets share x 0.92 of the GPU's memory, own port.
     assert flag(first, "--served-model-name") == "llama-8b"
-    assert flag(first, "--gpu-memory-utilization") == "0.45"
+    assert flag(first, "--gpu-memory-utilization") == "0.46"
     assert flag(first, "--port") == "8000"
     assert flag(second, "--served-model-name") == "reranker"
-    assert flag(second, "--gpu-memory-utilization") == "0.225"
+    assert flag(second, "--gpu-memory-utilization") == "0.23"
     assert flag(second, "--port") == "8001"
     assert sum(float(flag(a, "--gpu-memory-utilization")) for a in (first, second)) <= 1
     assert container(shared)["resources"]["limits"] == {"nvidia.com/gpu": "1"}
@@ -129,7 +129,7 @@ def test_hami_slices() -> None:
         "nvidia.com/gpucores": "25",
     }
     (args,) = serve_commands(rerank)
-    assert flag(args, "--gpu-memory-utilization") == "0.9"
+    assert flag(args, "--gpu-memory-utilization") == "0.92"
 
 
 def test_services_reach_every_replica_by_named_port() -> None:
