@@ -263,3 +263,18 @@ def test_golden_manifests_and_determinism(sharing: str, tmp_path: Path) -> None:
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert len(read_manifests(tmp_path / "a")) == len(files) - 1
+
+
+def test_process_backend_merges_same_model_shares_on_one_gpu() -> None:
+    from deploy_helpers import H100, make_plan
+
+    plan = make_plan(Allocation("llama-3.1-8b", H100, 1, 0.25, 2))
+    cluster, catalog = named_cluster(), make_catalog()
+    placement = place(plan, cluster)
+    assert {r.gpu_indices for r in placement.replicas} == {(0,)}
+    r = render_manifests(placement, cluster, catalog.models, plan_text(plan), RenderOptions())
+    (dep,) = of_kind(dicts(r), "Deployment")
+    (args,) = serve_commands(dep)
+    assert flag(args, "--gpu-memory-utilization") == "0.46"  # (0.25 + 0.25) x 0.92
+    for obj in dicts(r):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)

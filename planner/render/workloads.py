@@ -96,21 +96,27 @@ def model_deployments(
             _deployment(name, reps, [server], pools[reps[0].pool], gpus, options, plan_hash, tp)
         )
     for (node, index), reps in sorted(shared_gpu.items()):
+        # Shares of one model on one GPU run as one server with their summed share: one
+        # port per model keeps the Service simple, and one larger KV cache serves at least
+        # as well as two halves.
+        share: dict[ModelName, float] = defaultdict(float)
+        for r in reps:
+            share[r.model] += r.gpu_fraction
         # Largest share starts first: it profiles memory while the GPU is emptiest.
-        ordered = sorted(reps, key=lambda r: (-r.gpu_fraction, r.model))
+        ordered = sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))
         servers = [
             _Server(
-                models[r.model],
+                models[model],
                 1,
-                round(r.gpu_fraction * options.memory_utilization, 4),
+                round(fraction * options.memory_utilization, 4),
                 options.port + i,
             )
-            for i, r in enumerate(ordered)
+            for i, (model, fraction) in enumerate(ordered)
         ]
         name = dns_name("shared", node, f"gpu{index}")
         out.append(
             _deployment(
-                name, [ordered[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1
+                name, [reps[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1
             )
         )
     for (model, fraction, node), reps in sorted(sliced.items()):
