@@ -50,12 +50,18 @@ class PlacementError(InfeasibleError):
     """A plan that cannot be placed; `constraint` says which rule failed."""
 
     def __init__(
-        self, constraint: Constraint, message: str, model: ModelName, gpu_type: GpuType
+        self,
+        constraint: Constraint,
+        message: str,
+        model: ModelName,
+        gpu_type: GpuType,
+        tensor_parallel: int = 0,  # 0: every TP degree of the model on this GPU type
     ) -> None:
         super().__init__(message)
         self.constraint: Constraint = constraint
         self.model = model
         self.gpu_type = gpu_type
+        self.tensor_parallel = tensor_parallel
 
 
 @dataclass(frozen=True, order=True)
@@ -155,6 +161,7 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
                 f"{alloc.tensor_parallel}; TP > 1 takes whole GPUs",
                 alloc.model,
                 alloc.gpu_type,
+                alloc.tensor_parallel,
             )
         for r in range(alloc.replicas):
             placed.append(_place_share(alloc, r, nodes))
@@ -228,6 +235,7 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
             f"{max(domains, default=0)}",
             alloc.model,
             alloc.gpu_type,
+            alloc.tensor_parallel,
         )
     return PlacementError(
         "fragmentation",
@@ -236,6 +244,7 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
         "the free GPUs are scattered across domains",
         alloc.model,
         alloc.gpu_type,
+        alloc.tensor_parallel,
     )
 
 
@@ -273,6 +282,7 @@ def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> Replica
                 "the free room is split across GPUs",
                 alloc.model,
                 alloc.gpu_type,
+                alloc.tensor_parallel,
             )
         node, (index,) = found
     node.used[index] += f

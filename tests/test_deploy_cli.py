@@ -68,7 +68,11 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
     for obj in objects:
         kubernetes_validate.validate(obj, "1.33", strict=True)
     cm = next(o for o in objects if o["kind"] == "ConfigMap")
-    assert cm["data"]["plan.yaml"] == plan.read_text()
+    stored = yaml.safe_load(cm["data"]["plan.yaml"])
+    assert stored["allocations"] == yaml.safe_load(plan.read_text())["allocations"]
+    # plan.yaml in the ConfigMap carries where each replica runs.
+    assert len(stored["placement"]["replicas"]) == 7
+    assert stored["placement"]["fragmentation"]["free_nodes"] == 4
     reranker = yaml.safe_load((outputs[0] / "service-qwen3-reranker-0-6b.yaml").read_text())
     assert reranker["spec"]["selector"] == {"serves.planner.dev/qwen3-reranker-0-6b": "true"}
 
@@ -96,3 +100,24 @@ def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> 
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("Error: no cluster credentials")
+
+
+def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
+    out = tmp_path / "out"
+    args = ["plan", "--gpus", "16", "-o", str(out), "--time-limit", "10", "--workers", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote 14 objects" in result.output or "objects to" in result.output
+    plan_doc = yaml.safe_load((out / "plan.yaml").read_text())
+    objects = read_manifests(out)
+    cm = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert cm["data"]["plan.yaml"] == (out / "plan.yaml").read_text()
+    gpu_requests = 0
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.33", strict=True)
+        if obj["kind"] == "Deployment":
+            limits = obj["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+            gpu_requests += int(limits["nvidia.com/gpu"]) * obj["spec"]["replicas"]
+    assert gpu_requests <= 16
+    placed = plan_doc["placement"]["replicas"]
+    assert len(placed) == sum(a["replicas"] for a in plan_doc["allocations"])

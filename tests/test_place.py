@@ -195,3 +195,44 @@ def test_property_placement_agrees_with_search_packing(
         return
     assert accepted
     check_invariants(p, cluster)
+
+
+def test_deploy_plan_searches_again_without_the_failed_shape() -> None:
+    """Search and placement disagree (a TP-4 plan on 2-GPU NVLink domains): deploy_plan
+    searches again without that shape and emits the plan that places."""
+    from deploy_helpers import make_catalog
+    from search_factory import cluster as s_cluster
+    from search_factory import model, problem, shape
+
+    from planner.cli.deploy_options import deploy_plan, without_shape
+    from planner.render import RenderOptions
+    from planner.search import SolveSettings, search_plan
+
+    cl = s_cluster(gpus_per_node=4, nodes=1, domain=2)
+    prob = problem(
+        [
+            model(
+                "llama-3.1-8b",
+                [
+                    shape("llama-3.1-8b", tp=4, capacity=40),
+                    shape("llama-3.1-8b", tp=2, capacity=18),
+                ],
+            )
+        ],
+        rate=10.0,
+        cl=cl,
+    )
+    bad = make_plan(Allocation("llama-3.1-8b", "G", 4, 1.0, 1))
+    seen: list[str] = []
+
+    def research(plan: object, error: PlacementError) -> object:
+        seen.append(error.constraint)
+        narrowed = without_shape(prob, error)
+        assert all(s.key.tp != 4 for s in narrowed.models[0].shapes)
+        return search_plan(narrowed, SolveSettings(num_workers=1, time_limit_s=10))
+
+    got = deploy_plan(bad, cl, make_catalog(), RenderOptions(), research)  # type: ignore[arg-type]
+    assert seen == ["nvlink-domain"]
+    assert {a.tensor_parallel for a in got.plan.allocations} == {2}
+    check_invariants(got.placement, cl)
+    assert "placement:" in got.plan_text

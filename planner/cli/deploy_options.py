@@ -6,8 +6,10 @@ plan on the cluster, renders the Kubernetes objects and writes `DIR/manifests/` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,9 +18,10 @@ from planner.errors import InputError
 if TYPE_CHECKING:
     from planner.catalog import Catalog
     from planner.cluster import Cluster
-    from planner.place import Placement
+    from planner.place import Placement, PlacementError
     from planner.plan import Plan
     from planner.render import Rendered, RenderOptions
+    from planner.search.problem import SearchProblem
 
 MANIFESTS_DIR = "manifests"
 
@@ -89,23 +92,92 @@ def render_options(
     )
 
 
-def place_and_render(
-    plan: Plan, cluster: Cluster, catalog: Catalog, options: RenderOptions
-) -> tuple[Placement, Rendered]:
-    """Place `plan` and build its objects; the ConfigMap holds plan.yaml's exact text.
+@dataclass(frozen=True)
+class Deployment:
+    """A placed, rendered plan; `plan_text` is plan.yaml (with its placement section)."""
+
+    plan: Plan
+    placement: Placement
+    rendered: Rendered
+    plan_text: str
+
+
+def placement_document(placement: Placement) -> dict[str, Any]:
+    """The `placement:` section of plan.yaml: where each replica runs, and fragmentation."""
+    f = placement.fragmentation
+    return {
+        "replicas": [
+            {
+                "model": r.model,
+                "gpu_type": r.gpu_type,
+                "tensor_parallel": r.tensor_parallel,
+                "gpu_fraction": r.gpu_fraction,
+                "replica": r.replica,
+                "node": r.node,
+                "gpus": list(r.gpu_indices),
+            }
+            for r in placement.replicas
+        ],
+        "fragmentation": {
+            "partly_used_gpus": f.partly_used_gpus,
+            "free_gpus": f.free_gpus,
+            "free_nodes": f.free_nodes,
+            "unused_share_gpus": f.unused_share_gpus,
+        },
+    }
+
+
+def deploy_plan(
+    plan: Plan,
+    cluster: Cluster,
+    catalog: Catalog,
+    options: RenderOptions,
+    research: Callable[[Plan, PlacementError], Plan] | None = None,
+    attempts: int = 3,
+) -> Deployment:
+    """Place `plan` and build its objects. If placement fails and `research` is given,
+    search again without the failed shape (up to `attempts` placements), so a plan that
+    cannot be placed is never emitted.
 
     Raises:
-        PlacementError: the plan does not fit the cluster (exit 3).
+        PlacementError: the plan (and its re-searches) do not fit the cluster (exit 3).
     """
     from planner.io.plan import dump_plan
-    from planner.place import place
+    from planner.place import PlacementError, place
     from planner.render import render_manifests
 
-    placement = place(plan, cluster)
-    rendered = render_manifests(
-        placement, cluster, catalog.models, dump_plan(plan), options, catalog.gpus
+    for attempt in range(attempts):
+        try:
+            placement = place(plan, cluster)
+        except PlacementError as exc:
+            if research is None or attempt == attempts - 1:
+                raise
+            plan = research(plan, exc)
+            continue
+        text = dump_plan(plan, {"placement": placement_document(placement)})
+        rendered = render_manifests(placement, cluster, catalog.models, text, options, catalog.gpus)
+        return Deployment(plan, placement, rendered, text)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def without_shape(problem: SearchProblem, error: PlacementError) -> SearchProblem:
+    """`problem` minus the shapes placement could not honour (the failed constraint)."""
+    models = []
+    for m in problem.models:
+        shapes = tuple(
+            s
+            for s in m.shapes
+            if not (
+                s.key.model == error.model
+                and s.key.gpu_type == error.gpu_type
+                and (error.tensor_parallel in (0, s.key.tp))
+            )
+        )
+        models.append(replace(m, shapes=shapes))
+    note = f"placement: excluded {error.model} TP {error.tensor_parallel or 'any'} on " + (
+        f"{error.gpu_type} ({error.constraint})"
     )
-    return placement, rendered
+    return replace(problem, models=tuple(models), notes=(*problem.notes, note))
 
 
 def write_deployment(output: Path, rendered: Rendered) -> Path:

@@ -57,7 +57,7 @@ def render_command(
     """Place a plan on the cluster (nodes and GPU indices) and write Kubernetes manifests."""
     from planner.catalog import resolve_gpu
     from planner.cli.deploy_options import (
-        place_and_render,
+        deploy_plan,
         placement_summary,
         render_options,
         write_deployment,
@@ -85,6 +85,6 @@ def render_command(
     else:
         raise InputError("give the cluster: --cluster FILE or --gpus N")
     plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
-    placement, rendered = place_and_render(plan, cluster, catalog, options)
-    target = write_deployment(output, rendered)
-    typer.echo(placement_summary(placement, target, len(rendered.objects)))
+    deployment = deploy_plan(plan, cluster, catalog, options)
+    target = write_deployment(output, deployment.rendered)
+    typer.echo(placement_summary(deployment.placement, target, len(deployment.rendered.objects)))
