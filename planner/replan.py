@@ -34,6 +34,9 @@ _EPS = 1e-9
 class ReplanPolicy:
     margin: float = 0.10  # relative improvement the proposal needs to replace a working plan
     max_replica_changes: int = 4  # replicas added or removed per run
+    # The running plan stops sustaining the load when a model's demand passes this
+    # fraction of its capacity (1.0: saturation, where queues grow without bound).
+    max_utilisation: float = 1.0
 
 
 @dataclass(frozen=True, order=True)
@@ -93,7 +96,7 @@ def decide_replan(
     policy = policy or ReplanPolicy()
     if current is None:
         return ReplanDecision(True, "no plan is running", _nonzero(proposed.allocations))
-    short = _shortfalls(current, proposed)
+    short = _shortfalls(current, proposed, policy.max_utilisation)
     gain = improvement(current, proposed)
     if short:
         worst = ", ".join(f"{m} demand {d:.3g}/s > capacity {c:.3g}/s" for m, d, c in short[:3])
@@ -138,8 +141,10 @@ def _throughput(plan: Plan) -> float:
     return sum(w.throughput_per_s for w in plan.workflows)
 
 
-def _shortfalls(current: Plan, proposed: Plan) -> list[tuple[str, float, float]]:
-    capacity = {m.model: m.capacity_per_s for m in current.models}
+def _shortfalls(
+    current: Plan, proposed: Plan, max_utilisation: float
+) -> list[tuple[str, float, float]]:
+    capacity = {m.model: m.capacity_per_s * max_utilisation for m in current.models}
     out = []
     for m in proposed.models:
         have = capacity.get(m.model, 0.0)

@@ -140,3 +140,12 @@ def test_parse_duration_rejects(text: str) -> None:
 
     with pytest.raises(InputError):
         parse_duration_s(text)
+
+
+def test_max_utilisation_threshold() -> None:
+    current = with_latency(make_plan(a("x", 2), capacity={"x": 1.2}), 10.0)
+    proposed = with_latency(make_plan(a("x", 3)), 10.0)  # demand 1.0/s
+    assert not decide_replan(current, proposed, BUDGET).apply  # 83 % of capacity: fine
+    strict = ReplanPolicy(max_utilisation=0.8)
+    d = decide_replan(current, proposed, BUDGET, strict)
+    assert d.apply and "capacity 0.96/s" in d.reason

@@ -142,9 +142,10 @@ def deploy_plan(
     Raises:
         PlacementError: the plan (and its re-searches) do not fit the cluster (exit 3).
     """
+    from planner.io.cluster import cluster_yaml
     from planner.io.plan import dump_plan
     from planner.place import PlacementError, place
-    from planner.render import render_manifests
+    from planner.render import CLUSTER_KEY, render_manifests
 
     for attempt in range(attempts):
         try:
@@ -155,7 +156,15 @@ def deploy_plan(
             plan = research(plan, exc)
             continue
         text = dump_plan(plan, {"placement": placement_document(placement)})
-        rendered = render_manifests(placement, cluster, catalog.models, text, options, catalog.gpus)
+        rendered = render_manifests(
+            placement,
+            cluster,
+            catalog.models,
+            text,
+            options,
+            catalog.gpus,
+            {CLUSTER_KEY: cluster_yaml(cluster)},
+        )
         return Deployment(plan, placement, rendered, text)
     raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -56,6 +56,7 @@ class PlanningOptions:
     mapping: Path | None = None
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
+    window_s: float | None = None  # plan on the workflows of the trace's last window_s seconds
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def run_planning(
     _check_options(opts)
     mapping = load_mapping(opts.mapping) if opts.mapping is not None else None
     calls = read_calls(traces, mapping)
+    if opts.window_s is not None:
+        from planner.replan import recent_window
+
+        calls = recent_window(calls, opts.window_s)
     apl = aggregate_pipeline(calls)
     catalog = load_catalog(opts.configs_dir)
     specs = {name: resolve_model(catalog, name) for name in apl.models()}

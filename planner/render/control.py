@@ -7,6 +7,8 @@ CronJob or RBAC, so the Role cannot grant itself more.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kubernetes import client as k8s
 
 from planner.render.common import (
@@ -19,15 +21,18 @@ from planner.render.common import (
 from planner.render.options import RenderOptions
 
 PLAN_KEY = "plan.yaml"
+CLUSTER_KEY = "cluster.yaml"  # the cluster the plan was placed on, for `planner replan`
 _SERVING_VERBS = ["create", "delete", "get", "list", "patch"]
 
 
-def plan_configmap(plan_text: str, options: RenderOptions, plan_hash: str) -> k8s.V1ConfigMap:
+def plan_configmap(
+    files: Mapping[str, str], options: RenderOptions, plan_hash: str
+) -> k8s.V1ConfigMap:
     return k8s.V1ConfigMap(
         api_version="v1",
         kind="ConfigMap",
         metadata=metadata(PLAN_CONFIGMAP, options.namespace, plan_hash),
-        data={PLAN_KEY: plan_text},
+        data=dict(sorted(files.items())),
     )
 
 
@@ -88,6 +93,8 @@ def _cronjob(options: RenderOptions, plan_hash: str) -> k8s.V1CronJob:
         options.namespace,
         "--sharing",
         options.sharing,
+        "--vllm-image",
+        options.vllm_image,
         *options.replan_args,
     ]
     mounts = [k8s.V1VolumeMount(name="tmp", mount_path="/tmp")]

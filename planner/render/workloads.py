@@ -115,9 +115,7 @@ def model_deployments(
         ]
         name = dns_name("shared", node, f"gpu{index}")
         out.append(
-            _deployment(
-                name, [reps[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1
-            )
+            _deployment(name, [reps[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1)
         )
     for (model, fraction, node), reps in sorted(sliced.items()):
         # HAMi shows the slice as the whole device, so vLLM keeps its usual utilisation.
