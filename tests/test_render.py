@@ -9,7 +9,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import make_catalog, mixed_plan, named_cluster, plan_text
+from deploy_helpers import make_catalog, mixed_plan, named_cluster, plan_text, validate_k8s
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from planner.errors import ProfileError
 from planner.io.manifests import dump_yaml, manifest_files, read_manifests, to_dict, write_manifests
@@ -278,3 +280,70 @@ def test_process_backend_merges_same_model_shares_on_one_gpu() -> None:
     assert flag(args, "--gpu-memory-utilization") == "0.46"  # (0.25 + 0.25) x 0.92
     for obj in dicts(r):
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    allocs=st.lists(
+        st.builds(
+            Allocation,
+            model=st.sampled_from(["llama-3.1-70b", "llama-3.1-8b", "bge-reranker"]),
+            gpu_type=st.just("H100-SXM-80GB"),
+            tensor_parallel=st.sampled_from([1, 2, 4, 8]),
+            gpu_fraction=st.sampled_from([1.0, 0.5, 0.25, 0.125]),
+            replicas=st.integers(1, 5),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    nodes=st.integers(1, 4),
+    gpus_per_node=st.sampled_from([4, 8]),
+    sharing=st.sampled_from(["process", "hami"]),
+)
+def test_property_rendered_objects_respect_node_capacity(
+    allocs: list[Allocation], nodes: int, gpus_per_node: int, sharing: str
+) -> None:
+    """Random plans on unseen clusters: valid objects, per-node GPU requests within capacity,
+    memory shares per shared GPU within one GPU."""
+    from deploy_helpers import make_plan
+
+    from planner.cluster import Cluster, NodePool
+    from planner.place import PlacementError
+
+    unique = {a.shape: a for a in allocs if a.tensor_parallel == 1 or a.gpu_fraction == 1.0}
+    assume(unique)
+    names = tuple(f"node-{i}" for i in range(nodes))
+    cluster = Cluster((NodePool("p", "H100-SXM-80GB", nodes, gpus_per_node, 8, node_names=names),))
+    plan = make_plan(*unique.values())
+    try:
+        placement = place(plan, cluster)
+    except PlacementError:
+        return
+    r = render_manifests(
+        placement,
+        cluster,
+        make_catalog().models,
+        plan_text(plan),
+        RenderOptions(sharing=sharing),  # type: ignore[arg-type]
+    )
+    per_node: dict[str, float] = defaultdict(float)
+    for obj in (to_dict(o) for o in r.objects):
+        validate_k8s(obj)
+        if obj["kind"] != "Deployment":
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        (expr,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ][0]["matchExpressions"]
+        limits = pod["containers"][0]["resources"]["limits"]
+        gpus = int(limits["nvidia.com/gpu"])
+        # A HAMi slice counts its share of a GPU; every other pod holds whole GPUs.
+        share = int(limits.get("nvidia.com/gpumem-percentage", 100)) / 100
+        per_node[expr["values"][0]] += gpus * share * obj["spec"]["replicas"]
+        utils = [float(flag(a, "--gpu-memory-utilization")) for a in serve_commands(obj)]
+        if "nvidia.com/gpumem-percentage" not in limits:
+            # Co-located servers share one GPU's memory: their shares sum to at most 0.92.
+            assert sum(utils) <= 0.92 + 1e-9
+    for node, used in per_node.items():
+        assert used <= gpus_per_node + 1e-9, (node, used)
+    assert sum(per_node.values()) > 0
