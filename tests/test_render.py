@@ -347,3 +347,14 @@ def test_property_rendered_objects_respect_node_capacity(
     for node, used in per_node.items():
         assert used <= gpus_per_node + 1e-9, (node, used)
     assert sum(per_node.values()) > 0
+
+
+def test_names_are_valid_for_odd_model_and_node_names() -> None:
+    from planner.render.common import dns_name
+    from planner.render.workloads import service_name
+
+    assert service_name("01-ai/Yi-34B") == "m-01-ai-yi-34b"
+    assert service_name("Qwen/Qwen3-32B") == "qwen-qwen3-32b"
+    long = dns_name("model-" + "x" * 80, "tp8", "node")
+    assert len(long) <= 63 and long != dns_name("model-" + "x" * 81, "tp8", "node")
+    assert dns_name("A__B..c") == "a-b-c"

@@ -51,14 +51,20 @@ class _Server:
     port: int
 
 
+def service_name(model: ModelName) -> str:
+    """A DNS-1035 label (Service names must start with a letter)."""
+    name = dns_name(model)
+    return name if name[0].isalpha() else dns_name("m", model)
+
+
 def model_service(model: ModelSpec, options: RenderOptions, plan_hash: str) -> k8s.V1Service:
-    name = dns_name(model.name)
+    name = service_name(model.name)
     return k8s.V1Service(
         api_version="v1",
         kind="Service",
         metadata=metadata(name, options.namespace, plan_hash, **{"planner.dev/model": name}),
         spec=k8s.V1ServiceSpec(
-            selector={SERVES_PREFIX + name: "true"},
+            selector={SERVES_PREFIX + dns_name(model.name): "true"},
             ports=[
                 k8s.V1ServicePort(
                     name="http", port=80, target_port=port_name(model.name), protocol="TCP"
