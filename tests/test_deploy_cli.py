@@ -105,6 +105,7 @@ def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> 
 def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
     out = tmp_path / "out"
     args = ["plan", "--gpus", "16", "-o", str(out), "--time-limit", "10", "--workers", "1"]
+    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote 14 objects" in result.output or "objects to" in result.output
@@ -119,5 +120,15 @@ def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
             limits = obj["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
             gpu_requests += int(limits["nvidia.com/gpu"]) * obj["spec"]["replicas"]
     assert gpu_requests <= 16
+    cron = next(o for o in objects if o["kind"] == "CronJob")
+    assert cron["spec"]["schedule"] == "*/15 * * * *"
+    replan_args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert replan_args[0] == "replan"
+    assert "--slo=rag=30" in replan_args and "--objective=min-latency" in replan_args
+    # `planner replan` parses the CronJob's arguments (--help stops before any work).
+    parsed = CliRunner().invoke(app, [*replan_args, "--help"])
+    assert parsed.exit_code == 0, parsed.output
+    bad = CliRunner().invoke(app, [*replan_args, "--no-such-flag", "--help"])
+    assert bad.exit_code != 0
     placed = plan_doc["placement"]["replicas"]
     assert len(placed) == sum(a["replicas"] for a in plan_doc["allocations"])

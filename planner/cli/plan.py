@@ -322,6 +322,18 @@ def plan(
         replan_traces,
         replan_traces_claim,
     )
+    # The CronJob re-plans toward the same targets this plan was made for.
+    targets = [f"--target-rate={t}" for t in target_rate or []]
+    targets += [f"--slo={s}" for s in slo or []]
+    deploy_options = replace(
+        deploy_options,
+        replan_args=(
+            f"--objective={objective}",
+            f"--headroom={headroom:g}",
+            f"--utilisation-cap={utilisation_cap:g}",
+            *targets,
+        ),
+    )
     cluster = resolve_cluster(gpus, gpu_type, gpus_per_node, cluster_file, configs)
     result = run_planning(traces, cluster, options, cluster_file)
     deployment = deploy_plan(

@@ -42,6 +42,7 @@ def replan_step(
     planning: PlanningOptions,
     policy: ReplanPolicy,
     render: _RenderOptions,
+    explicit_objective: bool = False,
 ) -> ReplanOutcome:
     """Plan on the traces, compare with the stored plan, and render the step to apply.
 
@@ -51,6 +52,7 @@ def replan_step(
         planning: planning options (objective, window, solver limits).
         policy: margin, per-run cap, utilisation threshold.
         render: namespace, sharing backend, images.
+        explicit_objective: keep `planning.objective`; else use the running plan's.
 
     Raises:
         InputError: the ConfigMap lacks its cluster or plan.
@@ -72,7 +74,7 @@ def replan_step(
         )
     cluster = parse_cluster(yaml.safe_load(stored[CLUSTER_KEY]), f"ConfigMap {CLUSTER_KEY}")
     running = _parse_plan(stored[PLAN_KEY])
-    if running is not None and planning.objective != running.objective:
+    if running is not None and not explicit_objective:
         planning = replace(planning, objective=running.objective)
     result = run_planning(traces, cluster, planning)
     current = None
@@ -130,6 +132,22 @@ def replan_command(
             help="The running plan fails when a model's demand passes this share of capacity.",
         ),
     ] = 1.0,
+    objective: Annotated[
+        str | None,
+        typer.Option("--objective", help="Plan objective (default: the running plan's)."),
+    ] = None,
+    target_rate: Annotated[
+        list[str] | None,
+        typer.Option("--target-rate", help="As for `planner plan`: TOTAL or TYPE=RATE."),
+    ] = None,
+    slo: Annotated[
+        list[str] | None,
+        typer.Option("--slo", help="As for `planner plan`: TYPE=SECONDS[:p95]."),
+    ] = None,
+    utilisation_cap: Annotated[
+        float,
+        typer.Option("--utilisation-cap", help="Replicas stay below this fraction of capacity."),
+    ] = 0.85,
     headroom: Annotated[
         float, typer.Option("--headroom", help="Target = observed rate x this.")
     ] = 1.0,
@@ -151,7 +169,8 @@ def replan_command(
     """Re-plan on recent traces; apply (scale-ups first, capped) only when needed or better."""
     from planner.apply import SERVING_KINDS, plan_apply
     from planner.cli.deploy_options import render_options
-    from planner.cli.plan import PlanningOptions
+    from planner.cli.plan import OBJECTIVES, PlanningOptions, parse_slos, parse_target_rates
+    from planner.errors import InputError
     from planner.io.kube import connect, execute, live_objects, read_configmap
     from planner.io.manifests import to_dict
     from planner.io.remote import fetch_traces
@@ -162,7 +181,13 @@ def replan_command(
         render_options(sharing, namespace, vllm_image, _D.planner_image, "", "", ""),
         replan_schedule=_D.replan_schedule,
     )
+    if objective is not None and objective not in OBJECTIVES:
+        raise InputError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     planning = PlanningOptions(
+        objective=objective or "min-latency",
+        target_rate_per_s=parse_target_rates(target_rate or []),
+        slo_s=parse_slos(slo or []),
+        utilisation_cap=utilisation_cap,
         headroom=headroom,
         time_limit_s=time_limit,
         num_workers=workers,
@@ -175,7 +200,7 @@ def replan_command(
     stored = read_configmap(client, namespace, PLAN_CONFIGMAP) or {}
     with tempfile.TemporaryDirectory() as scratch:
         local = fetch_traces(traces, Path(scratch))
-        outcome = replan_step(stored, local, planning, policy, render)
+        outcome = replan_step(stored, local, planning, policy, render, objective is not None)
     typer.echo(outcome.decision.log_line())
     if outcome.deployment is None:
         return
