@@ -172,6 +172,10 @@ def test_security_and_labels_on_everything() -> None:
         ).get("template", {}).get("spec")
         if not pod:
             continue
+        template = spec.get("template") or spec["jobTemplate"]["spec"]["template"]
+        assert template["metadata"]["labels"][MANAGED_BY] == "planner"
+        # The hash stays off pod templates: an unchanged group is not restarted by a re-plan.
+        assert PLAN_HASH not in template["metadata"]["labels"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         for c in pod["containers"]:

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from kubernetes import client as k8s
 
 from planner.render.common import (
+    MANAGED_BY,
+    MANAGER,
+    PART_OF,
     PLAN_CONFIGMAP,
     REPLAN_NAME,
     container_security,
@@ -151,7 +154,13 @@ def _cronjob(options: RenderOptions, plan_hash: str) -> k8s.V1CronJob:
                     backoff_limit=0,  # the next scheduled run retries with fresher traces
                     active_deadline_seconds=1800,
                     template=k8s.V1PodTemplateSpec(
-                        metadata=k8s.V1ObjectMeta(labels={"app.kubernetes.io/name": REPLAN_NAME}),
+                        metadata=k8s.V1ObjectMeta(
+                            labels={
+                                MANAGED_BY: MANAGER,
+                                PART_OF: "planner",
+                                "app.kubernetes.io/name": REPLAN_NAME,
+                            }
+                        ),
                         spec=pod,
                     ),
                 )

@@ -28,6 +28,9 @@ from planner.cluster import Cluster, NodePool
 from planner.place import Placement, ReplicaPlacement
 from planner.render.common import (
     DEPLOYMENT_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    PART_OF,
     SERVES_PREFIX,
     container_security,
     dns_name,
@@ -152,7 +155,12 @@ def _deployment(
     extra_limits: Mapping[str, str] | None = None,
 ) -> k8s.V1Deployment:
     node = replicas[0].node
-    pod_labels = {DEPLOYMENT_LABEL: name, "app.kubernetes.io/name": "vllm"}
+    pod_labels = {
+        MANAGED_BY: MANAGER,
+        PART_OF: "planner",
+        DEPLOYMENT_LABEL: name,
+        "app.kubernetes.io/name": "vllm",
+    }
     for s in servers:
         pod_labels[SERVES_PREFIX + dns_name(s.model.name)] = "true"
     limits = {"nvidia.com/gpu": str(gpu_count), **(extra_limits or {})}
@@ -184,6 +192,8 @@ def _deployment(
         startup_probe=_probe(servers[-1], period=10, failures=180),
         readiness_probe=_probe(servers[-1], period=10, failures=3),
         liveness_probe=_probe(servers[0], period=30, failures=3),
+        # Root filesystem stays writable: vLLM's kernel JITs (Triton, FlashInfer,
+        # torch.compile) write caches to paths not all under HOME.
         security_context=container_security(),
         volume_mounts=[
             k8s.V1VolumeMount(name="cache", mount_path=CACHE_DIR),
