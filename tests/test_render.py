@@ -362,3 +362,13 @@ def test_names_are_valid_for_odd_model_and_node_names() -> None:
     long = dns_name("model-" + "x" * 80, "tp8", "node")
     assert len(long) <= 63 and long != dns_name("model-" + "x" * 81, "tp8", "node")
     assert dns_name("A__B..c") == "a-b-c"
+
+
+def test_failed_write_leaves_previous_manifests_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "manifests"
+    write_manifests(target, rendered().objects)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    with pytest.raises(TypeError):
+        write_manifests(target, [*rendered("hami").objects, object()])
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["manifests"]  # no staging left behind
