@@ -68,11 +68,12 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
     for obj in objects:
         kubernetes_validate.validate(obj, "1.33", strict=True)
     cm = next(o for o in objects if o["kind"] == "ConfigMap")
-    stored = yaml.safe_load(cm["data"]["plan.yaml"])
-    assert stored["allocations"] == yaml.safe_load(plan.read_text())["allocations"]
-    # plan.yaml in the ConfigMap carries where each replica runs.
-    assert len(stored["placement"]["replicas"]) == 7
-    assert stored["placement"]["fragmentation"]["free_nodes"] == 4
+    assert cm["data"]["plan.yaml"] == plan.read_text()
+    # Beside the plan: where each replica runs, and the cluster it was placed on.
+    where = yaml.safe_load(cm["data"]["placement.yaml"])
+    assert len(where["replicas"]) == 7
+    assert where["fragmentation"]["free_nodes"] == 4
+    assert yaml.safe_load(cm["data"]["cluster.yaml"])["pools"][0]["name"] == "h100"
     reranker = yaml.safe_load((outputs[0] / "service-qwen3-reranker-0-6b.yaml").read_text())
     assert reranker["spec"]["selector"] == {"serves.planner.dev/qwen3-reranker-0-6b": "true"}
 
@@ -130,5 +131,6 @@ def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
     assert parsed.exit_code == 0, parsed.output
     bad = CliRunner().invoke(app, [*replan_args, "--no-such-flag", "--help"])
     assert bad.exit_code != 0
-    placed = plan_doc["placement"]["replicas"]
+    placed = yaml.safe_load((out / "placement.yaml").read_text())["replicas"]
+    assert cm["data"]["placement.yaml"] == (out / "placement.yaml").read_text()
     assert len(placed) == sum(a["replicas"] for a in plan_doc["allocations"])

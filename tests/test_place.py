@@ -235,4 +235,4 @@ def test_deploy_plan_searches_again_without_the_failed_shape() -> None:
     assert seen == ["nvlink-domain"]
     assert {a.tensor_parallel for a in got.plan.allocations} == {2}
     check_invariants(got.placement, cl)
-    assert "placement:" in got.plan_text
+    assert "kind: placement" in got.placement_text

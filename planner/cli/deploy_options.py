@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -94,37 +94,13 @@ def render_options(
 
 @dataclass(frozen=True)
 class Deployment:
-    """A placed, rendered plan; `plan_text` is plan.yaml (with its placement section)."""
+    """A placed, rendered plan with the texts stored beside it (plan.yaml, placement.yaml)."""
 
     plan: Plan
     placement: Placement
     rendered: Rendered
     plan_text: str
-
-
-def placement_document(placement: Placement) -> dict[str, Any]:
-    """The `placement:` section of plan.yaml: where each replica runs, and fragmentation."""
-    f = placement.fragmentation
-    return {
-        "replicas": [
-            {
-                "model": r.model,
-                "gpu_type": r.gpu_type,
-                "tensor_parallel": r.tensor_parallel,
-                "gpu_fraction": r.gpu_fraction,
-                "replica": r.replica,
-                "node": r.node,
-                "gpus": list(r.gpu_indices),
-            }
-            for r in placement.replicas
-        ],
-        "fragmentation": {
-            "partly_used_gpus": f.partly_used_gpus,
-            "free_gpus": f.free_gpus,
-            "free_nodes": f.free_nodes,
-            "unused_share_gpus": f.unused_share_gpus,
-        },
-    }
+    placement_text: str
 
 
 def deploy_plan(
@@ -143,6 +119,7 @@ def deploy_plan(
         PlacementError: the plan (and its re-searches) do not fit the cluster (exit 3).
     """
     from planner.io.cluster import cluster_yaml
+    from planner.io.placement import PLACEMENT_FILE, placement_yaml
     from planner.io.plan import dump_plan
     from planner.place import PlacementError, place
     from planner.render import CLUSTER_KEY, render_manifests
@@ -155,7 +132,7 @@ def deploy_plan(
                 raise
             plan = research(plan, exc)
             continue
-        text = dump_plan(plan, {"placement": placement_document(placement)})
+        text, where = dump_plan(plan), placement_yaml(placement)
         rendered = render_manifests(
             placement,
             cluster,
@@ -163,9 +140,9 @@ def deploy_plan(
             text,
             options,
             catalog.gpus,
-            {CLUSTER_KEY: cluster_yaml(cluster)},
+            {CLUSTER_KEY: cluster_yaml(cluster), PLACEMENT_FILE: where},
         )
-        return Deployment(plan, placement, rendered, text)
+        return Deployment(plan, placement, rendered, text, where)
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

@@ -297,7 +297,8 @@ def plan(
         write_deployment,
     )
     from planner.io.atomic import write_text_atomic
-    from planner.io.plan import PLAN_FILE
+    from planner.io.placement import PLACEMENT_FILE
+    from planner.io.plan import write_plan
 
     if objective not in OBJECTIVES:
         raise InputError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
@@ -339,8 +340,8 @@ def plan(
     deployment = deploy_plan(
         result.plan, cluster, result.catalog, deploy_options, research_without(result, options)
     )
-    path = output / PLAN_FILE
-    write_text_atomic(path, deployment.plan_text)
+    path = write_plan(deployment.plan, output)
+    write_text_atomic(output / PLACEMENT_FILE, deployment.placement_text)
     manifests = write_deployment(output, deployment.rendered)
     if as_json:
         typer.echo(json.dumps(plan_json(deployment.plan, path), indent=2, allow_nan=False))
