@@ -51,7 +51,7 @@ class PlanningOptions:
     slo_s: dict[str, tuple[float, str]] = field(default_factory=dict)
     utilisation_cap: float = 0.85
     time_limit_s: float = 30.0
-    num_workers: int = 8
+    num_workers: int = 1
     random_seed: int = 0
     mapping: Path | None = None
     configs_dir: Path | None = None
@@ -270,7 +270,7 @@ def plan(
     ] = 30.0,
     workers: Annotated[
         int, typer.Option("--workers", help="CP-SAT workers (pinned for determinism).")
-    ] = 8,
+    ] = 1,
     mapping: Annotated[
         Path | None, typer.Option("--mapping", help="Column mapping YAML for the traces.")
     ] = None,
@@ -442,7 +442,8 @@ def summary(plan: Plan, path: Path) -> str:
     lines += [
         "",
         f"Bottleneck model: {plan.bottleneck_model}",
-        f"GPUs: {plan.gpus_used:g} of {plan.gpus_total} used ({plan.gpus_used / max(1, plan.gpus_total):.0%})",
+        f"GPUs: {plan.gpus_used:g} of {plan.gpus_total} used "
+        f"({plan.gpus_used / max(1, plan.gpus_total):.0%})",
         f"Solver: {s.status}, objective {s.objective:.6g}, bound {s.bound:.6g}, "
         f"gap {s.gap:.2%}, {s.wall_s:.2f} s",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,17 +13,24 @@ from planner.calls import CALL_COLUMNS
 from planner.errors import InputError
 
 
-def concat_calls(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Concatenate canonical frames, merging categories instead of expanding to strings."""
+def concat_calls(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate canonical frames, merging categories instead of expanding to strings.
+
+    Consumes `frames`: each column is dropped from the batches once it is merged, so the
+    peak stays near one table plus one column rather than two tables.
+    """
     if len(frames) == 1:
-        return frames[0]
-    columns: dict[str, object] = {}
+        return frames.pop()
+    columns: dict[str, Any] = {}
     for name, dtype in CALL_COLUMNS.items():
         if dtype == "category":
             columns[name] = union_categoricals([f[name].array for f in frames])
         else:
             columns[name] = np.concatenate([f[name].to_numpy() for f in frames])
-    return pd.DataFrame(columns).astype(CALL_COLUMNS)
+        for f in frames:
+            del f[name]
+    frames.clear()
+    return pd.DataFrame(columns, copy=False)
 
 
 def check_workflow_types(frame: pd.DataFrame, sources: Sequence[str]) -> None:
@@ -30,15 +38,17 @@ def check_workflow_types(frame: pd.DataFrame, sources: Sequence[str]) -> None:
     if frame.empty:
         return
     workflow = frame["workflow_id"].cat.codes.to_numpy()
-    wtype = frame["workflow_type"].cat.codes.to_numpy()
+    # float64: numpy's ufunc.at has a fast path for floats, not for int64.
+    wtype = frame["workflow_type"].cat.codes.to_numpy().astype(np.float64)
     n = int(workflow.max()) + 1
-    low = np.full(n, np.iinfo(np.int64).max)
-    high = np.full(n, -1)
+    low = np.full(n, np.inf)
+    high = np.full(n, -np.inf)
     np.minimum.at(low, workflow, wtype)
     np.maximum.at(high, workflow, wtype)
     mixed = np.flatnonzero((high >= 0) & (low != high))
     if mixed.size:
         w = int(mixed[0])
+        low, high = low.astype(np.int64), high.astype(np.int64)
         categories = frame["workflow_type"].cat.categories
         name = frame["workflow_id"].cat.categories[w]
         raise InputError(

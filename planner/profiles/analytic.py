@@ -10,8 +10,7 @@ and fractions are only used with TP 1.
 
 Steady state with C requests in flight, prompt I, output O (roofline in
 `planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
-max-num-seqs); the rest wait for a slot. The mean footprint
-(I + O/2) sets N_max: see `max_concurrency`.
+max-num-seqs); the rest wait for a slot (`max_concurrency` says why I + O/2).
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
   M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
   E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
@@ -21,6 +20,8 @@ max-num-seqs); the rest wait for a slot. The mean footprint
   TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi - g) (B - 1) M_pre / (O - 1)
   W_kv  = (C - B) / X                      (waiting for a KV slot)
   X     = B / E2E_run                      (Little's law on the running set)
+Open loop (`at_rate`): the running set C <= N_max with X(C) = rate, plus the Erlang-C
+wait of Poisson arrivals for one of N_max slots (service time E2E_run).
 
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
@@ -158,6 +159,32 @@ def steady_state(
     )
 
 
+def erlang_c_wait_ms(slots: float, offered: float, service_ms: float) -> float:
+    """Mean wait of an M/M/c queue (Erlang C) with `slots` servers and `offered` Erlangs.
+
+    Fractional slot counts interpolate between the neighbouring whole numbers. The M/M/c
+    form stands in for M/G/c: with fixed token shapes service times vary little, so it
+    overstates the wait slightly (by at most about 2x, the M/D/c to M/M/c ratio).
+    """
+    if offered <= 0:
+        return 0.0
+    low = math.floor(slots)
+
+    def wait(servers: int) -> float:
+        if servers < 1 or offered >= servers:
+            return math.inf
+        blocking = 1.0  # Erlang B by its stable recursion
+        for k in range(1, servers + 1):
+            blocking = offered * blocking / (k + offered * blocking)
+        waiting = servers * blocking / (servers - offered * (1.0 - blocking))
+        return waiting * service_ms / (servers - offered)
+
+    if offered >= low:
+        return wait(low + 1)
+    weight = slots - low
+    return (1.0 - weight) * wait(low) + weight * wait(low + 1) if weight else wait(low)
+
+
 class AnalyticProfiles:
     """ProfileTable over the calibrated analytic model for every catalog shape.
 
@@ -263,6 +290,29 @@ class AnalyticProfiles:
         self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
     ) -> PerfPoint:
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
+        running = self._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
+        if running.saturated:
+            return running
+        # Open-loop (Poisson) arrivals also queue for one of the N_max slots when all are
+        # busy: an M/G/c wait with c = N_max and offered load = the running concurrency.
+        wait = erlang_c_wait_ms(top, running.concurrency, running.e2e_ms)
+        e2e = running.e2e_ms + wait
+        return replace(
+            running,
+            concurrency=rate_per_s * e2e / 1e3,
+            ttft_ms=running.ttft_ms + wait,
+            e2e_ms=e2e,
+        )
+
+    def _running_at_rate(
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        top: float,
+    ) -> PerfPoint:
+        """The closed-loop point whose throughput equals `rate_per_s` (no slot queue)."""
         at_top = self._point(key, input_tokens, output_tokens, top)
         if rate_per_s >= at_top.requests_per_s:
             # Past capacity the open-loop queue grows without bound; report the capacity
@@ -301,8 +351,10 @@ class AnalyticProfiles:
     def at_rate(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
     ) -> PerfPoint:
-        """Steady state at an offered request rate: the concurrency C with X(C) = rate
-        (Little's law); `saturated=True` at or past capacity.
+        """Steady state at an offered open-loop request rate: the running set C with
+        X(C) = rate (Little's law), plus the Erlang-C wait for one of the N_max slots;
+        `concurrency` counts running and waiting requests. `saturated=True` at or past
+        capacity (then the capacity point is returned: a lower bound on latency).
 
         Raises:
             InfeasibleError: the shape does not fit, or requests exceed max_model_len.

@@ -26,11 +26,11 @@ Objectives
                     coefficients in integer microseconds (rounding <= 0.5 us per model).
     min-gpus        min sum_o c_o s_o x_o, then min-latency among plans with that many
                     units (two solves, lexicographic).
-    max-throughput  a separate model with integer replica counts y_{m,k} per shape and
-                    one shape per model: max integer S such that, for every m,
-                    sum_k floor(cap_k u_k 10^6 / D_m) y_{m,k} >= S (u_k the cap), i.e. all
-                    rates scaled by S / 10^6 stay under the cap (floors make it
-                    conservative); then min-latency at the rates times S / 10^6.
+    max-throughput  the highest common scale s of all rates at which the option model is
+                    feasible, by bisection over s with feasibility solves (`throughput.py`):
+                    every feasible point is snapped up to the exact scale its allocation
+                    sustains, every infeasible one is proven by CP-SAT, so the bracket is
+                    the objective and its bound; then min-latency at the rates times s.
 
 Latency-SLO and objective coefficients are rounded up / to nearest microsecond; the
 validator re-checks every plan with floats.
@@ -52,17 +52,12 @@ from planner.search.options import (
     DEFAULT_RESOLUTION,
     Option,
     model_options,
-    shape_fits_memory,
-    shape_is_structural,
 )
 from planner.search.packing import item_threshold, threshold_capacities
 from planner.search.predict import make_plan
-from planner.search.problem import SearchProblem, ShapeCandidate
+from planner.search.problem import SearchProblem
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
-SCALE_STEPS = 1_000_000  # max-throughput scale resolution: 1e-6 of the base rates
-# The reported scale is shrunk by this factor so the float re-check of the cap holds.
-SCALE_SAFETY = 1 - 1e-9
 
 
 class SolverTimeout(PlannerError):
@@ -75,7 +70,7 @@ class SolveSettings:
 
     objective: Objective = "min-latency"
     time_limit_s: float = 30.0
-    num_workers: int = 8
+    num_workers: int = 1  # one worker is deterministic and, here, fastest (benchmarks)
     random_seed: int = 0
     resolution: float = DEFAULT_RESOLUTION  # latency net of options.py
     use_hint: bool = True
@@ -184,8 +179,11 @@ def _solver(settings: SolveSettings, time_limit_s: float) -> cp_model.CpSolver:
     solver.parameters.max_time_in_seconds = max(0.05, time_limit_s)
     solver.parameters.num_workers = settings.num_workers
     solver.parameters.random_seed = settings.random_seed
-    # Interleaved search is CP-SAT's deterministic parallel mode: same inputs, same plan.
-    solver.parameters.interleave_search = True
+    # Several workers run in CP-SAT's deterministic interleaved mode: same inputs, same plan.
+    solver.parameters.interleave_search = settings.num_workers > 1
+    # Probing spends seconds deriving millions of implied clauses between the options of
+    # one model without moving the bound (benchmarks/search_scale.py); the LP does the work.
+    solver.parameters.cp_model_probing_level = 0
     return solver
 
 
@@ -201,7 +199,8 @@ def solve_options(
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency" or "units"); None when infeasible.
+    """Solve the option model for `goal` ("latency", "units" or "feasible"); None when
+    infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -214,8 +213,10 @@ def solve_options(
     one_option_per_model(cp, x)
     gpu_budget(cp, x, problem, settings.max_units)
     latency_slos(cp, x, problem)
-    expr = latency_objective(x, problem) if goal == "latency" else units_objective(x)
-    cp.minimize(expr)
+    if goal == "latency":
+        cp.minimize(latency_objective(x, problem))
+    elif goal == "units":
+        cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
             cp.add_hint(v, hint.get(o.model) == o)
@@ -233,75 +234,10 @@ def solve_options(
     return SolveResult(
         chosen=x.chosen(solver),
         status=_status_name(solver, status),
-        objective=float(solver.objective_value),
-        bound=float(solver.best_objective_bound),
+        objective=float(solver.objective_value) if goal != "feasible" else 0.0,
+        bound=float(solver.best_objective_bound) if goal != "feasible" else 0.0,
         wall_s=wall,
     )
-
-
-def solve_max_scale(
-    problem: SearchProblem, settings: SolveSettings, time_limit_s: float
-) -> tuple[float, str, float, float] | None:
-    """Max-throughput stage: (scale, status, bound scale, wall_s), None when infeasible."""
-    start = time.perf_counter()
-    cp = cp_model.CpModel()
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
-    counts: list[tuple[ShapeCandidate, cp_model.IntVar]] = []
-    level_upper = 0
-    per_model: list[list[tuple[int, cp_model.IntVar]]] = []
-    for m in problem.models:
-        shapes = [
-            s for s in m.shapes if shape_is_structural(problem, m, s) and shape_fits_memory(s)
-        ]
-        if not shapes:
-            return None
-        demand = problem.demand_per_s(m.model)
-        picks, terms = [], []
-        for s in shapes:
-            cap = caps[s.key.gpu_type]
-            limit = cap.get(item_threshold(s.units), 0) // s.units
-            if limit < 1:
-                continue
-            y = cp.new_int_var(0, limit, f"y[{m.model}|{s.key}]")
-            pick = cp.new_bool_var(f"pick[{m.model}|{s.key}]")
-            cp.add(y >= 1).only_enforce_if(pick)
-            cp.add(y == 0).only_enforce_if(~pick)
-            picks.append(pick)
-            counts.append((s, y))
-            if demand > 0:
-                top = min(problem.utilisation_cap, s.ladder_utilisation[-1])
-                coeff = math.floor(s.capacity_per_s * top * SCALE_STEPS / demand)
-                terms.append((coeff, y))
-                level_upper = max(level_upper, coeff * limit)
-        if not picks:
-            return None
-        cp.add_exactly_one(picks)  # one shape per model, as in the latency model
-        if demand > 0:
-            per_model.append(terms)
-    level = cp.new_int_var(0, max(level_upper, 1), "scale")
-    for terms in per_model:
-        cp.add(sum(c * y for c, y in terms) >= level)
-    for gpu_type, cap in caps.items():
-        for t, limit in cap.items():
-            sized = [
-                (s.units, y)
-                for s, y in counts
-                if s.key.gpu_type == gpu_type and item_threshold(s.units) >= t
-            ]
-            if sized:
-                cp.add(sum(u * y for u, y in sized) <= limit)
-    cp.maximize(level)
-    solver = _solver(settings, time_limit_s)
-    status = solver.solve(cp)
-    wall = time.perf_counter() - start
-    if status == cp_model.INFEASIBLE:
-        return None
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise SolverTimeout(
-            f"no plan found within the {time_limit_s:.0f} s time limit; raise --time-limit"
-        )
-    scale = solver.value(level) / SCALE_STEPS * SCALE_SAFETY
-    return scale, _status_name(solver, status), solver.best_objective_bound / SCALE_STEPS, wall
 
 
 def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
