@@ -288,8 +288,11 @@ def plan(
     replan_traces: TracesOpt = _RENDER.replan_traces,
     replan_traces_claim: ClaimOpt = _RENDER.replan_traces_claim,
 ) -> None:
-    """Choose replicas, TP degrees and GPU shares for the traces' models, place them on the
-    cluster, and write plan.yaml and manifests/ (apply with `kubectl apply -k`)."""
+    """Choose replicas, TP degrees and GPU shares for the traces' models; write plan.yaml.
+
+    Also places the plan on the cluster and writes placement.yaml and manifests/ (apply
+    them with `kubectl apply -k DIR/manifests`).
+    """
     from planner.cli.deploy_options import (
         deploy_plan,
         placement_summary,
