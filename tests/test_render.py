@@ -120,6 +120,10 @@ def test_vllm_commands_match_the_plan() -> None:
     assert flag(second, "--port") == "8001"
     assert sum(float(flag(a, "--gpu-memory-utilization")) for a in (first, second)) <= 1
     assert container(shared)["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    # Liveness checks every co-located server; the single-server pods probe over HTTP.
+    live = container(shared)["livenessProbe"]["exec"]["command"]
+    assert live[:2] == ["python3", "-c"] and "for port in (8000,8001,):" in live[2]
+    assert container(big)["livenessProbe"]["httpGet"]["path"] == "/health"
 
 
 def test_hami_slices() -> None:

@@ -191,7 +191,7 @@ def _deployment(
         # readiness and liveness probes take over on the last server started.
         startup_probe=_probe(servers[-1], period=10, failures=180),
         readiness_probe=_probe(servers[-1], period=10, failures=3),
-        liveness_probe=_probe(servers[0], period=30, failures=3),
+        liveness_probe=_liveness(servers),
         # Root filesystem stays writable: vLLM's kernel JITs (Triton, FlashInfer,
         # torch.compile) write caches to paths not all under HOME.
         security_context=container_security(),
@@ -287,6 +287,25 @@ def _env(options: RenderOptions) -> list[k8s.V1EnvVar]:
             ),
         ),
     ]
+
+
+def _liveness(servers: Sequence[_Server]) -> k8s.V1Probe:
+    """One server: its /health. Several: every server's /health, so a hung (not exited)
+    co-located server also gets the container restarted."""
+    if len(servers) == 1:
+        return _probe(servers[0], period=30, failures=3)
+    ports = ",".join(str(s.port) for s in servers)
+    check = (
+        "import urllib.request\n"
+        f"for port in ({ports},):\n"
+        f'    urllib.request.urlopen(f"http://127.0.0.1:{{port}}{HEALTH_PATH}", timeout=4)\n'
+    )
+    return k8s.V1Probe(
+        _exec=k8s.V1ExecAction(command=["python3", "-c", check]),
+        period_seconds=30,
+        failure_threshold=3,
+        timeout_seconds=10,
+    )
 
 
 def _probe(server: _Server, period: int, failures: int) -> k8s.V1Probe:
