@@ -52,6 +52,8 @@ from planner.profiles.points import points_frame
 
 # "CPU KV cache size: 1,048,576 tokens" (CPU) or "GPU KV cache size: 1,048,576 tokens".
 _KV_LINE = re.compile(r"KV cache size: ([\d,]+) tokens")
+# "ValueError: No available memory for the cache blocks..." (after any log prefix).
+_EXCEPTION_LINE = re.compile(r"\b[A-Z]\w*(?:Error|Exception): .*")
 _STOP_GRACE_S = 20.0
 _LOG_TAIL_LINES = 12
 
@@ -127,9 +129,15 @@ def read_kv_cache_tokens(log_text: str) -> float:
 
 
 def _log_tail(path: Path) -> str:
+    """The root cause in a server log: its first raised exception, else its last lines."""
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-    interesting = [ln for ln in lines if re.search(r"Error|error|raise|Exception", ln)]
-    return " | ".join((interesting or lines)[-_LOG_TAIL_LINES:])
+    for line in lines:
+        if " WARNING " in line or " INFO " in line:  # warnings quote error names too
+            continue
+        match = _EXCEPTION_LINE.search(line)
+        if match:
+            return match.group(0).strip()
+    return " | ".join(lines[-_LOG_TAIL_LINES:])
 
 
 @contextlib.contextmanager
@@ -312,6 +320,8 @@ def _profile_one(
                     tokenizer=tokenizer or spec.model_path,
                     result_dir=str(result_dir),
                     result_filename=name,
+                    kv_cache_tokens=kv_tokens,
+                    vllm_version=version,
                 )
                 for point, name in zip(ladder, names, strict=True)
             ]

@@ -175,8 +175,14 @@ def bench_args(
     tokenizer: str,
     result_dir: str,
     result_filename: str,
+    kv_cache_tokens: float = math.nan,
+    vllm_version: str = "",
 ) -> list[str]:
-    """Arguments of `vllm bench serve` for one load point, saving its result JSON."""
+    """Arguments of `vllm bench serve` for one load point, saving its result JSON.
+
+    The metadata carries what `planner profile import` needs to file the result
+    (model, GPU type, TP, fraction) and what the engine reported (KV capacity, version).
+    """
     args = [
         "--backend", "vllm",
         "--base-url", base_url,
@@ -201,6 +207,10 @@ def bench_args(
         f"tp={config.tp}",
         f"gpu_fraction={config.gpu_fraction:g}",
     ]  # fmt: skip
+    if not math.isnan(kv_cache_tokens):
+        args.append(f"kv_cache_tokens={kv_cache_tokens:.0f}")
+    if vllm_version:
+        args.append(f"vllm_version={vllm_version}")
     if point.concurrency is not None:
         args += ["--max-concurrency", str(point.concurrency)]
     if point.request_rate is not None:
