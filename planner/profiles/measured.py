@@ -254,7 +254,8 @@ def shapes_from_pipeline(
     """The mean token shape of `model`'s calls in an APL document (`planner ingest --json`).
 
     Workflow types are weighted by how many calls they make to the model
-    (workflow_count x calls_per_workflow).
+    (workflow_count x calls_per_workflow). `resolve` maps the APL's model names to
+    catalog names (return the name unchanged for models outside the catalog).
 
     Raises:
         InputError: the document is malformed or never calls the model.
