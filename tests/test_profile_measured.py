@@ -26,6 +26,7 @@ from planner.profiles.measured import (
     server_args,
     server_env,
     shapes_from_pipeline,
+    warmup_point,
 )
 from planner.profiles.points import points_frame
 
@@ -60,6 +61,7 @@ def test_ladder_closed_then_open() -> None:
         LoadPoint(20, request_rate=2.0),  # 2/s for 10 s
     )
     assert [p.label for p in ladder] == ["c1", "c4", "r2"]
+    assert warmup_point(_spec(concurrencies=(4, 1))) == LoadPoint(8, concurrency=4)
 
 
 def _value(args: list[str], flag: str) -> str:

@@ -48,6 +48,10 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Sweep:
     model_dir = build_tiny_model(root / "model")
     catalog_dir = write_tiny_catalog(repo / "configs", root / "configs", model_dir)
     profiles_dir, results_dir = root / "profiles", root / "results"
+    # Token shapes come from an APL as `planner ingest --json` prints it: the tiny model's
+    # calls average 64 input / 16 output tokens over both workflow types (weighted by calls).
+    apl = root / "apl.json"
+    apl.write_text(json.dumps(_apl()))
     result = CliRunner().invoke(
         app,
         [
@@ -61,10 +65,8 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Sweep:
             "1,2,4",
             "--gpu-fraction",
             f"1,{TOO_SMALL}",
-            "--input-tokens",
-            str(INPUT_TOKENS),
-            "--output-tokens",
-            str(OUTPUT_TOKENS),
+            "--pipeline",
+            str(apl),
             "--concurrency",
             "1,4",
             "--request-rate",
@@ -81,6 +83,38 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Sweep:
     )
     assert result.exit_code == 0, result.output
     return Sweep(catalog_dir, profiles_dir, results_dir, read_points(profiles_dir), result.output)
+
+
+def _apl() -> dict[str, object]:
+    def model(name: str, calls: float, isl: float, osl: float) -> dict[str, object]:
+        return {
+            "model": name,
+            "calls_per_workflow": calls,
+            "parallelism": 1.0,
+            "execution_share": 0.5,
+            "execution_share_cv": 0.1,
+            "input_tokens": {"mean": isl, "p50": isl, "p95": isl},
+            "output_tokens": {"mean": osl, "p50": osl, "p95": osl},
+        }
+
+    def workflow(kind: str, count: int, models: list[dict[str, object]]) -> dict[str, object]:
+        return {
+            "workflow_type": kind,
+            "workflow_count": count,
+            "arrival_rate_per_s": 1.0,
+            "latency_s": {"mean": 1.0, "p50": 1.0, "p95": 2.0},
+            "llm_time_fraction": 0.9,
+            "models": models,
+        }
+
+    return {
+        "schema_version": 1,
+        "workflows": [
+            # 10 x 3 calls of (80, 12) and 30 x 1 call of (48, 20): mean (64, 16).
+            workflow("rag", 10, [model("tiny", 3, 80, 12), model("Qwen3-32B", 1, 900, 90)]),
+            workflow("chat", 30, [model(TINY_NAME, 1, 48, 20)]),
+        ],
+    }
 
 
 def _config(points: pd.DataFrame, tp: int, fraction: float = 1.0) -> pd.DataFrame:
@@ -147,7 +181,16 @@ def test_saved_results_import_to_the_same_numbers(sweep: Sweep, tmp_path: Path) 
     imported = read_points(tmp_path)
     measured = sweep.points[sweep.points["status"] == "ok"]
     assert set(imported["source"]) == {"imported"}
-    cols = ["tp", "concurrency", "request_rate", "requests_per_s", "ttft_ms_p90", "kv_cache_tokens"]
+    cols = [
+        "tp",
+        "concurrency",
+        "request_rate",
+        "requests_per_s",
+        "ttft_ms_p90",
+        "kv_cache_tokens",
+        "vllm_version",
+        "measured_at",
+    ]
     pd.testing.assert_frame_equal(
         imported[cols].reset_index(drop=True), measured[cols].reset_index(drop=True)
     )

@@ -45,6 +45,7 @@ from planner.profiles.measured import (
     result_filename,
     server_args,
     server_env,
+    warmup_point,
     with_run_facts,
 )
 from planner.profiles.points import points_frame
@@ -328,10 +329,19 @@ def _profile_one(
                     result_filename=name,
                     kv_cache_tokens=kv_tokens,
                     vllm_version=version,
+                    measured_at=started,
                 )
                 for point, name in zip(ladder, names, strict=True)
             ]
-            errors = run_ladder(python, argvs, work_dir, work_dir / f"{stem}.bench.log")
+            # A discarded warm-up rung first: the CPU backend builds its kernels per batch
+            # shape on first use, which would otherwise land in the lowest rung's TTFT.
+            warm = bench_args(
+                spec, config, shape, warmup_point(spec),
+                base_url=base_url, served_name=served, tokenizer=tokenizer or spec.model_path,
+                result_dir=str(work_dir), result_filename="warmup.json",
+            )  # fmt: skip
+            errors = run_ladder(python, [warm, *argvs], work_dir, work_dir / f"{stem}.bench.log")
+            errors = {i - 1: e for i, e in errors.items() if i > 0}
     except EngineStartError as exc:
         return [
             failed_row(spec, config, shape, str(exc), vllm_version=version, measured_at=started)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from planner.errors import InputError
@@ -78,7 +79,7 @@ def bench_result_to_point(
         "output_tokens_per_s": _number(data, "output_throughput", where),
         "kv_cache_tokens": _optional_number(data, "kv_cache_tokens", where, math.nan),
         "vllm_version": str(data.get("vllm_version", "")),
-        "measured_at": str(data.get("measured_at", data.get("date", ""))),
+        "measured_at": _measured_at(data),
         "status": STATUS_OK,
         "error": "",
     }
@@ -92,6 +93,17 @@ def bench_result_to_point(
                 math.nan if value is None else _as_float(value, f"{stat}_{name}_ms", where)
             )
     return row
+
+
+def _measured_at(data: Mapping[str, Any]) -> str:
+    """ISO 8601 time of the run: our metadata, else vLLM's `date` (YYYYMMDD-HHMMSS, local)."""
+    if data.get("measured_at"):
+        return str(data["measured_at"])
+    raw = str(data.get("date", ""))
+    try:
+        return datetime.strptime(raw, "%Y%m%d-%H%M%S").isoformat()
+    except ValueError:
+        return raw
 
 
 def _load(data: Mapping[str, Any], where: str) -> tuple[float, float]:

@@ -122,6 +122,12 @@ def load_ladder(spec: SweepSpec) -> tuple[LoadPoint, ...]:
     return (*closed, *opened)
 
 
+def warmup_point(spec: SweepSpec) -> LoadPoint:
+    """A short rung at the highest concurrency, run first and not stored."""
+    top = max(spec.concurrencies, default=1)
+    return LoadPoint(2 * top, concurrency=top)
+
+
 def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: int) -> list[str]:
     """Arguments of `python -m vllm.entrypoints.openai.api_server` for one configuration."""
     args = [
@@ -177,11 +183,13 @@ def bench_args(
     result_filename: str,
     kv_cache_tokens: float = math.nan,
     vllm_version: str = "",
+    measured_at: str = "",
 ) -> list[str]:
     """Arguments of `vllm bench serve` for one load point, saving its result JSON.
 
     The metadata carries what `planner profile import` needs to file the result
-    (model, GPU type, TP, fraction) and what the engine reported (KV capacity, version).
+    (model, GPU type, TP, fraction) and what the engine reported (KV capacity, version,
+    start time).
     """
     args = [
         "--backend", "vllm",
@@ -211,6 +219,8 @@ def bench_args(
         args.append(f"kv_cache_tokens={kv_cache_tokens:.0f}")
     if vllm_version:
         args.append(f"vllm_version={vllm_version}")
+    if measured_at:
+        args.append(f"measured_at={measured_at}")
     if point.concurrency is not None:
         args += ["--max-concurrency", str(point.concurrency)]
     if point.request_rate is not None:
