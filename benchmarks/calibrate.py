@@ -31,6 +31,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "calibration" / "vllm_measured_
 TRANSFERS = {
     "H200-SXM-141GB": ("H100-SXM-80GB", "same Hopper die and NVLink4 fabric as H100"),
     "A100-SXM-80GB": ("H100-SXM-80GB", "nearest measured NVSwitch generation"),
+    "A100-SXM-40GB": ("H100-SXM-80GB", "nearest measured NVSwitch generation"),
     "L40S-48GB": ("H100-SXM-80GB", "nearest measured GPU; L40S runs TP 1 only"),
 }
 

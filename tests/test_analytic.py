@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from planner.errors import InfeasibleError, ProfileError
 from planner.io.configs import load_catalog
 from planner.profiles import ShapeKey
-from planner.profiles.analytic import AnalyticProfiles
+from planner.profiles.analytic import AnalyticProfiles, erlang_c_wait_ms
 
 CATALOG = load_catalog()
 PROFILES = AnalyticProfiles(CATALOG)
@@ -115,8 +115,33 @@ def test_at_rate_matches_at_concurrency_by_littles_law(
     assert point.requests_per_s == pytest.approx(rate, rel=1e-6)
     # Little's law: requests in the system = rate x time in the system.
     assert point.concurrency == pytest.approx(rate * point.e2e_ms / 1e3, rel=1e-6)
-    again = PROFILES.at_concurrency(key, isl, osl, point.concurrency)
-    assert again.e2e_ms == pytest.approx(point.e2e_ms, rel=1e-9)
+    # Latency does not fall as the offered rate rises.
+    lighter = PROFILES.at_rate(key, isl, osl, 0.5 * rate)
+    assert lighter.e2e_ms <= point.e2e_ms * (1 + 1e-9)
+
+
+def test_erlang_c_wait_by_hand() -> None:
+    # M/M/1: W = a S / (1 - a); M/M/2 with a = 1: P(wait) = 1/3, W = S/3.
+    assert erlang_c_wait_ms(1, 0.5, 100.0) == pytest.approx(100.0)
+    assert erlang_c_wait_ms(2, 1.0, 90.0) == pytest.approx(30.0)
+    assert erlang_c_wait_ms(2, 0.0, 90.0) == 0.0
+    # M/M/2 with a = 0.5: P(wait) = 0.1, W = 0.1 S / 1.5; 1.5 slots interpolate 1 and 2.
+    assert erlang_c_wait_ms(1.5, 0.5, 100.0) == pytest.approx(0.5 * 100.0 + 0.5 * 10.0 / 1.5)
+
+
+def test_open_loop_matches_closed_loop_far_from_few_slots() -> None:
+    # 256 slots at a third of capacity: practically nobody waits for a slot.
+    key = ShapeKey(L8, H100, 1, 1.0)
+    rate = PROFILES.capacity_per_s(key, 1000, 200) / 3
+    open_loop = PROFILES.at_rate(key, 1000, 200, rate)
+    closed = PROFILES.at_concurrency(key, 1000, 200, open_loop.concurrency)
+    assert open_loop.e2e_ms == pytest.approx(closed.e2e_ms, rel=1e-6)
+    # Few slots (70B BF16 on 2 GPUs holds ~14 sequences of this shape): at 90% load
+    # Poisson arrivals queue noticeably.
+    small = ShapeKey(L70, H100, 2, 1.0)
+    busy = PROFILES.at_rate(small, 1500, 500, 0.9 * PROFILES.capacity_per_s(small, 1500, 500))
+    idle = PROFILES.at_rate(small, 1500, 500, 0.01)
+    assert busy.ttft_ms > idle.ttft_ms + 0.2 * (busy.e2e_ms - busy.ttft_ms)
 
 
 def test_at_rate_past_capacity_is_saturated() -> None:
@@ -133,3 +158,22 @@ def test_reranker_scores_in_one_step() -> None:
     reranker = PROFILES.capacity_per_s(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 0.5), 512, 1)
     generator = PROFILES.capacity_per_s(ShapeKey(L8, H100, 1, 0.5), 512, 1)
     assert reranker > 5 * generator  # 13x fewer parameters
+
+
+def test_request_longer_than_max_model_len_is_infeasible() -> None:
+    key = ShapeKey(L8, H100, 1, 1.0)
+    with pytest.raises(InfeasibleError, match=r"exceed its max_model_len of 32768"):
+        PROFILES.at_rate(key, 32000, 1000, 0.1)
+    with pytest.raises(InfeasibleError, match="max_model_len"):
+        PROFILES.capacity_per_s(key, 40000, 10)
+    PROFILES.at_concurrency(key, 30000, 2000, 1)  # 32000 tokens: just inside
+
+
+def test_unknown_names_in_keys_raise_profile_error() -> None:
+    with pytest.raises(ProfileError, match="unknown model"):
+        PROFILES.memory(ShapeKey("gpt-5", H100, 1, 1.0))
+    with pytest.raises(ProfileError, match="unknown GPU type"):
+        PROFILES.memory(ShapeKey(L8, "TPU-v5e", 1, 1.0))
+    # Aliases work in keys: HF ids and node product labels.
+    alias = ShapeKey("meta-llama/Llama-3.1-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1, 1.0)
+    assert PROFILES.memory(alias) == PROFILES.memory(ShapeKey(L8, H100, 1, 1.0))

@@ -10,8 +10,7 @@ and fractions are only used with TP 1.
 
 Steady state with C requests in flight, prompt I, output O (roofline in
 `planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
-max-num-seqs); the rest wait for a slot. The mean footprint
-(I + O/2) sets N_max: see `max_concurrency`.
+max-num-seqs); the rest wait for a slot (`max_concurrency` says why I + O/2).
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
   M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
   E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
@@ -21,6 +20,8 @@ max-num-seqs); the rest wait for a slot. The mean footprint
   TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi - g) (B - 1) M_pre / (O - 1)
   W_kv  = (C - B) / X                      (waiting for a KV slot)
   X     = B / E2E_run                      (Little's law on the running set)
+Open loop (`at_rate`): the running set C <= N_max with X(C) = rate, plus the Erlang-C
+wait of Poisson arrivals for one of N_max slots (service time E2E_run).
 
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
@@ -50,7 +51,7 @@ from planner.profiles.roofline import (
 KV_BLOCK_TOKENS = 16  # vLLM's default block size: the KV cache is allocated in blocks
 BASE_OVERHEAD_GIB = 1.5  # CUDA context + CUDA graphs + allocator slack (vLLM start-up logs)
 NCCL_OVERHEAD_GIB = 0.5  # NCCL / custom all-reduce buffers per GPU when TP > 1
-_BISECTION_STEPS = 60
+_ROOT_STEPS = 200  # a safety bound; regula falsi converges in about 5-20
 
 
 def memory_fit(
@@ -158,11 +159,38 @@ def steady_state(
     )
 
 
+def erlang_c_wait_ms(slots: float, offered: float, service_ms: float) -> float:
+    """Mean wait of an M/M/c queue (Erlang C) with `slots` servers and `offered` Erlangs.
+
+    Fractional slot counts interpolate between the neighbouring whole numbers. The M/M/c
+    form stands in for M/G/c: with fixed token shapes service times vary little, so it
+    overstates the wait slightly (by at most about 2x, the M/D/c to M/M/c ratio).
+    """
+    if offered <= 0:
+        return 0.0
+    low = math.floor(slots)
+
+    def wait(servers: int) -> float:
+        if servers < 1 or offered >= servers:
+            return math.inf
+        blocking = 1.0  # Erlang B by its stable recursion
+        for k in range(1, servers + 1):
+            blocking = offered * blocking / (k + offered * blocking)
+        waiting = servers * blocking / (servers - offered * (1.0 - blocking))
+        return waiting * service_ms / (servers - offered)
+
+    if offered >= low:
+        return wait(low + 1)
+    weight = slots - low
+    return (1.0 - weight) * wait(low) + weight * wait(low + 1) if weight else wait(low)
+
+
 class AnalyticProfiles:
     """ProfileTable over the calibrated analytic model for every catalog shape.
 
     Pure and cached: answers depend only on the catalog and the arguments. A few tens of
-    microseconds per uncached `at_concurrency`, about 60 of those per uncached `at_rate`.
+    microseconds per uncached `at_concurrency`, a few tens of those per uncached `at_rate`
+    (see benchmarks/profile_speed.py).
     """
 
     def __init__(self, catalog: Catalog, gpu_memory_utilization: float = 0.92) -> None:
@@ -204,6 +232,18 @@ class AnalyticProfiles:
         model, gpu = self._specs(key)
         return model, gpu, fit
 
+    def _check_request(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> None:
+        """The shape must fit and one request must fit the served context length."""
+        if input_tokens < 0 or output_tokens < 0:
+            raise ProfileError(f"token counts must be >= 0, got {input_tokens}, {output_tokens}")
+        model, _, _ = self._fitting(key)
+        if input_tokens + output_tokens > model.max_model_len:
+            raise InfeasibleError(
+                f"{model.name}: requests of {input_tokens:g} + {output_tokens:g} tokens exceed "
+                f"its max_model_len of {model.max_model_len}; raise max_model_len in "
+                f"configs/models/{model.name}.yaml (and check the KV cache still fits)"
+            )
+
     def _point_uncached(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
     ) -> PerfPoint:
@@ -225,10 +265,12 @@ class AnalyticProfiles:
         """Steady state with `concurrency` requests in flight (closed loop).
 
         Raises:
-            InfeasibleError: the shape does not fit (the message carries the memory figures).
+            InfeasibleError: the shape does not fit (the message carries the memory figures)
+                or one request is longer than the model's max_model_len.
         """
-        if concurrency < 0 or input_tokens < 0 or output_tokens < 0:
-            raise ProfileError("concurrency and token counts must be >= 0")
+        if concurrency < 0:
+            raise ProfileError(f"concurrency must be >= 0, got {concurrency}")
+        self._check_request(key, input_tokens, output_tokens)
         return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
@@ -238,9 +280,9 @@ class AnalyticProfiles:
         """Highest request rate: every KV slot (or max-num-seqs) busy.
 
         Raises:
-            InfeasibleError: the shape does not fit.
+            InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        self._fitting(key)
+        self._check_request(key, input_tokens, output_tokens)
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
         return self.at_concurrency(key, input_tokens, output_tokens, top).requests_per_s
 
@@ -248,33 +290,76 @@ class AnalyticProfiles:
         self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
     ) -> PerfPoint:
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
+        running = self._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
+        if running.saturated:
+            return running
+        # Open-loop (Poisson) arrivals also queue for one of the N_max slots when all are
+        # busy: an M/G/c wait with c = N_max and offered load = the running concurrency.
+        wait = erlang_c_wait_ms(top, running.concurrency, running.e2e_ms)
+        e2e = running.e2e_ms + wait
+        return replace(
+            running,
+            concurrency=rate_per_s * e2e / 1e3,
+            ttft_ms=running.ttft_ms + wait,
+            e2e_ms=e2e,
+        )
+
+    def _running_at_rate(
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        top: float,
+    ) -> PerfPoint:
+        """The closed-loop point whose throughput equals `rate_per_s` (no slot queue)."""
         at_top = self._point(key, input_tokens, output_tokens, top)
         if rate_per_s >= at_top.requests_per_s:
             # Past capacity the open-loop queue grows without bound; report the capacity
             # point (its latencies are a lower bound) and flag it.
             return replace(at_top, saturated=True)
-        # Throughput rises with concurrency up to capacity: bisect X(C) = rate.
-        low, high = 0.0, top
-        for _ in range(_BISECTION_STEPS):
-            mid = 0.5 * (low + high)
-            if self._point_uncached(key, input_tokens, output_tokens, mid).requests_per_s < (
+
+        # Throughput rises with concurrency up to capacity: solve X(C) = rate by regula
+        # falsi with the Illinois fix (bracketed like bisection, a handful of steps).
+        def excess(c: float) -> float:
+            return self._point_uncached(key, input_tokens, output_tokens, c).requests_per_s - (
                 rate_per_s
-            ):
-                low = mid
+            )
+
+        low, high = 0.0, top
+        f_low, f_high = -rate_per_s, at_top.requests_per_s - rate_per_s
+        side = 0
+        for _ in range(_ROOT_STEPS):
+            if high - low <= 1e-12 * top:
+                break
+            mid = (low * f_high - high * f_low) / (f_high - f_low)
+            f_mid = excess(mid)
+            if abs(f_mid) <= 1e-10 * max(rate_per_s, 1e-300):
+                return self._point_uncached(key, input_tokens, output_tokens, mid)
+            if f_mid < 0:
+                low, f_low = mid, f_mid
+                if side == -1:
+                    f_high /= 2.0
+                side = -1
             else:
-                high = mid
+                high, f_high = mid, f_mid
+                if side == 1:
+                    f_low /= 2.0
+                side = 1
         return self._point_uncached(key, input_tokens, output_tokens, high)
 
     def at_rate(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
     ) -> PerfPoint:
-        """Steady state at an offered request rate: the concurrency C with X(C) = rate
-        (Little's law); `saturated=True` at or past capacity.
+        """Steady state at an offered open-loop request rate: the running set C with
+        X(C) = rate (Little's law), plus the Erlang-C wait for one of the N_max slots;
+        `concurrency` counts running and waiting requests. `saturated=True` at or past
+        capacity (then the capacity point is returned: a lower bound on latency).
 
         Raises:
-            InfeasibleError: the shape does not fit.
+            InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        if rate_per_s < 0 or input_tokens < 0 or output_tokens < 0:
-            raise ProfileError("rate and token counts must be >= 0")
-        self._fitting(key)
+        if rate_per_s < 0:
+            raise ProfileError(f"rate must be >= 0, got {rate_per_s}")
+        self._check_request(key, input_tokens, output_tokens)
         return self._rate(key, float(input_tokens), float(output_tokens), float(rate_per_s))
