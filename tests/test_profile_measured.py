@@ -85,6 +85,10 @@ def test_cpu_ranks_get_their_own_cores() -> None:
         "VLLM_CPU_OMP_THREADS_BIND": "0,1|2,3"
     }
     assert server_env(_spec(), EngineConfig(2, 1.0), [0, 1]) == {}
+    assert server_env(_spec(), EngineConfig(1, 0.5), [0, 1]) == {}  # no MPS daemon: no limit
+    assert server_env(_spec(), EngineConfig(1, 0.25), [0, 1], mps_running=True) == {
+        "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": "25"
+    }
 
 
 def test_bench_args_carry_shape_load_and_metadata() -> None:

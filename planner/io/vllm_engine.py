@@ -124,6 +124,12 @@ def detect_gpu_type() -> tuple[str, int]:
     return "cpu", len(os.sched_getaffinity(0))
 
 
+def mps_daemon_running() -> bool:
+    """Whether an NVIDIA MPS control daemon listens (its pipe directory has `control`)."""
+    pipe_dir = Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps"))
+    return (pipe_dir / "control").exists()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -307,7 +313,7 @@ def _profile_one(
     served = spec.model
     port = free_port()
     args = server_args(spec, config, served, port)
-    env = server_env(spec, config, cpu_ids)
+    env = server_env(spec, config, cpu_ids, mps_running=mps_daemon_running())
     result_dir = work_dir / "results"
     result_dir.mkdir(parents=True, exist_ok=True)
     try:

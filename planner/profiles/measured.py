@@ -150,24 +150,24 @@ def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: i
     return [*args, *spec.vllm_args]
 
 
-def server_env(spec: SweepSpec, config: EngineConfig, cpu_ids: Sequence[int]) -> dict[str, str]:
+def server_env(
+    spec: SweepSpec, config: EngineConfig, cpu_ids: Sequence[int], mps_running: bool = False
+) -> dict[str, str]:
     """Environment additions for one engine; `cpu_ids` are the cores this process may use.
 
-    On CPU each TP rank gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2);
-    with fewer cores than ranks the binding names cores that do not exist and vLLM
-    refuses to start, which the sweep records.
+    On CPU each TP rank gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2).
+    On a GPU whose MPS daemon runs, a share f < 1 also limits compute to f of the SMs
+    (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), as MPS-based sharing on the cluster would;
+    memory is already bounded by `--gpu-memory-utilization`.
     """
     if not spec.on_cpu:
+        if mps_running and config.gpu_fraction < 1:
+            return {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": f"{100 * config.gpu_fraction:.0f}"}
         return {}
     ids = list(cpu_ids)
     per_rank = max(1, len(ids) // config.tp)
-    groups = []
-    for rank in range(config.tp):
-        chunk = ids[rank * per_rank : (rank + 1) * per_rank]
-        if not chunk:  # more ranks than cores: name the missing core so vLLM says so
-            chunk = [max(ids, default=-1) + 1 + rank - len(ids) // per_rank]
-        groups.append(",".join(map(str, chunk)) if len(chunk) > 1 else str(chunk[0]))
-    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(groups)}
+    groups = [ids[rank * per_rank : (rank + 1) * per_rank] for rank in range(config.tp)]
+    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(",".join(map(str, g)) for g in groups)}
 
 
 def bench_args(
