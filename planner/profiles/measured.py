@@ -155,7 +155,10 @@ def server_env(
 ) -> dict[str, str]:
     """Environment additions for one engine; `cpu_ids` are the cores this process may use.
 
-    On CPU each TP rank gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2).
+    On CPU at TP 1, vLLM's automatic binding is kept (it reserves a core for the API
+    server; binding every core to the engine starves the server and triples TPOT). At
+    TP > 1 the automatic binding refuses ("Not enough allowed NUMA nodes"), so each rank
+    gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2 on 2 cores).
     On a GPU whose MPS daemon runs, a share f < 1 also limits compute to f of the SMs
     (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), as MPS-based sharing on the cluster would;
     memory is already bounded by `--gpu-memory-utilization`.
@@ -163,6 +166,8 @@ def server_env(
     if not spec.on_cpu:
         if mps_running and config.gpu_fraction < 1:
             return {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": f"{100 * config.gpu_fraction:.0f}"}
+        return {}
+    if config.tp == 1:
         return {}
     ids = list(cpu_ids)
     per_rank = max(1, len(ids) // config.tp)
