@@ -111,7 +111,15 @@ def _apl() -> dict[str, object]:
         "schema_version": 1,
         "workflows": [
             # 10 x 3 calls of (80, 12) and 30 x 1 call of (48, 20): mean (64, 16).
-            workflow("rag", 10, [model("tiny", 3, 80, 12), model("Qwen3-32B", 1, 900, 90)]),
+            workflow(
+                "rag",
+                10,
+                [
+                    model("tiny", 3, 80, 12),
+                    model("Qwen3-32B", 1, 900, 90),
+                    model("a-model-outside-the-catalog", 1, 5, 5),
+                ],
+            ),
             workflow("chat", 30, [model(TINY_NAME, 1, 48, 20)]),
         ],
     }

@@ -111,10 +111,13 @@ def run(
     ] = None,
 ) -> None:
     """Profile a model on real vLLM: sweep TP and GPU fraction, drive a ladder of loads."""
+    from rich.progress import Progress
+
     from planner.io import profiles as store
     from planner.io import vllm_engine
     from planner.io.configs import load_catalog
     from planner.profiles.measured import SweepSpec, TokenShape, shapes_from_pipeline
+    from planner.profiles.points import SWEEP_COLUMNS
 
     catalog = load_catalog(configs)
     spec_model = resolve_model(catalog, model)
@@ -122,7 +125,7 @@ def run(
         shapes = shapes_from_pipeline(
             _read_json(pipeline),
             spec_model.name,
-            lambda n: _resolve_name(catalog, n),
+            lambda n: _known_or_same(catalog, n),
             str(pipeline),
         )
     elif input_tokens and output_tokens:
@@ -149,8 +152,6 @@ def run(
     )
     if any(f > 1 for f in spec.gpu_fractions):
         raise InputError(f"--gpu-fraction: shares must be at most 1, got '{gpu_fraction}'")
-    from rich.progress import Progress
-
     with tempfile.TemporaryDirectory(prefix="planner-profile-") as tmp:
         work = results_dir or Path(tmp)
         with Progress(transient=True) as bar:
@@ -162,8 +163,6 @@ def run(
             swept = vllm_engine.run_sweep(
                 spec, work, python=python, start_timeout_s=start_timeout, progress=step
             )
-    from planner.profiles.points import SWEEP_COLUMNS
-
     target = profiles_dir or store.PROFILES_DIR
     written = store.write_points(swept.points, target, replace_on=SWEEP_COLUMNS)
     _print_points(swept.points)

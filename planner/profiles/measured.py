@@ -137,7 +137,7 @@ def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: i
         "--port", str(port),
         "--tensor-parallel-size", str(config.tp),
         "--seed", str(spec.seed),
-        "--disable-log-requests" if False else "--disable-uvicorn-access-log",
+        "--disable-uvicorn-access-log",  # one line per request would bloat the log we parse
     ]  # fmt: skip
     if spec.max_model_len:
         args += ["--max-model-len", str(spec.max_model_len)]
