@@ -132,10 +132,7 @@ def run(
         shapes = (TokenShape(input_tokens, output_tokens),)
     else:
         raise InputError("give --pipeline APL.json or both --input-tokens and --output-tokens")
-    detected, _ = vllm_engine.detect_gpu_type()
-    gpu_name = gpu_type or detected
-    if gpu_name != "cpu":
-        gpu_name = resolve_gpu(catalog, gpu_name).name
+    gpu_name = _gpu_for_run(catalog, gpu_type or vllm_engine.detect_gpu_type()[0])
     spec = SweepSpec(
         model=spec_model.name,
         model_path=model_path or spec_model.hf_id,
@@ -262,6 +259,22 @@ def _known_or_same(catalog: Catalog, name: str) -> str:
         return resolve_model(catalog, name).name
     except ProfileError:
         return name
+
+
+def _gpu_for_run(catalog: Catalog, name: str) -> str:
+    """Catalog GPU type of a user's or nvidia-smi's name, or `cpu`.
+
+    nvidia-smi says "NVIDIA H100 80GB HBM3" where Kubernetes product labels (which the
+    catalog lists) say "NVIDIA-H100-80GB-HBM3".
+    """
+    if name == "cpu":
+        return name
+    try:
+        return resolve_gpu(catalog, name).name
+    except ProfileError:
+        if " " not in name:
+            raise
+        return resolve_gpu(catalog, name.replace(" ", "-")).name
 
 
 def _resolve_gpu_name(catalog: Catalog, name: str) -> str:
