@@ -31,15 +31,16 @@ def test_llama70b_bf16_memory_by_hand() -> None:
     assert not tp1.fits and tp1.weights_gib == pytest.approx(weights_gib)
     assert "73.2 GiB" in tp1.reason and tp1.kv_cache_tokens == 0
     # TP2: overhead = 1.5 + activations 8192 x (28672 + 4 x 8192) x 2 B + logits
-    # 256 x 128256 x 8 B + 0.5 NCCL; KV per token per GPU = 2 x 80 layers x 4 heads x 128 x 2 B.
+    # 1024 x 128256 x 8 B (vLLM's H100 defaults: 8192 batched tokens, 1024 sequences)
+    # + 0.5 NCCL; KV per token per GPU = 2 x 80 layers x 4 heads x 128 x 2 B.
     tp2 = PROFILES.memory(ShapeKey(L70, H100, 2, 1.0))
-    overhead = 1.5 + (8192 * (28672 + 4 * 8192) * 2 + 256 * 128256 * 8) / GIB + 0.5
+    overhead = 1.5 + (8192 * (28672 + 4 * 8192) * 2 + 1024 * 128256 * 8) / GIB + 0.5
     kv_gib = share - weights_gib / 2 - overhead
     tokens = math.floor(kv_gib * GIB / (2 * 80 * 4 * 128 * 2) / 16) * 16
     assert tp2.fits
     assert tp2.overhead_gib == pytest.approx(overhead)
     assert tp2.kv_cache_gib == pytest.approx(kv_gib)
-    assert tp2.kv_cache_tokens == tokens == 28464
+    assert tp2.kv_cache_tokens == tokens == 23664
     tp4 = PROFILES.memory(ShapeKey(L70, H100, 4, 1.0))
     assert tp4.fits and tp4.kv_cache_tokens > 10 * tp2.kv_cache_tokens
 

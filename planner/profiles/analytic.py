@@ -1,10 +1,10 @@
 """Analytic profiles: a calibrated roofline model of vLLM serving, no GPU needed.
 
 Memory (per GPU, GiB): share = u M f; weights = W / t; overhead = 1.5 (CUDA context,
-CUDA graphs, allocator slack) + activations of one 8192-token step + sampler logits
-+ 0.5 NCCL buffers when t > 1; KV = share - weights - overhead, in tokens
-KV / k_t rounded down to 16-token blocks. A shape fits when the KV cache holds one
-`max_model_len` sequence (vLLM refuses to start otherwise), TP divides the attention
+CUDA graphs, allocator slack) + activations of one max-num-batched-tokens step + logits
+of max-num-seqs sequences + 0.5 NCCL buffers when t > 1; KV = share - weights -
+overhead, in tokens KV / k_t rounded down to 16-token blocks. A shape fits when the KV
+cache holds one `max_model_len` sequence (vLLM refuses to start otherwise), TP divides the attention
 heads and the KV heads (or is a multiple of them), TP stays inside the NVLink domain,
 and fractions are only used with TP 1.
 
@@ -39,8 +39,6 @@ from planner.errors import InfeasibleError, ProfileError
 from planner.profiles import MemoryFit, PerfPoint, ShapeKey
 from planner.profiles.roofline import (
     GIB,
-    MAX_BATCHED_TOKENS,
-    MAX_NUM_SEQS,
     decode_terms,
     kv_bytes_per_token,
     marginal_ms,
@@ -60,8 +58,9 @@ def memory_fit(
     """Per-GPU memory budget of one replica (pure; see the module docstring)."""
     share = gpu_memory_utilization * gpu.memory_gib * gpu_fraction
     weights = model.weight_bytes / tp / GIB
-    activations = MAX_BATCHED_TOKENS * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
-    logits = MAX_NUM_SEQS * model.vocab * 4.0 * 2  # FP32 logits and probabilities
+    step_tokens = gpu.vllm_max_num_batched_tokens
+    activations = step_tokens * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
+    logits = gpu.vllm_max_num_seqs * model.vocab * 4.0 * 2  # FP32 logits and probabilities
     overhead = (
         BASE_OVERHEAD_GIB + (activations + logits) / GIB + (NCCL_OVERHEAD_GIB if tp > 1 else 0)
     )
@@ -100,7 +99,9 @@ def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int) -> str:
     return ""
 
 
-def max_concurrency(kv_cache_tokens: int, input_tokens: float, output_tokens: float) -> float:
+def max_concurrency(
+    kv_cache_tokens: int, input_tokens: float, output_tokens: float, max_num_seqs: int
+) -> float:
     """Sequences of this shape that run at once: KV slots or vLLM's max-num-seqs.
 
     A running sequence holds on average its prompt plus half its output (vLLM allocates
@@ -108,7 +109,7 @@ def max_concurrency(kv_cache_tokens: int, input_tokens: float, output_tokens: fl
     queueing where this mean footprint, not the final length, fills the cache.
     """
     footprint = max(1.0, input_tokens) + max(1.0, output_tokens) / 2.0
-    return min(kv_cache_tokens / footprint, float(MAX_NUM_SEQS))
+    return min(kv_cache_tokens / footprint, float(max_num_seqs))
 
 
 def steady_state(
@@ -124,7 +125,7 @@ def steady_state(
     """Closed-loop steady state with `concurrency` requests in the system (pure)."""
     cal = gpu.calibration
     isl, osl = max(1.0, input_tokens), max(1.0, output_tokens)
-    max_conc = max_concurrency(kv_cache_tokens, isl, osl)
+    max_conc = max_concurrency(kv_cache_tokens, isl, osl, gpu.vllm_max_num_seqs)
     running = min(concurrency, max_conc)
     batch = max(running, 1.0)  # a lone request still runs a full step
     decode = step_ms(
@@ -274,7 +275,9 @@ class AnalyticProfiles:
         return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
-        return max_concurrency(self._memory(key).kv_cache_tokens, input_tokens, osl)
+        _, gpu = self._specs(key)
+        fit = self._memory(key)
+        return max_concurrency(fit.kv_cache_tokens, input_tokens, osl, gpu.vllm_max_num_seqs)
 
     def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
         """Highest request rate: every KV slot (or max-num-seqs) busy.
