@@ -224,6 +224,12 @@ def test_cli_import_bad_file_writes_nothing(tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == [
         "imported--Llama-3.1-8B-Instruct--H100-SXM-80GB.parquet"
     ]
+    (tmp_path / "gpu.json").write_text(
+        json.dumps({**good, "model": "llama-3.1-8b", "gpu_type": "H1OO"})
+    )
+    proc = _cli("import", str(tmp_path / "gpu.json"), "--profiles-dir", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"Error: {tmp_path / 'gpu.json'}: key 'gpu_type': unknown GPU")
     shown = _cli("show", "--profiles-dir", str(out))
     assert "Llama-3.1-8B-Instruct" in shown.stdout and "imported" in shown.stdout
 

@@ -197,10 +197,13 @@ def import_(
     from planner.profiles.imported import ImportOverrides
 
     catalog = load_catalog(configs)
-    gpu_name = _resolve_gpu_name(catalog, gpu_type) if gpu_type else None
-    overrides = ImportOverrides(model, gpu_name, tp, gpu_fraction)
-    points = store.read_bench_results(files, overrides, lambda n: _resolve_name(catalog, n))
-    points["gpu_type"] = [_resolve_gpu_name(catalog, g) for g in points["gpu_type"]]
+    overrides = ImportOverrides(model, gpu_type, tp, gpu_fraction)
+    points = store.read_bench_results(
+        files,
+        overrides,
+        resolve_model=lambda n: _resolve_name(catalog, n),
+        resolve_gpu=lambda n: _resolve_gpu_name(catalog, n),
+    )
     written = store.write_points(points, profiles_dir or store.PROFILES_DIR)
     _print_points(points)
     for path in written:
