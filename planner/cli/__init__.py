@@ -62,7 +62,16 @@ def _root(
 
 def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
-    from planner.cli import apply, cluster, ingest, plan, profile, render, replan  # noqa: F401
+    from planner.cli import (  # noqa: F401
+        apply,
+        cluster,
+        ingest,
+        plan,
+        profile,
+        profile_store,
+        render,
+        replan,
+    )
 
 
 _register()
