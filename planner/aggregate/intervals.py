@@ -25,7 +25,7 @@ def group_order(group: np.ndarray, t: np.ndarray) -> np.ndarray:
     if float(group.max()) * width < _EXACT_LIMIT:
         composite = group * width
         composite += t
-        return np.argsort(composite)
+        return np.argsort(composite, kind="stable")  # timsort: traces are nearly sorted
     return np.lexsort((t, group))
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from planner.calls import CALL_COLUMNS, KIND_LLM, KIND_TOOL
 from planner.errors import InputError, did_you_mean
@@ -275,6 +277,8 @@ def _categorical(
             return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), categories=_names([]))
         return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=_names([default]))
     cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
+    if not lower and _clean_strings(cat, default):
+        return cat  # already compact, stripped and without blanks: nothing to remap
     categories = pd.Index(cat.categories)
     if pd.api.types.is_float_dtype(categories.dtype) and (categories == categories.round()).all():
         categories = categories.astype("int64")  # integer ids read as floats next to blanks
@@ -296,6 +300,20 @@ def _categorical(
     remap = np.append(np.where(remap < 0, fill, remap), fill).astype(np.int64)
     codes = remap[np.asarray(cat.codes, dtype=np.int64)]  # code -1 reads the last entry
     return pd.Categorical.from_codes(codes, categories=_names(unique), validate=False)
+
+
+def _clean_strings(cat: pd.Categorical, default: str | None) -> bool:
+    """True when the categories are strings needing no stripping, with no blank, and no
+    missing row needs the default (checked in Arrow, without Python string objects)."""
+    if cat.categories.dtype != "str":
+        return False
+    labels = pa.array(cat.categories)
+    if not pa.types.is_string(labels.type) and not pa.types.is_large_string(labels.type):
+        return False
+    trimmed = pc.utf8_trim_whitespace(labels)
+    if not pc.all(pc.equal(trimmed, labels)).as_py() or pc.any(pc.equal(labels, "")).as_py():
+        return False
+    return default is None or not bool((np.asarray(cat.codes) < 0).any())
 
 
 def _names(values: pd.Index | list[str]) -> pd.Index:

@@ -32,6 +32,7 @@ from planner.ingest.mapping import IDENTITY, TraceMapping
 from planner.ingest.normalise import BatchPosition, check_columns, normalise_batch
 from planner.ingest.otlp import OTLP_MAPPING, is_otlp_export, spans_to_rows
 from planner.ingest.table import check_workflow_types, concat_calls
+from planner.io.memory import release_freed_memory
 
 TRACE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 # Files that live beside traces (traces/README.md, generate.py, mappings/) and are skipped.
@@ -83,6 +84,7 @@ def read_calls(
                 skipped[reason] = skipped.get(reason, 0) + count
             if len(frame):
                 frames.append(frame)
+            release_freed_memory()
         if rows_in_file == 0:
             raise InputError(f"{file}: empty file (no calls); remove it or export the trace again")
     sources = tuple(str(f) for f in files)
@@ -92,6 +94,7 @@ def read_calls(
             "its --mapping"
         )
     table = concat_calls(frames)
+    release_freed_memory()
     check_workflow_types(table, sources)
     llm = np.asarray(table["kind"].array == KIND_LLM)  # on codes, no string objects
     has_end_times = not bool(table["end_s"].isna().to_numpy()[llm].any())
