@@ -27,6 +27,8 @@ def _attr(key: str, value: Any) -> dict[str, Any]:
 def _span(
     trace: str, span: str, parent: str, name: str, start: float, end: float, **attrs: Any
 ) -> dict[str, Any]:
+    links = attrs.pop("links", None)
+    error = attrs.pop("error", False)
     record: dict[str, Any] = {
         "traceId": trace,
         "spanId": span,
@@ -38,8 +40,10 @@ def _span(
     }
     if parent:
         record["parentSpanId"] = parent
-    if attrs.pop("error", False):
+    if error:
         record["status"] = {"code": 2}
+    if links:
+        record["links"] = links
     return record
 
 
@@ -125,6 +129,7 @@ def _current() -> list[dict[str, Any]]:
             gen_ai__request__model="m2",
             gen_ai__usage__input_tokens=200,
             gen_ai__usage__output_tokens=20,
+            links=[{"traceId": t, "spanId": "tl"}],  # waited for the search tool
         ),
         _span(
             t,
@@ -147,11 +152,17 @@ def test_current_attribute_names_one_export_per_file(tmp_path: Path) -> None:
     frame = read_calls(path).frame
     assert list(frame["kind"]) == ["llm", "tool", "llm", "llm"]  # ordered by start time
     assert list(frame["model"].astype(object).fillna("-")) == ["m1", "-", "m2", "m1"]
-    assert list(frame["agent"].astype(object).fillna("-")) == ["planner", "-", "writer", "writer"]
+    assert list(frame["agent"].astype(object).fillna("-")) == [
+        "planner",
+        "search",
+        "writer",
+        "writer",
+    ]
     assert set(frame["workflow_id"]) == {"a" * 32} and set(frame["workflow_type"]) == {"research"}
     assert list(frame["input_tokens"]) == [100, 0, 200, 50]
     assert frame["cached_input_tokens"].iloc[0] == 40
-    assert list(frame["parent_call_id"].astype(object).fillna("-")) == ["-", "-", "-", "c2"]
+    # c3's parent span is the LLM call c2; c2 links to the tool call it waited for.
+    assert list(frame["parent_call_id"].astype(object).fillna("-")) == ["-", "-", "tl", "c2"]
     assert list(frame["end_s"] - frame["start_s"]) == pytest.approx([2, 1, 3, 1])
     assert frame["start_s"].iloc[0] == pytest.approx(1_700_000_000.0)
 
@@ -161,7 +172,7 @@ def test_current_attribute_names_one_export_per_file(tmp_path: Path) -> None:
     assert (m1.calls_per_workflow, m2.calls_per_workflow) == (2.0, 1.0)
     assert m1.execution_share == pytest.approx(3 / 6)
     assert research.characterisation["tool_time_share"] == pytest.approx(1 / 6)
-    assert research.characterisation["call_graph_depth"]["max"] == 2
+    assert research.characterisation["call_graph_depth"]["max"] == 3  # tl -> c2 -> c3
     assert research.characterisation["max_fanout"]["max"] == 2
 
 
