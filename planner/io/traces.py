@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import re
 import zlib
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ from planner.ingest.normalise import BatchPosition, check_columns, normalise_bat
 from planner.ingest.otlp import OTLP_MAPPING, is_otlp_export, spans_to_rows
 from planner.ingest.table import check_workflow_types, concat_calls
 from planner.io.memory import release_freed_memory
+
+_LOG = logging.getLogger(__name__)
 
 TRACE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 # Files that live beside traces (traces/README.md, generate.py, mappings/) and are skipped.
@@ -85,6 +88,7 @@ def read_calls(
             if len(frame):
                 frames.append(frame)
             release_freed_memory()
+        _LOG.info("%s: %d rows", file, rows_in_file)
         if rows_in_file == 0:
             raise InputError(f"{file}: empty file (no calls); remove it or export the trace again")
     sources = tuple(str(f) for f in files)
@@ -311,10 +315,11 @@ def _chain(first: tuple[int, Any], rest: Iterator[tuple[int, Any]]) -> Iterator[
 def _json_documents(file: Path, skip: bool) -> Iterator[tuple[int, Any]]:
     """(line, parsed object) per non-blank line; a whole-file document when it spans lines."""
     with _open_text(file) as handle:
-        text_start = handle.read(1 << 16)
+        first_line = handle.readline()
         handle.seek(0)
-        if text_start.lstrip().startswith("{") and "\n" in text_start.strip():
-            # A pretty-printed single document (one OTLP export per file) is not JSONL.
+        if first_line.strip() and not _parses(first_line):
+            # Not JSON Lines: a pretty-printed single document (one OTLP export per file).
+            # Only then is the whole file parsed at once; JSONL streams line by line.
             try:
                 single = json.loads(handle.read())
             except json.JSONDecodeError:
@@ -335,6 +340,14 @@ def _json_documents(file: Path, skip: bool) -> Iterator[tuple[int, Any]]:
                     f"{file}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
                     "fix the line (a truncated file ends mid-object), or pass --skip-bad-rows"
                 ) from None
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
