@@ -237,5 +237,7 @@ def test_llm_span_without_tokens_names_the_attribute(tmp_path: Path) -> None:
     spans[2]["attributes"] = [a for a in spans[2]["attributes"] if "input_tokens" not in a["key"]]
     path = tmp_path / "spans.json"
     path.write_text(json.dumps(_export(spans)))
-    with pytest.raises(InputError, match=r"spans.json, span 1, column 'gen_ai.usage.input_tokens'"):
+    with pytest.raises(
+        InputError, match=r"spans.json, span c1 \(trace a+\), column 'gen_ai.usage.input_tokens'"
+    ):
         read_calls(path)

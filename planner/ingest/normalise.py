@@ -40,6 +40,7 @@ class BatchPosition:
         first_row: the number of the batch's first row as the user counts it (the line
             number in CSV/JSONL, counting the header; the 1-based row in Parquet).
         row_word: "line", "row" or "span".
+        row_labels: names of rows that have no number (OTLP span ids), for messages.
         row_numbers: explicit row numbers when rows are not consecutive (JSONL with blank
             or skipped lines); None means first_row, first_row + 1, ...
     """
@@ -48,6 +49,13 @@ class BatchPosition:
     first_row: int
     row_word: str = "line"
     row_numbers: tuple[int, ...] | None = None
+    row_labels: tuple[str, ...] | None = None
+
+    def describe(self, index: int) -> str:
+        """How a message names the batch's row `index` ("line 7", "span 5f2a... (trace ...)")."""
+        if self.row_labels is not None:
+            return f"{self.row_word} {self.row_labels[index]}"
+        return f"{self.row_word} {self.row(index)}"
 
     def row(self, index: int) -> int:
         """The user-visible number of the batch's row `index`."""
@@ -324,7 +332,7 @@ def _first_error(
     what = problem.reason.split(": ", 1)[1]
     shown = "" if value is None else f" (got {_show(value)})"
     return InputError(
-        f"{position.source}, {position.row_word} {position.row(row)}, column "
+        f"{position.source}, {position.describe(row)}, column "
         f"'{problem.column}': {what}{shown}; {problem.fix}; or pass --skip-bad-rows to drop "
         "such rows"
     )

@@ -26,7 +26,7 @@ Rules (REFERENCE.md section 4; traces/README.md documents them for users):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -89,8 +89,7 @@ def spans_to_rows(exports: Iterable[tuple[int, object]], source: str) -> pd.Data
                 "key); export spans with the OTLP file exporter, or give canonical call rows "
                 "a .jsonl/.csv/.parquet name (see traces/README.md)"
             )
-        assert isinstance(document, Mapping)
-        for span in _iter_spans(document, source, line):
+        for span in _iter_spans(cast(Mapping[str, Any], document), source, line):
             spans[(span["traceId"], span["spanId"])] = span
     rows = [_row(span, spans) for span in spans.values() if span["kind"] is not None]
     columns = [*OTLP_MAPPING.columns.values(), "kind", "status", "parent_call_id"]

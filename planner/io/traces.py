@@ -265,7 +265,11 @@ def _read_json(
         return
     if otlp_only or is_otlp_export(first[1]):
         rows = spans_to_rows(_chain(first, documents), str(file))
-        position = BatchPosition(str(file), 1, "span")
+        labels = tuple(
+            f"{span} (trace {trace})"
+            for span, trace in zip(rows["spanId"], rows["traceId"], strict=True)
+        )
+        position = BatchPosition(str(file), 1, "span", row_labels=labels)
         yield normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
         return
     paths = _json_paths(mapping)
