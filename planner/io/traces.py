@@ -79,7 +79,14 @@ def read_calls(
     mapping = mapping or IDENTITY
     frames: list[pd.DataFrame] = []
     skipped: dict[str, int] = {}
+    otlp_files = [f for f in files if _is_otlp(f)]
+    if otlp_files:
+        frame, counts = _read_otlp(otlp_files, path, skip_bad_rows)
+        frames.append(frame)
+        skipped.update(counts)
     for file in files:
+        if file in otlp_files:
+            continue
         rows_in_file = 0
         for frame, counts in _read_file(file, mapping, skip_bad_rows):
             rows_in_file += len(frame) + sum(counts.values())
@@ -92,6 +99,7 @@ def read_calls(
         if rows_in_file == 0:
             raise InputError(f"{file}: empty file (no calls); remove it or export the trace again")
     sources = tuple(str(f) for f in files)
+    frames = [f for f in frames if len(f)]
     if not frames:
         raise InputError(
             f"{path}: every row was skipped as bad ({_describe(skipped)}); fix the file or "
@@ -169,7 +177,7 @@ def _read_file(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]
         elif suffix == ".csv":
             yield from _read_csv(file, mapping, skip)
         else:
-            yield from _read_json(file, mapping, skip, otlp_only=suffix == ".json")
+            yield from _read_json(file, mapping, skip)
     except _READ_ERRORS as exc:
         detail = " ".join(str(exc).split())[:200]
         raise InputError(
@@ -256,21 +264,10 @@ def _empty_batch(mapping: TraceMapping, file: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_json(
-    file: Path, mapping: TraceMapping, skip: bool, *, otlp_only: bool
-) -> Iterator[Batch]:
+def _read_json(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
     documents = _json_documents(file, skip)
     first = next(documents, None)
     if first is None:
-        return
-    if otlp_only or is_otlp_export(first[1]):
-        rows = spans_to_rows(_chain(first, documents), str(file))
-        labels = tuple(
-            f"{span} (trace {trace})"
-            for span, trace in zip(rows["spanId"], rows["traceId"], strict=True)
-        )
-        position = BatchPosition(str(file), 1, "span", row_labels=labels)
-        yield normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
         return
     paths = _json_paths(mapping)
     checked = False
@@ -300,6 +297,56 @@ def _read_json(
         yield _json_batch(records, lines, mapping, file, skip)
     if bad_json:
         yield _empty_batch(mapping, file), {"jsonl: not valid JSON": bad_json}
+
+
+def _is_otlp(file: Path) -> bool:
+    """`.json` files are OTLP exports; a `.jsonl` file is when its first document is one."""
+    if _suffix(file) == ".json":
+        return True
+    if _suffix(file) != ".jsonl":
+        return False
+    try:
+        first = next(_json_documents(file, skip=True), None)
+    except _READ_ERRORS:
+        return False  # reported with its file when read as a table
+    return first is not None and is_otlp_export(first[1])
+
+
+def _read_otlp(files: list[Path], path: Path, skip: bool) -> Batch:
+    """All OTLP files at once: a trace's spans may be spread over several exports."""
+
+    def documents() -> Iterator[tuple[str, int, Any]]:
+        for file in files:
+            try:
+                found = False
+                for line, document in _json_documents(file, skip):
+                    found = True
+                    yield str(file), line, document
+            except _READ_ERRORS as exc:
+                detail = " ".join(str(exc).split())[:200]
+                raise InputError(
+                    f"{file}: cannot read the file ({detail}); it is truncated or corrupt: "
+                    "export or download it again"
+                ) from None
+            if not found:
+                raise InputError(f"{file}: empty file (no spans); remove it or export it again")
+
+    rows = spans_to_rows(document for document in documents() if document[2] is not None)
+    in_file = set(rows["source"])
+    for file in files:
+        if str(file) not in in_file:
+            raise InputError(
+                f"{file}: no LLM or tool spans (no gen_ai.operation.name chat, "
+                "text_completion, generate_content, embeddings or execute_tool); is it a "
+                "GenAI trace?"
+            )
+    single = len(files) == 1
+    labels = tuple(
+        f"{span} (trace {trace})" if single else f"{span} (trace {trace}, {source})"
+        for span, trace, source in zip(rows["spanId"], rows["traceId"], rows["source"], strict=True)
+    )
+    position = BatchPosition(str(files[0] if single else path), 1, "span", row_labels=labels)
+    return normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
 
 
 def _json_batch(
