@@ -331,7 +331,17 @@ def _read_otlp(files: list[Path], path: Path, skip: bool) -> Batch:
             if not found:
                 raise InputError(f"{file}: empty file (no spans); remove it or export it again")
 
-    rows = spans_to_rows(document for document in documents() if document[2] is not None)
+    bad_json = 0
+
+    def parsed() -> Iterator[tuple[str, int, Any]]:
+        nonlocal bad_json
+        for document in documents():
+            if document[2] is None:
+                bad_json += 1  # only under --skip-bad-rows
+            else:
+                yield document
+
+    rows = spans_to_rows(parsed())
     in_file = set(rows["source"])
     for file in files:
         if str(file) not in in_file:
@@ -346,7 +356,10 @@ def _read_otlp(files: list[Path], path: Path, skip: bool) -> Batch:
         for span, trace, source in zip(rows["spanId"], rows["traceId"], rows["source"], strict=True)
     )
     position = BatchPosition(str(files[0] if single else path), 1, "span", row_labels=labels)
-    return normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
+    frame, counts = normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
+    if bad_json:
+        counts = {**counts, "jsonl: not valid JSON": bad_json}
+    return frame, counts
 
 
 def _json_batch(
