@@ -202,3 +202,12 @@ def test_parquet_timestamp_columns_and_strptime_mapping(tmp_path: Path) -> None:
     row = read_calls(path, mapping).frame.iloc[0]
     assert row["start_s"] == pd.Timestamp("2024-05-01 10:00:00", tz="UTC").timestamp()
     assert row["end_s"] - row["start_s"] == 2.0
+
+
+def test_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + CSV.encode())
+    (tmp_path / "bom.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in _records()).encode()
+    )
+    _check(read_calls(tmp_path / "bom.csv").frame)
+    _check(read_calls(tmp_path / "bom.jsonl").frame)

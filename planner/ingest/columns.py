@@ -106,7 +106,7 @@ def unparsed_mask(values: pd.Series | None, parsed: np.ndarray) -> np.ndarray:
 
 def to_tokens(values: pd.Series | None, is_llm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     numbers = to_numbers(values, len(is_llm))
-    bad = is_llm & (np.isnan(numbers) | (numbers < 0) | (np.floor(numbers) != numbers))
+    bad = is_llm & (~np.isfinite(numbers) | (numbers < 0) | (np.floor(numbers) != numbers))
     return np.where(bad | ~is_llm, 0, np.nan_to_num(numbers)).astype("int64"), bad
 
 

@@ -200,7 +200,7 @@ def normalise_batch(
     start, bad_start = to_seconds(
         col.get("start_time"), mapping.time_unit, mapping.timestamp_format, n
     )
-    bad_start |= np.isnan(start) & ~bad_start
+    bad_start |= ~np.isfinite(start)  # missing, or an infinite number
     problems.append(
         _Problem(
             "start_time: missing or unreadable",
@@ -212,10 +212,11 @@ def normalise_batch(
     end, bad_end = _end_times(col, mapping, start, n)
     time_col = col.name("end_time") if col.get("end_time") is not None else col.name("latency_s")
     if not mapping.serving_level:
-        bad_end |= np.isnan(end) & ~bad_end & ~bad_start
+        bad_end |= np.isnan(end) & ~bad_start
     problems.append(
         _Problem("end_time: missing or unreadable", time_col, bad_end, _time_fix(mapping))
     )
+    bad_end |= np.isinf(end)
     backwards = ~bad_start & ~bad_end & (end < start)
     problems.append(
         _Problem(

@@ -444,7 +444,8 @@ def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
     return [n for n in names if n in sources]
 
 
-def _open_text(file: Path) -> io.TextIOWrapper:
+def _open_text(file: Path, encoding: str = "utf-8-sig") -> io.TextIOWrapper:
+    """Text of a file, gunzipped if named .gz; utf-8-sig tolerates a byte-order mark."""
     if file.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(file, "rb"), encoding="utf-8")
-    return open(file, encoding="utf-8")
+        return io.TextIOWrapper(gzip.open(file, "rb"), encoding=encoding)
+    return open(file, encoding=encoding)
