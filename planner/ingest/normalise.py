@@ -183,7 +183,9 @@ def normalise_batch(
     output_tokens, bad_out = to_tokens(col.get("output_tokens"), is_llm)
     problems.append(_token_problem("output_tokens", col, bad_out))
     cached = to_numbers(col.get("cached_input_tokens"), n)
-    bad_cached = (cached < 0) | (np.floor(cached) != cached) & ~np.isnan(cached)
+    bad_cached = (
+        (cached < 0) | np.isinf(cached) | ((np.floor(cached) != cached) & ~np.isnan(cached))
+    )
     bad_cached |= unparsed_mask(col.get("cached_input_tokens"), cached)
     problems.append(_token_problem("cached_input_tokens", col, bad_cached, optional=True))
     over = is_llm & ~bad_cached & ~bad_in & (cached > input_tokens)
@@ -211,12 +213,12 @@ def normalise_batch(
     )
     end, bad_end = _end_times(col, mapping, start, n)
     time_col = col.name("end_time") if col.get("end_time") is not None else col.name("latency_s")
-    if not mapping.serving_level:
+    bad_end |= np.isinf(end)
+    if not mapping.serving_level:  # serving-level traces may lack end times
         bad_end |= np.isnan(end) & ~bad_start
     problems.append(
         _Problem("end_time: missing or unreadable", time_col, bad_end, _time_fix(mapping))
     )
-    bad_end |= np.isinf(end)
     backwards = ~bad_start & ~bad_end & (end < start)
     problems.append(
         _Problem(
