@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
-import json
 import logging
-import re
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +27,17 @@ from planner.config import parse_config
 from planner.errors import ConfigError, InputError
 from planner.ingest.mapping import IDENTITY, TraceMapping
 from planner.ingest.normalise import BatchPosition, check_columns, normalise_batch
-from planner.ingest.otlp import OTLP_MAPPING, is_otlp_export, spans_to_rows
 from planner.ingest.table import check_workflow_types, concat_calls
 from planner.io.memory import release_freed_memory
+from planner.io.trace_common import (
+    READ_ERRORS,
+    Batch,
+    empty_batch,
+    open_text,
+    trace_suffix,
+    unreadable,
+)
+from planner.io.trace_json import is_otlp_file, read_json, read_otlp
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,8 +45,6 @@ TRACE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 # Files that live beside traces (traces/README.md, generate.py, mappings/) and are skipped.
 IGNORED_SUFFIXES = (".md", ".py", ".yaml", ".yml", ".txt")
 BATCH_ROWS = 1 << 20
-JSON_BATCH_ROWS = 1 << 16
-_READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError)
 
 
 def load_mapping(path: Path) -> TraceMapping:
@@ -79,9 +81,9 @@ def read_calls(
     mapping = mapping or IDENTITY
     frames: list[pd.DataFrame] = []
     skipped: dict[str, int] = {}
-    otlp_files = [f for f in files if _is_otlp(f)]
+    otlp_files = [f for f in files if is_otlp_file(f)]
     if otlp_files:
-        frame, counts = _read_otlp(otlp_files, path, skip_bad_rows)
+        frame, counts = read_otlp(otlp_files, path, skip_bad_rows)
         frames.append(frame)
         skipped.update(counts)
     for file in files:
@@ -129,7 +131,7 @@ def trace_files(path: Path) -> list[Path]:
     if not path.exists():
         raise InputError(f"{path}: no such file or directory; check the trace path")
     if path.is_file():
-        if _suffix(path) not in TRACE_SUFFIXES:
+        if trace_suffix(path) not in TRACE_SUFFIXES:
             raise _unknown_extension(path)
         return [path]
     files: list[Path] = []
@@ -137,7 +139,7 @@ def trace_files(path: Path) -> list[Path]:
         relative = file.relative_to(path)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        suffix = _suffix(file)
+        suffix = trace_suffix(file)
         if suffix in TRACE_SUFFIXES:
             files.append(file)
         elif suffix not in IGNORED_SUFFIXES and not suffix.endswith(IGNORED_SUFFIXES):
@@ -147,12 +149,6 @@ def trace_files(path: Path) -> list[Path]:
             f"{path}: no trace files (.parquet, .csv, .jsonl, .json, optionally .gz) found"
         )
     return files
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    base = name[:-3] if name.endswith(".gz") else name
-    return Path(base).suffix
 
 
 def _unknown_extension(path: Path) -> InputError:
@@ -166,24 +162,17 @@ def _describe(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "no rows"
 
 
-Batch = tuple[pd.DataFrame, dict[str, int]]
-
-
 def _read_file(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
-    suffix = _suffix(file)
+    suffix = trace_suffix(file)
     try:
         if suffix == ".parquet":
             yield from _read_parquet(file, mapping, skip)
         elif suffix == ".csv":
             yield from _read_csv(file, mapping, skip)
         else:
-            yield from _read_json(file, mapping, skip)
-    except _READ_ERRORS as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise InputError(
-            f"{file}: cannot read the file ({detail}); it is truncated or corrupt: "
-            "export or download it again"
-        ) from None
+            yield from read_json(file, mapping, skip)
+    except READ_ERRORS as exc:
+        raise unreadable(file, exc) from None
 
 
 def _read_parquet(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
@@ -212,7 +201,7 @@ def _read_parquet(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Bat
 
 
 def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
-    with _open_text(file) as handle:
+    with open_text(file) as handle:
         header = next(csv.reader(handle), None)
     if not header:
         raise InputError(f"{file}: empty file (no header row); remove it or export it again")
@@ -256,185 +245,7 @@ def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
             "--skip-bad-rows to drop such rows"
         ) from None
     if invalid and skip:
-        yield _empty_batch(mapping, file), {"csv: wrong number of fields": len(invalid)}
-
-
-def _empty_batch(mapping: TraceMapping, file: Path) -> pd.DataFrame:
-    frame, _ = normalise_batch(pd.DataFrame(), mapping, BatchPosition(str(file), 1))
-    return frame
-
-
-def _read_json(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
-    documents = _json_documents(file, skip)
-    first = next(documents, None)
-    if first is None:
-        return
-    paths = _json_paths(mapping)
-    checked = False
-    records: list[dict[str, Any]] = []
-    lines: list[int] = []
-    bad_json = 0
-    for line, document in _chain(first, documents):
-        if document is None:
-            bad_json += 1
-            continue
-        if not isinstance(document, dict):
-            raise InputError(
-                f"{file}, line {line}: expected one JSON object per line, got "
-                f'{type(document).__name__}; write each call as {{"column": value, ...}}'
-            )
-        if not checked:
-            check_columns([*document, *paths], mapping, str(file))
-            checked = True
-        for path in paths:
-            document[path] = _extract(document, path)
-        records.append(document)
-        lines.append(line)
-        if len(records) >= JSON_BATCH_ROWS:
-            yield _json_batch(records, lines, mapping, file, skip)
-            records, lines = [], []
-    if records:
-        yield _json_batch(records, lines, mapping, file, skip)
-    if bad_json:
-        yield _empty_batch(mapping, file), {"jsonl: not valid JSON": bad_json}
-
-
-def _is_otlp(file: Path) -> bool:
-    """`.json` files are OTLP exports; a `.jsonl` file is when its first document is one."""
-    if _suffix(file) == ".json":
-        return True
-    if _suffix(file) != ".jsonl":
-        return False
-    try:
-        first = next(_json_documents(file, skip=True), None)
-    except _READ_ERRORS:
-        return False  # reported with its file when read as a table
-    return first is not None and is_otlp_export(first[1])
-
-
-def _read_otlp(files: list[Path], path: Path, skip: bool) -> Batch:
-    """All OTLP files at once: a trace's spans may be spread over several exports."""
-
-    def documents() -> Iterator[tuple[str, int, Any]]:
-        for file in files:
-            try:
-                found = False
-                for line, document in _json_documents(file, skip):
-                    found = True
-                    yield str(file), line, document
-            except _READ_ERRORS as exc:
-                detail = " ".join(str(exc).split())[:200]
-                raise InputError(
-                    f"{file}: cannot read the file ({detail}); it is truncated or corrupt: "
-                    "export or download it again"
-                ) from None
-            if not found:
-                raise InputError(f"{file}: empty file (no spans); remove it or export it again")
-
-    bad_json = 0
-
-    def parsed() -> Iterator[tuple[str, int, Any]]:
-        nonlocal bad_json
-        for document in documents():
-            if document[2] is None:
-                bad_json += 1  # only under --skip-bad-rows
-            else:
-                yield document
-
-    rows = spans_to_rows(parsed())
-    in_file = set(rows["source"])
-    for file in files:
-        if str(file) not in in_file:
-            raise InputError(
-                f"{file}: no LLM or tool spans (no gen_ai.operation.name chat, "
-                "text_completion, generate_content, embeddings or execute_tool); is it a "
-                "GenAI trace?"
-            )
-    single = len(files) == 1
-    labels = tuple(
-        f"{span} (trace {trace})" if single else f"{span} (trace {trace}, {source})"
-        for span, trace, source in zip(rows["spanId"], rows["traceId"], rows["source"], strict=True)
-    )
-    position = BatchPosition(str(files[0] if single else path), 1, "span", row_labels=labels)
-    frame, counts = normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
-    if bad_json:
-        counts = {**counts, "jsonl: not valid JSON": bad_json}
-    return frame, counts
-
-
-def _json_batch(
-    records: list[dict[str, Any]], lines: list[int], mapping: TraceMapping, file: Path, skip: bool
-) -> Batch:
-    position = BatchPosition(str(file), lines[0], "line", tuple(lines))
-    return normalise_batch(
-        pd.DataFrame.from_records(records), mapping, position, skip_bad_rows=skip
-    )
-
-
-def _chain(first: tuple[int, Any], rest: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
-    yield first
-    yield from rest
-
-
-def _json_documents(file: Path, skip: bool) -> Iterator[tuple[int, Any]]:
-    """(line, parsed object) per non-blank line; a whole-file document when it spans lines."""
-    with _open_text(file) as handle:
-        first_line = handle.readline()
-        handle.seek(0)
-        if first_line.strip() and not _parses(first_line):
-            # Not JSON Lines: a pretty-printed single document (one OTLP export per file).
-            # Only then is the whole file parsed at once; JSONL streams line by line.
-            try:
-                single = json.loads(handle.read())
-            except json.JSONDecodeError:
-                handle.seek(0)
-            else:
-                yield 1, single
-                return
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                if skip:
-                    yield number, None
-                    continue
-                raise InputError(
-                    f"{file}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                    "fix the line (a truncated file ends mid-object), or pass --skip-bad-rows"
-                ) from None
-
-
-def _parses(line: str) -> bool:
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
-
-
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
-
-
-def _json_paths(mapping: TraceMapping) -> list[str]:
-    return [p for p in mapping.columns.values() if "[" in p or "." in p]
-
-
-def _extract(document: dict[str, Any], path: str) -> Any:
-    """Value at a path such as `timing_events[-1].timestamp`; None when absent."""
-    if path in document:
-        return document[path]
-    value: Any = document
-    for key, index in _PATH_PART.findall(path):
-        if key:
-            value = value.get(key) if isinstance(value, dict) else None
-        else:
-            i = int(index)
-            value = value[i] if isinstance(value, list) and -len(value) <= i < len(value) else None
-        if value is None:
-            return None
-    return value
+        yield empty_batch(mapping, file), {"csv: wrong number of fields": len(invalid)}
 
 
 def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
@@ -442,10 +253,3 @@ def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
 
     sources = {mapping.source_of(c) for c in CANONICAL_INPUT_COLUMNS}
     return [n for n in names if n in sources]
-
-
-def _open_text(file: Path, encoding: str = "utf-8-sig") -> io.TextIOWrapper:
-    """Text of a file, gunzipped if named .gz; utf-8-sig tolerates a byte-order mark."""
-    if file.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(file, "rb"), encoding=encoding)
-    return open(file, encoding=encoding)
