@@ -25,7 +25,7 @@ import yaml
 from planner.calls import KIND_LLM, CallTable
 from planner.config import parse_config
 from planner.errors import ConfigError, InputError
-from planner.ingest.mapping import IDENTITY, TraceMapping
+from planner.ingest.mapping import CANONICAL_INPUT_COLUMNS, IDENTITY, TraceMapping
 from planner.ingest.normalise import BatchPosition, check_columns, normalise_batch
 from planner.ingest.table import check_workflow_types, concat_calls
 from planner.io.memory import release_freed_memory
@@ -249,7 +249,5 @@ def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
 
 
 def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
-    from planner.ingest.mapping import CANONICAL_INPUT_COLUMNS
-
     sources = {mapping.source_of(c) for c in CANONICAL_INPUT_COLUMNS}
     return [n for n in names if n in sources]
