@@ -45,6 +45,7 @@ def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
         wall = float(np.sum(ix.wf_wall[wfs]))
         result[t] = {
             "calls_per_workflow": _distribution(counts),
+            "calls_per_workflow_histogram": _histogram(calls_per_wf[wfs]),
             "max_fanout": _fanout(fanout[wfs]) if fanout is not None else None,
             "call_graph_depth": _fanout(depth[wfs][depth[wfs] > 0]) if depth is not None else None,
             "tool_calls_per_workflow": float(np.mean(tool_calls[wfs])),
@@ -72,6 +73,27 @@ def _distribution(values: np.ndarray) -> dict[str, float]:
         "min": float(values.min()),
         "max": float(values.max()),
     }
+
+
+# Up to this many distinct values the histogram is exact; beyond, equal-width bins.
+HISTOGRAM_BINS = 20
+
+
+def _histogram(values: np.ndarray) -> dict[str, int]:
+    """Workflows per LLM-call count: {"3": 10, ...}, or {"10-19": 4, ...} when spread."""
+    if len(values) == 0:
+        return {}
+    distinct, counts = np.unique(values, return_counts=True)
+    if len(distinct) <= HISTOGRAM_BINS:
+        return {str(int(v)): int(c) for v, c in zip(distinct, counts, strict=True)}
+    low, high = int(values.min()), int(values.max())
+    width = -(-(high - low + 1) // HISTOGRAM_BINS)  # ceiling division: whole-call bins
+    bins = (values - low) // width
+    result = {}
+    for b, c in zip(*np.unique(bins, return_counts=True), strict=True):
+        start = low + int(b) * width
+        result[f"{start}-{start + width - 1}"] = int(c)
+    return result
 
 
 def _fanout(values: np.ndarray) -> dict[str, float] | None:
