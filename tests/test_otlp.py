@@ -268,3 +268,14 @@ def test_export_without_genai_spans_is_reported(tmp_path: Path) -> None:
     path.write_text(json.dumps(_export([_span("d" * 32, "h", "", "GET /", 0, 1)])))
     with pytest.raises(InputError, match=r"spans.json: no LLM or tool spans"):
         read_calls(path)
+
+
+def test_cache_reads_above_input_tokens_are_accepted_in_spans(tmp_path: Path) -> None:
+    # Some instrumentations report input tokens without the cache reads.
+    spans = _current()
+    for attribute in spans[2]["attributes"]:
+        if attribute["key"] == "gen_ai.usage.cache_read.input_tokens":
+            attribute["value"] = {"intValue": "500"}
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(_export(spans)))
+    assert read_calls(path).frame["cached_input_tokens"].iloc[0] == 500

@@ -116,6 +116,7 @@ def normalise_batch(
     position: BatchPosition,
     *,
     skip_bad_rows: bool = False,
+    cached_within_input: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Validate and convert one batch of raw rows.
 
@@ -125,6 +126,9 @@ def normalise_batch(
         mapping: how source columns map to canonical ones.
         position: the batch's file and first row, for messages.
         skip_bad_rows: drop bad rows and count them instead of raising.
+        cached_within_input: reject cached_input_tokens > input_tokens (a mapping
+            mistake in tables; OTLP instrumentations disagree on whether input tokens
+            include cache reads, so spans are not checked).
 
     Returns:
         The canonical rows (CALL_COLUMNS, in order and dtypes) and reason -> skipped count.
@@ -188,7 +192,7 @@ def normalise_batch(
     )
     bad_cached |= unparsed_mask(col.get("cached_input_tokens"), cached)
     problems.append(_token_problem("cached_input_tokens", col, bad_cached, optional=True))
-    over = is_llm & ~bad_cached & ~bad_in & (cached > input_tokens)
+    over = is_llm & ~bad_cached & ~bad_in & (cached > input_tokens) & cached_within_input
     problems.append(
         _Problem(
             "cached_input_tokens: more than input_tokens",

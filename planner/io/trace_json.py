@@ -120,7 +120,9 @@ def read_otlp(files: list[Path], path: Path, skip: bool) -> Batch:
         for span, trace, source in zip(rows["spanId"], rows["traceId"], rows["source"], strict=True)
     )
     position = BatchPosition(str(files[0] if single else path), 1, "span", row_labels=labels)
-    frame, counts = normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
+    frame, counts = normalise_batch(
+        rows, OTLP_MAPPING, position, skip_bad_rows=skip, cached_within_input=False
+    )
     if bad_json:
         counts = {**counts, "jsonl: not valid JSON": bad_json}
     return frame, counts
