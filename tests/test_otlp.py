@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.aggregate import aggregate_pipeline
 from planner.errors import InputError
@@ -279,3 +281,85 @@ def test_cache_reads_above_input_tokens_are_accepted_in_spans(tmp_path: Path) ->
     path = tmp_path / "spans.json"
     path.write_text(json.dumps(_export(spans)))
     assert read_calls(path).frame["cached_input_tokens"].iloc[0] == 500
+
+
+CALLS = st.lists(
+    st.tuples(
+        st.integers(0, 4),  # workflow
+        st.sampled_from(["m1", "m2", "tool"]),
+        st.integers(0, 50),  # start, in 100 ms steps
+        st.integers(0, 30),  # duration, in 100 ms steps
+        st.booleans(),  # older attribute names
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(CALLS)
+def test_spans_and_canonical_rows_give_the_same_pipeline(
+    tmp_path_factory: pytest.TempPathFactory, calls: list[tuple[int, str, int, int, bool]]
+) -> None:
+    folder = tmp_path_factory.mktemp("same")
+    lines = ["workflow_id,workflow_type,kind,model,start_time,end_time,input_tokens,output_tokens"]
+    spans = []
+    for i, (w, model, start, duration, older) in enumerate(calls):
+        t0, t1 = start / 10, (start + duration) / 10
+        trace = f"{w:032x}"
+        kind = "tool" if model == "tool" else "llm"
+        lines.append(
+            f"{trace},type{w % 2},{kind},{'' if kind == 'tool' else model},{t0},{t1},"
+            f"{0 if kind == 'tool' else 10 + i},{0 if kind == 'tool' else 1 + i}"
+        )
+        if kind == "tool":
+            attrs = {"gen_ai__operation__name": "execute_tool", "gen_ai__tool__name": "t"}
+        elif older:
+            attrs = {
+                "gen_ai__system": "x",
+                "gen_ai__request__model": model,
+                "gen_ai__usage__prompt_tokens": 10 + i,
+                "gen_ai__usage__completion_tokens": 1 + i,
+            }
+        else:
+            attrs = {
+                "gen_ai__operation__name": "chat",
+                "gen_ai__request__model": model,
+                "gen_ai__usage__input_tokens": 10 + i,
+                "gen_ai__usage__output_tokens": 1 + i,
+            }
+        spans.append(_span(trace, f"s{i}", f"root{w}", f"op {i}", t0, t1, **attrs))
+    for w in {c[0] for c in calls}:
+        spans.append(
+            _span(
+                f"{w:032x}",
+                f"root{w}",
+                "",
+                "invoke_workflow",
+                0,
+                0,
+                gen_ai__operation__name="invoke_workflow",
+                gen_ai__workflow__name=f"type{w % 2}",
+            )
+        )
+    (folder / "calls.csv").write_text("\n".join(lines) + "\n")
+    (folder / "spans.jsonl").write_text("".join(json.dumps(_export([s])) + "\n" for s in spans))
+    csv_apl = aggregate_pipeline(read_calls(folder / "calls.csv"))
+    span_apl = aggregate_pipeline(read_calls(folder / "spans.jsonl"))
+    assert [w.workflow_type for w in csv_apl.workflows] == [
+        w.workflow_type for w in span_apl.workflows
+    ]
+    for a, b in zip(csv_apl.workflows, span_apl.workflows, strict=True):
+        assert a.workflow_count == b.workflow_count
+        assert [m.model for m in a.models] == [m.model for m in b.models]
+        for ma, mb in zip(a.models, b.models, strict=True):
+            for key in (
+                "calls_per_workflow",
+                "parallelism",
+                "execution_share",
+                "execution_share_cv",
+            ):
+                va, vb = getattr(ma, key), getattr(mb, key)
+                # Epoch seconds in float64 resolve 0.24 us: 0.1 s calls agree to ~1e-6.
+                assert va == pytest.approx(vb, rel=1e-5, abs=1e-9, nan_ok=True), key
+            assert ma.input_tokens == mb.input_tokens

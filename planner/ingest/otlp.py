@@ -58,7 +58,7 @@ OTLP_MAPPING = TraceMapping(
         "agent": "gen_ai.agent.name",
         "workflow_type": "gen_ai.workflow.name",
     },
-    time_unit="ns",
+    time_unit="s",  # spans_to_rows converts the nanoseconds itself, without rounding twice
 )
 
 
@@ -162,8 +162,8 @@ def _row(span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]]) -> 
         INPUT_ATTR: _first(attrs, _INPUT_NAMES) if is_llm else 0,
         OUTPUT_ATTR: _first(attrs, _OUTPUT_NAMES) if is_llm else 0,
         "gen_ai.usage.cache_read.input_tokens": _first(attrs, _CACHED_NAMES) if is_llm else None,
-        "startTimeUnixNano": _nanos(span["start"]),
-        "endTimeUnixNano": _nanos(span["end"]),
+        "startTimeUnixNano": _seconds(span["start"]),
+        "endTimeUnixNano": _seconds(span["end"]),
         "traceId": _inherited(span, spans, ("gen_ai.conversation.id",)) or trace,
         "spanId": span["spanId"],
         "gen_ai.agent.name": _inherited(span, spans, ("gen_ai.agent.name", "gen_ai.agent.id"))
@@ -241,11 +241,12 @@ def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
-def _nanos(value: object) -> float | None:
+def _seconds(value: object) -> float | None:
+    """Unix nanoseconds -> seconds, rounded once (exact integer division by 1e9)."""
     if value is None or value == "":
         return None
     try:
-        return float(int(str(value)))
+        return int(str(value)) / 1_000_000_000
     except ValueError:
         return float("nan")
 
