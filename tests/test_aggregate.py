@@ -100,6 +100,7 @@ def test_characterisation(apl: AggregatePipeline) -> None:
     c = apl.workflows[0].characterisation
     assert c["calls_per_workflow"]["mean"] == pytest.approx(4 / 3)
     assert c["calls_per_workflow"]["max"] == 3
+    assert c["calls_per_workflow_histogram"] == {"0": 1, "1": 1, "3": 1}
     assert c["max_fanout"] == {"max": 2, "mean": pytest.approx(1.0)}  # 2, 1, 0
     assert c["call_graph_depth"]["max"] == 3  # c1 -> c2 -> c3
     assert c["tool_time_share"] == pytest.approx((2 + 5) / 15)
@@ -183,3 +184,9 @@ def test_matches_naive_implementation(
     for w in apl.workflows:
         assert math.isclose(sum(m.execution_share for m in w.models), 1.0)
         assert all(m.parallelism >= 1.0 - 1e-12 for m in w.models)
+
+
+def test_histogram_bins_when_counts_spread() -> None:
+    from planner.aggregate.characterise import _histogram
+
+    assert _histogram(np.arange(0, 40)) == {f"{2 * i}-{2 * i + 1}": 2 for i in range(20)}

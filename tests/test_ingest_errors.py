@@ -47,6 +47,8 @@ def _fail(path: Path, *extra: str) -> str:
             r"\(got an empty value\)",
         ),
         (GOOD + "w2,m1,3,4,1.5,5\n", r"line 3, column 'input_tokens'"),
+        (GOOD + "w2,m1,3,4,inf,5\n", r"line 3, column 'input_tokens'.*\(got 'inf'\)"),
+        (GOOD + "w2,m1,3,inf,1,5\n", r"line 3, column 'end_time': missing or unreadable"),
         (GOOD + "w2,m1,5,4,1,5\n", r"line 3, column 'end_time': before start_time"),
         (
             GOOD + "w2,m1,later,4,1,5\n",
@@ -197,3 +199,12 @@ def test_main_rejects_bad_mapping_with_exit_2(tmp_path: Path) -> None:
         proc.stderr.strip().splitlines() == [proc.stderr.strip()]
         and "unknown key 'modl' (did you mean \"model\"?)" in proc.stderr
     )
+
+
+def test_cached_tokens_above_input_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "calls.csv"
+    path.write_text(
+        "workflow_id,model,start_time,end_time,input_tokens,output_tokens,cached_input_tokens\n"
+        "w,m,0,1,10,1,11\n"
+    )
+    assert "line 2, column 'cached_input_tokens': more than input_tokens" in _fail(path)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from planner.aggregate.indexed import Indexed
-from planner.aggregate.intervals import max_concurrency
+from planner.aggregate.intervals import max_concurrency_by_owner
 from planner.aggregate.summary import ratio, summarise
 
 # Pointer jumping stops after this many levels: deeper chains are reported as at least it.
@@ -24,7 +24,9 @@ def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
     """Characterisation dict per workflow type index."""
     calls_per_wf = np.bincount(ix.llm_wf, minlength=ix.n_workflows)
     fanout = (
-        max_concurrency(ix.llm_wf, ix.llm_start, ix.llm_end, ix.n_workflows) if ix.timed else None
+        max_concurrency_by_owner(ix.llm_wf, ix.llm_start, ix.llm_end, ix.n_workflows)
+        if ix.timed
+        else None
     )
     depth = _depth_per_workflow(ix, frame)
     n_types = len(ix.type_names)
@@ -43,6 +45,7 @@ def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
         wall = float(np.sum(ix.wf_wall[wfs]))
         result[t] = {
             "calls_per_workflow": _distribution(counts),
+            "calls_per_workflow_histogram": _histogram(calls_per_wf[wfs]),
             "max_fanout": _fanout(fanout[wfs]) if fanout is not None else None,
             "call_graph_depth": _fanout(depth[wfs][depth[wfs] > 0]) if depth is not None else None,
             "tool_calls_per_workflow": float(np.mean(tool_calls[wfs])),
@@ -70,6 +73,27 @@ def _distribution(values: np.ndarray) -> dict[str, float]:
         "min": float(values.min()),
         "max": float(values.max()),
     }
+
+
+# Up to this many distinct values the histogram is exact; beyond, equal-width bins.
+HISTOGRAM_BINS = 20
+
+
+def _histogram(values: np.ndarray) -> dict[str, int]:
+    """Workflows per LLM-call count: {"3": 10, ...}, or {"10-19": 4, ...} when spread."""
+    if len(values) == 0:
+        return {}
+    distinct, counts = np.unique(values, return_counts=True)
+    if len(distinct) <= HISTOGRAM_BINS:
+        return {str(int(v)): int(c) for v, c in zip(distinct, counts, strict=True)}
+    low, high = int(values.min()), int(values.max())
+    width = -(-(high - low + 1) // HISTOGRAM_BINS)  # ceiling division: whole-call bins
+    bins = (values - low) // width
+    result = {}
+    for b, c in zip(*np.unique(bins, return_counts=True), strict=True):
+        start = low + int(b) * width
+        result[f"{start}-{start + width - 1}"] = int(c)
+    return result
 
 
 def _fanout(values: np.ndarray) -> dict[str, float] | None:

@@ -14,8 +14,11 @@ Rules (REFERENCE.md section 4; traces/README.md documents them for users):
   asked for is what a deployment serves). Tokens: `gen_ai.usage.input_tokens` /
   `output_tokens`, else the older `prompt_tokens` / `completion_tokens`; cached input:
   `gen_ai.usage.cache_read.input_tokens`.
-- call_id is the span id; parent_call_id is the parent span's id when that parent is an
-  LLM call itself (LLM-to-LLM dependencies), otherwise empty.
+- call_id is the span id. parent_call_id (the call this one waited for) is the first span
+  link to an LLM or tool span of the same trace, else the parent span when it is an LLM or
+  tool call itself, otherwise empty. Agent spans are structure, never parents.
+- Tool rows take their agent from `gen_ai.tool.name` (the canonical schema names the tool
+  in `agent`).
 - status: span status code ERROR -> "error", else "ok"; a `gen_ai.request.retry` or
   `retry` attribute that is true (or a count > 0) marks a retry.
 """
@@ -23,7 +26,7 @@ Rules (REFERENCE.md section 4; traces/README.md documents them for users):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -55,7 +58,7 @@ OTLP_MAPPING = TraceMapping(
         "agent": "gen_ai.agent.name",
         "workflow_type": "gen_ai.workflow.name",
     },
-    time_unit="ns",
+    time_unit="s",  # spans_to_rows converts the nanoseconds itself, without rounding twice
 )
 
 
@@ -64,43 +67,52 @@ def is_otlp_export(document: object) -> bool:
     return isinstance(document, Mapping) and "resourceSpans" in document
 
 
-def spans_to_rows(exports: Iterable[tuple[int, object]], source: str) -> pd.DataFrame:
+def spans_to_rows(exports: Iterable[tuple[str, int, object]]) -> pd.DataFrame:
     """Flatten OTLP exports into one raw row per LLM or tool span.
 
+    Spans are resolved together across all exports given (a trace may be split over
+    several export batches or files), so ancestors are found wherever they were written.
+
     Args:
-        exports: (line number, parsed JSON document) pairs of one file.
-        source: the file, for messages.
+        exports: (file, line number, parsed JSON document) of every OTLP export.
 
     Returns:
         Raw rows whose columns are named as in OTLP_MAPPING, plus `kind`, `status`,
-        `parent_call_id`, ordered by start time then span id.
+        `parent_call_id` and `source` (the file), ordered by start time then span id.
 
     Raises:
         InputError: a document that is not an OTLP export, or a span without times.
     """
     spans: dict[tuple[str, str], dict[str, Any]] = {}
-    for line, document in exports:
+    for source, line, document in exports:
         if not is_otlp_export(document):
             raise InputError(
                 f"{source}, line {line}: not an OTLP/JSON trace export (no 'resourceSpans' "
                 "key); export spans with the OTLP file exporter, or give canonical call rows "
                 "a .jsonl/.csv/.parquet name (see traces/README.md)"
             )
-        assert isinstance(document, Mapping)
-        for span in _iter_spans(document, source, line):
+        for span in _iter_spans(cast(Mapping[str, Any], document), source, line):
             spans[(span["traceId"], span["spanId"])] = span
     rows = [_row(span, spans) for span in spans.values() if span["kind"] is not None]
-    columns = [*OTLP_MAPPING.columns.values(), "kind", "status", "parent_call_id"]
+    columns = [*OTLP_MAPPING.columns.values(), "kind", "status", "parent_call_id", "source"]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["startTimeUnixNano", "spanId"], kind="stable").reset_index(drop=True)
 
 
 def _iter_spans(document: Mapping[str, Any], source: str, line: int) -> Iterable[dict[str, Any]]:
     for resource in _list(document.get("resourceSpans")):
+        if not isinstance(resource, Mapping):
+            continue
+        described = resource.get("resource")
+        resource_attrs = _attributes(
+            described.get("attributes") if isinstance(described, Mapping) else None
+        )
         scopes = _list(resource.get("scopeSpans")) + _list(
             resource.get("instrumentationLibrarySpans")  # OTLP before 0.15
         )
         for scope in scopes:
+            if not isinstance(scope, Mapping):
+                continue
             for span in _list(scope.get("spans")):
                 if not isinstance(span, Mapping):
                     continue
@@ -115,18 +127,33 @@ def _iter_spans(document: Mapping[str, Any], source: str, line: int) -> Iterable
                     "traceId": trace_id,
                     "spanId": span_id,
                     "parent": str(span.get("parentSpanId") or ""),
+                    "links": [
+                        (str(link.get("traceId") or trace_id), str(link.get("spanId", "")))
+                        for link in _list(span.get("links"))
+                        if isinstance(link, Mapping)
+                    ],
                     "start": span.get("startTimeUnixNano"),
                     "end": span.get("endTimeUnixNano"),
                     "attrs": attrs,
                     "kind": _kind(str(span.get("name", "")), attrs),
                     "error": _is_error(span.get("status")),
+                    "resource": resource_attrs,
+                    "source": source,
                 }
 
 
 def _row(span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     attrs = span["attrs"]
     trace = span["traceId"]
-    parent = spans.get((trace, span["parent"])) if span["parent"] else None
+    candidates = [*span["links"], (trace, span["parent"])]
+    parent = next(
+        (
+            spans[key]
+            for key in candidates
+            if key[0] == trace and key in spans and spans[key]["kind"] is not None
+        ),
+        None,
+    )
     retry = attrs.get("gen_ai.request.retry", attrs.get("retry"))
     status = "error" if span["error"] else ("retry" if _truthy(retry) else "ok")
     is_llm = span["kind"] == "llm"
@@ -135,15 +162,18 @@ def _row(span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]]) -> 
         INPUT_ATTR: _first(attrs, _INPUT_NAMES) if is_llm else 0,
         OUTPUT_ATTR: _first(attrs, _OUTPUT_NAMES) if is_llm else 0,
         "gen_ai.usage.cache_read.input_tokens": _first(attrs, _CACHED_NAMES) if is_llm else None,
-        "startTimeUnixNano": _nanos(span["start"]),
-        "endTimeUnixNano": _nanos(span["end"]),
+        "startTimeUnixNano": _seconds(span["start"]),
+        "endTimeUnixNano": _seconds(span["end"]),
         "traceId": _inherited(span, spans, ("gen_ai.conversation.id",)) or trace,
         "spanId": span["spanId"],
-        "gen_ai.agent.name": _inherited(span, spans, ("gen_ai.agent.name", "gen_ai.agent.id")),
+        "gen_ai.agent.name": _inherited(span, spans, ("gen_ai.agent.name", "gen_ai.agent.id"))
+        if is_llm
+        else span["attrs"].get("gen_ai.tool.name"),
         "gen_ai.workflow.name": _inherited(span, spans, ("gen_ai.workflow.name",)),
         "kind": span["kind"],
         "status": status,
-        "parent_call_id": parent["spanId"] if parent and parent["kind"] == "llm" else None,
+        "parent_call_id": parent["spanId"] if parent is not None else None,
+        "source": span["source"],
     }
 
 
@@ -165,7 +195,8 @@ def _kind(name: str, attrs: Mapping[str, Any]) -> str | None:
 def _inherited(
     span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]], names: tuple[str, ...]
 ) -> Any:
-    """The first of `names` on the span or its nearest ancestor that has one."""
+    """The first of `names` on the span or its nearest ancestor that has one, else on the
+    span's resource (an exporter may put the workflow name there)."""
     seen = 0
     current: dict[str, Any] | None = span
     while current is not None and seen < 10_000:  # guards against parent cycles
@@ -175,7 +206,8 @@ def _inherited(
         parent_id = current["parent"]
         current = spans.get((current["traceId"], parent_id)) if parent_id else None
         seen += 1
-    return None
+    value = _first(span["resource"], names)
+    return None if value == "" else value
 
 
 def _attributes(raw: object) -> dict[str, Any]:
@@ -209,11 +241,12 @@ def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
-def _nanos(value: object) -> float | None:
+def _seconds(value: object) -> float | None:
+    """Unix nanoseconds -> seconds, rounded once (exact integer division by 1e9)."""
     if value is None or value == "":
         return None
     try:
-        return float(int(str(value)))
+        return int(str(value)) / 1_000_000_000
     except ValueError:
         return float("nan")
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
 from planner.calls import CALL_COLUMNS
@@ -24,13 +26,33 @@ def concat_calls(frames: list[pd.DataFrame]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for name, dtype in CALL_COLUMNS.items():
         if dtype == "category":
-            columns[name] = union_categoricals([f[name].array for f in frames])
+            columns[name] = _union([f[name].array for f in frames])
         else:
             columns[name] = np.concatenate([f[name].to_numpy() for f in frames])
         for f in frames:
             del f[name]
     frames.clear()
     return pd.DataFrame(columns, copy=False)
+
+
+def _union(parts: list[pd.Categorical]) -> pd.Categorical:
+    """union_categoricals, with the label hashing done in Arrow (several times faster for
+    a million workflow ids); labels keep their first-seen order."""
+    if any(p.categories.dtype != "str" for p in parts):
+        return union_categoricals(parts)
+    labels = [pa.array(p.categories, type=pa.large_string()) for p in parts]
+    # One hash pass over all batches' labels: positions of each label in the union.
+    encoded = pc.dictionary_encode(pa.concat_arrays(labels))
+    unique = encoded.dictionary
+    positions = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    codes = []
+    offset = 0
+    for part, label in zip(parts, labels, strict=True):
+        lookup = np.append(positions[offset : offset + len(label)], -1)
+        offset += len(label)
+        codes.append(lookup[np.asarray(part.codes)])
+    categories = pd.Index(pd.array(unique, dtype="str"))
+    return pd.Categorical.from_codes(np.concatenate(codes), categories=categories, validate=False)
 
 
 def check_workflow_types(frame: pd.DataFrame, sources: Sequence[str]) -> None:

@@ -64,7 +64,7 @@ def _workflow(w: WorkflowStats) -> dict[str, Any]:
         "latency_s": _stats(w.latency_s),
         "llm_time_fraction": _num(w.llm_time_fraction),
         "models": [_model(m) for m in w.models],
-        "characterisation": _clean(w.characterisation),
+        "characterisation": {k: _clean(w.characterisation[k]) for k in sorted(w.characterisation)},
         "non_llm_time_s": _num(w.non_llm_time_s),
         "peak_rate_per_s": _num(w.peak_rate_per_s),
     }
@@ -143,9 +143,10 @@ def _float(value: float | None) -> float:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-ready copy with keys sorted and NaN as None."""
+    """JSON-ready copy with NaN as None; nested dicts keep their (deterministic) order, so
+    histograms stay in numeric order."""
     if isinstance(value, dict):
-        return {str(k): _clean(value[k]) for k in sorted(value, key=str)}
+        return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     if isinstance(value, float) and math.isnan(value):
