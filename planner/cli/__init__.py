@@ -14,11 +14,6 @@ from typing import Annotated
 
 import typer
 
-try:
-    import click
-except ImportError:  # typer >= 0.20 vendors click as typer._click
-    from typer import _click as click
-
 from planner import __version__
 from planner.errors import PlannerError
 
@@ -78,17 +73,13 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry: run the app, turning expected errors into one line."""
+    """Console-script entry: run the app, turning expected errors into one line.
+
+    Click's standalone mode already reports usage errors (exit 2) and aborts; only
+    `PlannerError` needs translating. Other exceptions are bugs and keep their traceback.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except PlannerError as exc:
         typer.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:  # usage errors: unknown option, bad value
-        exc.show()
-        sys.exit(2)
