@@ -155,14 +155,14 @@ def test_parent_ids_take_precedence_over_timestamps() -> None:
     # By timestamps c would follow b; the trace says its parent is a (parallel branches).
     rows = [
         llm("w", 0.0, 1.0, call_id="a"),
-        llm("w", 1.0, 2.0, call_id="b", parent_call_id="a"),
-        llm("w", 2.0, 3.0, call_id="c", parent_call_id="a"),
+        llm("w", 1.0, 1.04, call_id="b", parent_call_id="a"),
+        llm("w", 1.05, 2.0, call_id="c", parent_call_id="a"),
     ]
     w = compile_workload(calls_table(rows))
     assert w.node_deps.tolist() == [0, 1, 1]
-    assert w.node_delay_s.tolist() == [0.0, 0.0, 1.0]
+    assert w.node_delay_s.tolist() == pytest.approx([0.0, 0.0, 0.05])
     out = run(w, [Replica(0, constant_curve(1.0, 8))], [0.0])
-    assert latencies(out) == [3.0]  # a (1) + max(b: 1, c: 1 s gap + 1)
+    assert latencies(out) == [2.05]  # a (1) + max(b: 1, c: 0.05 s gap + 1)
 
 
 def test_overload_shows_backlog_growth_and_throughput_at_capacity() -> None:
@@ -212,3 +212,17 @@ def test_trace_pattern_is_scaled_to_the_rate() -> None:
     # Traced starts 0, 1, 4 (mean gap 2 s) at 1/s: 0, 0.5, 2; the cycle repeats after 3 s.
     assert times.tolist() == [0.0, 0.5, 2.0, 3.0, 3.5, 5.0]
     assert order.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_barrier_after_a_lineage_parent_waits_for_every_call_ended_since() -> None:
+    # Two branches b1 (ends at 2) and b2 (ends at 6); c names b1 as its (lineage) parent
+    # but started at 6.01, after b2: it waited at a barrier for both.
+    rows = [
+        llm("w", 0.0, 1.0, call_id="a"),
+        llm("w", 1.0, 2.0, call_id="b1", parent_call_id="a"),
+        llm("w", 1.0, 6.0, call_id="b2", parent_call_id="a"),
+        llm("w", 6.01, 7.0, call_id="c", parent_call_id="b1"),
+    ]
+    w = compile_workload(calls_table(rows))
+    assert w.node_deps.tolist() == [0, 1, 1, 2]
+    assert w.node_delay_s[3] == pytest.approx(0.01)

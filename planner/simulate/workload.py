@@ -1,8 +1,11 @@
 """Workflow templates: each traced workflow compiled to a small dependency graph.
 
 The simulator replays workflows with their real structure. A call's predecessors are
-its `parent_call_id` when the trace gives one that ended before the call started;
-otherwise they are inferred from timestamps inside the workflow: the call depends on the
+its `parent_call_id` when the trace gives one that ended before the call started (plus,
+when the call started more than WAIT_TOLERANCE_S after that parent ended, every call that
+ended in between: traces name one parent even when a call waited at a barrier for
+several, and lineage parents can end long before the call is dispatched); otherwise
+they are inferred from timestamps inside the workflow: the call depends on the
 *frontier* of calls that ended before it started, i.e. those calls that ended after the
 latest start among all calls already finished. A chain a -> b -> c gives c the single
 predecessor b; k parallel calls started after a each depend on a (fan-out stays
@@ -31,6 +34,9 @@ from planner.errors import InputError
 TOOL = -1  # model index of tool rows
 NO_PARENT = -1  # the trace names no parent for this call (a root when others have one)
 UNKNOWN_PARENT = -2  # the trace names a parent that is not a call of the workflow
+# A call starting more than this after its parent ended waited for something else too
+# (a barrier): agent frameworks dispatch a ready call within tens of milliseconds.
+WAIT_TOLERANCE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,11 @@ def _infer_dependencies(
             p = par[g]
             if 0 <= p < j and ends[w0 + p] <= s:
                 preds = [p]
+                if s - ends[w0 + p] > WAIT_TOLERANCE_S:
+                    # Started well after its parent: it also waited for what ended since.
+                    lo = bisect_right(end_vals, ends[w0 + p])
+                    hi = bisect_right(end_vals, s)
+                    preds += [i for i in idx[lo:hi] if i < j and i != p]
             elif has_parents and p == NO_PARENT:
                 preds = []
             else:
