@@ -46,12 +46,15 @@ class CallTable:
         has_end_times: False when some LLM calls have no end time (serving-level traces
             that only log arrivals); latency statistics are then unavailable.
         skipped_rows: reason -> count of rows dropped under --skip-bad-rows.
+        notes: facts about the input the output should mention (serving-level trace,
+            missing end times); carried into AggregatePipeline.notes.
     """
 
     frame: pd.DataFrame
     sources: tuple[str, ...] = ()
     has_end_times: bool = True
     skipped_rows: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.frame)

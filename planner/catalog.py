@@ -9,12 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from planner.errors import ProfileError, did_you_mean
+
 ModelName = str
 GpuType = str
 
-Dtype = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+Dtype = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 
-BYTES_PER_DTYPE: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+# fp4 is NVFP4: 4-bit values plus one FP8 scale per 16 values (4.5 bits per weight).
+BYTES_PER_DTYPE: dict[str, float] = {
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "fp4": 0.5625,
+}
 
 
 @dataclass(frozen=True)
@@ -43,10 +53,27 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     vllm_args: tuple[str, ...] = ()
     source: str = ""  # where the architecture numbers come from
+    # Mixture-of-experts: parameters used per token (None: dense, all params active).
+    active_params_b: float | None = None
+    # Input embedding and LM head share one matrix (small models): counted once.
+    tie_word_embeddings: bool = False
+
+    @property
+    def embedding_params_b(self) -> float:
+        """Embedding + LM-head parameters, billions; quantised checkpoints keep them 16-bit."""
+        return self.vocab * self.hidden * (1 if self.tie_word_embeddings else 2) / 1e9
 
     @property
     def weight_bytes(self) -> float:
-        return self.params_b * 1e9 * BYTES_PER_DTYPE[self.weight_dtype]
+        """Bytes of all weights: quantised body plus 16-bit embeddings and LM head."""
+        embed = min(self.embedding_params_b, self.params_b)
+        body = self.params_b - embed
+        return (body * BYTES_PER_DTYPE[self.weight_dtype] + embed * 2.0) * 1e9
+
+    @property
+    def compute_params_b(self) -> float:
+        """Parameters whose matmuls run per token (active experts for MoE)."""
+        return self.active_params_b if self.active_params_b is not None else self.params_b
 
 
 @dataclass(frozen=True)
@@ -60,6 +87,9 @@ class Calibration:
     prefill_interference: float  # multiplier on prefill cost seen by decodes
     allreduce_multiplier: float
     source: str = ""
+    # Fixed part of every request's TTFT outside the engine steps: HTTP, tokenisation,
+    # scheduling and detokenisation of the first token.
+    ttft_overhead_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,7 @@ class GpuSpec:
     nvlink_domain_size: int  # GPUs reachable over NVLink (1: PCIe only)
     calibration: Calibration
     product_labels: tuple[str, ...] = ()  # nvidia.com/gpu.product values on Kubernetes nodes
+    fp4_tflops: float | None = None  # dense FP4 tensor-core peak (Blackwell), None: no FP4
     aliases: tuple[str, ...] = ()
     source: str = ""
 
@@ -86,3 +117,66 @@ class Catalog:
 
     models: dict[ModelName, ModelSpec] = field(default_factory=dict)
     gpus: dict[GpuType, GpuSpec] = field(default_factory=dict)
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower()
+
+
+def model_names(model: ModelSpec) -> tuple[str, ...]:
+    """Every name a trace may use for `model`: catalog name, HF id, served name, aliases."""
+    names = (model.name, model.hf_id, model.served_name, *model.aliases)
+    # `org/Model` ids also resolve by their bare model part (served names often drop it).
+    bare = tuple(n.rsplit("/", 1)[1] for n in names if "/" in n)
+    return tuple(dict.fromkeys(n for n in (*names, *bare) if n))
+
+
+def gpu_names(gpu: GpuSpec) -> tuple[str, ...]:
+    """Every name a config or node label may use for `gpu`."""
+    return tuple(dict.fromkeys(n for n in (gpu.name, *gpu.aliases, *gpu.product_labels) if n))
+
+
+def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
+    """The catalog model a trace or config calls `name` (case-insensitive, any alias).
+
+    Raises:
+        ProfileError: no model answers to `name`; the message lists the known models,
+            suggests the closest and says how to add one.
+    """
+    if name in catalog.models:
+        return catalog.models[name]
+    wanted = _norm(name)
+    for model in catalog.models.values():
+        if any(_norm(n) == wanted for n in model_names(model)):
+            return model
+    every = [n for m in catalog.models.values() for n in model_names(m)]
+    raise ProfileError(
+        f"unknown model '{name}'{did_you_mean(name, every)}; known models: "
+        f"{', '.join(sorted(catalog.models))}. To add one, add configs/models/<name>.yaml "
+        f"(copy a similar model's file, set its architecture numbers, and list '{name}' "
+        f"under aliases)"
+    )
+
+
+def resolve_gpu(catalog: Catalog, name: str) -> GpuSpec:
+    """The catalog GPU type called `name` (catalog name, alias or node product label).
+
+    Raises:
+        ProfileError: no GPU type answers to `name`, with the known ones and how to add one.
+    """
+    if name in catalog.gpus:
+        return catalog.gpus[name]
+    wanted = _norm(name)
+    for gpu in catalog.gpus.values():
+        if any(_norm(n) == wanted for n in gpu_names(gpu)):
+            return gpu
+    # Node labels carry sharing suffixes (time-slicing appends -SHARED).
+    for suffix in ("-shared", "-mig"):
+        if wanted.endswith(suffix):
+            return resolve_gpu(catalog, name[: -len(suffix)])
+    every = [n for g in catalog.gpus.values() for n in gpu_names(g)]
+    raise ProfileError(
+        f"unknown GPU type '{name}'{did_you_mean(name, every)}; known GPU types: "
+        f"{', '.join(sorted(catalog.gpus))}. To add one, add configs/gpus/<name>.yaml "
+        f"(datasheet numbers and calibration constants; copy the closest GPU's file)"
+    )

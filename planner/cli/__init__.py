@@ -12,8 +12,12 @@ import logging
 import sys
 from typing import Annotated
 
-import click
 import typer
+
+try:
+    import click
+except ImportError:  # typer >= 0.20 vendors click as typer._click
+    from typer import _click as click
 
 from planner import __version__
 from planner.errors import PlannerError
@@ -58,7 +62,7 @@ def _root(
 
 def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
-    from planner.cli import ingest  # noqa: F401
+    from planner.cli import ingest, profile  # noqa: F401
 
 
 _register()

@@ -44,6 +44,7 @@ class MemoryFit:
     overhead_gib: float  # activations, CUDA graphs, NCCL buffers
     kv_cache_gib: float  # what is left for the KV cache (negative when it does not fit)
     kv_cache_tokens: int  # tokens the KV cache holds across the replica
+    reason: str = ""  # why it does not fit (empty when it fits)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,147 @@
+"""Read the model and GPU catalogs from `configs/models/*.yaml` and `configs/gpus/*.yaml`.
+
+The shipped catalog lives in the repository's `configs/` folder beside the `planner`
+package (also for an editable install). `PLANNER_CONFIGS` or an explicit directory
+overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from planner.catalog import Catalog, GpuSpec, ModelSpec, gpu_names, model_names
+from planner.config import parse_config
+from planner.errors import ConfigError
+
+CONFIGS_ENV = "PLANNER_CONFIGS"
+
+
+def default_configs_dir() -> Path:
+    """The shipped `configs/` folder: $PLANNER_CONFIGS, else beside the package, else ./configs.
+
+    Raises:
+        ConfigError: none of these holds `models/` and `gpus/`.
+    """
+    candidates = []
+    if os.environ.get(CONFIGS_ENV):
+        candidates.append(Path(os.environ[CONFIGS_ENV]))
+    candidates.append(Path(__file__).resolve().parents[2] / "configs")
+    candidates.append(Path.cwd() / "configs")
+    for path in candidates:
+        if (path / "models").is_dir() and (path / "gpus").is_dir():
+            return path
+    tried = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no catalog found (looked in {tried}); pass --configs DIR or set {CONFIGS_ENV} to "
+        "a folder holding models/*.yaml and gpus/*.yaml"
+    )
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({exc}); fix the syntax") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _check_unique(kind: str, owners: dict[str, str], names: tuple[str, ...], path: Path) -> None:
+    for name in names:
+        key = name.lower()
+        if key in owners and owners[key] != str(path):
+            raise ConfigError(
+                f"{path}: {kind} name '{name}' is also used by {owners[key]}; "
+                "names and aliases must be unique (case-insensitive)"
+            )
+        owners[key] = str(path)
+
+
+def load_catalog(configs_dir: Path | None = None) -> Catalog:
+    """Parse every `models/*.yaml` and `gpus/*.yaml` under `configs_dir` into a Catalog.
+
+    Args:
+        configs_dir: folder with `models/` and `gpus/`; default the shipped `configs/`.
+
+    Raises:
+        ConfigError: a file is not valid YAML, has an unknown/missing key (named, with a
+            did-you-mean), or reuses another entry's name or alias.
+    """
+    root = Path(configs_dir) if configs_dir is not None else default_configs_dir()
+    for sub in ("models", "gpus"):
+        if not (root / sub).is_dir():
+            raise ConfigError(f"{root}: missing folder '{sub}/' (expected {sub}/*.yaml)")
+    models: dict[str, ModelSpec] = {}
+    owners: dict[str, str] = {}
+    for path in sorted((root / "models").glob("*.yaml")):
+        model = parse_config(_read_yaml(path), ModelSpec, str(path))
+        _validate_model(model, path)
+        _check_unique("model", owners, model_names(model), path)
+        models[model.name] = model
+    gpus: dict[str, GpuSpec] = {}
+    owners = {}
+    for path in sorted((root / "gpus").glob("*.yaml")):
+        gpu = parse_config(_read_yaml(path), GpuSpec, str(path))
+        _validate_gpu(gpu, path)
+        _check_unique("GPU", owners, gpu_names(gpu), path)
+        gpus[gpu.name] = gpu
+    if not models or not gpus:
+        raise ConfigError(f"{root}: no model or GPU files found (need models/*.yaml, gpus/*.yaml)")
+    return Catalog(models=models, gpus=gpus)
+
+
+def _positive(path: Path, values: dict[str, float | int | None]) -> None:
+    for key, value in values.items():
+        if value is not None and value <= 0:
+            raise ConfigError(f"{path}: key '{key}' must be positive, got {value}")
+
+
+def _validate_model(model: ModelSpec, path: Path) -> None:
+    _positive(
+        path,
+        {
+            "params_b": model.params_b,
+            "layers": model.layers,
+            "hidden": model.hidden,
+            "heads": model.heads,
+            "kv_heads": model.kv_heads,
+            "head_dim": model.head_dim,
+            "intermediate": model.intermediate,
+            "vocab": model.vocab,
+            "max_model_len": model.max_model_len,
+            "active_params_b": model.active_params_b,
+        },
+    )
+    if model.heads % model.kv_heads:
+        raise ConfigError(
+            f"{path}: key 'kv_heads' ({model.kv_heads}) must divide 'heads' ({model.heads})"
+        )
+
+
+def _validate_gpu(gpu: GpuSpec, path: Path) -> None:
+    cal = gpu.calibration
+    _positive(
+        path,
+        {
+            "memory_gib": gpu.memory_gib,
+            "hbm_tb_per_s": gpu.hbm_tb_per_s,
+            "bf16_tflops": gpu.bf16_tflops,
+            "fp8_tflops": gpu.fp8_tflops,
+            "fp4_tflops": gpu.fp4_tflops,
+            "link_gb_per_s": gpu.link_gb_per_s,
+            "nvlink_domain_size": gpu.nvlink_domain_size,
+            "calibration.memory_efficiency": cal.memory_efficiency,
+            "calibration.compute_efficiency": cal.compute_efficiency,
+        },
+    )
+    if cal.compute_efficiency > 1:
+        raise ConfigError(
+            f"{path}: key 'calibration.compute_efficiency' is a fraction of peak (<= 1), "
+            f"got {cal.compute_efficiency}"
+        )

@@ -1,0 +1,362 @@
+"""Read trace files (Parquet, CSV, JSONL, OTLP/JSON; optionally gzipped) into a CallTable.
+
+Files are streamed in batches; each batch is validated and normalised by the pure
+`planner.ingest` functions and kept in compact form (categorical strings), so memory
+grows with the calls kept, not with the file's text. A directory is read recursively in
+sorted order; documentation, code and config files beside the traces are skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
+
+from planner.calls import KIND_LLM, CallTable
+from planner.config import parse_config
+from planner.errors import ConfigError, InputError
+from planner.ingest.mapping import IDENTITY, TraceMapping
+from planner.ingest.normalise import BatchPosition, check_columns, normalise_batch
+from planner.ingest.otlp import OTLP_MAPPING, is_otlp_export, spans_to_rows
+from planner.ingest.table import check_workflow_types, concat_calls
+
+TRACE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+# Files that live beside traces (traces/README.md, generate.py, mappings/) and are skipped.
+IGNORED_SUFFIXES = (".md", ".py", ".yaml", ".yml", ".txt")
+BATCH_ROWS = 1 << 20
+JSON_BATCH_ROWS = 1 << 16
+_READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError)
+
+
+def load_mapping(path: Path) -> TraceMapping:
+    """Read a YAML column mapping (see traces/README.md).
+
+    Raises:
+        ConfigError: missing file, bad YAML, unknown keys or values.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: mapping file not found; check the --mapping path") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML ({detail}); fix the syntax") from None
+    return parse_config(data, TraceMapping, str(path))
+
+
+def read_calls(
+    path: Path, mapping: TraceMapping | None = None, *, skip_bad_rows: bool = False
+) -> CallTable:
+    """Read every trace file under `path` into one validated CallTable.
+
+    Args:
+        path: a trace file or a directory of them (read recursively, sorted).
+        mapping: column mapping for tables that do not use canonical names (not applied
+            to OTLP files, which have their own names).
+        skip_bad_rows: drop invalid rows and count them by reason instead of failing.
+
+    Raises:
+        InputError: a missing path, unknown extension, empty or corrupt file, or bad row.
+    """
+    files = trace_files(path)
+    mapping = mapping or IDENTITY
+    frames: list[pd.DataFrame] = []
+    skipped: dict[str, int] = {}
+    for file in files:
+        rows_in_file = 0
+        for frame, counts in _read_file(file, mapping, skip_bad_rows):
+            rows_in_file += len(frame) + sum(counts.values())
+            for reason, count in counts.items():
+                skipped[reason] = skipped.get(reason, 0) + count
+            if len(frame):
+                frames.append(frame)
+        if rows_in_file == 0:
+            raise InputError(
+                f"{file}: empty file (no calls); remove it or export the trace again"
+            )
+    sources = tuple(str(f) for f in files)
+    if not frames:
+        raise InputError(
+            f"{path}: every row was skipped as bad ({_describe(skipped)}); fix the file or "
+            "its --mapping"
+        )
+    table = concat_calls(frames)
+    check_workflow_types(table, sources)
+    llm = table["kind"].to_numpy() == KIND_LLM
+    has_end_times = not bool(table["end_s"].isna().to_numpy()[llm].any())
+    notes = []
+    if mapping.serving_level:
+        notes.append(
+            "serving-level trace: each request is treated as a workflow of one call"
+        )
+    if not has_end_times:
+        notes.append("some calls have no end time: latency statistics are not available")
+    return CallTable(
+        frame=table,
+        sources=sources,
+        has_end_times=has_end_times,
+        skipped_rows=dict(sorted(skipped.items())),
+        notes=tuple(notes),
+    )
+
+
+def trace_files(path: Path) -> list[Path]:
+    """The trace files at `path`: the file itself, or the directory's, recursively sorted."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory; check the trace path")
+    if path.is_file():
+        if _suffix(path) not in TRACE_SUFFIXES:
+            raise _unknown_extension(path)
+        return [path]
+    files: list[Path] = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        relative = file.relative_to(path)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        suffix = _suffix(file)
+        if suffix in TRACE_SUFFIXES:
+            files.append(file)
+        elif suffix not in IGNORED_SUFFIXES and not suffix.endswith(IGNORED_SUFFIXES):
+            raise _unknown_extension(file)
+    if not files:
+        raise InputError(
+            f"{path}: no trace files (.parquet, .csv, .jsonl, .json, optionally .gz) found"
+        )
+    return files
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    base = name[:-3] if name.endswith(".gz") else name
+    return Path(base).suffix
+
+
+def _unknown_extension(path: Path) -> InputError:
+    return InputError(
+        f"{path}: unknown trace file extension '{''.join(path.suffixes) or '(none)'}'; "
+        "use .parquet, .csv, .jsonl or .json (OTLP), optionally with .gz"
+    )
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "no rows"
+
+
+Batch = tuple[pd.DataFrame, dict[str, int]]
+
+
+def _read_file(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
+    suffix = _suffix(file)
+    try:
+        if suffix == ".parquet":
+            yield from _read_parquet(file, mapping, skip)
+        elif suffix == ".csv":
+            yield from _read_csv(file, mapping, skip)
+        else:
+            yield from _read_json(file, mapping, skip, otlp_only=suffix == ".json")
+    except _READ_ERRORS as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(
+            f"{file}: cannot read the file ({detail}); it is truncated or corrupt: "
+            "export or download it again"
+        ) from None
+
+
+def _read_parquet(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
+    source: Any = file
+    if file.name.lower().endswith(".gz"):
+        # Parquet needs random access: a gzipped Parquet file is inflated in memory.
+        with gzip.open(file, "rb") as handle:
+            source = pa.BufferReader(handle.read())
+    parquet = pq.ParquetFile(source)
+    names = parquet.schema_arrow.names
+    check_columns(names, mapping, str(file))
+    wanted = _wanted_columns(names, mapping)
+    first = 1
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+        raw = batch.to_pandas(strings_to_categorical=True)
+        position = BatchPosition(str(file), first, "row")
+        yield normalise_batch(raw, mapping, position, skip_bad_rows=skip)
+        first += batch.num_rows
+
+
+def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
+    with _open_text(file) as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        raise InputError(f"{file}: empty file (no header row); remove it or export it again")
+    check_columns(header, mapping, str(file))
+    invalid: list[Any] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append(row)
+        return "skip" if skip else "error"
+
+    wanted = set(_wanted_columns(header, mapping))
+    reader = pacsv.open_csv(
+        pa.input_stream(str(file), compression="detect"),
+        read_options=pacsv.ReadOptions(block_size=16 << 20),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            include_columns=[name for name in header if name in wanted],
+            strings_can_be_null=True,
+        ),
+    )
+    line = 2  # line 1 is the header
+    try:
+        for batch in reader:
+            raw = batch.to_pandas()
+            position = BatchPosition(str(file), line, "line")
+            frame, counts = normalise_batch(raw, mapping, position, skip_bad_rows=skip)
+            if invalid and skip:
+                counts = {**counts, "csv: wrong number of fields": len(invalid)}
+                invalid.clear()
+            yield frame, counts
+            line += batch.num_rows
+    except pa.ArrowInvalid:
+        if invalid:
+            row = invalid[0]
+            where = f"line {row.number}" if row.number is not None else "a row"
+            raise InputError(
+                f"{file}, {where}: {row.actual_columns} fields where the header has "
+                f"{row.expected_columns}; quote values containing commas, or pass "
+                "--skip-bad-rows to drop such rows"
+            ) from None
+        raise
+    if invalid and skip:
+        yield _empty_batch(mapping, file), {"csv: wrong number of fields": len(invalid)}
+
+
+def _empty_batch(mapping: TraceMapping, file: Path) -> pd.DataFrame:
+    frame, _ = normalise_batch(pd.DataFrame(), mapping, BatchPosition(str(file), 1))
+    return frame
+
+
+def _read_json(file: Path, mapping: TraceMapping, skip: bool, *, otlp_only: bool) -> Iterator[Batch]:
+    documents = _json_documents(file, skip)
+    first = next(documents, None)
+    if first is None:
+        return
+    if otlp_only or is_otlp_export(first[1]):
+        rows = spans_to_rows(_chain(first, documents), str(file))
+        position = BatchPosition(str(file), 1, "span")
+        yield normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
+        return
+    paths = _json_paths(mapping)
+    checked = False
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    bad_json = 0
+    for line, document in _chain(first, documents):
+        if document is None:
+            bad_json += 1
+            continue
+        if not isinstance(document, dict):
+            raise InputError(
+                f"{file}, line {line}: expected one JSON object per line, got "
+                f"{type(document).__name__}; write each call as {{\"column\": value, ...}}"
+            )
+        if not checked:
+            check_columns([*document, *paths], mapping, str(file))
+            checked = True
+        for path in paths:
+            document[path] = _extract(document, path)
+        records.append(document)
+        lines.append(line)
+        if len(records) >= JSON_BATCH_ROWS:
+            yield _json_batch(records, lines, mapping, file, skip)
+            records, lines = [], []
+    if records:
+        yield _json_batch(records, lines, mapping, file, skip)
+    if bad_json:
+        yield _empty_batch(mapping, file), {"jsonl: not valid JSON": bad_json}
+
+
+def _json_batch(
+    records: list[dict[str, Any]], lines: list[int], mapping: TraceMapping, file: Path, skip: bool
+) -> Batch:
+    position = BatchPosition(str(file), lines[0], "line", tuple(lines))
+    return normalise_batch(pd.DataFrame.from_records(records), mapping, position, skip_bad_rows=skip)
+
+
+def _chain(first: tuple[int, Any], rest: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    yield first
+    yield from rest
+
+
+def _json_documents(file: Path, skip: bool) -> Iterator[tuple[int, Any]]:
+    """(line, parsed object) per non-blank line; a whole-file document when it spans lines."""
+    with _open_text(file) as handle:
+        text_start = handle.read(1 << 16)
+        handle.seek(0)
+        if text_start.lstrip().startswith("{") and "\n" in text_start.strip():
+            # A pretty-printed single document (one OTLP export per file) is not JSONL.
+            try:
+                single = json.loads(handle.read())
+            except json.JSONDecodeError:
+                handle.seek(0)
+            else:
+                yield 1, single
+                return
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                if skip:
+                    yield number, None
+                    continue
+                raise InputError(
+                    f"{file}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                    "fix the line (a truncated file ends mid-object), or pass --skip-bad-rows"
+                ) from None
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
+
+
+def _json_paths(mapping: TraceMapping) -> list[str]:
+    return [p for p in mapping.columns.values() if "[" in p or "." in p]
+
+
+def _extract(document: dict[str, Any], path: str) -> Any:
+    """Value at a path such as `timing_events[-1].timestamp`; None when absent."""
+    if path in document:
+        return document[path]
+    value: Any = document
+    for key, index in _PATH_PART.findall(path):
+        if key:
+            value = value.get(key) if isinstance(value, dict) else None
+        else:
+            i = int(index)
+            value = value[i] if isinstance(value, list) and -len(value) <= i < len(value) else None
+        if value is None:
+            return None
+    return value
+
+
+def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
+    from planner.ingest.mapping import CANONICAL_INPUT_COLUMNS
+
+    sources = {mapping.source_of(c) for c in CANONICAL_INPUT_COLUMNS}
+    return [n for n in names if n in sources]
+
+
+def _open_text(file: Path) -> io.TextIOWrapper:
+    if file.name.lower().endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(file, "rb"), encoding="utf-8")
+    return open(file, encoding="utf-8")  # noqa: SIM115  (closed by the caller's with)

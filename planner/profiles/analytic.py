@@ -1,0 +1,272 @@
+"""Analytic profiles: a calibrated roofline model of vLLM serving, no GPU needed.
+
+Memory (per GPU, GiB): share = u M f; weights = W / t; overhead = 1.5 (CUDA context,
+CUDA graphs, allocator slack) + activations of one 8192-token step + sampler logits
++ 0.5 NCCL buffers when t > 1; KV = share - weights - overhead, in tokens
+KV / k_t rounded down to 16-token blocks. A shape fits when the KV cache holds one
+`max_model_len` sequence (vLLM refuses to start otherwise), TP divides the attention
+heads and the KV heads (or is a multiple of them), TP stays inside the NVLink domain,
+and fractions are only used with TP 1.
+
+Steady state with C requests in flight, prompt I, output O (roofline in
+`planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O),
+max-num-seqs); the rest wait for a slot.
+  T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
+  E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) T_pre   (the other requests' prefills
+            interleave with this one's decodes; k_pi <= 1 since a prefill mixed into a
+            decode step shares its weight read)
+  TTFT  = c_ttft + T_pre + T_dec + W_pre + W_kv
+  W_pre = min(rho T_pre / (2 (1 - rho)), k_pi (B - 1) T_pre),  rho = (B - 1) T_pre / E2E_run
+          (M/D/1 wait behind other prefills: moves time from decode into TTFT)
+  TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi (B - 1) T_pre - W_pre) / (O - 1)
+  W_kv  = (C - B) / X                      (waiting for a KV slot)
+  X     = B / E2E_run                      (Little's law on the running set)
+
+GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
+and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
+assumption: co-located processes without MPS contend less evenly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import replace
+
+from planner.catalog import Catalog, GpuSpec, ModelSpec, resolve_gpu, resolve_model
+from planner.errors import InfeasibleError, ProfileError
+from planner.profiles import MemoryFit, PerfPoint, ShapeKey
+from planner.profiles.roofline import (
+    GIB,
+    MAX_BATCHED_TOKENS,
+    MAX_NUM_SEQS,
+    decode_terms,
+    kv_bytes_per_token,
+    prefill_terms,
+    step_ms,
+)
+
+KV_BLOCK_TOKENS = 16  # vLLM's default block size: the KV cache is allocated in blocks
+BASE_OVERHEAD_GIB = 1.5  # CUDA context + CUDA graphs + allocator slack (vLLM start-up logs)
+NCCL_OVERHEAD_GIB = 0.5  # NCCL / custom all-reduce buffers per GPU when TP > 1
+MAX_PREFILL_UTILISATION = 0.95  # keeps the prefill-queue term finite near saturation
+_BISECTION_STEPS = 60
+
+
+def memory_fit(
+    model: ModelSpec, gpu: GpuSpec, tp: int, gpu_fraction: float, gpu_memory_utilization: float
+) -> MemoryFit:
+    """Per-GPU memory budget of one replica (pure; see the module docstring)."""
+    share = gpu_memory_utilization * gpu.memory_gib * gpu_fraction
+    weights = model.weight_bytes / tp / GIB
+    activations = MAX_BATCHED_TOKENS * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
+    logits = MAX_NUM_SEQS * model.vocab * 4.0 * 2  # FP32 logits and probabilities
+    overhead = (
+        BASE_OVERHEAD_GIB + (activations + logits) / GIB + (NCCL_OVERHEAD_GIB if tp > 1 else 0)
+    )
+    kv_gib = share - weights - overhead
+    tokens = kv_gib * GIB / kv_bytes_per_token(model, tp)
+    kv_tokens = max(0, int(tokens // KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS)
+    reason = _shape_problem(model, gpu, tp)
+    if not reason and kv_tokens < model.max_model_len:
+        reason = (
+            f"{model.name} on {tp}x {gpu.name} at fraction {gpu_fraction:g}: "
+            f"{share:.1f} GiB usable per GPU, weights {weights:.1f} GiB + overhead "
+            f"{overhead:.1f} GiB leave {kv_gib:.1f} GiB for the KV cache = {kv_tokens} tokens, "
+            f"fewer than one {model.max_model_len}-token sequence (max_model_len)"
+        )
+    return MemoryFit(
+        fits=not reason,
+        share_gib=share,
+        weights_gib=weights,
+        overhead_gib=overhead,
+        kv_cache_gib=kv_gib,
+        kv_cache_tokens=kv_tokens,
+        reason=reason,
+    )
+
+
+def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int) -> str:
+    if model.heads % tp:
+        return f"TP {tp} does not divide the {model.heads} attention heads of {model.name}"
+    if model.kv_heads % tp and tp % model.kv_heads:
+        return (
+            f"TP {tp} neither divides nor is a multiple of the {model.kv_heads} KV heads "
+            f"of {model.name}"
+        )
+    if tp > gpu.nvlink_domain_size:
+        return f"TP {tp} exceeds the NVLink domain of {gpu.name} ({gpu.nvlink_domain_size} GPUs)"
+    return ""
+
+
+def steady_state(
+    model: ModelSpec,
+    gpu: GpuSpec,
+    tp: int,
+    gpu_fraction: float,
+    input_tokens: float,
+    output_tokens: float,
+    concurrency: float,
+    kv_cache_tokens: int,
+) -> PerfPoint:
+    """Closed-loop steady state with `concurrency` requests in the system (pure)."""
+    cal = gpu.calibration
+    isl, osl = max(1.0, input_tokens), max(1.0, output_tokens)
+    max_conc = min(kv_cache_tokens / (isl + osl), float(MAX_NUM_SEQS))
+    running = min(concurrency, max_conc)
+    batch = max(running, 1.0)  # a lone request still runs a full step
+    decode = step_ms(
+        decode_terms(model, gpu, tp, gpu_fraction, batch, isl + osl / 2), cal, model.layers
+    )
+    prefill = step_ms(prefill_terms(model, gpu, tp, gpu_fraction, isl), cal, model.layers)
+    # Other running requests' prefills interleave with this request's decodes: B - 1 of
+    # them during its life, each costing k_pi x its stand-alone time (k_pi <= 1: mixed into
+    # a decode step it shares the weight read).
+    interference = cal.prefill_interference * (batch - 1.0) * prefill
+    first = cal.ttft_overhead_ms + prefill + (decode if osl > 1 else 0.0)
+    e2e_run = first + (osl - 1.0) * decode + interference
+    # Arriving while others prefill, a request waits (M/D/1 on the prefill slot); the wait
+    # moves interference from its decode phase into its TTFT, the total stays the same.
+    rho = min(max(running - 1.0, 0.0) * prefill / e2e_run, MAX_PREFILL_UTILISATION)
+    prefill_wait = min(rho * prefill / (2.0 * (1.0 - rho)), interference)
+    if osl <= 1:  # no decode phase: every wait for other prefills is time to the answer
+        prefill_wait = interference
+    ttft_run = first + prefill_wait
+    tpot = (e2e_run - ttft_run) / (osl - 1.0) if osl > 1 else 0.0
+    per_ms = running / e2e_run
+    queued = max(concurrency - running, 0.0)
+    wait = 0.0 if queued == 0 else (queued / per_ms if per_ms > 0 else math.inf)
+    return PerfPoint(
+        concurrency=concurrency,
+        requests_per_s=per_ms * 1e3,
+        output_tokens_per_s=per_ms * 1e3 * osl,
+        ttft_ms=ttft_run + wait,
+        tpot_ms=tpot,
+        e2e_ms=e2e_run + wait,
+        kv_cache_tokens=kv_cache_tokens,
+        max_concurrency=max_conc,
+        source="analytic",
+    )
+
+
+class AnalyticProfiles:
+    """ProfileTable over the calibrated analytic model for every catalog shape.
+
+    Pure and cached: answers depend only on the catalog and the arguments. A few tens of
+    microseconds per uncached `at_concurrency`, about 60 of those per uncached `at_rate`.
+    """
+
+    def __init__(self, catalog: Catalog, gpu_memory_utilization: float = 0.92) -> None:
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ProfileError(
+                f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}"
+            )
+        self.catalog = catalog
+        self.gpu_memory_utilization = gpu_memory_utilization
+        self._memory = functools.lru_cache(maxsize=4096)(self._memory_uncached)
+        self._point = functools.lru_cache(maxsize=65536)(self._point_uncached)
+        self._rate = functools.lru_cache(maxsize=65536)(self._rate_uncached)
+
+    def _specs(self, key: ShapeKey) -> tuple[ModelSpec, GpuSpec]:
+        if key.tp < 1:
+            raise ProfileError(f"{key}: tensor-parallel degree must be >= 1, got {key.tp}")
+        if not 0 < key.gpu_fraction <= 1:
+            raise ProfileError(f"{key}: gpu_fraction must be in (0, 1], got {key.gpu_fraction}")
+        if key.gpu_fraction < 1 and key.tp > 1:
+            raise ProfileError(f"{key}: fractional GPUs are only planned with TP 1")
+        return resolve_model(self.catalog, key.model), resolve_gpu(self.catalog, key.gpu_type)
+
+    def _memory_uncached(self, key: ShapeKey) -> MemoryFit:
+        model, gpu = self._specs(key)
+        return memory_fit(model, gpu, key.tp, key.gpu_fraction, self.gpu_memory_utilization)
+
+    def memory(self, key: ShapeKey) -> MemoryFit:
+        """Memory fit of the shape; `fits=False` with a reason when it cannot run.
+
+        Raises:
+            ProfileError: unknown model or GPU, or a malformed shape.
+        """
+        return self._memory(key)
+
+    def _fitting(self, key: ShapeKey) -> tuple[ModelSpec, GpuSpec, MemoryFit]:
+        fit = self._memory(key)
+        if not fit.fits:
+            raise InfeasibleError(f"does not fit: {fit.reason}")
+        model, gpu = self._specs(key)
+        return model, gpu, fit
+
+    def _point_uncached(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+    ) -> PerfPoint:
+        model, gpu, fit = self._fitting(key)
+        return steady_state(
+            model,
+            gpu,
+            key.tp,
+            key.gpu_fraction,
+            input_tokens,
+            output_tokens,
+            concurrency,
+            fit.kv_cache_tokens,
+        )
+
+    def at_concurrency(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+    ) -> PerfPoint:
+        """Steady state with `concurrency` requests in flight (closed loop).
+
+        Raises:
+            InfeasibleError: the shape does not fit (the message carries the memory figures).
+        """
+        if concurrency < 0 or input_tokens < 0 or output_tokens < 0:
+            raise ProfileError("concurrency and token counts must be >= 0")
+        return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
+
+    def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
+        fit = self._memory(key)
+        return min(fit.kv_cache_tokens / (max(1.0, input_tokens) + max(1.0, osl)), MAX_NUM_SEQS)
+
+    def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
+        """Highest request rate: every KV slot (or max-num-seqs) busy.
+
+        Raises:
+            InfeasibleError: the shape does not fit.
+        """
+        self._fitting(key)
+        top = self._saturation_concurrency(key, input_tokens, output_tokens)
+        return self.at_concurrency(key, input_tokens, output_tokens, top).requests_per_s
+
+    def _rate_uncached(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
+    ) -> PerfPoint:
+        top = self._saturation_concurrency(key, input_tokens, output_tokens)
+        at_top = self._point(key, input_tokens, output_tokens, top)
+        if rate_per_s >= at_top.requests_per_s:
+            # Past capacity the open-loop queue grows without bound; report the capacity
+            # point (its latencies are a lower bound) and flag it.
+            return replace(at_top, saturated=True)
+        # Throughput rises with concurrency up to capacity: bisect X(C) = rate.
+        low, high = 0.0, top
+        for _ in range(_BISECTION_STEPS):
+            mid = 0.5 * (low + high)
+            if self._point_uncached(key, input_tokens, output_tokens, mid).requests_per_s < (
+                rate_per_s
+            ):
+                low = mid
+            else:
+                high = mid
+        return self._point_uncached(key, input_tokens, output_tokens, high)
+
+    def at_rate(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
+    ) -> PerfPoint:
+        """Steady state at an offered request rate: the concurrency C with X(C) = rate
+        (Little's law); `saturated=True` at or past capacity.
+
+        Raises:
+            InfeasibleError: the shape does not fit.
+        """
+        if rate_per_s < 0 or input_tokens < 0 or output_tokens < 0:
+            raise ProfileError("rate and token counts must be >= 0")
+        self._fitting(key)
+        return self._rate(key, float(input_tokens), float(output_tokens), float(rate_per_s))

@@ -1,0 +1,110 @@
+"""Cost of one vLLM engine step from first principles: a roofline plus collectives.
+
+Notation (per GPU of a tensor-parallel group of `t` GPUs, GPU share `f`):
+  P  parameters (active ones for FLOPs), L layers, h hidden size, d head dim,
+  n_kv KV heads, b_w / b_kv bytes per weight / per KV element;
+  W_t = weight bytes / t,  k_t = 2 L max(1, n_kv // t) d b_kv  (KV bytes per token;
+  vLLM replicates KV heads when t > n_kv).
+
+A step that runs `T` tokens costs
+  T_step = max(FLOPs / (eta_c f F), eta_m bytes / (f B)) + k_ar 2 L AR_t(T h 2)
+           + steps (L tau_L + tau_0)
+with AR_t(n) = alpha + 2 (t-1)/t n / link (ring all-reduce). This module returns the
+uncalibrated terms (`StepTerms`) so the calibration fit and the model share one formula;
+`step_ms` applies a GPU's fitted constants.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from planner.catalog import BYTES_PER_DTYPE, Calibration, GpuSpec, ModelSpec
+
+GIB = 2.0**30
+# vLLM V1 defaults for the OpenAI server on GPUs with >= 70 GiB: max-num-seqs 256,
+# max-num-batched-tokens 8192 (the chunked-prefill budget of one step).
+MAX_NUM_SEQS = 256
+MAX_BATCHED_TOKENS = 8192
+ACTIVATION_BYTES = 2.0  # BF16 activations and all-reduce payloads
+
+
+@dataclass(frozen=True)
+class StepTerms:
+    """Uncalibrated costs of some engine steps (milliseconds)."""
+
+    compute_ms: float  # FLOPs at peak tensor-core rate
+    memory_ms: float  # bytes at datasheet bandwidth
+    allreduce_ms: float  # ring all-reduces at datasheet link bandwidth + latency floor
+    steps: float  # engine steps (prefill chunks) the work spans
+
+
+def peak_tflops(model: ModelSpec, gpu: GpuSpec) -> float:
+    """Tensor-core peak for the model's weight format on this GPU (dense).
+
+    FP8/FP4 weights use FP8/FP4 tensor cores where the GPU has them; otherwise vLLM runs
+    weight-only kernels that dequantise to BF16 (e.g. FP8 on A100).
+    """
+    if model.weight_dtype == "fp4" and gpu.fp4_tflops:
+        return gpu.fp4_tflops
+    if model.weight_dtype in ("fp8", "fp4") and gpu.fp8_tflops:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
+
+
+def kv_bytes_per_token(model: ModelSpec, tp: int) -> float:
+    """KV-cache bytes one token occupies on each GPU of the TP group."""
+    heads_per_gpu = max(1, model.kv_heads // tp)
+    return 2.0 * model.layers * heads_per_gpu * model.head_dim * BYTES_PER_DTYPE[model.kv_dtype]
+
+
+def _allreduce_ms(model: ModelSpec, gpu: GpuSpec, tp: int, tokens: float) -> float:
+    """Two all-reduces per layer (after attention and after the MLP) of tokens x hidden."""
+    if tp <= 1:
+        return 0.0
+    payload = tokens * model.hidden * ACTIVATION_BYTES
+    one = gpu.allreduce_latency_us * 1e-6 + 2.0 * (tp - 1) / tp * payload / (
+        gpu.link_gb_per_s * 1e9
+    )
+    return 2.0 * model.layers * one * 1e3
+
+
+def decode_terms(
+    model: ModelSpec, gpu: GpuSpec, tp: int, fraction: float, batch: float, context: float
+) -> StepTerms:
+    """One decode step of `batch` sequences whose mean context is `context` tokens."""
+    attn_flops = 4.0 * model.layers * model.heads * model.head_dim * context * batch
+    flops = (2.0 * model.compute_params_b * 1e9 * batch + attn_flops) / tp
+    weight_bytes = model.weight_bytes / tp
+    kv_bytes = batch * context * kv_bytes_per_token(model, tp)
+    return StepTerms(
+        compute_ms=flops / (fraction * peak_tflops(model, gpu) * 1e12) * 1e3,
+        memory_ms=(weight_bytes + kv_bytes) / (fraction * gpu.hbm_tb_per_s * 1e12) * 1e3,
+        allreduce_ms=_allreduce_ms(model, gpu, tp, batch),
+        steps=1.0,
+    )
+
+
+def prefill_terms(
+    model: ModelSpec, gpu: GpuSpec, tp: int, fraction: float, input_tokens: float
+) -> StepTerms:
+    """Prefill of one prompt, split into chunks of at most MAX_BATCHED_TOKENS tokens."""
+    chunks = max(1.0, math.ceil(input_tokens / MAX_BATCHED_TOKENS))
+    # Causal attention: each token attends to half the prompt on average.
+    attn_flops = 2.0 * model.layers * model.heads * model.head_dim * input_tokens**2
+    flops = (2.0 * model.compute_params_b * 1e9 * input_tokens + attn_flops) / tp
+    kv_write = input_tokens * kv_bytes_per_token(model, tp)
+    weight_bytes = chunks * model.weight_bytes / tp
+    return StepTerms(
+        compute_ms=flops / (fraction * peak_tflops(model, gpu) * 1e12) * 1e3,
+        memory_ms=(weight_bytes + kv_write) / (fraction * gpu.hbm_tb_per_s * 1e12) * 1e3,
+        allreduce_ms=_allreduce_ms(model, gpu, tp, input_tokens / chunks) * chunks,
+        steps=chunks,
+    )
+
+
+def step_ms(terms: StepTerms, cal: Calibration, layers: int) -> float:
+    """Calibrated time of the steps described by `terms`."""
+    roof = max(terms.compute_ms / cal.compute_efficiency, cal.memory_efficiency * terms.memory_ms)
+    fixed_us = layers * cal.per_layer_overhead_us + cal.per_step_overhead_us
+    return roof + cal.allreduce_multiplier * terms.allreduce_ms + terms.steps * fixed_us * 1e-3

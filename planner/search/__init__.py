@@ -1,0 +1,109 @@
+"""Search: SearchProblem -> Plan, exactly, with CP-SAT (see `model.py` for the formulation).
+
+`search_plan(problem, settings)` is the stage's entry. It builds the options, feeds the
+greedy baseline as a hint, solves, checks the answer with the independent validator and
+returns a `Plan`, or raises `SearchInfeasible` (exit 3) naming the binding constraint and
+the GPU count that would suffice, or `SolverTimeout` when nothing was found in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from planner.plan import Plan
+from planner.search.baselines import greedy_choice
+from planner.search.explain import SearchInfeasible, explain_infeasible
+from planner.search.model import (
+    SolverTimeout,
+    SolveSettings,
+    build_options,
+    facts,
+    finish,
+    solve_max_scale,
+    solve_options,
+    to_allocations,
+)
+from planner.search.problem import SearchProblem
+from planner.search.validate import check_plan, mean_latency_s
+
+__all__ = [
+    "SearchInfeasible",
+    "SearchProblem",
+    "SolveSettings",
+    "SolverTimeout",
+    "search_plan",
+]
+
+
+def search_plan(problem: SearchProblem, settings: SolveSettings | None = None) -> Plan:
+    """The optimal (or best found, with its gap) plan for the settings' objective.
+
+    For max-throughput the problem's rates are the base the scale multiplies.
+
+    Raises:
+        SearchInfeasible: nothing meets the constraints.
+        SolverTimeout: no plan found within the time limit.
+    """
+    settings = settings or SolveSettings()
+    if settings.objective == "max-throughput":
+        plan = _max_throughput(problem, settings)
+    elif settings.objective == "min-gpus":
+        plan = _min_gpus(problem, settings)
+    else:
+        plan = _min_latency(problem, settings)
+    violations = check_plan(_target_problem(problem, plan), plan)
+    if violations:  # the validator is the specification: a violation is a bug
+        raise RuntimeError("search produced an invalid plan: " + "; ".join(violations))
+    return plan
+
+
+def _target_problem(problem: SearchProblem, plan: Plan) -> SearchProblem:
+    rates = {w.workflow_type: w.target_rate_per_s for w in plan.workflows}
+    flows = tuple(replace(w, rate_per_s=rates[w.workflow_type]) for w in problem.workflows)
+    return replace(problem, workflows=flows)
+
+
+def _min_latency(
+    problem: SearchProblem, settings: SolveSettings, notes: tuple[str, ...] = ()
+) -> Plan:
+    options = build_options(problem, settings)
+    hint = greedy_choice(problem, options) if settings.use_hint else None
+    result = solve_options(problem, options, "latency", settings, settings.time_limit_s, hint)
+    if result is None:
+        raise explain_infeasible(problem, settings)
+    # Solver objective is in us without the constant tool time; report seconds with it.
+    objective = mean_latency_s(problem, to_allocations(result.chosen))
+    constant = objective - result.objective / 1e6
+    solver = facts(result.status, objective, result.bound / 1e6 + constant, result.wall_s)
+    return finish(problem, result.chosen, settings.objective, solver, notes)
+
+
+def _min_gpus(problem: SearchProblem, settings: SolveSettings) -> Plan:
+    options = build_options(problem, settings)
+    first = solve_options(problem, options, "units", settings, settings.time_limit_s / 2)
+    if first is None:
+        raise explain_infeasible(problem, settings)
+    gpus, bound = first.objective / 8, first.bound / 8
+    second = replace(
+        settings, max_units=round(first.objective), time_limit_s=settings.time_limit_s / 2
+    )
+    plan = _min_latency(problem, second, (f"lowest latency among plans on {gpus:g} GPUs",))
+    solver = facts(first.status, gpus, bound, first.wall_s + plan.solver.wall_s)
+    return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
+
+
+def _max_throughput(problem: SearchProblem, settings: SolveSettings) -> Plan:
+    first = solve_max_scale(problem, settings, settings.time_limit_s / 2)
+    if first is None or first[0] <= 0:
+        raise explain_infeasible(problem, settings)
+    scale, status, bound, wall = first
+    scaled = problem.scaled(scale)
+    second = replace(settings, time_limit_s=settings.time_limit_s / 2)
+    plan = _min_latency(scaled, second, (f"rates scaled by {scale:g} (max-throughput)",))
+    solver = facts(status, scale, bound, wall + plan.solver.wall_s, maximise=True)
+    return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
+
+
+def _stage_note(plan: Plan) -> str:
+    s = plan.solver
+    return f"latency stage: {s.status}, {s.objective:.6g} s, bound {s.bound:.6g} s"

@@ -1,0 +1,183 @@
+"""Baseline allocations on the same GPUs, for the evaluation (and the solver's hint).
+
+- uniform: every model gets an equal share of each GPU type, filled with replicas of
+  its smallest fitting shape (whole GPUs when the share allows).
+- independent: each model sized alone: its cheapest option meeting its own demand
+  fixes its need; the GPUs are split in proportion to the needs, and each model takes
+  its lowest-latency option within its part.
+- greedy (Scepsy-style): every model starts on the fewest GPUs meeting its demand with
+  its smallest shape (replicas first until the rate is met), then the move with the
+  best latency gain per GPU (one more replica step, or double TP) is taken while the
+  cluster can place it.
+
+Baselines do not optimise and may be invalid (a model too large for its share gets no
+replicas; a share too small saturates); `check_plan` says so, the simulator measures it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+from planner.calls import ModelName
+from planner.plan import Allocation, Plan, SolverFacts
+from planner.search.options import (
+    DEFAULT_RESOLUTION,
+    Option,
+    model_options,
+    shape_fits_memory,
+    shape_is_structural,
+)
+from planner.search.packing import UNITS_PER_GPU, fits_thresholds, threshold_capacities
+from planner.search.predict import make_plan
+from planner.search.problem import SearchProblem, ShapeCandidate
+from planner.search.validate import mean_latency_s
+
+
+def uniform_plan(problem: SearchProblem) -> Plan:
+    """Equal GPU share per model on every GPU type."""
+    start = time.perf_counter()
+    allocs: list[Allocation] = []
+    n = len(problem.models)
+    for gpu_type in problem.gpu_types():
+        caps = threshold_capacities(problem.cluster, gpu_type)
+        share = caps[1] // max(1, n)
+        for m in problem.models:
+            shapes = [
+                s
+                for s in m.shapes
+                if s.key.gpu_type == gpu_type
+                and shape_is_structural(problem, m, s)
+                and shape_fits_memory(s)
+                and s.units <= share
+            ]
+            if not shapes:
+                continue
+            whole = [s for s in shapes if s.units >= UNITS_PER_GPU]
+            pool = whole or shapes
+            shape = min(pool, key=lambda s: (s.units, s.key))
+            allocs.append(_alloc(m.model, shape, share // shape.units))
+    return _baseline(problem, _repair(problem, allocs), "UNIFORM", start)
+
+
+def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUTION) -> Plan:
+    """GPUs split in proportion to each model's own need, best latency within its part."""
+    start = time.perf_counter()
+    options = {m.model: model_options(problem, m, resolution) for m in problem.models}
+    need = {m: min((o.units for o in opts), default=0) for m, opts in options.items()}
+    total_units = problem.cluster.gpus * UNITS_PER_GPU
+    need_sum = sum(need.values())
+    allocs = []
+    for m, opts in sorted(options.items()):
+        if not opts:
+            continue
+        part = total_units * need[m] // need_sum if need_sum else 0
+        within = [o for o in opts if o.units <= part] or [min(opts, key=_cheapest)]
+        best = min(within, key=lambda o: (o.latency_s, o.units, o.shape.key))
+        allocs.append(_alloc(m, best.shape, best.replicas))
+    return _baseline(problem, _repair(problem, allocs), "INDEPENDENT", start)
+
+
+def greedy_choice(
+    problem: SearchProblem, options: Mapping[ModelName, Sequence[Option]]
+) -> dict[ModelName, Option]:
+    """Scepsy-style greedy over the option lists; also the CP-SAT hint."""
+    current: dict[ModelName, Option] = {}
+    for m, opts in sorted(options.items()):
+        if opts:
+            current[m] = min(opts, key=lambda o: (o.shape.units, o.units, o.latency_s, o.shape.key))
+    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
+    weights = {m: problem.latency_weight(m) for m in current}
+    while True:
+        best: tuple[float, ModelName, Option] | None = None
+        for m, cur in sorted(current.items()):
+            for move in _moves(options[m], cur):
+                extra = move.units - cur.units
+                gain = weights[m] * (cur.latency_s - move.latency_s)
+                if gain <= 0:
+                    continue
+                ratio = gain / max(extra, 1)
+                if best is not None and ratio <= best[0]:
+                    continue
+                trial = {**current, m: move}
+                if _fits(trial.values(), caps):
+                    best = (ratio, m, move)
+        if best is None:
+            return current
+        current[best[1]] = best[2]
+
+
+def greedy_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUTION) -> Plan:
+    """Replicas first until the rate is met, then the best latency gain per GPU."""
+    start = time.perf_counter()
+    options = {m.model: model_options(problem, m, resolution) for m in problem.models}
+    chosen = greedy_choice(problem, options)
+    allocs = [_alloc(o.model, o.shape, o.replicas) for o in chosen.values()]
+    return _baseline(problem, allocs, "GREEDY", start)
+
+
+def _moves(opts: Sequence[Option], cur: Option) -> list[Option]:
+    """One more replica step on the same shape, or the cheapest option at double TP."""
+    same = [o for o in opts if o.shape == cur.shape and o.replicas > cur.replicas]
+    out = [min(same, key=lambda o: o.replicas)] if same else []
+    wider = [
+        o
+        for o in opts
+        if o.shape.key.gpu_type == cur.shape.key.gpu_type
+        and o.shape.units == 2 * cur.shape.units
+        and o.latency_s < cur.latency_s
+    ]
+    if wider:
+        out.append(min(wider, key=lambda o: (o.units, o.latency_s)))
+    return out
+
+
+def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bool:
+    counts: dict[str, dict[int, int]] = {}
+    for o in chosen:
+        per = counts.setdefault(o.gpu_type, {})
+        per[o.shape.units] = per.get(o.shape.units, 0) + o.replicas
+    return all(fits_thresholds(c, caps[g]) for g, c in counts.items())
+
+
+def _cheapest(o: Option) -> tuple[int, float]:
+    return o.units, o.latency_s
+
+
+def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
+    key = shape.key
+    return Allocation(model, key.gpu_type, key.tp, key.gpu_fraction, replicas)
+
+
+def _repair(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation]:
+    """Drop replicas of the largest allocation of an overfull GPU type until it packs."""
+    out = [a for a in allocs if a.replicas > 0]
+    for gpu_type in problem.gpu_types():
+        caps = threshold_capacities(problem.cluster, gpu_type)
+        while True:
+            counts: dict[int, int] = {}
+            for a in out:
+                if a.gpu_type == gpu_type:
+                    size = round(a.tensor_parallel * a.gpu_fraction * UNITS_PER_GPU)
+                    counts[size] = counts.get(size, 0) + a.replicas
+            if fits_thresholds(counts, caps):
+                break
+            victim = max(
+                (a for a in out if a.gpu_type == gpu_type), key=lambda a: (a.gpus, a.model)
+            )
+            out.remove(victim)
+            if victim.replicas > 1:
+                out.append(
+                    Allocation(victim.model, victim.gpu_type, victim.tensor_parallel,
+                               victim.gpu_fraction, victim.replicas - 1)
+                )  # fmt: skip
+    return out
+
+
+def _baseline(
+    problem: SearchProblem, allocs: Sequence[Allocation], name: str, start: float
+) -> Plan:
+    latency = mean_latency_s(problem, allocs)
+    solver = SolverFacts(name, latency, math.nan, math.nan, time.perf_counter() - start)
+    return make_plan(problem, allocs, "min-latency", solver, (f"baseline: {name.lower()}",))

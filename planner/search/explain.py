@@ -1,0 +1,114 @@
+"""Why a search is infeasible, and how many GPUs would suffice.
+
+Checks run from the most specific to the most general: a model that fits no shape
+(memory fit, TP rules), a model whose demand alone needs more GPUs than the cluster
+has (saturation), a workflow SLO that idle replicas already miss, and otherwise the GPU
+budget as a whole. The GPU count that would suffice comes from a min-gpus solve on the
+same GPU types with unbounded nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from planner.cluster import Cluster
+from planner.errors import InfeasibleError
+from planner.search.model import SolveSettings, build_options, solve_options
+from planner.search.options import fewest_replicas, shape_fits_memory, shape_is_structural
+from planner.search.packing import UNITS_PER_GPU
+from planner.search.problem import SearchProblem
+
+
+class SearchInfeasible(InfeasibleError):
+    """No plan meets the constraints; `binding` names the constraint family."""
+
+    def __init__(self, message: str, binding: str, gpus_needed: float | None):
+        super().__init__(message)
+        self.binding = binding
+        self.gpus_needed = gpus_needed
+
+
+def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> SearchInfeasible:
+    """The error to raise for an infeasible problem (not raised here)."""
+    binding, reason = _binding(problem)
+    needed = gpus_needed(problem, settings)
+    if needed is None:
+        suffix = " No number of GPUs of these types would suffice."
+    else:
+        suffix = (
+            f" The target needs {needed:g} GPUs of the cluster's types "
+            f"(the cluster has {problem.cluster.gpus})."
+        )
+    return SearchInfeasible(f"infeasible ({binding}): {reason}.{suffix}", binding, needed)
+
+
+def _binding(problem: SearchProblem) -> tuple[str, str]:
+    total_units = problem.cluster.gpus * UNITS_PER_GPU
+    for m in sorted(problem.models, key=lambda m: m.model):
+        structural = [s for s in m.shapes if shape_is_structural(problem, m, s)]
+        if not structural:
+            return "tensor parallelism", (
+                f"model {m.model} ({m.attention_heads} heads) has no TP degree that divides "
+                "its heads and fits an NVLink domain of the cluster"
+            )
+        fitting = [s for s in structural if shape_fits_memory(s)]
+        if not fitting:
+            worst = max(structural, key=lambda s: s.share_gib)
+            return "memory fit", (
+                f"model {m.model} (weights {worst.weights_gib:.1f} GiB) fits no shape: the "
+                f"largest share is {worst.share_gib:.1f} GiB on {worst.key.gpu_type} "
+                f"tp={worst.key.tp}; use larger GPUs, a larger NVLink domain or FP8 weights"
+            )
+        demand = problem.demand_per_s(m.model)
+        least = min(fewest_replicas(s, demand, problem.utilisation_cap) * s.units for s in fitting)
+        if least > total_units:
+            return f"saturation of model {m.model}", (
+                f"its demand of {demand:.3g} calls/s needs at least {least / UNITS_PER_GPU:g} "
+                f"GPUs below {problem.utilisation_cap:.0%} utilisation"
+            )
+    for w in problem.workflows:
+        if w.slo_s is None:
+            continue
+        best = w.non_llm_time_s
+        for use in w.uses:
+            m = problem.model(use.model)
+            idle = min(
+                (s.ladder_latency_s[0] for s in m.shapes if shape_fits_memory(s)), default=0.0
+            )
+            best += idle * use.calls_per_workflow / use.parallelism
+        factor = w.p95_over_mean if w.slo_kind == "p95" else 1.0
+        if factor * best > w.slo_s:
+            return f"SLO of {w.workflow_type}", (
+                f"even idle replicas predict a {w.slo_kind} latency of {factor * best:.3f} s "
+                f"> {w.slo_s} s"
+            )
+    return "GPU budget", "the models' demands and SLOs together need more GPUs than available"
+
+
+def gpus_needed(problem: SearchProblem, settings: SolveSettings) -> float | None:
+    """Fewest GPUs (same types, unbounded nodes) meeting demand and SLOs; None if none."""
+    unbounded = replace(problem, cluster=_unbounded(problem))
+    loose = replace(settings, resolution=max(settings.resolution, 1e-3), max_units=None)
+    options = build_options(unbounded, loose)
+    result = solve_options(unbounded, options, "units", loose, settings.time_limit_s / 2)
+    if result is None:
+        return None
+    return result.objective / UNITS_PER_GPU
+
+
+def _unbounded(problem: SearchProblem) -> Cluster:
+    """The cluster with enough nodes per pool to host every model many times over."""
+    worst_units = 0
+    for m in problem.models:
+        demand = problem.demand_per_s(m.model)
+        sizes = [
+            fewest_replicas(s, demand, problem.utilisation_cap) * s.units
+            for s in m.shapes
+            if shape_fits_memory(s)
+        ]
+        worst_units += max(sizes, default=0)
+    pools = []
+    for pool in problem.cluster.pools:
+        extra = -(-4 * worst_units // (UNITS_PER_GPU * pool.gpus_per_node))
+        pools.append(replace(pool, nodes=pool.nodes + extra))
+    return replace(problem.cluster, pools=tuple(pools))

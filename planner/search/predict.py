@@ -1,0 +1,184 @@
+"""The APL predictor: throughput and latency of any allocation, without a solver.
+
+For model m with demand D_m (calls/s) on allocations a = (shape, c_a replicas) of
+saturation capacity cap_a per replica, the load is split in proportion to capacity, so
+every replica runs at the same utilisation u_m = D_m / C_m with C_m = sum_a c_a cap_a,
+and the per-call latency is the capacity-weighted mean of the shapes' latencies:
+
+    L_m = sum_a (c_a cap_a / C_m) * l_a(u_m)
+
+where l_a(u) interpolates the shape's latency ladder linearly in u (infinite past its
+last point). Per workflow type w (DESIGN.md, after Scepsy):
+
+    L_w = sum_m L_m * n_wm / p_wm + non_llm_time_w
+    throughput_w = R_w * min_{m in w} (cap_u * C_m / D_m)
+
+i.e. the highest rate of w, all types scaled together, that keeps every model under the
+utilisation cap cap_u. The mean workflow latency of a plan is sum_w R_w L_w / sum_w R_w.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from planner.calls import ModelName
+from planner.plan import (
+    Allocation,
+    ModelPrediction,
+    Objective,
+    Plan,
+    SolverFacts,
+    WorkflowPrediction,
+)
+from planner.search.problem import SearchProblem, ShapeCandidate
+
+
+def interpolate_latency_s(shape: ShapeCandidate, utilisation: float) -> float:
+    """Per-call latency of one replica of `shape` at `utilisation` of its capacity."""
+    us, ls = shape.ladder_utilisation, shape.ladder_latency_s
+    if not us or utilisation > us[-1] + 1e-12:
+        return math.inf
+    if utilisation <= us[0]:
+        return ls[0]
+    for i in range(1, len(us)):
+        if utilisation <= us[i]:
+            t = (utilisation - us[i - 1]) / (us[i] - us[i - 1])
+            return ls[i - 1] + t * (ls[i] - ls[i - 1])
+    return ls[-1]
+
+
+def option_latency_s(shape: ShapeCandidate, replicas: int, demand_per_s: float) -> float:
+    """Per-call latency of `replicas` copies of `shape` sharing `demand_per_s`."""
+    if replicas <= 0 or shape.capacity_per_s <= 0:
+        return math.inf if demand_per_s > 0 else 0.0
+    return interpolate_latency_s(shape, demand_per_s / (replicas * shape.capacity_per_s))
+
+
+def find_shape(problem: SearchProblem, alloc: Allocation) -> ShapeCandidate | None:
+    """The problem's candidate matching an allocation's shape, if any."""
+    try:
+        cands = problem.model(alloc.model)
+    except KeyError:
+        return None
+    key = alloc.shape
+    return next((s for s in cands.shapes if s.key == key), None)
+
+
+def model_capacity_per_s(problem: SearchProblem, allocs: Iterable[Allocation]) -> float:
+    total = 0.0
+    for a in allocs:
+        shape = find_shape(problem, a)
+        if shape is not None:
+            total += a.replicas * shape.capacity_per_s
+    return total
+
+
+def model_latency_s(
+    problem: SearchProblem, model: ModelName, allocs: Sequence[Allocation]
+) -> float:
+    """L_m: mean per-call latency of the model at its demand on these allocations."""
+    demand = problem.demand_per_s(model)
+    capacity = model_capacity_per_s(problem, allocs)
+    if capacity <= 0:
+        return math.inf if demand > 0 else 0.0
+    u = demand / capacity
+    total = 0.0
+    for a in allocs:
+        shape = find_shape(problem, a)
+        if shape is None or a.replicas <= 0:
+            continue
+        total += a.replicas * shape.capacity_per_s / capacity * interpolate_latency_s(shape, u)
+    return total
+
+
+def _by_model(
+    problem: SearchProblem, allocations: Iterable[Allocation]
+) -> dict[ModelName, list[Allocation]]:
+    out: dict[ModelName, list[Allocation]] = {m.model: [] for m in problem.models}
+    for a in allocations:
+        out.setdefault(a.model, []).append(a)
+    return out
+
+
+def predict_models(
+    problem: SearchProblem, allocations: Iterable[Allocation]
+) -> tuple[ModelPrediction, ...]:
+    """Per model: demand, capacity, utilisation and per-call latency."""
+    out = []
+    for model, allocs in sorted(_by_model(problem, allocations).items()):
+        demand = problem.demand_per_s(model)
+        capacity = model_capacity_per_s(problem, allocs)
+        util = demand / capacity if capacity > 0 else (math.inf if demand > 0 else 0.0)
+        out.append(
+            ModelPrediction(model, demand, capacity, util, model_latency_s(problem, model, allocs))
+        )
+    return tuple(out)
+
+
+def predict_workflows(
+    problem: SearchProblem, models: Sequence[ModelPrediction]
+) -> tuple[WorkflowPrediction, ...]:
+    """Per workflow type: sustainable rate (under the utilisation cap) and mean latency."""
+    by_name = {m.model: m for m in models}
+    out = []
+    for w in problem.workflows:
+        latency = w.non_llm_time_s
+        scale = math.inf
+        for u in w.uses:
+            m = by_name[u.model]
+            latency += m.call_latency_s * u.calls_per_workflow / u.parallelism
+            if m.demand_per_s > 0:
+                scale = min(scale, problem.utilisation_cap * m.capacity_per_s / m.demand_per_s)
+        out.append(
+            WorkflowPrediction(
+                w.workflow_type, w.rate_per_s, w.rate_per_s * scale, latency, w.slo_s
+            )
+        )
+    return tuple(out)
+
+
+def mean_workflow_latency_s(problem: SearchProblem, flows: Sequence[WorkflowPrediction]) -> float:
+    """sum_w R_w L_w / sum_w R_w (plain mean when every rate is zero)."""
+    total = sum(w.rate_per_s for w in problem.workflows)
+    if total <= 0:
+        return sum(f.mean_latency_s for f in flows) / max(1, len(flows))
+    return (
+        sum(w.rate_per_s * f.mean_latency_s for w, f in zip(problem.workflows, flows, strict=True))
+        / total
+    )
+
+
+def throughput_scale(problem: SearchProblem, models: Sequence[ModelPrediction]) -> float:
+    """Highest common factor on all target rates keeping every model under the cap."""
+    scales = [
+        problem.utilisation_cap * m.capacity_per_s / m.demand_per_s
+        for m in models
+        if m.demand_per_s > 0
+    ]
+    return min(scales) if scales else math.inf
+
+
+def make_plan(
+    problem: SearchProblem,
+    allocations: Iterable[Allocation],
+    objective: Objective,
+    solver: SolverFacts,
+    notes: Sequence[str] = (),
+) -> Plan:
+    """A Plan with the APL predictions of these allocations."""
+    allocs = tuple(sorted(a for a in allocations if a.replicas > 0))
+    models = predict_models(problem, allocs)
+    flows = predict_workflows(problem, models)
+    loaded = [m for m in models if m.demand_per_s > 0]
+    bottleneck = max(loaded, key=lambda m: (m.utilisation, m.model)).model if loaded else None
+    return Plan(
+        objective=objective,
+        allocations=allocs,
+        workflows=flows,
+        models=models,
+        solver=solver,
+        gpus_total=problem.cluster.gpus,
+        bottleneck_model=bottleneck,
+        notes=tuple(notes),
+    )

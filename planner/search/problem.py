@@ -1,0 +1,308 @@
+"""The search problem as plain data, and how it is built from APL + profiles + cluster.
+
+A `SearchProblem` holds everything the solver, the validator, the baselines and the
+predictor need, and nothing else: per workflow type its target rate, its per-model
+calls (n_m, p_m) and tool time; per model its token shape and candidate shapes; per
+candidate shape its GPUs per replica, memory fit, saturation capacity and per-call
+latency at a ladder of per-replica loads; the cluster's node pools. Tests build tiny
+problems by hand; `build_problem` builds real ones from the stages before search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from planner.calls import ModelName, WorkflowType
+from planner.catalog import GpuType, ModelSpec
+from planner.cluster import Cluster
+from planner.errors import InputError, ProfileError
+from planner.pipeline import AggregatePipeline
+from planner.profiles import ProfileTable, ShapeKey
+
+# GPU shares on the 1/8 grid. With fractions 1, 1/2, 1/4, 1/8 and TP a power of two,
+# every replica's size divides every larger one's, which makes the per-pool volume
+# constraints of `model.py` exactly packable (see `packing.py`).
+GPU_FRACTIONS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+UNITS_PER_GPU = 8  # one unit = 1/8 GPU, the finest share
+
+# Per-replica loads at which latency is tabulated, as fractions of saturation capacity.
+# Dense near the utilisation cap where the curve bends; 0.995 lets baselines that run
+# hotter than the cap still get a (large, finite) prediction.
+DEFAULT_LADDER: tuple[float, ...] = (
+    0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.995,
+)  # fmt: skip
+
+SloKind = Literal["mean", "p95"]
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """One model inside one workflow type (from the APL)."""
+
+    model: ModelName
+    calls_per_workflow: float  # n_m
+    parallelism: float  # p_m >= 1
+
+
+@dataclass(frozen=True)
+class WorkflowDemand:
+    """One workflow type: its target rate, its models and its latency SLO.
+
+    `p95_over_mean` is the trace's p95 / mean end-to-end latency of the type; a p95 SLO
+    is checked as `p95_over_mean x predicted mean <= slo_s` (the APL predicts means; the
+    shape of the latency distribution is taken from the trace).
+    """
+
+    workflow_type: WorkflowType
+    rate_per_s: float
+    uses: tuple[ModelUse, ...]
+    non_llm_time_s: float = 0.0
+    slo_s: float | None = None
+    slo_kind: SloKind = "mean"
+    p95_over_mean: float = 1.0
+    observed_rate_per_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ShapeCandidate:
+    """One way to run one replica, with its profile facts."""
+
+    key: ShapeKey
+    fits_memory: bool
+    capacity_per_s: float  # saturation calls/s of one replica at the model's token shape
+    ladder_utilisation: tuple[float, ...]  # per-replica load / capacity, increasing
+    ladder_latency_s: tuple[float, ...]  # mean per-call latency at those loads
+    weights_gib: float = 0.0
+    share_gib: float = 0.0
+
+    @property
+    def units(self) -> int:
+        """Size of one replica in 1/8-GPU units."""
+        return round(self.key.tp * self.key.gpu_fraction * UNITS_PER_GPU)
+
+
+@dataclass(frozen=True)
+class ModelCandidates:
+    """One model's token shape and every shape it could run on."""
+
+    model: ModelName
+    attention_heads: int
+    input_tokens: float
+    output_tokens: float
+    shapes: tuple[ShapeCandidate, ...]
+
+
+@dataclass(frozen=True)
+class SearchProblem:
+    """Everything search needs. Rates are the targets (already times any headroom)."""
+
+    workflows: tuple[WorkflowDemand, ...]
+    models: tuple[ModelCandidates, ...]
+    cluster: Cluster
+    utilisation_cap: float = 0.85
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def model(self, name: ModelName) -> ModelCandidates:
+        for m in self.models:
+            if m.model == name:
+                return m
+        raise KeyError(name)
+
+    def demand_per_s(self, name: ModelName) -> float:
+        """D_m: calls/s the model must serve, summed over workflow types."""
+        return sum(
+            w.rate_per_s * u.calls_per_workflow
+            for w in self.workflows
+            for u in w.uses
+            if u.model == name
+        )
+
+    def latency_weight(self, name: ModelName) -> float:
+        """Weight of the model's per-call latency in the rate-weighted mean workflow latency:
+        sum_w R_w n_wm / p_wm / sum_w R_w."""
+        total = sum(w.rate_per_s for w in self.workflows)
+        if total <= 0:
+            return 0.0
+        return (
+            sum(
+                w.rate_per_s * u.calls_per_workflow / u.parallelism
+                for w in self.workflows
+                for u in w.uses
+                if u.model == name
+            )
+            / total
+        )
+
+    def scaled(self, factor: float) -> SearchProblem:
+        """The same problem with every workflow rate multiplied by `factor`."""
+        flows = tuple(replace(w, rate_per_s=w.rate_per_s * factor) for w in self.workflows)
+        return replace(self, workflows=flows)
+
+    def gpu_types(self) -> tuple[GpuType, ...]:
+        return tuple(sorted({p.gpu_type for p in self.cluster.pools}))
+
+
+@dataclass(frozen=True)
+class WorkloadTargets:
+    """How target rates and SLOs are derived from the observed APL."""
+
+    headroom: float = 1.0  # target = observed rate x headroom (unless a rate is given)
+    target_rate_per_s: Mapping[WorkflowType, float] | float | None = None  # per type or total
+    slo_s: Mapping[WorkflowType, tuple[float, SloKind]] = field(default_factory=dict)
+
+
+def workflow_demands(
+    apl: AggregatePipeline, targets: WorkloadTargets
+) -> tuple[WorkflowDemand, ...]:
+    """Turn the APL's workflow types into demands with target rates and SLOs.
+
+    A total `target_rate_per_s` is split across types in proportion to their observed
+    rates. Raises InputError when a rate is unknown or an SLO names an unknown type.
+    """
+    types = {w.workflow_type for w in apl.workflows}
+    for name in targets.slo_s:
+        if name not in types:
+            raise InputError(
+                f'--slo names workflow type "{name}", not found in the traces; '
+                f"known types: {', '.join(sorted(types))}"
+            )
+    observed = {w.workflow_type: w.arrival_rate_per_s for w in apl.workflows}
+    given = targets.target_rate_per_s
+    if isinstance(given, Mapping):
+        for name in given:
+            if name not in types:
+                raise InputError(
+                    f'--target-rate names workflow type "{name}", not in the traces; '
+                    f"known types: {', '.join(sorted(types))}"
+                )
+    out = []
+    total_observed = sum(r for r in observed.values() if r)
+    for w in apl.workflows:
+        rate = observed[w.workflow_type]
+        if isinstance(given, Mapping):
+            target = given.get(w.workflow_type, (rate or 0.0) * targets.headroom)
+        elif given is not None:
+            if not total_observed:
+                raise InputError(
+                    "--target-rate as a total needs observed arrival rates to split it; "
+                    "give one rate per type: --target-rate TYPE=RATE"
+                )
+            target = given * (rate or 0.0) / total_observed
+        else:
+            if rate is None:
+                raise InputError(
+                    f'workflow type "{w.workflow_type}" has fewer than 2 workflows, so its '
+                    "arrival rate is unknown; give --target-rate"
+                )
+            target = rate * targets.headroom
+        p95_ratio = 1.0
+        if w.latency_s is not None and w.latency_s.mean > 0:
+            p95_ratio = max(1.0, w.latency_s.p95 / w.latency_s.mean)
+        slo = targets.slo_s.get(w.workflow_type)
+        out.append(
+            WorkflowDemand(
+                workflow_type=w.workflow_type,
+                rate_per_s=float(target),
+                uses=tuple(
+                    ModelUse(m.model, m.calls_per_workflow, max(1.0, m.parallelism))
+                    for m in w.models
+                ),
+                non_llm_time_s=w.non_llm_time_s or 0.0,
+                slo_s=slo[0] if slo else None,
+                slo_kind=slo[1] if slo else "mean",
+                p95_over_mean=p95_ratio,
+                observed_rate_per_s=rate,
+            )
+        )
+    return tuple(out)
+
+
+def token_shape(apl: AggregatePipeline, model: ModelName) -> tuple[float, float]:
+    """Mean input and output tokens of the model's calls, weighted by calls over types."""
+    weight = inp = out = 0.0
+    for w in apl.workflows:
+        stats = w.model(model)
+        if stats is None:
+            continue
+        calls = stats.calls_per_workflow * max(1, w.workflow_count)
+        weight += calls
+        inp += calls * stats.input_tokens.mean
+        out += calls * stats.output_tokens.mean
+    if weight <= 0:
+        return 0.0, 0.0
+    return inp / weight, out / weight
+
+
+def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
+    """Every structurally valid shape: TP divides the heads, TP fits an NVLink domain and
+    a node, TP > 1 takes whole GPUs, fractions on the 1/8 grid."""
+    keys: set[ShapeKey] = set()
+    for pool in cluster.pools:
+        domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
+        for tp in TP_DEGREES:
+            if tp > domain or spec.heads % tp:
+                continue
+            fractions = GPU_FRACTIONS if tp == 1 else (1.0,)
+            keys.update(ShapeKey(spec.name, pool.gpu_type, tp, f) for f in fractions)
+    return tuple(sorted(keys))
+
+
+def build_problem(
+    apl: AggregatePipeline,
+    profiles: ProfileTable,
+    cluster: Cluster,
+    specs: Mapping[ModelName, ModelSpec],
+    targets: WorkloadTargets | None = None,
+    utilisation_cap: float = 0.85,
+    ladder: Sequence[float] = DEFAULT_LADDER,
+) -> SearchProblem:
+    """Candidate generation: the SearchProblem for an APL on a cluster.
+
+    Args:
+        specs: the catalog entry of every model the APL names (keyed by the APL's name).
+        targets: target rates and SLOs (default: observed rates).
+        utilisation_cap: a replica's load stays below this fraction of its capacity.
+    Raises:
+        ProfileError: a model of the APL has no catalog entry.
+        InputError: a target rate cannot be derived.
+    """
+    targets = targets or WorkloadTargets()
+    flows = workflow_demands(apl, targets)
+    models = []
+    for name in apl.models():
+        spec = specs.get(name)
+        if spec is None:
+            raise ProfileError(f'model "{name}" from the traces has no catalog entry')
+        inp, out = token_shape(apl, name)
+        shapes = []
+        for key in candidate_shapes(spec, cluster):
+            shapes.append(_profile_shape(profiles, key, inp, out, ladder))
+        models.append(ModelCandidates(name, spec.heads, inp, out, tuple(shapes)))
+    return SearchProblem(flows, tuple(models), cluster, utilisation_cap)
+
+
+def _profile_shape(
+    profiles: ProfileTable, key: ShapeKey, inp: float, out: float, ladder: Sequence[float]
+) -> ShapeCandidate:
+    mem = profiles.memory(key)
+    if not mem.fits:
+        return ShapeCandidate(key, False, 0.0, (), (), mem.weights_gib, mem.share_gib)
+    capacity = profiles.capacity_per_s(key, inp, out)
+    utils: list[float] = []
+    lats: list[float] = []
+    for u in ladder:
+        # A zero rate may be outside a table's range; 1e-4 of capacity is "idle".
+        point = profiles.at_rate(key, inp, out, max(u, 1e-4) * capacity)
+        if point.saturated:
+            break
+        utils.append(float(u))
+        lats.append(point.e2e_ms / 1000.0)
+    # Latency never falls with load; measured tables can be noisy, so enforce it.
+    for i in range(1, len(lats)):
+        lats[i] = max(lats[i], lats[i - 1])
+    return ShapeCandidate(
+        key, True, capacity, tuple(utils), tuple(lats), mem.weights_gib, mem.share_gib
+    )

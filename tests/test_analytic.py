@@ -1,0 +1,131 @@
+"""The analytic profile model: memory fit by hand, monotonicity, Little's law."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.errors import InfeasibleError, ProfileError
+from planner.io.configs import load_catalog
+from planner.profiles import ShapeKey
+from planner.profiles.analytic import AnalyticProfiles
+
+CATALOG = load_catalog()
+PROFILES = AnalyticProfiles(CATALOG)
+H100 = "H100-SXM-80GB"
+L70 = "Llama-3.1-70B-Instruct"
+L8 = "Llama-3.1-8B-Instruct"
+GIB = 2**30
+
+
+def test_llama70b_bf16_memory_by_hand() -> None:
+    # Weights: body 70.55e9 - embeddings (2 x 128256 x 8192) at 2 bytes; all BF16 here.
+    weights_gib = 70.55e9 * 2 / GIB
+    share = 0.92 * 79.6
+    # TP1: 131.4 GiB of weights cannot fit 73.2 GiB.
+    tp1 = PROFILES.memory(ShapeKey(L70, H100, 1, 1.0))
+    assert not tp1.fits and tp1.weights_gib == pytest.approx(weights_gib)
+    assert "73.2 GiB" in tp1.reason and tp1.kv_cache_tokens == 0
+    # TP2: overhead = 1.5 + activations 8192 x (28672 + 4 x 8192) x 2 B + logits
+    # 256 x 128256 x 8 B + 0.5 NCCL; KV per token per GPU = 2 x 80 layers x 4 heads x 128 x 2 B.
+    tp2 = PROFILES.memory(ShapeKey(L70, H100, 2, 1.0))
+    overhead = 1.5 + (8192 * (28672 + 4 * 8192) * 2 + 256 * 128256 * 8) / GIB + 0.5
+    kv_gib = share - weights_gib / 2 - overhead
+    tokens = math.floor(kv_gib * GIB / (2 * 80 * 4 * 128 * 2) / 16) * 16
+    assert tp2.fits
+    assert tp2.overhead_gib == pytest.approx(overhead)
+    assert tp2.kv_cache_gib == pytest.approx(kv_gib)
+    assert tp2.kv_cache_tokens == tokens == 28464
+    tp4 = PROFILES.memory(ShapeKey(L70, H100, 4, 1.0))
+    assert tp4.fits and tp4.kv_cache_tokens > 10 * tp2.kv_cache_tokens
+
+
+def test_tp_must_divide_heads_and_stay_in_nvlink_domain() -> None:
+    assert "does not divide" in PROFILES.memory(ShapeKey(L70, H100, 3, 1.0)).reason
+    l40s = PROFILES.memory(ShapeKey(L8, "L40S-48GB", 2, 1.0))
+    assert not l40s.fits and "NVLink domain" in l40s.reason
+    with pytest.raises(InfeasibleError, match="does not fit"):
+        PROFILES.at_concurrency(ShapeKey(L70, H100, 1, 1.0), 1000, 100, 4)
+    with pytest.raises(ProfileError, match="only planned with TP 1"):
+        PROFILES.memory(ShapeKey(L8, H100, 2, 0.5))
+
+
+def test_fraction_scales_memory_and_speed() -> None:
+    whole = ShapeKey(L8, H100, 1, 1.0)
+    half = ShapeKey(L8, H100, 1, 0.5)
+    assert PROFILES.memory(half).share_gib == pytest.approx(PROFILES.memory(whole).share_gib / 2)
+    assert PROFILES.memory(half).kv_cache_tokens < PROFILES.memory(whole).kv_cache_tokens / 2
+    slow = PROFILES.at_concurrency(half, 1000, 200, 4).tpot_ms
+    fast = PROFILES.at_concurrency(whole, 1000, 200, 4).tpot_ms
+    assert slow > 1.5 * fast
+    assert not PROFILES.memory(ShapeKey(L8, H100, 1, 0.2)).fits  # 14.6 GiB < 15 GiB weights
+
+
+def test_tp_cuts_tpot_for_70b() -> None:
+    tpots = [
+        PROFILES.at_concurrency(ShapeKey(L70, H100, tp, 1.0), 2000, 300, 8).tpot_ms
+        for tp in (2, 4, 8)
+    ]
+    assert tpots[0] > tpots[1] > tpots[2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    model=st.sampled_from([L8, L70, "Qwen3-32B", "Mistral-7B-Instruct-v0.3"]),
+    tp=st.sampled_from([1, 2, 4, 8]),
+    isl=st.integers(16, 8000),
+    osl=st.integers(2, 2000),
+)
+def test_latency_grows_and_throughput_saturates(model: str, tp: int, isl: int, osl: int) -> None:
+    key = ShapeKey(model, H100, tp, 1.0)
+    if not PROFILES.memory(key).fits:
+        return
+    points = [PROFILES.at_concurrency(key, isl, osl, c) for c in (1, 2, 4, 8, 16, 32, 64, 128)]
+    for a, b in itertools.pairwise(points):
+        assert b.tpot_ms >= a.tpot_ms * (1 - 1e-9)
+        assert b.e2e_ms >= a.e2e_ms * (1 - 1e-9)
+        assert b.requests_per_s >= a.requests_per_s * (1 - 1e-9)
+    capacity = PROFILES.capacity_per_s(key, isl, osl)
+    assert all(p.requests_per_s <= capacity * (1 + 1e-9) for p in points)
+    beyond = PROFILES.at_concurrency(key, isl, osl, 4 * points[-1].max_concurrency + 300)
+    assert beyond.requests_per_s == pytest.approx(capacity)
+    assert beyond.ttft_ms > points[0].ttft_ms
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    model=st.sampled_from([L8, "Qwen3-32B", "Qwen3-Reranker-0.6B"]),
+    load=st.floats(0.01, 0.99),
+    isl=st.integers(16, 4000),
+    osl=st.integers(1, 1000),
+)
+def test_at_rate_matches_at_concurrency_by_littles_law(
+    model: str, load: float, isl: int, osl: int
+) -> None:
+    key = ShapeKey(model, H100, 1, 1.0)
+    rate = load * PROFILES.capacity_per_s(key, isl, osl)
+    point = PROFILES.at_rate(key, isl, osl, rate)
+    assert not point.saturated
+    assert point.requests_per_s == pytest.approx(rate, rel=1e-6)
+    # Little's law: requests in the system = rate x time in the system.
+    assert point.concurrency == pytest.approx(rate * point.e2e_ms / 1e3, rel=1e-6)
+    again = PROFILES.at_concurrency(key, isl, osl, point.concurrency)
+    assert again.e2e_ms == pytest.approx(point.e2e_ms, rel=1e-9)
+
+
+def test_at_rate_past_capacity_is_saturated() -> None:
+    key = ShapeKey(L8, H100, 1, 1.0)
+    capacity = PROFILES.capacity_per_s(key, 1000, 200)
+    point = PROFILES.at_rate(key, 1000, 200, 2 * capacity)
+    assert point.saturated and point.requests_per_s == pytest.approx(capacity)
+    assert not PROFILES.at_rate(key, 1000, 200, 0.5 * capacity).saturated
+
+
+def test_reranker_scores_in_one_step() -> None:
+    point = PROFILES.at_concurrency(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 0.25), 512, 1, 8)
+    assert point.tpot_ms == 0 and point.e2e_ms == pytest.approx(point.ttft_ms)
+    assert point.requests_per_s > 100
