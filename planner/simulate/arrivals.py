@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -23,11 +24,14 @@ class ArrivalSpec:
             own start times, compressed or stretched so their mean rate is `rate_per_s`.
         workflows: instances to simulate; None replays every traced workflow once. More
             than the trace holds cycles through it (the trace pattern repeats).
+        mix: Poisson only: share of arrivals per workflow type (normalised); empty keeps
+            the trace's own mix.
     """
 
     rate_per_s: float
     pattern: Pattern = "poisson"
     workflows: int | None = None
+    mix: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.rate_per_s > 0:
@@ -53,7 +57,10 @@ def arrival_schedule(
     cycles = -(-total // w)
     rng = np.random.default_rng(seed)
     if spec.pattern == "poisson":
-        order = np.concatenate([rng.permutation(w) for _ in range(cycles)])[:total]
+        if spec.mix:
+            order = _mixed_order(workload, spec.mix, total, rng)
+        else:
+            order = np.concatenate([rng.permutation(w) for _ in range(cycles)])[:total]
         gaps = rng.exponential(1.0 / spec.rate_per_s, size=total)
         gaps[0] = 0.0
         return np.cumsum(gaps), order.astype(np.int64)
@@ -70,3 +77,30 @@ def arrival_schedule(
     order = np.tile(by_start, cycles)[:total]
     scale = (w - 1) / span / spec.rate_per_s  # traced seconds -> simulated seconds
     return times * scale, order.astype(np.int64)
+
+
+def _mixed_order(
+    workload: Workload, mix: Mapping[str, float], total: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Workflow types drawn with the mix's shares; each type cycles through permutations."""
+    names = workload.workflow_types
+    unknown = sorted(set(mix) - set(names))
+    if unknown:
+        raise InputError(
+            f"arrival mix names workflow type(s) {', '.join(unknown)}, not in the traces; "
+            f"known types: {', '.join(names)}"
+        )
+    shares = np.array([max(float(mix.get(n, 0.0)), 0.0) for n in names])
+    if shares.sum() <= 0:
+        raise InputError("arrival mix gives every workflow type a zero share")
+    types = rng.choice(len(names), size=total, p=shares / shares.sum())
+    order = np.empty(total, dtype=np.int64)
+    for t in range(len(names)):
+        slots = np.flatnonzero(types == t)
+        members = np.flatnonzero(workload.workflow_type == t)
+        if not len(slots):
+            continue
+        cycles = -(-len(slots) // len(members))
+        seq = np.concatenate([rng.permutation(members) for _ in range(cycles)])
+        order[slots] = seq[: len(slots)]
+    return order

@@ -10,8 +10,8 @@ is the same one stretched in time (common random numbers): probes differ only in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,18 +48,30 @@ class SimSettings:
     """How long and how each simulation runs.
 
     Attributes:
-        workflows: instances per simulation (warm-up included).
+        workflows: instances per simulation (warm-up included); None sizes it from
+            `calls`: enough workflows for about that many calls, at least
+            `min_workflows`.
         warmup_fraction: share of the arrival span excluded from the statistics.
         pattern: "poisson" or "trace" arrivals.
         seed: the arrival seed.
         rel_tolerance: the bisection stops when the bracket is this narrow (relative).
+        mix: Poisson arrivals' share per workflow type (empty: the trace's mix).
     """
 
-    workflows: int = 4000
+    workflows: int | None = None
+    calls: int = 150_000
+    min_workflows: int = 1000
     warmup_fraction: float = 0.2
     pattern: Pattern = "poisson"
     seed: int = 0
     rel_tolerance: float = 0.01
+    mix: Mapping[str, float] = field(default_factory=dict)
+
+    def workflows_for(self, workload: Workload) -> int:
+        if self.workflows is not None:
+            return self.workflows
+        per_workflow = workload.nodes / max(workload.workflows, 1)
+        return max(self.min_workflows, round(self.calls / per_workflow))
 
 
 def capacity_bound(workload: Workload, replicas: Sequence[Replica]) -> float:
@@ -98,7 +110,12 @@ def simulate_at(
     """One simulation at `rate_per_s` with the settings' length, warm-up and seed."""
     from planner.simulate import simulate_workload  # the package entry; avoids a cycle
 
-    spec = ArrivalSpec(rate_per_s, settings.pattern, settings.workflows)
+    spec = ArrivalSpec(
+        rate_per_s,
+        settings.pattern,
+        settings.workflows_for(workload),
+        settings.mix if settings.pattern == "poisson" else {},
+    )
     span = _arrival_span(workload, spec, settings.seed)
     return simulate_workload(
         workload, replicas, spec, seed=settings.seed, warmup_s=settings.warmup_fraction * span
