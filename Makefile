@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint clean
+.PHONY: run test test-fast lint clean traces-sample
 
 $(VENV)/.run-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(VENV)/.test-deps: $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
 	$(BIN)/planner ingest traces/
+
+# Regenerates the committed example traces (byte-identical with the same library versions).
+traces-sample: $(VENV)/.run-deps
+	$(BIN)/python traces/generate.py --out traces/ --seed 7
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check planner tests benchmarks traces

@@ -210,7 +210,7 @@ def test_growing_contexts_are_served_from_the_prefix_cache(sample: pd.DataFrame)
     explorer = sample[(sample["agent"] == "explorer") & (sample["status"] == "ok")]
     later = explorer[explorer.duplicated("workflow_id")]  # all but each workflow's first
     share = later["cached_input_tokens"].sum() / later["input_tokens"].sum()
-    assert share > 0.6  # TraceLab's coding rounds: median cached share 0.94
+    assert share > 0.6  # TraceLab's (longer) coding sessions: median cached share 0.94
 
 
 def test_token_lengths_follow_the_fitted_distributions(sample: pd.DataFrame) -> None:
@@ -283,3 +283,73 @@ def test_sample_has_the_intended_pipeline_structure(sample: pd.DataFrame) -> Non
     # The 32B dominates beam search's LLM time; the verifier is a sliver of it.
     beam = llm[llm["workflow_type"] == "beam_search"]
     assert beam_generator["duration_s"].sum() / beam["duration_s"].sum() > 0.95
+
+
+def _log_fit(values: pd.Series) -> tuple[float, float]:
+    """(median, sigma) of a log-normal fitted to positive values by their log moments."""
+    logs = np.log(values[values > 0].astype(float))
+    return float(np.exp(logs.mean())), float(logs.std(ddof=0))
+
+
+def test_distribution_anchors_are_fits_of_the_real_traces(shared_data: Path) -> None:
+    traces = shared_data / "traces"
+    conv = pd.read_csv(traces / "azure_llm_2023_conv.csv")
+    median, sigma = _log_fit(conv["GeneratedTokens"])
+    assert gen.RAG_ANSWER.median == pytest.approx(median, rel=0.02)
+    assert gen.RAG_ANSWER.sigma == pytest.approx(sigma, abs=0.01)
+    assert gen.BEAM_STEP.median == pytest.approx(median, rel=0.02)
+    rounds = pd.read_json(traces / "tracelab_round_trace.jsonl", lines=True, dtype=False)
+    median, sigma = _log_fit(rounds["output_tokens"])
+    assert gen.CODE_PATCH.median == pytest.approx(median, rel=0.02)
+    assert gen.CODE_PATCH.sigma == pytest.approx(sigma, abs=0.01)
+    median, sigma = _log_fit(rounds["newly_append_tokens"])
+    read_file_tokens = gen.CODE_TOOLS["read_file"][1]
+    assert read_file_tokens.median == pytest.approx(median, rel=0.02)
+    assert read_file_tokens.sigma == pytest.approx(sigma, abs=0.01)
+
+
+def test_decode_speed_lies_within_measured_h100_points(
+    sample: pd.DataFrame, shared_data: Path
+) -> None:
+    measured = pd.read_csv(shared_data / "calibration" / "vllm_measured_ttft_tpot.csv")
+    # TP2 on H100: the smallest deployment both models fit (70B in FP8) at useful batch.
+    h100 = measured[(measured["system"] == "h100_sxm") & (measured["tp_size"] == 2)]
+    long = sample[(sample["kind"] == "llm") & (sample["output_tokens"] >= 200)]
+    per_token_s = (long["duration_s"] / long["output_tokens"]).groupby(long["model"]).median()
+    for model, measured_name in ((LLAMA_70B, "meta-llama/Llama-3.1-70B"), (QWEN_32B, QWEN_32B)):
+        tpot_ms = h100.loc[h100["model_path"] == measured_name, "silicon_tpot_ms"]
+        assert tpot_ms.min() < per_token_s[model] * 1000 < tpot_ms.max(), model
+
+
+def test_committed_sample_ingests_into_the_intended_pipeline(sample: pd.DataFrame) -> None:
+    from planner.aggregate import aggregate_pipeline
+    from planner.io.traces import read_calls
+
+    calls = read_calls(TRACES)
+    assert len(calls) == len(sample)
+    assert not calls.skipped_rows and not calls.notes and calls.has_end_times
+    assert sorted(Path(s).name for s in calls.sources) == sorted(
+        k.file_name for k in gen.WORKFLOW_KINDS
+    )
+    apl = {w.workflow_type: w for w in aggregate_pipeline(calls).workflows}
+    assert set(apl) == {"rag", "beam_search", "coding_agent"}
+    llm = sample[sample["kind"] == "llm"]
+    for workflow_type, stats in apl.items():
+        assert stats.workflow_count == 300
+        assert stats.arrival_rate_per_s == pytest.approx(0.2, rel=0.1)
+        calls_of_type = llm[llm["workflow_type"] == workflow_type]
+        for model in stats.models:
+            mine = calls_of_type[calls_of_type["model"] == model.model]
+            # planner's APL agrees with this file's independent computation.
+            assert model.calls_per_workflow == pytest.approx(len(mine) / 300, rel=1e-9)
+            assert model.parallelism == pytest.approx(_parallelism(mine), rel=0.01)
+    beam = apl["beam_search"].model(QWEN_32B)
+    assert beam is not None and beam.parallelism > 3.0 and beam.execution_share > 0.95
+    reranker = apl["rag"].model(RERANKER)
+    assert reranker is not None and reranker.parallelism > 6.0
+    coding = apl["coding_agent"]
+    assert {m.model for m in coding.models} == {LLAMA_70B, QWEN_32B, LLAMA_8B}
+    assert all(m.parallelism == pytest.approx(1.0) for m in coding.models)
+    assert sum(m.error_count for m in coding.models) == (sample["status"] == "error").sum()
+    assert coding.llm_time_fraction is not None and 0.4 < coding.llm_time_fraction < 0.8
+    assert apl["rag"].model(LLAMA_8B) is not None and coding.model(LLAMA_8B) is not None

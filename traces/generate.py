@@ -76,10 +76,13 @@ eviction), a beam's prompt and path, a retried prompt.
 
 A call's duration on an H100 is ``TTFT + output_tokens x TPOT``, with ``TTFT = base +
 uncached_input_tokens x prefill time per token``; TTFT and TPOT each get a log-normal
-jitter (sigma 0.25 and 0.12). Constants per model (below, ``MODELS``) are read off the
-measured vLLM H100 points in ../shared/data/calibration (e.g. Llama-3.1-70B TP2: TPOT
-17-35 ms for 4-32 concurrent requests, TTFT 0.74 s at 8k input; Qwen3-32B TP2: TPOT 16-26
-ms, TTFT 0.74 s at 4k input) at moderate load; queueing is not modelled. Tool durations:
+jitter (sigma 0.25 and 0.12). The 70B and 32B constants (below, ``MODELS``) are read off
+the measured vLLM H100 points in ../shared/data/calibration at moderate load (Llama-3.1-70B
+FP8 TP2: TPOT 17-52 ms at 4-32 concurrent requests, TTFT 0.74-1.28 s at 8k input;
+Qwen3-32B TP2: TPOT 16-26 ms at 8-64 requests of 1k/1k, TTFT 0.74 s at 4k input; we take
+BF16 weights, hence the upper half). The 8B and the reranker, which the measurements lack,
+are scaled down by weight bytes (decode is memory-bound: 16 GB of 8B weights take 4.8 ms
+to stream at 3.35 TB/s, before overheads). Queueing is not modelled. Tool durations:
 retrieval 50-300 ms, file reads and greps as in TraceLab's tool latencies (tens to hundreds
 of ms), test runs seconds to minutes.
 

@@ -28,9 +28,9 @@ Objectives
                     units (two solves, lexicographic).
     max-throughput  a separate model with integer replica counts y_{m,k} per shape and
                     one shape per model: max integer S such that, for every m,
-                    sum_k floor(cap_k u_k 10^4 / D_m) y_{m,k} >= S (u_k the cap), i.e. all
-                    rates scaled by S / 10^4 stay under the cap (floors make it
-                    conservative); then min-latency at the rates times S / 10^4.
+                    sum_k floor(cap_k u_k 10^6 / D_m) y_{m,k} >= S (u_k the cap), i.e. all
+                    rates scaled by S / 10^6 stay under the cap (floors make it
+                    conservative); then min-latency at the rates times S / 10^6.
 
 Latency-SLO and objective coefficients are rounded up / to nearest microsecond; the
 validator re-checks every plan with floats.
@@ -60,7 +60,9 @@ from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem, ShapeCandidate
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
-SCALE_STEPS = 10_000  # max-throughput scale resolution: 1e-4 of the base rates
+SCALE_STEPS = 1_000_000  # max-throughput scale resolution: 1e-6 of the base rates
+# The reported scale is shrunk by this factor so the float re-check of the cap holds.
+SCALE_SAFETY = 1 - 1e-9
 
 
 class SolverTimeout(PlannerError):
@@ -298,7 +300,7 @@ def solve_max_scale(
         raise SolverTimeout(
             f"no plan found within the {time_limit_s:.0f} s time limit; raise --time-limit"
         )
-    scale = solver.value(level) / SCALE_STEPS
+    scale = solver.value(level) / SCALE_STEPS * SCALE_SAFETY
     return scale, _status_name(solver, status), solver.best_objective_bound / SCALE_STEPS, wall
 
 

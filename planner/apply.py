@@ -1,0 +1,170 @@
+"""What `planner apply` will change: the object-set diff and the prune set, computed purely.
+
+Inputs are plain object dicts (manifests as written, and live objects as the API server
+returns them). An object is identified by apiVersion group, kind, namespace and name.
+A live field the manifest does not set is the server's business (defaults, status), so
+only fields the manifest sets are compared. Prune candidates are live objects that carry
+planner's `managed-by` label and are absent from the new set; nothing else is ever pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from planner.render.common import MANAGED_BY, MANAGER
+
+Action = Literal["create", "update", "unchanged", "prune"]
+
+# Apply order: what others reference first (config, identity, RBAC), then Services, then
+# the workloads, then the CronJob that may re-plan them. Prunes run last, in reverse.
+KIND_ORDER = (
+    "ConfigMap",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "Deployment",
+    "CronJob",
+)
+PRUNABLE_KINDS = frozenset(KIND_ORDER)
+SERVING_KINDS = frozenset({"ConfigMap", "Service", "Deployment"})
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    group: str  # API group without version ('' for core), so v1beta1 -> v1 is one object
+    kind: str
+    namespace: str
+    name: str
+
+    @staticmethod
+    def of(obj: Mapping[str, Any]) -> ObjectRef:
+        api = str(obj.get("apiVersion", ""))
+        meta = obj.get("metadata") or {}
+        return ObjectRef(
+            api.rpartition("/")[0],
+            str(obj.get("kind", "")),
+            str(meta.get("namespace") or ""),
+            str(meta.get("name", "")),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind.lower()}/{self.name}" + (
+            f" -n {self.namespace}" if self.namespace else ""
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    ref: ObjectRef
+    action: Action
+    fields: tuple[str, ...] = ()  # changed field paths, for `update`
+    replicas_delta: int = 0  # Deployment scale change (desired - live)
+
+    def line(self) -> str:
+        mark = {"create": "+", "update": "~", "unchanged": "=", "prune": "-"}[self.action]
+        text = f"{mark} {self.ref}"
+        if self.replicas_delta:
+            text += f" (replicas {self.replicas_delta:+d})"
+        if self.fields:
+            shown = ", ".join(self.fields[:4])
+            more = f" and {len(self.fields) - 4} more" if len(self.fields) > 4 else ""
+            text += f": {shown}{more}"
+        return text
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    """Ordered changes: scale-ups and creates first, scale-downs after, prunes last."""
+
+    changes: tuple[Change, ...]
+
+    def of(self, action: Action) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action == action)
+
+    @property
+    def to_apply(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.action in ("create", "update"))
+
+    def summary(self) -> str:
+        counts = {a: len(self.of(a)) for a in ("create", "update", "unchanged", "prune")}
+        return ", ".join(f"{n} {a}" for a, n in counts.items())
+
+
+def plan_apply(
+    desired: Sequence[Mapping[str, Any]],
+    live: Iterable[Mapping[str, Any]],
+    prune: bool = False,
+    prune_kinds: frozenset[str] = PRUNABLE_KINDS,
+) -> ApplyPlan:
+    """Compare the manifests with what runs and list what applying them changes.
+
+    Args:
+        desired: the manifests to apply.
+        live: live objects: at least those named in `desired`, plus (for prune) every
+            planner-labelled object of `prune_kinds` in the namespaces concerned.
+        prune: also delete planner-labelled live objects missing from `desired`.
+        prune_kinds: kinds eligible for pruning (`planner replan` passes SERVING_KINDS).
+    """
+    live_by_ref = {ObjectRef.of(o): o for o in live}
+    wanted = {ObjectRef.of(o) for o in desired}
+    changes: list[Change] = []
+    for obj in desired:
+        ref = ObjectRef.of(obj)
+        current = live_by_ref.get(ref)
+        if current is None:
+            changes.append(Change(ref, "create", replicas_delta=_replicas(obj)))
+            continue
+        paths = tuple(_diff(obj, current, ""))
+        delta = _replicas(obj) - _replicas(current) if ref.kind == "Deployment" else 0
+        changes.append(Change(ref, "update" if paths else "unchanged", paths, delta))
+    if prune:
+        for ref, obj in live_by_ref.items():
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if ref not in wanted and ref.kind in prune_kinds and labels.get(MANAGED_BY) == MANAGER:
+                changes.append(Change(ref, "prune", replicas_delta=-_replicas(obj)))
+    return ApplyPlan(tuple(sorted(changes, key=_order)))
+
+
+def _order(change: Change) -> tuple[int, int, int, ObjectRef]:
+    kind = KIND_ORDER.index(change.ref.kind) if change.ref.kind in KIND_ORDER else len(KIND_ORDER)
+    if change.action == "prune":
+        return (2, -kind, 0, change.ref)
+    # Scale up (and create) before scale down: capacity never dips during a re-plan.
+    phase = 1 if change.replicas_delta < 0 else 0
+    return (phase, kind, 0, change.ref)
+
+
+def _replicas(obj: Mapping[str, Any]) -> int:
+    if obj.get("kind") != "Deployment":
+        return 0
+    spec = obj.get("spec") or {}
+    value = spec.get("replicas", 1)
+    return int(value) if value is not None else 1
+
+
+def _diff(want: Any, have: Any, path: str) -> Iterable[str]:
+    """Paths where `want` sets a value that `have` lacks or holds differently."""
+    if isinstance(want, Mapping):
+        if not isinstance(have, Mapping):
+            yield path or "."
+            return
+        for key in sorted(want):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in have:
+                if want[key] not in (None, {}, []):
+                    yield sub
+                continue
+            yield from _diff(want[key], have[key], sub)
+        return
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(want) != len(have):
+            yield path
+            return
+        for i, (w, h) in enumerate(zip(want, have, strict=True)):
+            yield from _diff(w, h, f"{path}[{i}]")
+        return
+    if want != have and str(want) != str(have):  # quantities: 1 vs "1"
+        yield path

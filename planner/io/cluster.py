@@ -1,0 +1,130 @@
+"""Read and write cluster descriptions (`configs/cluster*.yaml`).
+
+The file is flat YAML with `schema_version: 1` and a list of node pools. A pool either
+counts identical nodes (`nodes: 4`) or lists them by name (`node_names: [...]`, what
+`planner cluster discover` writes), so a plan can be pinned to real hostnames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from planner.cluster import Cluster, NodePool
+from planner.config import parse_config
+from planner.errors import ConfigError
+from planner.io.atomic import write_text_atomic
+
+
+@dataclass(frozen=True)
+class _PoolConfig:
+    name: str
+    gpu_type: str
+    gpus_per_node: int
+    nodes: int | None = None
+    node_names: tuple[str, ...] = ()
+    nvlink_domain_size: int | None = None  # default: all GPUs of a node share NVLink
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _ClusterConfig:
+    pools: tuple[_PoolConfig, ...]
+
+
+def parse_cluster(data: object, where: str) -> Cluster:
+    """Parse a cluster mapping (already read from YAML) into a `Cluster`.
+
+    Raises:
+        ConfigError: unknown keys, impossible counts, duplicate pool or node names.
+    """
+    config = parse_config(data, _ClusterConfig, where)
+    if not config.pools:
+        raise ConfigError(f"{where}: 'pools' is empty; list at least one node pool")
+    pools: list[NodePool] = []
+    seen_pools: set[str] = set()
+    seen_nodes: dict[str, str] = {}
+    for i, pc in enumerate(config.pools):
+        at = f"{where}: pools[{i}] ({pc.name})"
+        if pc.name in seen_pools:
+            raise ConfigError(f"{at}: duplicate pool name; give each pool its own name")
+        seen_pools.add(pc.name)
+        if pc.gpus_per_node < 1:
+            raise ConfigError(f"{at}: gpus_per_node must be at least 1, got {pc.gpus_per_node}")
+        if pc.nodes is None and not pc.node_names:
+            raise ConfigError(f"{at}: give either 'nodes' (a count) or 'node_names' (a list)")
+        if pc.node_names and pc.nodes is not None and pc.nodes != len(pc.node_names):
+            raise ConfigError(
+                f"{at}: nodes={pc.nodes} but {len(pc.node_names)} node_names; "
+                "drop 'nodes' or make them agree"
+            )
+        count = len(pc.node_names) if pc.node_names else (pc.nodes or 0)
+        if count < 1:
+            raise ConfigError(f"{at}: a pool needs at least one node, got {count}")
+        domain = pc.nvlink_domain_size or pc.gpus_per_node
+        if not 1 <= domain <= pc.gpus_per_node:
+            raise ConfigError(
+                f"{at}: nvlink_domain_size must be between 1 and gpus_per_node "
+                f"({pc.gpus_per_node}), got {domain}"
+            )
+        pool = NodePool(
+            name=pc.name,
+            gpu_type=pc.gpu_type,
+            nodes=count,
+            gpus_per_node=pc.gpus_per_node,
+            nvlink_domain_size=domain,
+            labels=dict(pc.labels),
+            node_names=tuple(pc.node_names),
+        )
+        for node in pool.names():
+            if node in seen_nodes:
+                raise ConfigError(
+                    f"{at}: node '{node}' is also in pool '{seen_nodes[node]}'; "
+                    "node names must be unique"
+                )
+            seen_nodes[node] = pc.name
+        pools.append(pool)
+    return Cluster(tuple(pools))
+
+
+def load_cluster(path: Path) -> Cluster:
+    """Read `configs/cluster.yaml` (or a discovered cluster file).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a valid cluster description.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read cluster file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return parse_cluster(data, str(path))
+
+
+def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
+    """The YAML mapping `parse_cluster` reads back into the same `Cluster`."""
+    pools: list[dict[str, object]] = []
+    for p in cluster.pools:
+        entry: dict[str, object] = {"name": p.name, "gpu_type": p.gpu_type}
+        if p.node_names:
+            entry["node_names"] = list(p.node_names)
+        else:
+            entry["nodes"] = p.nodes
+        entry["gpus_per_node"] = p.gpus_per_node
+        entry["nvlink_domain_size"] = p.nvlink_domain_size
+        if p.labels:
+            entry["labels"] = dict(sorted(p.labels.items()))
+        pools.append(entry)
+    return {"schema_version": 1, "pools": pools}
+
+
+def write_cluster(cluster: Cluster, path: Path, header: str = "") -> None:
+    """Write a cluster file atomically, with `header` as leading `#` comment lines."""
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    body = yaml.safe_dump(cluster_to_dict(cluster), sort_keys=False, default_flow_style=False)
+    write_text_atomic(Path(path), comment + body)

@@ -1,0 +1,194 @@
+"""plan.yaml: the versioned, deterministic file form of a Plan.
+
+Same Plan, same bytes: keys in a fixed order, floats rounded to 9 significant digits,
+no timestamps and no wall time (the solver's wall time is printed, not stored). Other
+stages may add top-level sections (e.g. `placement`) through `extra`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from planner.errors import ConfigError
+from planner.io.atomic import write_text_atomic
+from planner.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+
+PLAN_SCHEMA_VERSION = 1
+PLAN_FILE = "plan.yaml"
+
+
+def _num(x: float) -> float | None:
+    """Round for stable bytes; None for NaN (unknown), inf stays inf."""
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return x
+    return float(f"{x:.9g}")
+
+
+def plan_document(
+    plan: Plan, extra: Mapping[str, Any] | None = None, with_wall: bool = False
+) -> dict[str, Any]:
+    """The plan as plain data (the YAML file's content; the CLI's --json builds on it)."""
+    solver: dict[str, Any] = {
+        "status": plan.solver.status,
+        "objective": _num(plan.solver.objective),
+        "bound": _num(plan.solver.bound),
+        "gap": _num(plan.solver.gap),
+    }
+    if with_wall:
+        solver["wall_s"] = _num(plan.solver.wall_s)
+    doc: dict[str, Any] = {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "kind": "plan",
+        "inputs_digest": plan.inputs_digest,
+        "objective": plan.objective,
+        "gpus_total": plan.gpus_total,
+        "gpus_used": _num(plan.gpus_used),
+        "bottleneck_model": plan.bottleneck_model,
+        "allocations": [
+            {
+                "model": a.model,
+                "gpu_type": a.gpu_type,
+                "tensor_parallel": a.tensor_parallel,
+                "gpu_fraction": a.gpu_fraction,
+                "replicas": a.replicas,
+                "gpus": _num(a.gpus),
+            }
+            for a in plan.allocations
+        ],
+        "predicted": {
+            "workflows": [
+                {
+                    "workflow_type": w.workflow_type,
+                    "target_rate_per_s": _num(w.target_rate_per_s),
+                    "throughput_per_s": _num(w.throughput_per_s),
+                    "mean_latency_s": _num(w.mean_latency_s),
+                    "slo_s": w.slo_s,
+                }
+                for w in plan.workflows
+            ],
+            "models": [
+                {
+                    "model": m.model,
+                    "demand_per_s": _num(m.demand_per_s),
+                    "capacity_per_s": _num(m.capacity_per_s),
+                    "utilisation": _num(m.utilisation),
+                    "call_latency_s": _num(m.call_latency_s),
+                }
+                for m in plan.models
+            ],
+        },
+        "solver": solver,
+        "notes": list(plan.notes),
+    }
+    for key, value in (extra or {}).items():
+        doc[key] = value
+    return doc
+
+
+def dump_plan(plan: Plan, extra: Mapping[str, Any] | None = None) -> str:
+    return yaml.safe_dump(
+        plan_document(plan, extra), sort_keys=False, allow_unicode=True, width=100
+    )
+
+
+def write_plan(plan: Plan, directory: Path, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write DIR/plan.yaml atomically; return its path."""
+    path = directory / PLAN_FILE
+    write_text_atomic(path, dump_plan(plan, extra))
+    return path
+
+
+def read_plan(path: Path) -> Plan:
+    """Read a plan.yaml written by `write_plan`.
+
+    Raises:
+        ConfigError: the file is missing, not a plan, or of another schema version.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or data.get("kind") != "plan":
+        raise ConfigError(f"{path}: not a plan file (expected `kind: plan`)")
+    if data.get("schema_version") != PLAN_SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: plan schema_version {data.get('schema_version')!r}, this planner reads "
+            f"{PLAN_SCHEMA_VERSION}; re-run `planner plan`"
+        )
+    try:
+        return _plan_from(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+
+
+def _f(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _plan_from(data: dict[str, Any]) -> Plan:
+    s = data["solver"]
+    pred = data["predicted"]
+    return Plan(
+        objective=data["objective"],
+        allocations=tuple(
+            Allocation(
+                a["model"],
+                a["gpu_type"],
+                int(a["tensor_parallel"]),
+                float(a["gpu_fraction"]),
+                int(a["replicas"]),
+            )
+            for a in data["allocations"]
+        ),
+        workflows=tuple(
+            WorkflowPrediction(
+                w["workflow_type"],
+                _f(w["target_rate_per_s"]),
+                _f(w["throughput_per_s"]),
+                _f(w["mean_latency_s"]),
+                w.get("slo_s"),
+            )
+            for w in pred["workflows"]
+        ),
+        models=tuple(
+            ModelPrediction(
+                m["model"],
+                _f(m["demand_per_s"]),
+                _f(m["capacity_per_s"]),
+                _f(m["utilisation"]),
+                _f(m["call_latency_s"]),
+            )
+            for m in pred["models"]
+        ),
+        solver=SolverFacts(
+            s["status"], _f(s["objective"]), _f(s["bound"]), _f(s["gap"]), _f(s.get("wall_s", 0.0))
+        ),
+        gpus_total=int(data["gpus_total"]),
+        inputs_digest=str(data.get("inputs_digest", "")),
+        bottleneck_model=data.get("bottleneck_model"),
+        notes=tuple(data.get("notes", ())),
+    )
+
+
+def inputs_digest(files: Iterable[Path], options: Mapping[str, Any]) -> str:
+    """sha256 over the input files' names and bytes (sorted) and the options as YAML."""
+    h = hashlib.sha256()
+    for path in sorted(Path(p) for p in files):
+        h.update(path.name.encode())
+        h.update(b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    h.update(yaml.safe_dump(dict(options), sort_keys=True).encode())
+    return "sha256:" + h.hexdigest()

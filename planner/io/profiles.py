@@ -1,0 +1,153 @@
+"""Stored profile points on disk: Parquet files under `profiles/`, and bench JSON imports.
+
+One file per (source, model, GPU type): `profiles/<source>--<model>--<gpu>.parquet`
+(names sanitised). Writes are atomic and deterministic: rows sorted by key, fixed
+Parquet settings (no pandas index, no creation metadata), so the same points give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from planner.catalog import Catalog
+from planner.errors import InputError
+from planner.io.atomic import write_bytes_atomic
+from planner.profiles import ProfileTable
+from planner.profiles.imported import ImportOverrides, bench_result_to_point
+from planner.profiles.points import (
+    KEY_COLUMNS,
+    POINT_COLUMNS,
+    empty_points,
+    merge_points,
+    normalise_points,
+    points_frame,
+)
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+
+_ARROW_TYPES = {"object": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+SCHEMA = pa.schema([pa.field(c, _ARROW_TYPES[t]) for c, t in POINT_COLUMNS.items()])
+
+
+def profile_file_name(source: str, model: str, gpu_type: str) -> str:
+    """`<source>--<model>--<gpu>.parquet` with anything but [A-Za-z0-9._-] replaced by `_`."""
+
+    def clean(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "_"
+
+    return f"{clean(source)}--{clean(model)}--{clean(gpu_type)}.parquet"
+
+
+def points_to_parquet_bytes(points: pd.DataFrame) -> bytes:
+    """Serialise a normalised points table with fixed settings (byte-stable)."""
+    table = pa.Table.from_pandas(normalise_points(points), schema=SCHEMA, preserve_index=False)
+    table = table.replace_schema_metadata(None)  # pandas metadata would carry nothing we need
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=3,
+        use_dictionary=True,
+        write_statistics=True,
+        version="2.6",
+        data_page_version="1.0",
+        store_schema=False,
+    )
+    return sink.getvalue()
+
+
+def read_points_file(path: Path) -> pd.DataFrame:
+    """One stored Parquet file as a normalised points table.
+
+    Raises:
+        InputError: the file is unreadable or misses a column of the schema.
+    """
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: not a readable Parquet profile file ({exc})") from exc
+    return normalise_points(frame, str(path))
+
+
+def read_points(profiles_dir: Path) -> pd.DataFrame:
+    """Every `*.parquet` file under `profiles_dir` (missing directory: no points)."""
+    if not profiles_dir.is_dir():
+        return empty_points()
+    frames = [read_points_file(p) for p in sorted(profiles_dir.glob("*.parquet"))]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return empty_points()
+    return normalise_points(pd.concat(frames, ignore_index=True))
+
+
+def write_points(
+    points: pd.DataFrame, profiles_dir: Path, replace_on: Sequence[str] = KEY_COLUMNS
+) -> list[Path]:
+    """Merge `points` into the stored files (rows agreeing on `replace_on` are replaced).
+
+    Returns:
+        The files written, sorted.
+    """
+    written: list[Path] = []
+    if points.empty:
+        return written
+    for (source, model, gpu), group in points.groupby(["source", "model", "gpu_type"], sort=True):
+        path = profiles_dir / profile_file_name(str(source), str(model), str(gpu))
+        old = read_points_file(path) if path.exists() else empty_points()
+        merged = merge_points(old, normalise_points(group), replace_on)
+        write_bytes_atomic(path, points_to_parquet_bytes(merged))
+        written.append(path)
+    return written
+
+
+def read_bench_results(
+    paths: Sequence[Path],
+    overrides: ImportOverrides,
+    resolve_model: Callable[[str], str] | None = None,
+) -> pd.DataFrame:
+    """Parse `vllm bench serve --save-result` JSON files into imported points.
+
+    All files are checked before anything is returned, so a bad file writes nothing.
+
+    Raises:
+        InputError: naming the file and the missing or malformed key.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"{path}: file not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not valid JSON ({exc})") from exc
+        rows.append(bench_result_to_point(data, str(path), overrides, "imported", resolve_model))
+    return points_frame(rows, "imported files")
+
+
+def load_profiles(profiles_dir: Path | None, catalog: Catalog) -> ProfileTable:
+    """The ProfileTable the planner uses: stored points over the analytic model.
+
+    Args:
+        profiles_dir: folder of stored points (default: the repository's `profiles/`);
+            an empty or missing folder gives pure analytic profiles.
+        catalog: models and GPUs for the analytic fallback.
+    """
+    from planner.profiles.analytic import AnalyticProfiles
+    from planner.profiles.table import StoredProfiles
+
+    analytic = AnalyticProfiles(catalog)
+    points = read_points(PROFILES_DIR if profiles_dir is None else profiles_dir)
+    if points.empty:
+        return analytic
+    return StoredProfiles(points, analytic)

@@ -1,0 +1,315 @@
+"""Placement: give every replica of a Plan a node and GPU indices on the Cluster.
+
+Notation: a node has `g` GPUs numbered 0..g-1, cut into NVLink domains of `d` consecutive
+GPUs (the last may be smaller). A replica with tensor parallelism `t` and share `f` needs
+`t` whole GPUs inside one domain (f = 1), or a share `f < 1` of one GPU (t = 1).
+
+Rules, in order:
+1. Whole-GPU replicas first, largest TP first (first-fit decreasing keeps big NVLink
+   groups possible). Each goes to the domain that fits with the fewest free GPUs left,
+   preferring nodes already in use, so whole domains and whole nodes stay free.
+2. Fractional replicas next, largest share first, onto the partly used GPU with the least
+   room that still fits (best fit); a fresh GPU is opened only when none fits, chosen as
+   in rule 1. Two shares of the same model never go to one GPU: the Service in front of
+   a model routes by a port name per model, and a single larger share serves better.
+Ties break on pool order, node order and GPU index, so placement is deterministic.
+
+`place` raises `PlacementError` naming the failed constraint, so the search can retry
+with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from planner.calls import ModelName
+from planner.catalog import GpuType
+from planner.cluster import Cluster, NodePool
+from planner.errors import InfeasibleError
+from planner.plan import Allocation, Plan
+
+# Shares are compared with this slack: 1/3 + 1/3 + 1/3 must fit one GPU.
+_EPS = 1e-9
+
+Constraint = Literal[
+    "gpu-type",  # no pool has this GPU type
+    "gpu-capacity",  # more GPUs of a type than the cluster has
+    "nvlink-domain",  # a TP group larger than any NVLink domain of that type
+    "fragmentation",  # enough GPUs in total, but not together where needed
+    "fractional-tp",  # a share below one GPU with TP > 1
+    "same-model-share",  # two shares of one model would have to share a GPU
+]
+
+
+class PlacementError(InfeasibleError):
+    """A plan that cannot be placed; `constraint` says which rule failed."""
+
+    def __init__(
+        self, constraint: Constraint, message: str, model: ModelName, gpu_type: GpuType
+    ) -> None:
+        super().__init__(message)
+        self.constraint: Constraint = constraint
+        self.model = model
+        self.gpu_type = gpu_type
+
+
+@dataclass(frozen=True, order=True)
+class ReplicaPlacement:
+    """One replica: which node and which GPUs (indices on that node) it uses."""
+
+    model: ModelName
+    gpu_type: GpuType
+    tensor_parallel: int
+    gpu_fraction: float
+    replica: int  # index among the allocation's replicas
+    pool: str
+    node: str
+    gpu_indices: tuple[int, ...]
+
+    @property
+    def allocation(self) -> Allocation:
+        """The plan allocation this replica belongs to (with replicas=1)."""
+        return Allocation(self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction, 1)
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    """How full one node is after placement: used share per GPU index."""
+
+    pool: str
+    node: str
+    gpu_type: GpuType
+    used_fraction: tuple[float, ...]  # per GPU, 0..1
+
+    @property
+    def free_gpus(self) -> int:
+        return sum(1 for u in self.used_fraction if u <= _EPS)
+
+    @property
+    def partly_used_gpus(self) -> int:
+        return sum(1 for u in self.used_fraction if _EPS < u < 1 - _EPS)
+
+    @property
+    def is_free(self) -> bool:
+        return self.free_gpus == len(self.used_fraction)
+
+
+@dataclass(frozen=True)
+class Fragmentation:
+    partly_used_gpus: int  # GPUs holding shares that leave room unused
+    free_gpus: int  # whole GPUs with nothing on them
+    free_nodes: int  # nodes with nothing on them
+    unused_share_gpus: float  # summed unused room on partly used GPUs, in GPUs
+
+
+@dataclass(frozen=True)
+class Placement:
+    replicas: tuple[ReplicaPlacement, ...]
+    nodes: tuple[NodeUsage, ...]
+    fragmentation: Fragmentation = field(default_factory=lambda: Fragmentation(0, 0, 0, 0.0))
+
+
+@dataclass
+class _Node:
+    pool: NodePool
+    name: str
+    order: int
+    used: list[float]
+    models: list[set[ModelName]]
+
+    def domains(self) -> list[range]:
+        size = self.pool.nvlink_domain_size
+        n = len(self.used)
+        return [range(s, min(s + size, n)) for s in range(0, n, size)]
+
+    @property
+    def in_use(self) -> bool:
+        return any(u > _EPS for u in self.used)
+
+
+def place(plan: Plan, cluster: Cluster) -> Placement:
+    """Place every replica of `plan` on `cluster` (see the module docstring for rules).
+
+    Raises:
+        PlacementError: the plan cannot be placed; `.constraint` names the rule.
+    """
+    nodes = _nodes(cluster)
+    _check_totals(plan.allocations, cluster)
+    whole = [a for a in plan.allocations if a.gpu_fraction >= 1 - _EPS]
+    shares = [a for a in plan.allocations if a.gpu_fraction < 1 - _EPS]
+    placed: list[ReplicaPlacement] = []
+    # Largest TP first; the model name breaks ties so the order never depends on input order.
+    for alloc in sorted(whole, key=lambda a: (-a.tensor_parallel, a.model, a.gpu_type)):
+        for r in range(alloc.replicas):
+            placed.append(_place_whole(alloc, r, nodes))
+    for alloc in sorted(shares, key=lambda a: (-a.gpu_fraction, a.model, a.gpu_type)):
+        if alloc.tensor_parallel != 1:
+            raise PlacementError(
+                "fractional-tp",
+                f"{alloc.model}: a share of {alloc.gpu_fraction:g} GPU with TP "
+                f"{alloc.tensor_parallel}; TP > 1 takes whole GPUs",
+                alloc.model,
+                alloc.gpu_type,
+            )
+        for r in range(alloc.replicas):
+            placed.append(_place_share(alloc, r, nodes))
+    usage = tuple(
+        NodeUsage(n.pool.name, n.name, n.pool.gpu_type, tuple(round(u, 9) for u in n.used))
+        for n in nodes
+    )
+    return Placement(tuple(sorted(placed)), usage, _fragmentation(usage))
+
+
+def _nodes(cluster: Cluster) -> list[_Node]:
+    out: list[_Node] = []
+    for pool in cluster.pools:
+        for name in pool.names():
+            g = pool.gpus_per_node
+            out.append(_Node(pool, name, len(out), [0.0] * g, [set() for _ in range(g)]))
+    return out
+
+
+def _check_totals(allocations: tuple[Allocation, ...], cluster: Cluster) -> None:
+    have = cluster.gpus_by_type()
+    need: dict[GpuType, float] = {}
+    first_model: dict[GpuType, ModelName] = {}
+    for a in sorted(allocations):
+        need[a.gpu_type] = need.get(a.gpu_type, 0.0) + a.gpus
+        first_model.setdefault(a.gpu_type, a.model)
+    for gpu_type, gpus in sorted(need.items()):
+        if gpu_type not in have:
+            raise PlacementError(
+                "gpu-type",
+                f"the plan uses {gpu_type} but the cluster has none "
+                f"(it has: {', '.join(sorted(have)) or 'no GPUs'})",
+                first_model[gpu_type],
+                gpu_type,
+            )
+        if gpus > have[gpu_type] + _EPS:
+            raise PlacementError(
+                "gpu-capacity",
+                f"the plan needs {gpus:g} {gpu_type} GPUs but the cluster has {have[gpu_type]}",
+                first_model[gpu_type],
+                gpu_type,
+            )
+
+
+def _fresh_gpus(
+    nodes: list[_Node], gpu_type: GpuType, count: int
+) -> tuple[_Node, tuple[int, ...]] | None:
+    """Best fit for `count` empty GPUs inside one NVLink domain, or None."""
+    best: tuple[tuple[int, int, int, int], _Node, tuple[int, ...]] | None = None
+    for node in nodes:
+        if node.pool.gpu_type != gpu_type:
+            continue
+        for domain in node.domains():
+            free = [i for i in domain if node.used[i] <= _EPS]
+            if len(free) < count:
+                continue
+            # Prefer busy nodes, then the tightest domain, then the earliest node/domain.
+            score = (0 if node.in_use else 1, len(free) - count, node.order, domain.start)
+            if best is None or score < best[0]:
+                best = (score, node, tuple(free[:count]))
+    return None if best is None else (best[1], best[2])
+
+
+def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
+    domains = [len(d) for n in nodes if n.pool.gpu_type == alloc.gpu_type for d in n.domains()]
+    if alloc.tensor_parallel > max(domains, default=0):
+        return PlacementError(
+            "nvlink-domain",
+            f"{alloc.model}: TP {alloc.tensor_parallel} needs {alloc.tensor_parallel} "
+            f"{alloc.gpu_type} GPUs in one NVLink domain; the largest domain has "
+            f"{max(domains, default=0)}",
+            alloc.model,
+            alloc.gpu_type,
+        )
+    return PlacementError(
+        "fragmentation",
+        f"{alloc.model}: no NVLink domain of {alloc.gpu_type} has {alloc.tensor_parallel} "
+        f"free GPUs left for another TP-{alloc.tensor_parallel} replica; "
+        "the free GPUs are scattered across domains",
+        alloc.model,
+        alloc.gpu_type,
+    )
+
+
+def _place_whole(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
+    found = _fresh_gpus(nodes, alloc.gpu_type, alloc.tensor_parallel)
+    if found is None:
+        raise _unplaceable(alloc, nodes)
+    node, gpus = found
+    for i in gpus:
+        node.used[i] = 1.0
+        node.models[i].add(alloc.model)
+    return _replica(alloc, replica, node, gpus)
+
+
+def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
+    f = alloc.gpu_fraction
+    best: tuple[tuple[float, int, int], _Node, int] | None = None
+    blocked_by_same_model = False
+    for node in nodes:
+        if node.pool.gpu_type != alloc.gpu_type:
+            continue
+        for i, used in enumerate(node.used):
+            if not used > _EPS or used + f > 1 + _EPS:
+                continue
+            if alloc.model in node.models[i]:
+                blocked_by_same_model = True
+                continue
+            score = (1 - used - f, node.order, i)
+            if best is None or score < best[0]:
+                best = (score, node, i)
+    if best is not None:
+        node, index = best[1], best[2]
+    else:
+        found = _fresh_gpus(nodes, alloc.gpu_type, 1)
+        if found is None:
+            if blocked_by_same_model:
+                raise PlacementError(
+                    "same-model-share",
+                    f"{alloc.model}: the only room left for another {f:g}-GPU share is on "
+                    f"a {alloc.gpu_type} GPU that already holds a share of {alloc.model}; "
+                    "merge the shares into one larger replica",
+                    alloc.model,
+                    alloc.gpu_type,
+                )
+            raise PlacementError(
+                "fragmentation",
+                f"{alloc.model}: no {alloc.gpu_type} GPU has {f:g} of its capacity free; "
+                "the free room is split across GPUs",
+                alloc.model,
+                alloc.gpu_type,
+            )
+        node, (index,) = found
+    node.used[index] += f
+    node.models[index].add(alloc.model)
+    return _replica(alloc, replica, node, (index,))
+
+
+def _replica(
+    alloc: Allocation, replica: int, node: _Node, gpus: tuple[int, ...]
+) -> ReplicaPlacement:
+    return ReplicaPlacement(
+        model=alloc.model,
+        gpu_type=alloc.gpu_type,
+        tensor_parallel=alloc.tensor_parallel,
+        gpu_fraction=alloc.gpu_fraction,
+        replica=replica,
+        pool=node.pool.name,
+        node=node.name,
+        gpu_indices=gpus,
+    )
+
+
+def _fragmentation(nodes: tuple[NodeUsage, ...]) -> Fragmentation:
+    partly = sum(n.partly_used_gpus for n in nodes)
+    unused = sum(1 - u for n in nodes for u in n.used_fraction if _EPS < u < 1 - _EPS)
+    return Fragmentation(
+        partly_used_gpus=partly,
+        free_gpus=sum(n.free_gpus for n in nodes),
+        free_nodes=sum(1 for n in nodes if n.is_free),
+        unused_share_gpus=round(unused, 6),
+    )

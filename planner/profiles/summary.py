@@ -1,0 +1,66 @@
+"""What the stored profiles hold, as a table for `planner profile show` (pure)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from planner.catalog import Catalog
+from planner.profiles.points import STATUS_OK
+
+_SHAPE = ["model", "gpu_type", "tp", "gpu_fraction", "source", "input_tokens", "output_tokens"]
+
+
+def summarise_points(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per stored configuration and token shape.
+
+    Columns: the shape, `points` (ok load points), `concurrency` (measured range),
+    `max_req_per_s`, `max_out_tok_per_s`, `kv_cache_tokens`, `status` (ok, failed, or
+    partial when some load points failed) and the first `error`.
+    """
+    if points.empty:
+        return pd.DataFrame()
+    frame = points.assign(ok=points["status"] == STATUS_OK)
+    rows = []
+    for shape, group in frame.groupby(_SHAPE, sort=True, dropna=False):
+        good = group[group["ok"]]
+        conc = good["concurrency"].dropna()
+        rates = good["request_rate"].dropna()
+        if good.empty:
+            status = "failed"
+        elif len(good) < len(group):
+            status = "partial"
+        else:
+            status = "ok"
+        errors = group.loc[~group["ok"], "error"]
+        rows.append(
+            {
+                **dict(zip(_SHAPE, shape, strict=True)),
+                "points": len(good),
+                "concurrency": f"{conc.min():g}-{conc.max():g}" if not conc.empty else "-",
+                "rates": f"{rates.min():g}-{rates.max():g}" if not rates.empty else "-",
+                "max_req_per_s": round(float(good["requests_per_s"].max()), 3)
+                if not good.empty
+                else float("nan"),
+                "max_out_tok_per_s": round(float(good["output_tokens_per_s"].max()), 1)
+                if not good.empty
+                else float("nan"),
+                "kv_cache_tokens": group["kv_cache_tokens"].max(),
+                "status": status,
+                "error": str(errors.iloc[0])[:80] if not errors.empty else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def analytic_only(points: pd.DataFrame, catalog: Catalog) -> list[str]:
+    """Lines naming the catalog (model, GPU) pairs that only the analytic model answers."""
+    ok = points[points["status"] == STATUS_OK] if not points.empty else points
+    covered = set(zip(ok["model"], ok["gpu_type"], strict=True)) if not ok.empty else set()
+    lines = []
+    for model in sorted(catalog.models):
+        missing = [g for g in sorted(catalog.gpus) if (model, g) not in covered]
+        if len(missing) == len(catalog.gpus):
+            lines.append(f"analytic only: {model} on every GPU type")
+        elif missing:
+            lines.append(f"analytic only: {model} on {', '.join(missing)}")
+    return lines

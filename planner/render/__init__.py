@@ -1,0 +1,80 @@
+"""Render: Placement -> typed Kubernetes objects (the `kubernetes.client` V1 models).
+
+Pure: no files, no cluster. `planner.io.manifests` serialises and writes the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from planner.catalog import GpuSpec, GpuType, ModelName, ModelSpec
+from planner.cluster import Cluster
+from planner.errors import ProfileError, did_you_mean
+from planner.place import Placement
+from planner.render.common import short_hash
+from planner.render.control import plan_configmap, replan_objects
+from planner.render.options import SHARING_BACKENDS, RenderOptions, Sharing
+from planner.render.workloads import model_deployments, model_service
+
+__all__ = [
+    "SHARING_BACKENDS",
+    "RenderOptions",
+    "Rendered",
+    "Sharing",
+    "plan_hash",
+    "render_manifests",
+]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The objects of one plan, in a fixed order. `serving` is what `replan` applies."""
+
+    plan_hash: str
+    serving: tuple[object, ...]  # ConfigMap, Services, Deployments
+    control: tuple[object, ...]  # replan CronJob, ServiceAccount, Role, RoleBinding
+
+    @property
+    def objects(self) -> tuple[object, ...]:
+        return self.serving + self.control
+
+
+def plan_hash(plan_text: str) -> str:
+    """The label value identifying a plan: the first 12 hex digits of its SHA-256."""
+    return short_hash(plan_text, 12)
+
+
+def render_manifests(
+    placement: Placement,
+    cluster: Cluster,
+    models: Mapping[ModelName, ModelSpec],
+    plan_text: str,
+    options: RenderOptions,
+    gpus: Mapping[GpuType, GpuSpec] | None = None,
+) -> Rendered:
+    """Build every object for a placed plan.
+
+    Args:
+        placement: where each replica runs.
+        cluster: the cluster it was placed on (pool labels and node names pin pods).
+        models: the catalog's model specs (served name, HF id, vLLM args).
+        plan_text: the plan document stored in the ConfigMap (and hashed into labels).
+        options: namespace, images, sharing backend, replan schedule.
+        gpus: GPU specs, for `nvidia.com/gpu.product` affinity on unnamed pools.
+
+    Raises:
+        ProfileError: the placement names a model the catalog lacks.
+    """
+    for name in sorted({r.model for r in placement.replicas}):
+        if name not in models:
+            raise ProfileError(
+                f"model '{name}' of the plan is not in the catalog{did_you_mean(name, models)}; "
+                "add configs/models/<name>.yaml"
+            )
+    digest = plan_hash(plan_text)
+    served = sorted({r.model for r in placement.replicas})
+    services = [model_service(models[m], options, digest) for m in served]
+    deployments = model_deployments(placement, cluster, models, gpus or {}, options, digest)
+    serving: list[object] = [plan_configmap(plan_text, options, digest), *services, *deployments]
+    return Rendered(digest, tuple(serving), tuple(replan_objects(options, digest)))

@@ -1,0 +1,33 @@
+"""What a rendering may vary: namespace, images, sharing backend, replan schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# process: one pod holds the GPU and runs the co-located vLLM servers (stock cluster).
+# hami: one pod per share, with HAMi's enforced memory/compute slices.
+Sharing = Literal["process", "hami"]
+SHARING_BACKENDS: tuple[Sharing, ...] = ("process", "hami")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    namespace: str = "llm-serving"
+    sharing: Sharing = "process"
+    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    planner_image: str = "ghcr.io/planner/planner:0.1.0"
+    port: int = 8000  # first vLLM port in a pod; co-located servers count up from it
+    # vLLM's own default for a whole GPU; a share f gets f * this, so co-located servers
+    # leave the same headroom per GPU for CUDA contexts and activation spikes.
+    memory_utilization: float = 0.9
+    hf_token_secret: str = "hf-token"  # Secret name; key `hf_token_key` holds the token
+    hf_token_key: str = "token"
+    cpu_per_gpu: str = "4"
+    memory_per_gpu: str = "32Gi"
+    run_as_user: int = 1000  # the vLLM image has no non-root user; any uid works with HOME set
+    replan_schedule: str = "0 * * * *"
+    replan_traces: str = "/traces"  # a path inside the pod or an object-store URL (s3://...)
+    replan_traces_claim: str = ""  # PVC mounted read-only at /traces when set
+    replan_window: str = "1h"
+    replan_args: tuple[str, ...] = ()  # extra `planner replan` flags (margin, caps, ...)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from planner.cluster import Cluster, NodePool
+from planner.errors import ConfigError
+from planner.io.cluster import load_cluster, write_cluster
+
+
+def test_shipped_example_parses(repo: Path) -> None:
+    cluster = load_cluster(repo / "configs" / "cluster.yaml")
+    assert [p.name for p in cluster.pools] == ["h100", "a100", "l40s"]
+    assert cluster.pools[1].names() == ("gpu-a100-a", "gpu-a100-b")
+    assert cluster.pools[2].nvlink_domain_size == 1
+    assert cluster.gpus == 16 + 16 + 8
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    cluster = Cluster(
+        (
+            NodePool("a", "H100-SXM-80GB", 2, 8, 4, labels={"zone": "on"}),
+            NodePool("b", "L40S-48GB", 1, 4, 1, node_names=("node-x",)),
+        )
+    )
+    write_cluster(cluster, tmp_path / "c.yaml", header="reviewed by hand")
+    assert (tmp_path / "c.yaml").read_text().startswith("# reviewed by hand\n")
+    assert load_cluster(tmp_path / "c.yaml") == cluster
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("pools: []", "schema_version"),
+        ("schema_version: 1\npools: []", "'pools' is empty"),
+        ("schema_version: 1\npools:\n- {name: a, gpu_type: X, gpus_per_node: 8}", "'nodes'"),
+        (
+            "schema_version: 1\npools:\n- {name: a, gpu_type: X, gpus_per_node: 8, node: 2}",
+            'did you mean "nodes"',
+        ),
+        (
+            "schema_version: 1\npools:\n"
+            "- {name: a, gpu_type: X, gpus_per_node: 8, nodes: 1, nvlink_domain_size: 16}",
+            "nvlink_domain_size",
+        ),
+        (
+            "schema_version: 1\npools:\n"
+            "- {name: a, gpu_type: X, gpus_per_node: 8, node_names: [n1]}\n"
+            "- {name: b, gpu_type: X, gpus_per_node: 8, node_names: [n1]}",
+            "node 'n1' is also in pool 'a'",
+        ),
+        ("schema_version: 1\npools: [", "not valid YAML"),
+    ],
+)
+def test_bad_cluster_files(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        load_cluster(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read cluster file"):
+        load_cluster(tmp_path / "nope.yaml")

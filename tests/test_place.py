@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from deploy_helpers import H100, L40S, make_plan, two_pool_cluster
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from planner.cluster import Cluster, NodePool
+from planner.place import Placement, PlacementError, place
+from planner.plan import Allocation
+
+
+def check_invariants(placement: Placement, cluster: Cluster) -> None:
+    """The properties every placement must have (used by the property test too)."""
+    pools = {p.name: p for p in cluster.pools}
+    share: dict[tuple[str, int], float] = defaultdict(float)
+    models: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for r in placement.replicas:
+        pool = pools[r.pool]
+        assert r.node in pool.names()
+        assert pool.gpu_type == r.gpu_type
+        assert len(r.gpu_indices) == r.tensor_parallel
+        domains = {i // pool.nvlink_domain_size for i in r.gpu_indices}
+        assert len(domains) == 1, f"TP group {r} crosses NVLink domains"
+        for i in r.gpu_indices:
+            assert 0 <= i < pool.gpus_per_node
+            share[(r.node, i)] += r.gpu_fraction
+            models[(r.node, i)].append(r.model)
+    for key, used in share.items():
+        assert used <= 1 + 1e-9, f"GPU {key} holds {used}"
+    for key, ms in models.items():
+        if len(ms) > 1:
+            assert len(set(ms)) == len(ms), f"one model twice on GPU {key}"
+
+
+def test_tp_groups_largest_first_and_whole_node_kept_free() -> None:
+    plan = make_plan(
+        Allocation("llama-3.1-70b", H100, 4, 1.0, 1),
+        Allocation("llama-3.1-8b", H100, 1, 1.0, 2),
+    )
+    p = place(plan, two_pool_cluster())
+    check_invariants(p, two_pool_cluster())
+    by_model = {(r.model, r.replica): r for r in p.replicas}
+    assert by_model[("llama-3.1-70b", 0)].gpu_indices == (0, 1, 2, 3)
+    assert by_model[("llama-3.1-70b", 0)].node == "h100-0"
+    # The TP-1 replicas go to the busy node, leaving h100-1 whole.
+    assert by_model[("llama-3.1-8b", 0)].gpu_indices == (4,)
+    assert by_model[("llama-3.1-8b", 1)].gpu_indices == (5,)
+    assert {r.node for r in p.replicas} == {"h100-0"}
+    assert p.fragmentation.free_nodes == 2  # h100-1 and the L40S node
+    assert p.fragmentation.free_gpus == 2 + 8 + 4
+    assert p.fragmentation.partly_used_gpus == 0
+
+
+def test_fractional_shares_pack_onto_used_gpus() -> None:
+    plan = make_plan(
+        Allocation("llama-3.1-8b", H100, 1, 0.5, 1),
+        Allocation("bge-reranker", H100, 1, 0.25, 2),
+        Allocation("qwen", H100, 1, 0.25, 1),
+    )
+    p = place(plan, two_pool_cluster())
+    check_invariants(p, two_pool_cluster())
+    gpus = {(r.model, r.replica): (r.node, r.gpu_indices) for r in p.replicas}
+    # 0.5 opens GPU 0; 0.25 (bge) fills it to 0.75; 0.25 (qwen, same tie) fills it to 1.0;
+    # the second bge share may not join its twin, so it opens GPU 1.
+    assert gpus[("llama-3.1-8b", 0)] == ("h100-0", (0,))
+    assert gpus[("bge-reranker", 0)] == ("h100-0", (0,))
+    assert gpus[("qwen", 0)] == ("h100-0", (0,))
+    assert gpus[("bge-reranker", 1)] == ("h100-0", (1,))
+    assert p.fragmentation.partly_used_gpus == 1
+    assert p.fragmentation.unused_share_gpus == pytest.approx(0.75)
+
+
+def test_thirds_fit_one_gpu() -> None:
+    plan = make_plan(*(Allocation(m, H100, 1, 1 / 3, 1) for m in ("a", "b", "c")))
+    p = place(plan, two_pool_cluster())
+    assert {r.gpu_indices for r in p.replicas} == {(0,)}
+    assert p.fragmentation.partly_used_gpus == 0
+
+
+def test_deterministic_regardless_of_allocation_order() -> None:
+    allocs = [
+        Allocation("a", H100, 2, 1.0, 2),
+        Allocation("b", H100, 1, 0.5, 3),
+        Allocation("c", L40S, 1, 1.0, 2),
+        Allocation("d", H100, 4, 1.0, 1),
+    ]
+    first = place(make_plan(*allocs), two_pool_cluster())
+    second = place(make_plan(*reversed(allocs)), two_pool_cluster())
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("alloc", "constraint"),
+    [
+        (Allocation("m", "B200", 1, 1.0, 1), "gpu-type"),
+        (Allocation("m", H100, 1, 1.0, 17), "gpu-capacity"),
+        (Allocation("m", L40S, 2, 1.0, 1), "nvlink-domain"),
+        (Allocation("m", H100, 2, 0.5, 1), "fractional-tp"),
+    ],
+)
+def test_unplaceable_plans_name_the_constraint(alloc: Allocation, constraint: str) -> None:
+    with pytest.raises(PlacementError) as err:
+        place(make_plan(alloc), two_pool_cluster())
+    assert err.value.constraint == constraint
+    assert err.value.model == "m"
+    assert err.value.exit_code == 3
+
+
+def test_fragmentation_error_when_domains_are_split() -> None:
+    # Four 4-GPU domains: four TP-3 groups leave one GPU in each domain, so a TP-2 group
+    # fails although 4 GPUs are free (14 of 16 asked).
+    cluster = Cluster((NodePool("p", H100, 2, 8, 4),))
+    plan = make_plan(Allocation("x", H100, 3, 1.0, 4), Allocation("y", H100, 2, 1.0, 1))
+    with pytest.raises(PlacementError) as err:
+        place(plan, cluster)
+    assert err.value.constraint == "fragmentation"
+    assert err.value.model == "y"
+
+
+def test_same_model_share_error() -> None:
+    cluster = Cluster((NodePool("p", H100, 1, 1, 1),))
+    with pytest.raises(PlacementError) as err:
+        place(make_plan(Allocation("x", H100, 1, 0.5, 2)), cluster)
+    assert err.value.constraint == "same-model-share"
+
+
+allocations = st.lists(
+    st.builds(
+        Allocation,
+        model=st.sampled_from(["a", "b", "c", "d"]),
+        gpu_type=st.sampled_from([H100, L40S]),
+        tensor_parallel=st.sampled_from([1, 1, 2, 4, 8]),
+        gpu_fraction=st.sampled_from([1.0, 1.0, 0.5, 0.25, 1 / 3]),
+        replicas=st.integers(1, 4),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(allocs=allocations)
+def test_property_placement_valid_or_typed_error(allocs: list[Allocation]) -> None:
+    # Deduplicate shapes the way a plan would (one allocation per shape).
+    unique = {a.shape: a for a in allocs}
+    plan = make_plan(*unique.values())
+    cluster = two_pool_cluster()
+    try:
+        p = place(plan, cluster)
+    except PlacementError:
+        return
+    check_invariants(p, cluster)
+    assert len(p.replicas) == sum(a.replicas for a in unique.values())

@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import os
+import shlex
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from deploy_helpers import make_catalog, mixed_plan, named_cluster, plan_text
+
+from planner.errors import ProfileError
+from planner.io.manifests import dump_yaml, manifest_files, read_manifests, to_dict, write_manifests
+from planner.place import place
+from planner.plan import Allocation
+from planner.render import Rendered, RenderOptions, render_manifests
+from planner.render.common import MANAGED_BY, PLAN_HASH, SERVES_PREFIX
+
+K8S_VERSION = "1.33"  # a current release the kubernetes-validate package ships schemas for
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("PLANNER_UPDATE_GOLDEN") == "1"
+
+
+def rendered(sharing: str = "process", **kw: Any) -> Rendered:
+    plan, cluster, catalog = mixed_plan(), named_cluster(), make_catalog()
+    return render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing=sharing, **kw),  # type: ignore[arg-type]
+        catalog.gpus,
+    )
+
+
+def dicts(r: Rendered) -> list[dict[str, Any]]:
+    return [to_dict(o) for o in r.objects]
+
+
+def of_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def container(dep: dict[str, Any]) -> dict[str, Any]:
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def serve_commands(dep: dict[str, Any]) -> list[list[str]]:
+    """The `vllm serve` argument lists a Deployment's container runs, in start order."""
+    c = container(dep)
+    if c["command"][0] == "vllm":
+        return [c["command"]]
+    script = c["command"][2]
+    return [shlex.split(line[:-2]) for line in script.splitlines() if line.startswith("vllm ")]
+
+
+def flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+@pytest.mark.parametrize("sharing", ["process", "hami"])
+def test_every_object_validates_against_the_kubernetes_schema(sharing: str) -> None:
+    for obj in dicts(rendered(sharing)):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("sharing", ["process", "hami"])
+def test_gpu_requests_per_node_within_capacity(sharing: str) -> None:
+    cluster = named_cluster()
+    capacity = {n: p.gpus_per_node for p in cluster.pools for n in p.names()}
+    pool_capacity = {p.name: p.gpus for p in cluster.pools}
+    per_node: dict[str, int] = defaultdict(int)
+    per_pool: dict[str, int] = defaultdict(int)
+    for dep in of_kind(dicts(rendered(sharing)), "Deployment"):
+        gpus = int(container(dep)["resources"]["limits"]["nvidia.com/gpu"])
+        term = dep["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        (expr,) = term["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+            "matchExpressions"
+        ]
+        if expr["key"] == "kubernetes.io/hostname":
+            per_node[expr["values"][0]] += gpus * dep["spec"]["replicas"]
+        else:
+            assert expr == {"key": "pool", "operator": "In", "values": ["l40s"]}
+            per_pool["l40s"] += gpus * dep["spec"]["replicas"]
+    assert per_node and per_pool
+    for node, used in per_node.items():
+        assert used <= capacity[node]
+    for pool, used in per_pool.items():
+        assert used <= pool_capacity[pool]
+    # 2x TP4 + 1 whole + one GPU holding the 0.5 and 0.25 shares (process backend: one pod),
+    # or two HAMi slices counted as one device each.
+    assert sum(per_node.values()) == (10 if sharing == "process" else 11)
+
+
+def test_vllm_commands_match_the_plan() -> None:
+    deps = {d["metadata"]["name"]: d for d in of_kind(dicts(rendered()), "Deployment")}
+    big = deps["llama-3-1-70b-tp4-gpu-node-a"]
+    assert big["spec"]["replicas"] == 2
+    (args,) = serve_commands(big)
+    assert args[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct"]
+    assert flag(args, "--tensor-parallel-size") == "4"
+    assert flag(args, "--served-model-name") == "llama-70b"
+    assert flag(args, "--gpu-memory-utilization") == "0.9"
+    assert args[-3:] == ["--max-model-len", "32768", "--enable-prefix-caching"]
+    assert container(big)["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+
+    shared = deps["shared-gpu-node-b-gpu1"]
+    first, second = serve_commands(shared)
+    # Largest share starts first; each gets share x 0.9 of the GPU's memory, own port.
+    assert flag(first, "--served-model-name") == "llama-8b"
+    assert flag(first, "--gpu-memory-utilization") == "0.45"
+    assert flag(first, "--port") == "8000"
+    assert flag(second, "--served-model-name") == "reranker"
+    assert flag(second, "--gpu-memory-utilization") == "0.225"
+    assert flag(second, "--port") == "8001"
+    assert sum(float(flag(a, "--gpu-memory-utilization")) for a in (first, second)) <= 1
+    assert container(shared)["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+
+
+def test_hami_slices() -> None:
+    deps = {d["metadata"]["name"]: d for d in of_kind(dicts(rendered("hami")), "Deployment")}
+    rerank = deps["bge-reranker-25pct-gpu-node-b"]
+    assert container(rerank)["resources"]["limits"] == {
+        "nvidia.com/gpu": "1",
+        "nvidia.com/gpumem-percentage": "25",
+        "nvidia.com/gpucores": "25",
+    }
+    (args,) = serve_commands(rerank)
+    assert flag(args, "--gpu-memory-utilization") == "0.9"
+
+
+def test_services_reach_every_replica_by_named_port() -> None:
+    objs = dicts(rendered())
+    pods = [d["spec"]["template"] for d in of_kind(objs, "Deployment")]
+    services = of_kind(objs, "Service")
+    assert sorted(s["metadata"]["name"] for s in services) == [
+        "bge-reranker",
+        "llama-3-1-70b",
+        "llama-3-1-8b",
+    ]
+    for svc in services:
+        (port,) = svc["spec"]["ports"]
+        backing = [
+            p
+            for p in pods
+            if all(p["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())
+        ]
+        assert backing, svc["metadata"]["name"]
+        for p in backing:
+            names = [cp["name"] for cp in p["spec"]["containers"][0]["ports"]]
+            assert port["targetPort"] in names
+    # bge-reranker runs on the shared H100 GPU and on two whole L40S GPUs.
+    rerank = next(s for s in services if s["metadata"]["name"] == "bge-reranker")
+    assert rerank["spec"]["selector"] == {SERVES_PREFIX + "bge-reranker": "true"}
+
+
+def test_security_and_labels_on_everything() -> None:
+    r = rendered()
+    for obj in dicts(r):
+        labels = obj["metadata"]["labels"]
+        assert labels[MANAGED_BY] == "planner"
+        assert labels[PLAN_HASH] == r.plan_hash
+        assert obj["kind"] != "Secret"
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get(
+            "spec", {}
+        ).get("template", {}).get("spec")
+        if not pod:
+            continue
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            for env in c.get("env", []):
+                if "TOKEN" in env["name"]:
+                    assert "value" not in env
+                    assert env["valueFrom"]["secretKeyRef"]["name"] == "hf-token"
+
+
+def test_replan_cronjob_and_minimal_rbac() -> None:
+    objs = dicts(rendered(replan_schedule="*/30 * * * *"))
+    (cron,) = of_kind(objs, "CronJob")
+    assert cron["spec"]["schedule"] == "*/30 * * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "planner-replan"
+    (role,) = of_kind(objs, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["planner-plan"],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["services"],
+            "verbs": ["create", "delete", "get", "list", "patch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "verbs": ["create", "delete", "get", "list", "patch"],
+        },
+    ]
+    assert not of_kind(objs, "ClusterRole") and not of_kind(objs, "ClusterRoleBinding")
+    (binding,) = of_kind(objs, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "planner-replan",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "planner-replan", "namespace": "llm-serving"}
+    ]
+
+
+def test_plan_configmap_holds_the_plan() -> None:
+    objs = dicts(rendered())
+    (cm,) = of_kind(objs, "ConfigMap")
+    assert cm["metadata"]["name"] == "planner-plan"
+    assert yaml.safe_load(cm["data"]["plan.yaml"])["allocations"][0]["model"] == "llama-3.1-70b"
+
+
+def test_unknown_model_is_a_profile_error() -> None:
+    from deploy_helpers import H100, make_plan
+
+    plan = make_plan(Allocation("llama-3.1-8", H100, 1, 1.0, 1))
+    with pytest.raises(ProfileError, match=r'did you mean "llama-3\.1-8b"'):
+        render_manifests(
+            place(plan, named_cluster()),
+            named_cluster(),
+            make_catalog().models,
+            "x",
+            RenderOptions(),
+        )
+
+
+def test_yaml_writer_quotes_yaml11_booleans() -> None:
+    text = dump_yaml({"b": {"v": "on", "w": "y", "x": "N", "y": "off", "z": "yes"}, "a": "1"})
+    assert text == "a: '1'\nb:\n  v: 'on'\n  w: 'y'\n  x: 'N'\n  'y': 'off'\n  z: 'yes'\n"
+    assert yaml.safe_load(text)["b"]["w"] == "y"
+
+
+@pytest.mark.parametrize("sharing", ["process", "hami"])
+def test_golden_manifests_and_determinism(sharing: str, tmp_path: Path) -> None:
+    files = manifest_files(rendered(sharing).objects)
+    assert files == manifest_files(rendered(sharing).objects)
+    golden = GOLDEN / f"manifests-{sharing}"
+    if UPDATE:
+        write_manifests(golden, rendered(sharing).objects)
+    assert sorted(p.name for p in golden.iterdir()) == sorted(files)
+    for name, text in files.items():
+        assert (golden / name).read_text(encoding="utf-8") == text, name
+    # Written twice through the staged directory: byte-identical, and read back whole.
+    write_manifests(tmp_path / "a", rendered(sharing).objects)
+    write_manifests(tmp_path / "b", rendered(sharing).objects)
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert len(read_manifests(tmp_path / "a")) == len(files) - 1
