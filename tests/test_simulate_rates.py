@@ -17,7 +17,7 @@ def test_finds_the_capacity_of_a_single_fifo_server() -> None:
     found = max_sustainable_rate(w, servers, SimSettings(workflows=3000))
     assert found.max_rate_per_s == pytest.approx(1.0, rel=0.05)
     assert found.at_max is not None and found.at_max.sustainable
-    assert all(ok == (rate <= found.max_rate_per_s) for rate, ok, _ in found.probes)
+    assert all(ok == (rate <= found.max_nominal_rate_per_s) for rate, ok, _ in found.probes)
 
 
 def test_bottleneck_model_sets_the_rate() -> None:

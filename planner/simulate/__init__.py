@@ -12,7 +12,7 @@ Pure and deterministic: the same inputs and seed give the same result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from planner.calls import CallTable
 from planner.errors import InputError
@@ -64,18 +64,26 @@ def simulate(
 
 
 def build_replicas(
-    workload: Workload, allocations: Sequence[Allocation], profiles: ProfileTable
+    workload: Workload,
+    allocations: Sequence[Allocation],
+    profiles: ProfileTable,
+    canonical: Callable[[str], str] | None = None,
 ) -> tuple[Replica, ...]:
     """One Replica per allocated replica of every model the workload calls.
+
+    Args:
+        canonical: maps a model name to its catalog name, so a plan naming models by
+            catalog name matches traces naming them by HF id or alias; None: exact names.
 
     Raises:
         InputError: a model the workload calls has no replica.
     """
-    index = {m: i for i, m in enumerate(workload.models)}
+    name = canonical or (lambda n: n)
+    index = {name(m): i for i, m in enumerate(workload.models)}
     curves: dict[ShapeKey, ServerCurve] = {}
     replicas: list[Replica] = []
     for alloc in sorted(allocations):
-        m = index.get(alloc.model)
+        m = index.get(name(alloc.model))
         if m is None or alloc.replicas <= 0:
             continue  # a replica of a model no traced workflow calls is never busy
         curve = curves.get(alloc.shape)

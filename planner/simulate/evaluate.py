@@ -18,7 +18,7 @@ Errors are relative and signed: (predicted - simulated) / simulated.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from planner.errors import InputError
@@ -91,12 +91,14 @@ def evaluate_plans(
     profiles: ProfileTable,
     settings: SimSettings | None = None,
     target_rate_per_s: float | None = None,
+    canonical: Callable[[str], str] | None = None,
 ) -> Evaluation:
     """Simulate every plan; `plans` maps candidate names to plans, the first is the subject.
 
     Args:
         target_rate_per_s: where latency is measured; default the first plan's summed
             target rates.
+        canonical: model name -> catalog name (see `build_replicas`).
 
     Raises:
         InputError: no target rate can be derived.
@@ -125,11 +127,12 @@ def _candidate(
     profiles: ProfileTable,
     settings: SimSettings,
     target: float,
+    canonical: Callable[[str], str] | None,
 ) -> CandidateResult:
     predicted_rate = predicted_max_rate_per_s(plan)
     predicted_latency = predicted_mean_latency_s(plan)
     try:
-        replicas = build_replicas(workload, plan.allocations, profiles)
+        replicas = build_replicas(workload, plan.allocations, profiles, canonical)
     except InputError as exc:
         return CandidateResult(
             name, plan.allocations, plan.gpus_used, 0.0, None, None,

@@ -31,13 +31,17 @@ class RateSearch:
     """Outcome of the search.
 
     Attributes:
-        max_rate_per_s: highest sustainable rate probed.
+        max_rate_per_s: arrival rate realised in the measurement window of the highest
+            sustainable probe (the nominal rate of a finite Poisson sample is off by
+            about 1/sqrt(arrivals); the realised rate is what the replicas sustained).
+        max_nominal_rate_per_s: the nominal rate of that probe.
         bound_rate_per_s: the capacity bound the search started from.
         probes: (rate, sustainable, throughput) of every simulation, in probe order.
         at_max: the simulation at `max_rate_per_s` (None if no rate was sustainable).
     """
 
     max_rate_per_s: float
+    max_nominal_rate_per_s: float
     bound_rate_per_s: float
     probes: tuple[tuple[float, bool, float], ...]
     at_max: SimResult | None
@@ -166,9 +170,11 @@ def max_sustainable_rate(
             lo = mid
         else:
             hi = mid
+    at_max = results.get(lo)
     return RateSearch(
-        max_rate_per_s=lo,
+        max_rate_per_s=at_max.offered_rate_per_s if at_max else 0.0,
+        max_nominal_rate_per_s=lo,
         bound_rate_per_s=bound,
         probes=tuple(probes),
-        at_max=results.get(lo),
+        at_max=at_max,
     )
