@@ -115,7 +115,8 @@ def evaluate_plans(
     if sum(mix.values()) > 0 and set(mix) <= set(workload.workflow_types):
         settings = replace(settings, mix=mix)
     out = [
-        _candidate(name, plan, workload, profiles, settings, target) for name, plan in plans.items()
+        _candidate(name, plan, workload, profiles, settings, target, canonical)
+        for name, plan in plans.items()
     ]
     return Evaluation(target, CRITERION, settings, tuple(out))
 
