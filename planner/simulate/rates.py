@@ -64,7 +64,7 @@ class SimSettings:
 
     workflows: int | None = None
     calls: int = 150_000
-    min_workflows: int = 1000
+    min_workflows: int = 300
     warmup_fraction: float = 0.2
     pattern: Pattern = "poisson"
     seed: int = 0
