@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -12,13 +11,8 @@ import typer
 from planner.cli import app
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from planner.catalog import Catalog
     from planner.cluster import Cluster
-    from planner.pipeline import AggregatePipeline
-    from planner.plan import Allocation, Plan
-    from planner.profiles import ProfileTable
+    from planner.plan import Plan
     from planner.simulate.evaluate import Evaluation
 
 
@@ -104,6 +98,7 @@ def evaluate(
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
     from planner.simulate import compile_workload
+    from planner.simulate.candidates import canonical_names, evaluation_candidates
     from planner.simulate.evaluate import evaluate_plans
     from planner.simulate.rates import SimSettings
     from planner.simulate.report import evaluation_document
@@ -122,10 +117,10 @@ def evaluate(
         from planner.io.allocation import load_allocation
 
         user = load_allocation(allocation)
-    plans = _candidates(plan, apl, profiles, cluster, catalog, user, str(allocation))
+    plans = evaluation_candidates(plan, apl, profiles, cluster, catalog, user, str(allocation))
     workload = compile_workload(calls_table)
     settings = SimSettings(calls=calls, pattern=pattern, seed=seed)
-    ev = evaluate_plans(workload, plans, profiles, settings, rate or None, _canonical(catalog))
+    ev = evaluate_plans(workload, plans, profiles, settings, rate or None, canonical_names(catalog))
     doc = evaluation_document(ev)
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=False))
@@ -146,68 +141,6 @@ def _cluster(
     return uniform_cluster(
         gpus or plan.gpus_total, gpu_type or (types[0] if types else DEFAULT_GPU_TYPE)
     )
-
-
-def _canonical(catalog: Catalog) -> Callable[[str], str]:
-    from planner.catalog import resolve_model
-    from planner.errors import PlannerError
-
-    def name(model: str) -> str:
-        try:
-            return resolve_model(catalog, model).name
-        except PlannerError:
-            return model
-
-    return name
-
-
-def _candidates(
-    plan: Plan,
-    apl: AggregatePipeline,
-    profiles: ProfileTable,
-    cluster: Cluster,
-    catalog: Catalog,
-    user: tuple[Allocation, ...] | None,
-    user_file: str,
-) -> dict[str, Plan]:
-    """The plan, then the baselines sized for the plan's target rates on `cluster`."""
-    from planner.catalog import resolve_model
-    from planner.errors import InputError
-    from planner.plan import SolverFacts
-    from planner.search.baselines import greedy_plan, independent_plan, uniform_plan
-    from planner.search.predict import make_plan
-    from planner.search.problem import WorkloadTargets, build_problem
-    from planner.search.validate import check_plan
-
-    targets = {w.workflow_type: w.target_rate_per_s for w in plan.workflows}
-    # Problem models keep the traces' names; shapes are named alike (analytic profiles
-    # resolve aliases), so plans from either naming match the workload.
-    specs = {m: replace(resolve_model(catalog, m), name=m) for m in apl.models()}
-    problem = build_problem(
-        apl,
-        profiles,
-        cluster,
-        specs,
-        WorkloadTargets(target_rate_per_s=targets or None),
-    )
-    out = {
-        "plan": plan,
-        "uniform": uniform_plan(problem),
-        "independent": independent_plan(problem),
-        "greedy": greedy_plan(problem),
-    }
-    if user is not None:
-        facts = SolverFacts("USER", float("nan"), float("nan"), float("nan"), 0.0)
-        mine = make_plan(problem, user, "min-latency", facts, (f"allocation file: {user_file}",))
-        problems = [v for v in check_plan(problem, mine) if "GPU" in v or "budget" in v]
-        if problems:
-            raise InputError(
-                f"{user_file}: the allocation does not fit the plan's GPUs: "
-                + "; ".join(problems)
-                + "; evaluate it with --gpus or --cluster matching it"
-            )
-        out["user"] = mine
-    return out
 
 
 def _print_summary(ev: Evaluation) -> None:
