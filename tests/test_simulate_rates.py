@@ -46,3 +46,19 @@ def test_concurrent_calls_in_one_replica_multiply_its_capacity() -> None:
     servers = [Replica(0, constant_curve(1.0, 8))]
     found = max_sustainable_rate(w, servers, SimSettings(workflows=2000))
     assert found.max_rate_per_s == pytest.approx(8.0, rel=0.06)
+
+
+def test_capacity_bound_follows_the_workflow_mix() -> None:
+    rows = [
+        llm("a", 0.0, 1.0, workflow_type="one"),
+        llm("b", 0.0, 1.0, workflow_type="three"),
+        llm("b", 1.0, 2.0, workflow_type="three"),
+        llm("b", 2.0, 3.0, workflow_type="three"),
+    ]
+    w = compile_workload(calls_table(rows))
+    servers = [Replica(0, constant_curve(1.0, 1))]  # one call per second
+    assert capacity_bound(w, servers) == pytest.approx(0.5)  # the trace: 2 calls/workflow
+    assert capacity_bound(w, servers, {"one": 1.0}) == pytest.approx(1.0)
+    assert capacity_bound(w, servers, {"three": 1.0}) == pytest.approx(1 / 3)
+    found = max_sustainable_rate(w, servers, SimSettings(workflows=3000, mix={"three": 1.0}))
+    assert found.max_rate_per_s == pytest.approx(1 / 3, rel=0.05)

@@ -14,18 +14,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from planner.calls import CallTable
 from planner.errors import InputError
 from planner.plan import Allocation, Plan
 from planner.profiles import ProfileTable, ShapeKey
 from planner.simulate.arrivals import ArrivalSpec, arrival_schedule
 from planner.simulate.engine import EngineOutput, Replica, run_engine
-from planner.simulate.result import MAX_BACKLOG_GROWTH, ModelSimStats, SimResult, summarise
+from planner.simulate.result import (
+    MAX_BACKLOG_GROWTH,
+    MAX_QUEUE_GROWTH,
+    ModelSimStats,
+    SimResult,
+    summarise,
+)
 from planner.simulate.servers import ServerCurve, constant_curve, profile_curve
 from planner.simulate.workload import Workload, compile_workload
 
 __all__ = [
     "MAX_BACKLOG_GROWTH",
+    "MAX_QUEUE_GROWTH",
     "ArrivalSpec",
     "EngineOutput",
     "ModelSimStats",
@@ -131,4 +140,8 @@ def simulate_workload(
             f"({window_end:g} s); simulate more workflows or shorten the warm-up"
         )
     out = run_engine(workload, replicas, times, order, warmup_s, window_end)
-    return summarise(out, replicas, workload.models, warmup_s, window_end, seed)
+    llm_per_workflow = np.add.reduceat(
+        (workload.node_model >= 0).astype(np.int64), workload.first_node
+    )
+    offered = llm_per_workflow[order[times >= warmup_s]].sum()
+    return summarise(out, replicas, workload.models, warmup_s, window_end, seed, int(offered))

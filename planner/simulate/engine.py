@@ -52,6 +52,8 @@ class EngineOutput:
         replica_latency_s / replica_wait_s: per replica, summed call latency (ready to
             done) and queueing wait (ready to admitted) of the calls completed in the window.
         calls: LLM and tool nodes simulated.
+        waiting_at_window: calls waiting for KV space (beyond every replica's max
+            concurrency) when the window opens and when it closes.
     """
 
     arrival_s: np.ndarray
@@ -63,6 +65,7 @@ class EngineOutput:
     replica_latency_s: np.ndarray
     replica_wait_s: np.ndarray
     calls: int
+    waiting_at_window: tuple[int, int] = (0, 0)
 
 
 def run_engine(
@@ -237,9 +240,17 @@ def run_engine(
 
     next_arrival = 0
     inf = float("inf")
+    # Calls waiting for KV space (all replicas) when the window opens and closes.
+    snapshots: list[int] = []
+    next_snapshot = w0
     while True:
         t_arr = arrivals[next_arrival] if next_arrival < n_inst else inf
-        if heap and heap[0][0] < t_arr:
+        from_heap = bool(heap) and heap[0][0] < t_arr
+        if next_snapshot < inf and (heap[0][0] if from_heap else t_arr) >= next_snapshot:
+            snapshots.append(sum(len(q) for q in waiting))
+            next_snapshot = w1 if len(snapshots) == 1 else inf
+            continue
+        if from_heap:
             t, _, kind, a, b = pop(heap)
             if kind == _SERVER:
                 r = a
@@ -299,6 +310,7 @@ def run_engine(
         replica_latency_s=np.asarray(lat_sum),
         replica_wait_s=np.asarray(wait_sum),
         calls=nodes,
+        waiting_at_window=(snapshots[0], snapshots[1]),
     )
 
 
