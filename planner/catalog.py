@@ -90,6 +90,14 @@ class Calibration:
     # Fixed part of every request's TTFT outside the engine steps: HTTP, tokenisation,
     # scheduling and detokenisation of the first token.
     ttft_overhead_ms: float = 0.0
+    # Cost per running sequence per decode step: scheduling, input preparation, sampling
+    # and attention-kernel launch work that grows with the batch, beyond bytes and FLOPs.
+    per_sequence_overhead_us: float = 0.0
+    # Share of the other running requests' prefill work a new request waits for before
+    # its own prefill (<= prefill_interference; the rest interleaves with its decodes).
+    prefill_wait_fraction: float = 0.0
+    # Extra cost of reading FP4 weights (dequantisation, scale reads) over the ideal bytes.
+    fp4_weight_read_multiplier: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ REQUIRED_GPUS = {"H100-SXM-80GB", "H200-SXM-141GB", "A100-SXM-80GB", "L40S-48GB"
 def test_shipped_catalog_parses_and_is_complete(repo: Path) -> None:
     catalog = load_catalog(repo / "configs")
     assert set(catalog.models) >= REQUIRED_MODELS
-    assert set(catalog.gpus) == REQUIRED_GPUS
+    assert set(catalog.gpus) >= REQUIRED_GPUS
     # Every file name matches its entry's name, so "add configs/models/<name>.yaml" holds.
     for path in (repo / "configs" / "models").glob("*.yaml"):
         assert path.stem in catalog.models

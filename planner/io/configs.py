@@ -7,15 +7,18 @@ overrides it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from planner.catalog import Catalog, GpuSpec, ModelSpec, gpu_names, model_names
+from planner.catalog import Calibration, Catalog, GpuSpec, ModelSpec, gpu_names, model_names
 from planner.config import parse_config
 from planner.errors import ConfigError
+from planner.io.atomic import write_text_atomic
 
 CONFIGS_ENV = "PLANNER_CONFIGS"
 
@@ -145,3 +148,30 @@ def _validate_gpu(gpu: GpuSpec, path: Path) -> None:
             f"{path}: key 'calibration.compute_efficiency' is a fraction of peak (<= 1), "
             f"got {cal.compute_efficiency}"
         )
+
+
+def calibration_block(cal: Calibration, comments: tuple[str, ...] = ()) -> str:
+    """The `calibration:` YAML block for a GPU file (4 significant digits, fixed order)."""
+    lines = ["calibration:"]
+    lines += [f"  # {c}" for c in comments]
+    for f in dataclasses.fields(Calibration):
+        value = getattr(cal, f.name)
+        if f.name == "source":
+            continue
+        lines.append(f"  {f.name}: {float(f'{value:.4g}')!r}")
+    lines.append(f"  source: {json.dumps(cal.source)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_calibration(path: Path, cal: Calibration, comments: tuple[str, ...] = ()) -> None:
+    """Replace the trailing `calibration:` block of a GPU file, keeping everything above it.
+
+    Raises:
+        ConfigError: the file has no top-level `calibration:` line.
+    """
+    text = path.read_text(encoding="utf-8")
+    marker = "\ncalibration:"
+    at = text.find(marker)
+    if at < 0:
+        raise ConfigError(f"{path}: no top-level 'calibration:' block to replace")
+    write_text_atomic(path, text[: at + 1] + calibration_block(cal, comments))

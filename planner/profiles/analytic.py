@@ -9,16 +9,16 @@ heads and the KV heads (or is a multiple of them), TP stays inside the NVLink do
 and fractions are only used with TP 1.
 
 Steady state with C requests in flight, prompt I, output O (roofline in
-`planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O),
-max-num-seqs); the rest wait for a slot.
+`planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
+max-num-seqs); the rest wait for a slot. The mean footprint
+(I + O/2) sets N_max: see `max_concurrency`.
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
-  E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) T_pre   (the other requests' prefills
-            interleave with this one's decodes; k_pi <= 1 since a prefill mixed into a
-            decode step shares its weight read)
-  TTFT  = c_ttft + T_pre + T_dec + W_pre + W_kv
-  W_pre = min(rho T_pre / (2 (1 - rho)), k_pi (B - 1) T_pre),  rho = (B - 1) T_pre / E2E_run
-          (M/D/1 wait behind other prefills: moves time from decode into TTFT)
-  TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi (B - 1) T_pre - W_pre) / (O - 1)
+  M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
+  E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
+            interleave with this one's life; k_pi <= 1)
+  TTFT  = c_ttft + T_pre + T_dec + W_pre + W_kv,  W_pre = g (B - 1) M_pre, g <= k_pi
+          (the share of the others' prefill work that lands before the first token)
+  TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi - g) (B - 1) M_pre / (O - 1)
   W_kv  = (C - B) / X                      (waiting for a KV slot)
   X     = B / E2E_run                      (Little's law on the running set)
 
@@ -42,6 +42,7 @@ from planner.profiles.roofline import (
     MAX_NUM_SEQS,
     decode_terms,
     kv_bytes_per_token,
+    marginal_ms,
     prefill_terms,
     step_ms,
 )
@@ -49,8 +50,7 @@ from planner.profiles.roofline import (
 KV_BLOCK_TOKENS = 16  # vLLM's default block size: the KV cache is allocated in blocks
 BASE_OVERHEAD_GIB = 1.5  # CUDA context + CUDA graphs + allocator slack (vLLM start-up logs)
 NCCL_OVERHEAD_GIB = 0.5  # NCCL / custom all-reduce buffers per GPU when TP > 1
-MAX_PREFILL_UTILISATION = 0.95  # keeps the prefill-queue term finite near saturation
-_BISECTION_STEPS = 60
+_ROOT_STEPS = 200  # a safety bound; regula falsi converges in about 5-20
 
 
 def memory_fit(
@@ -99,6 +99,17 @@ def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int) -> str:
     return ""
 
 
+def max_concurrency(kv_cache_tokens: int, input_tokens: float, output_tokens: float) -> float:
+    """Sequences of this shape that run at once: KV slots or vLLM's max-num-seqs.
+
+    A running sequence holds on average its prompt plus half its output (vLLM allocates
+    blocks as tokens appear and preempts when they run out); the calibration rows start
+    queueing where this mean footprint, not the final length, fills the cache.
+    """
+    footprint = max(1.0, input_tokens) + max(1.0, output_tokens) / 2.0
+    return min(kv_cache_tokens / footprint, float(MAX_NUM_SEQS))
+
+
 def steady_state(
     model: ModelSpec,
     gpu: GpuSpec,
@@ -112,25 +123,23 @@ def steady_state(
     """Closed-loop steady state with `concurrency` requests in the system (pure)."""
     cal = gpu.calibration
     isl, osl = max(1.0, input_tokens), max(1.0, output_tokens)
-    max_conc = min(kv_cache_tokens / (isl + osl), float(MAX_NUM_SEQS))
+    max_conc = max_concurrency(kv_cache_tokens, isl, osl)
     running = min(concurrency, max_conc)
     batch = max(running, 1.0)  # a lone request still runs a full step
     decode = step_ms(
         decode_terms(model, gpu, tp, gpu_fraction, batch, isl + osl / 2), cal, model.layers
     )
-    prefill = step_ms(prefill_terms(model, gpu, tp, gpu_fraction, isl), cal, model.layers)
-    # Other running requests' prefills interleave with this request's decodes: B - 1 of
-    # them during its life, each costing k_pi x its stand-alone time (k_pi <= 1: mixed into
-    # a decode step it shares the weight read).
-    interference = cal.prefill_interference * (batch - 1.0) * prefill
+    terms = prefill_terms(model, gpu, tp, gpu_fraction, isl)
+    prefill = step_ms(terms, cal, model.layers)
+    # Other running requests' prefills interleave with this request's life: B - 1 of them,
+    # each adding k_pi x its marginal cost (FLOPs, all-reduces) to shared steps.
+    interference = cal.prefill_interference * (batch - 1.0) * marginal_ms(terms, cal)
     first = cal.ttft_overhead_ms + prefill + (decode if osl > 1 else 0.0)
     e2e_run = first + (osl - 1.0) * decode + interference
-    # Arriving while others prefill, a request waits (M/D/1 on the prefill slot); the wait
-    # moves interference from its decode phase into its TTFT, the total stays the same.
-    rho = min(max(running - 1.0, 0.0) * prefill / e2e_run, MAX_PREFILL_UTILISATION)
-    prefill_wait = min(rho * prefill / (2.0 * (1.0 - rho)), interference)
-    if osl <= 1:  # no decode phase: every wait for other prefills is time to the answer
-        prefill_wait = interference
+    # Part of that work comes before this request's first token (it arrives behind other
+    # prefills): it moves from the decode phase into TTFT, the total stays the same.
+    share = min(cal.prefill_wait_fraction / max(cal.prefill_interference, 1e-12), 1.0)
+    prefill_wait = interference if osl <= 1 else share * interference
     ttft_run = first + prefill_wait
     tpot = (e2e_run - ttft_run) / (osl - 1.0) if osl > 1 else 0.0
     per_ms = running / e2e_run
@@ -153,7 +162,8 @@ class AnalyticProfiles:
     """ProfileTable over the calibrated analytic model for every catalog shape.
 
     Pure and cached: answers depend only on the catalog and the arguments. A few tens of
-    microseconds per uncached `at_concurrency`, about 60 of those per uncached `at_rate`.
+    microseconds per uncached `at_concurrency`, a few tens of those per uncached `at_rate`
+    (see benchmarks/profile_speed.py).
     """
 
     def __init__(self, catalog: Catalog, gpu_memory_utilization: float = 0.92) -> None:
@@ -195,6 +205,18 @@ class AnalyticProfiles:
         model, gpu = self._specs(key)
         return model, gpu, fit
 
+    def _check_request(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> None:
+        """The shape must fit and one request must fit the served context length."""
+        if input_tokens < 0 or output_tokens < 0:
+            raise ProfileError(f"token counts must be >= 0, got {input_tokens}, {output_tokens}")
+        model, _, _ = self._fitting(key)
+        if input_tokens + output_tokens > model.max_model_len:
+            raise InfeasibleError(
+                f"{model.name}: requests of {input_tokens:g} + {output_tokens:g} tokens exceed "
+                f"its max_model_len of {model.max_model_len}; raise max_model_len in "
+                f"configs/models/{model.name}.yaml (and check the KV cache still fits)"
+            )
+
     def _point_uncached(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
     ) -> PerfPoint:
@@ -216,23 +238,24 @@ class AnalyticProfiles:
         """Steady state with `concurrency` requests in flight (closed loop).
 
         Raises:
-            InfeasibleError: the shape does not fit (the message carries the memory figures).
+            InfeasibleError: the shape does not fit (the message carries the memory figures)
+                or one request is longer than the model's max_model_len.
         """
-        if concurrency < 0 or input_tokens < 0 or output_tokens < 0:
-            raise ProfileError("concurrency and token counts must be >= 0")
+        if concurrency < 0:
+            raise ProfileError(f"concurrency must be >= 0, got {concurrency}")
+        self._check_request(key, input_tokens, output_tokens)
         return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
-        fit = self._memory(key)
-        return min(fit.kv_cache_tokens / (max(1.0, input_tokens) + max(1.0, osl)), MAX_NUM_SEQS)
+        return max_concurrency(self._memory(key).kv_cache_tokens, input_tokens, osl)
 
     def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
         """Highest request rate: every KV slot (or max-num-seqs) busy.
 
         Raises:
-            InfeasibleError: the shape does not fit.
+            InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        self._fitting(key)
+        self._check_request(key, input_tokens, output_tokens)
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
         return self.at_concurrency(key, input_tokens, output_tokens, top).requests_per_s
 
@@ -245,16 +268,34 @@ class AnalyticProfiles:
             # Past capacity the open-loop queue grows without bound; report the capacity
             # point (its latencies are a lower bound) and flag it.
             return replace(at_top, saturated=True)
-        # Throughput rises with concurrency up to capacity: bisect X(C) = rate.
-        low, high = 0.0, top
-        for _ in range(_BISECTION_STEPS):
-            mid = 0.5 * (low + high)
-            if self._point_uncached(key, input_tokens, output_tokens, mid).requests_per_s < (
+
+        # Throughput rises with concurrency up to capacity: solve X(C) = rate by regula
+        # falsi with the Illinois fix (bracketed like bisection, a handful of steps).
+        def excess(c: float) -> float:
+            return self._point_uncached(key, input_tokens, output_tokens, c).requests_per_s - (
                 rate_per_s
-            ):
-                low = mid
+            )
+
+        low, high = 0.0, top
+        f_low, f_high = -rate_per_s, at_top.requests_per_s - rate_per_s
+        side = 0
+        for _ in range(_ROOT_STEPS):
+            if high - low <= 1e-12 * top:
+                break
+            mid = (low * f_high - high * f_low) / (f_high - f_low)
+            f_mid = excess(mid)
+            if abs(f_mid) <= 1e-10 * max(rate_per_s, 1e-300):
+                return self._point_uncached(key, input_tokens, output_tokens, mid)
+            if f_mid < 0:
+                low, f_low = mid, f_mid
+                if side == -1:
+                    f_high /= 2.0
+                side = -1
             else:
-                high = mid
+                high, f_high = mid, f_mid
+                if side == 1:
+                    f_low /= 2.0
+                side = 1
         return self._point_uncached(key, input_tokens, output_tokens, high)
 
     def at_rate(
@@ -264,9 +305,9 @@ class AnalyticProfiles:
         (Little's law); `saturated=True` at or past capacity.
 
         Raises:
-            InfeasibleError: the shape does not fit.
+            InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        if rate_per_s < 0 or input_tokens < 0 or output_tokens < 0:
-            raise ProfileError("rate and token counts must be >= 0")
-        self._fitting(key)
+        if rate_per_s < 0:
+            raise ProfileError(f"rate must be >= 0, got {rate_per_s}")
+        self._check_request(key, input_tokens, output_tokens)
         return self._rate(key, float(input_tokens), float(output_tokens), float(rate_per_s))

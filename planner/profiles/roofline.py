@@ -8,7 +8,7 @@ Notation (per GPU of a tensor-parallel group of `t` GPUs, GPU share `f`):
 
 A step that runs `T` tokens costs
   T_step = max(FLOPs / (eta_c f F), eta_m bytes / (f B)) + k_ar 2 L AR_t(T h 2)
-           + steps (L tau_L + tau_0)
+           + steps (L tau_L + tau_0) + B tau_seq
 with AR_t(n) = alpha + 2 (t-1)/t n / link (ring all-reduce). This module returns the
 uncalibrated terms (`StepTerms`) so the calibration fit and the model share one formula;
 `step_ms` applies a GPU's fitted constants.
@@ -35,8 +35,10 @@ class StepTerms:
 
     compute_ms: float  # FLOPs at peak tensor-core rate
     memory_ms: float  # bytes at datasheet bandwidth
+    weight_memory_ms: float  # the weights' share of memory_ms (FP4 reads cost extra)
     allreduce_ms: float  # ring all-reduces at datasheet link bandwidth + latency floor
     steps: float  # engine steps (prefill chunks) the work spans
+    sequences: float = 0.0  # decode sequences in the step (per-sequence overhead)
 
 
 def peak_tflops(model: ModelSpec, gpu: GpuSpec) -> float:
@@ -75,13 +77,19 @@ def decode_terms(
     """One decode step of `batch` sequences whose mean context is `context` tokens."""
     attn_flops = 4.0 * model.layers * model.heads * model.head_dim * context * batch
     flops = (2.0 * model.compute_params_b * 1e9 * batch + attn_flops) / tp
-    weight_bytes = model.weight_bytes / tp
+    # A decode step reads every weight except the input embedding table (it gathers only
+    # `batch` rows of it); tied embeddings are read anyway as the LM head.
+    embedding = 0.0 if model.tie_word_embeddings else model.vocab * model.hidden * 2.0
+    weight_bytes = (model.weight_bytes - embedding) / tp
     kv_bytes = batch * context * kv_bytes_per_token(model, tp)
+    bandwidth = fraction * gpu.hbm_tb_per_s * 1e12
     return StepTerms(
         compute_ms=flops / (fraction * peak_tflops(model, gpu) * 1e12) * 1e3,
-        memory_ms=(weight_bytes + kv_bytes) / (fraction * gpu.hbm_tb_per_s * 1e12) * 1e3,
+        memory_ms=(weight_bytes + kv_bytes) / bandwidth * 1e3,
+        weight_memory_ms=_fp4_weight_bytes(model) / tp / bandwidth * 1e3,
         allreduce_ms=_allreduce_ms(model, gpu, tp, batch),
         steps=1.0,
+        sequences=batch,
     )
 
 
@@ -95,16 +103,33 @@ def prefill_terms(
     flops = (2.0 * model.compute_params_b * 1e9 * input_tokens + attn_flops) / tp
     kv_write = input_tokens * kv_bytes_per_token(model, tp)
     weight_bytes = chunks * model.weight_bytes / tp
+    bandwidth = fraction * gpu.hbm_tb_per_s * 1e12
     return StepTerms(
         compute_ms=flops / (fraction * peak_tflops(model, gpu) * 1e12) * 1e3,
-        memory_ms=(weight_bytes + kv_write) / (fraction * gpu.hbm_tb_per_s * 1e12) * 1e3,
+        memory_ms=(weight_bytes + kv_write) / bandwidth * 1e3,
+        weight_memory_ms=chunks * _fp4_weight_bytes(model) / tp / bandwidth * 1e3,
         allreduce_ms=_allreduce_ms(model, gpu, tp, input_tokens / chunks) * chunks,
         steps=chunks,
     )
 
 
+def _fp4_weight_bytes(model: ModelSpec) -> float:
+    """Bytes of FP4-quantised weights (0 for other formats)."""
+    if model.weight_dtype != "fp4":
+        return 0.0
+    return (model.params_b - min(model.embedding_params_b, model.params_b)) * 1e9 * 0.5625
+
+
 def step_ms(terms: StepTerms, cal: Calibration, layers: int) -> float:
     """Calibrated time of the steps described by `terms`."""
-    roof = max(terms.compute_ms / cal.compute_efficiency, cal.memory_efficiency * terms.memory_ms)
-    fixed_us = layers * cal.per_layer_overhead_us + cal.per_step_overhead_us
-    return roof + cal.allreduce_multiplier * terms.allreduce_ms + terms.steps * fixed_us * 1e-3
+    memory = terms.memory_ms + (cal.fp4_weight_read_multiplier - 1.0) * terms.weight_memory_ms
+    roof = max(terms.compute_ms / cal.compute_efficiency, cal.memory_efficiency * memory)
+    fixed_us = terms.steps * (layers * cal.per_layer_overhead_us + cal.per_step_overhead_us)
+    fixed_us += terms.sequences * cal.per_sequence_overhead_us
+    return roof + cal.allreduce_multiplier * terms.allreduce_ms + fixed_us * 1e-3
+
+
+def marginal_ms(terms: StepTerms, cal: Calibration) -> float:
+    """Extra time the tokens of `terms` add to a step that runs anyway (decodes): their
+    FLOPs and all-reduces; the weight read and fixed overheads are already paid."""
+    return terms.compute_ms / cal.compute_efficiency + cal.allreduce_multiplier * terms.allreduce_ms

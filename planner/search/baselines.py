@@ -86,7 +86,8 @@ def greedy_choice(
     current: dict[ModelName, Option] = {}
     for m, opts in sorted(options.items()):
         if opts:
-            current[m] = min(opts, key=lambda o: (o.shape.units, o.units, o.latency_s, o.shape.key))
+            # fewest GPUs meeting the demand (replicas before TP), then the faster
+            current[m] = min(opts, key=lambda o: (o.units, o.shape.units, o.latency_s, o.shape.key))
     caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     weights = {m: problem.latency_weight(m) for m in current}
     while True:

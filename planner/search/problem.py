@@ -270,18 +270,60 @@ def build_problem(
         InputError: a target rate cannot be derived.
     """
     targets = targets or WorkloadTargets()
-    flows = workflow_demands(apl, targets)
-    models = []
     for name in apl.models():
-        spec = specs.get(name)
-        if spec is None:
+        if name not in specs:
             raise ProfileError(f'model "{name}" from the traces has no catalog entry')
-        inp, out = token_shape(apl, name)
-        shapes = []
-        for key in candidate_shapes(spec, cluster):
-            shapes.append(_profile_shape(profiles, key, inp, out, ladder))
-        models.append(ModelCandidates(name, spec.heads, inp, out, tuple(shapes)))
+    # Plans and manifests use catalog names; traces may use any alias.
+    flows = _rename(workflow_demands(apl, targets), {n: specs[n].name for n in apl.models()})
+    models = []
+    for catalog_name in sorted({specs[n].name for n in apl.models()}):
+        spec = next(specs[n] for n in apl.models() if specs[n].name == catalog_name)
+        inp, out = _merged_token_shape(
+            apl, [n for n in apl.models() if specs[n].name == catalog_name]
+        )
+        shapes = [
+            _profile_shape(profiles, key, inp, out, ladder)
+            for key in candidate_shapes(spec, cluster)
+        ]
+        models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
     return SearchProblem(flows, tuple(models), cluster, utilisation_cap)
+
+
+def _rename(
+    flows: tuple[WorkflowDemand, ...], names: Mapping[ModelName, ModelName]
+) -> tuple[WorkflowDemand, ...]:
+    """Use catalog names; trace aliases of one model are merged (calls add up)."""
+    out = []
+    for w in flows:
+        merged: dict[ModelName, tuple[float, float]] = {}
+        for u in w.uses:
+            name = names[u.model]
+            calls, busy = merged.get(name, (0.0, 0.0))
+            # p = calls / (calls / p): merge parallelisms through their busy-time ratio
+            merged[name] = (
+                calls + u.calls_per_workflow,
+                busy + u.calls_per_workflow / u.parallelism,
+            )
+        uses = tuple(
+            ModelUse(n, c, c / b if b > 0 else 1.0) for n, (c, b) in sorted(merged.items())
+        )
+        out.append(replace(w, uses=uses))
+    return tuple(out)
+
+
+def _merged_token_shape(apl: AggregatePipeline, names: Sequence[ModelName]) -> tuple[float, float]:
+    weight = inp = out = 0.0
+    for name in names:
+        i, o = token_shape(apl, name)
+        calls = 0.0
+        for w in apl.workflows:
+            stats = w.model(name)
+            if stats is not None:
+                calls += stats.calls_per_workflow * max(1, w.workflow_count)
+        weight += calls
+        inp += calls * i
+        out += calls * o
+    return (inp / weight, out / weight) if weight > 0 else (0.0, 0.0)
 
 
 def _profile_shape(

@@ -1,0 +1,126 @@
+"""How the exact search scales: time, status and optimality gap on synthetic model mixes.
+
+Models are drawn (seeded) from the shipped catalog, copied under distinct names with
+their own token shapes, and grouped into workflow types; rates are scaled so the
+cheapest allocation of every model takes about `load` of the cluster. Profiles are the
+analytic ones. Run from the repository root:
+
+    PYTHONPATH=$PWD python benchmarks/search_scale.py            # the three sizes
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --case 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import replace
+
+from planner.catalog import Catalog, ModelSpec
+from planner.cluster import Cluster, NodePool
+from planner.io.configs import load_catalog
+from planner.profiles.analytic import AnalyticProfiles
+from planner.search import SolveSettings, search_plan
+from planner.search.baselines import greedy_plan
+from planner.search.options import fewest_replicas, shape_fits_memory
+from planner.search.problem import (
+    DEFAULT_LADDER,
+    ModelCandidates,
+    ModelUse,
+    SearchProblem,
+    WorkflowDemand,
+    _profile_shape,
+    candidate_shapes,
+)
+from planner.search.validate import check_plan
+
+CASES = {
+    "8": dict(models=4, types=2, pools=[("H100-SXM-80GB", 1, 8)], limit=10.0),
+    "64": dict(models=10, types=4, pools=[("H100-SXM-80GB", 8, 8)], limit=20.0),
+    "1024": dict(
+        models=50,
+        types=12,
+        pools=[("H100-SXM-80GB", 64, 8), ("A100-SXM-80GB", 32, 8), ("L40S-48GB", 64, 4)],
+        limit=55.0,
+    ),
+}
+
+
+def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
+    spec = CASES[case]
+    rng = random.Random(seed)
+    base = load_catalog()
+    bases = sorted(base.models.values(), key=lambda m: m.name)
+    models: dict[str, ModelSpec] = {}
+    for i in range(int(spec["models"])):  # type: ignore[call-overload]
+        m = rng.choice(bases)
+        models[f"{m.name}-{i:02d}"] = replace(m, name=f"{m.name}-{i:02d}", aliases=())
+    catalog = Catalog(models=models, gpus=base.gpus)
+    profiles = AnalyticProfiles(catalog)
+    pools = tuple(
+        NodePool(f"pool-{g}", g, n, per, min(per, base.gpus[g].nvlink_domain_size))
+        for g, n, per in spec["pools"]  # type: ignore[attr-defined]
+    )
+    cluster = Cluster(pools)
+    names = sorted(models)
+    cands = []
+    for name in names:
+        inp, out = rng.choice([(500, 100), (2000, 300), (8000, 400), (1500, 1)])
+        shapes = tuple(
+            _profile_shape(profiles, k, inp, out, DEFAULT_LADDER)
+            for k in candidate_shapes(models[name], cluster)
+        )
+        cands.append(ModelCandidates(name, models[name].heads, inp, out, shapes))
+    # Every model belongs to at least one type; types use 2-5 models.
+    flows = []
+    order = names[:]
+    rng.shuffle(order)
+    for t in range(int(spec["types"])):  # type: ignore[call-overload]
+        own = order[t :: int(spec["types"])]  # type: ignore[call-overload]
+        extra = rng.sample(names, k=min(len(names), rng.randint(0, 2)))
+        uses = tuple(
+            ModelUse(n, round(rng.uniform(1, 10), 2), round(rng.uniform(1, 3), 2))
+            for n in sorted(set(own) | set(extra))
+        )
+        flows.append(WorkflowDemand(f"type{t:02d}", rng.uniform(0.5, 2.0), uses, rng.uniform(0, 5)))
+    problem = SearchProblem(tuple(flows), tuple(cands), cluster)
+    # Scale rates so the cheapest allocations fill `load` of the cluster.
+    need = 0.0
+    for m in cands:
+        d = problem.demand_per_s(m.model)
+        need += min(
+            (fewest_replicas(s, d, 0.85) * s.key.gpus for s in m.shapes if shape_fits_memory(s)),
+            default=0.0,
+        )
+    return problem.scaled(load * cluster.gpus / need * 0.8)
+
+
+def run(case: str, workers: int) -> None:
+    start = time.perf_counter()
+    problem = synthetic(case)
+    built = time.perf_counter() - start
+    limit = float(CASES[case]["limit"])  # type: ignore[arg-type]
+    plan = search_plan(problem, SolveSettings(time_limit_s=limit, num_workers=workers))
+    total = time.perf_counter() - start
+    greedy = greedy_plan(problem)
+    s = plan.solver
+    print(
+        f"case {case:>4} GPUs: {len(problem.models)} models, {len(problem.gpu_types())} GPU types, "
+        f"{len(problem.workflows)} workflow types | build {built:.2f} s, solve {s.wall_s:.2f} s, "
+        f"total {total:.2f} s | {s.status}, objective {s.objective:.4f} s, bound {s.bound:.4f} s, "
+        f"gap {s.gap:.3%} | GPUs used {plan.gpus_used:g}/{plan.gpus_total} | "
+        f"greedy {greedy.solver.objective:.4f} s | valid {check_plan(problem, plan) == ()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    for case in args.case or ["8", "64", "1024"]:
+        run(case, args.workers)
+
+
+if __name__ == "__main__":
+    main()

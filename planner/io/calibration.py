@@ -1,0 +1,70 @@
+"""Read measured vLLM serving points (the calibration CSV) into `MeasuredPoint`s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from planner.errors import InputError
+from planner.profiles.calibrate import SYSTEM_TO_GPU, MeasuredPoint, catalog_name
+
+COLUMNS = (
+    "model_path",
+    "system",
+    "precision",
+    "isl",
+    "osl",
+    "batch_size",
+    "tp_size",
+    "silicon_ttft_ms",
+    "silicon_tpot_ms",
+)
+
+
+def read_measured_points(path: Path) -> list[MeasuredPoint]:
+    """Rows of an AIConfigurator-style `silicon` CSV that map to catalog models and GPUs.
+
+    Rows for GPUs or models the catalog does not model (B300, MoE models) are skipped.
+
+    Raises:
+        InputError: the file is missing or lacks a needed column.
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read measured points ({exc})") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = frame.fillna({"precision": ""})
+    try:
+        numbers = frame[list(COLUMNS[3:])].astype(float).to_numpy()
+    except ValueError as exc:
+        raise InputError(f"{path}: a numeric column holds text ({exc})") from None
+    points = []
+    names = zip(
+        frame["system"].astype(str),
+        frame["model_path"].astype(str),
+        frame["precision"].astype(str),
+        strict=True,
+    )
+    for (system, model_path, precision), row in zip(names, numbers, strict=True):
+        gpu = SYSTEM_TO_GPU.get(system)
+        model = catalog_name(model_path, precision)
+        if gpu is None or model is None:
+            continue
+        isl, osl, concurrency, tp, ttft, tpot = row
+        points.append(
+            MeasuredPoint(
+                model=model,
+                gpu_type=gpu,
+                tp=int(tp),
+                input_tokens=int(isl),
+                output_tokens=int(osl),
+                concurrency=int(concurrency),
+                ttft_ms=float(ttft),
+                tpot_ms=float(tpot),
+            )
+        )
+    return points

@@ -1,0 +1,72 @@
+"""The shipped constants against real measured vLLM points (ai-dynamo/aiconfigurator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.io.calibration import read_measured_points
+from planner.io.configs import calibration_block, load_catalog
+from planner.profiles.calibrate import MeasuredPoint, fit_calibration, mape, predict
+
+CSV = Path("calibration") / "vllm_measured_ttft_tpot.csv"
+
+
+@pytest.fixture(scope="module")
+def points(shared_data: Path) -> list[MeasuredPoint]:
+    return read_measured_points(shared_data / CSV)
+
+
+def test_reader_maps_dense_rows_to_catalog(points: list[MeasuredPoint]) -> None:
+    # 165 Llama-3.1-70B + 93 Qwen3-32B rows on H100/B200; MoE and B300 rows are skipped.
+    assert len(points) == 258
+    assert {p.gpu_type for p in points} == {"H100-SXM-80GB", "B200-180GB"}
+    assert sum(p.model == "Qwen3-32B" for p in points) == 90
+
+
+def test_tpot_error_on_measured_points_stays_small(points: list[MeasuredPoint]) -> None:
+    catalog = load_catalog()
+    pred = predict(catalog, points)
+    tpot = np.array([p.tpot_ms for p in points])
+    assert mape(pred.tpot_ms, tpot) < 8.0
+    for gpu in ("H100-SXM-80GB", "B200-180GB"):
+        idx = [i for i, p in enumerate(points) if p.gpu_type == gpu]
+        assert mape(pred.tpot_ms[idx], tpot[idx]) < 10.0, gpu
+
+
+def test_ttft_median_error_is_bounded(points: list[MeasuredPoint]) -> None:
+    # TTFT is harder (queueing, harness overheads); the median still must stay close.
+    pred = predict(load_catalog(), points)
+    ttft = np.array([p.ttft_ms for p in points])
+    assert float(np.median(np.abs(pred.ttft_ms - ttft) / ttft)) < 0.25
+
+
+def test_uncalibrated_roofline_is_worse(points: list[MeasuredPoint]) -> None:
+    # The fit must earn its keep: REFERENCE.md's starting constants do clearly worse.
+    from dataclasses import replace
+
+    from planner.catalog import Calibration
+
+    catalog = load_catalog()
+    naive = Calibration(
+        per_layer_overhead_us=9.0,
+        per_step_overhead_us=0.0,
+        memory_efficiency=1.35,
+        compute_efficiency=0.6,
+        prefill_interference=1.0,
+        allreduce_multiplier=3.3,
+    )
+    tpot = np.array([p.tpot_ms for p in points])
+    fitted = mape(predict(catalog, points).tpot_ms, tpot)
+    gpus = {g: replace(naive) for g in catalog.gpus}
+    assert mape(predict(catalog, points, gpus).tpot_ms, tpot) > 1.5 * fitted
+
+
+@pytest.mark.slow
+def test_shipped_constants_reproduce_from_the_fit(points: list[MeasuredPoint]) -> None:
+    catalog = load_catalog()
+    rows = [p for p in points if p.gpu_type == "H100-SXM-80GB"]
+    cal = fit_calibration(catalog, rows, source=catalog.gpus["H100-SXM-80GB"].calibration.source)
+    assert calibration_block(cal) == calibration_block(catalog.gpus["H100-SXM-80GB"].calibration)
