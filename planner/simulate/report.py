@@ -32,6 +32,7 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
         "throughput_at_target_per_s": _num(at.throughput_per_s if at else math.nan),
         "sustainable_at_target": bool(at.sustainable) if at else False,
         "backlog_growth_at_target": _num(at.backlog_growth if at else math.nan),
+        "queue_growth_at_target": _num(at.queue_growth if at else math.nan),
         "gpus": _num(c.gpus),
         "allocations": [
             {
@@ -59,7 +60,12 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
             "max_rate_per_s": _num(c.predicted_max_rate_per_s),
             "mean_latency_s": _num(c.predicted_mean_latency_s),
         },
+        "prediction_error": {
+            "max_rate_per_s": _num(c.throughput_error),
+            "mean_latency_s": _num(c.latency_error),
+        },
         "capacity_bound_per_s": _num(c.search.bound_rate_per_s if c.search else math.nan),
+        "at_max_rate": _at_max(c),
         "rate_probes": [
             {"rate_per_s": _num(r), "sustainable": ok, "throughput_per_s": _num(t)}
             for r, ok, t in (c.search.probes if c.search else ())
@@ -108,6 +114,19 @@ def evaluation_document(ev: Evaluation) -> dict[str, Any]:
             "definition": "(APL prediction - simulation) / simulation; max rate: the APL's "
             "saturation rate sum_w R_w min_m C_m/D_m; latency: at the target rate",
         },
+    }
+
+
+def _at_max(c: CandidateResult) -> dict[str, Any] | None:
+    res = c.search.at_max if c.search else None
+    if res is None:
+        return None
+    return {
+        "mean_latency_s": _num(res.latency_s.mean),
+        "p95_latency_s": _num(res.latency_s.p95),
+        "throughput_per_s": _num(res.throughput_per_s),
+        "backlog_growth": _num(res.backlog_growth),
+        "queue_growth": _num(res.queue_growth),
     }
 
 
