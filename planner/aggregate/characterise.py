@@ -22,43 +22,41 @@ MAX_DEPTH = 10_000
 
 def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
     """Characterisation dict per workflow type index."""
-    llm = ix.is_llm
-    calls_per_wf = np.bincount(ix.wf[llm], minlength=ix.n_workflows)
+    calls_per_wf = np.bincount(ix.llm_wf, minlength=ix.n_workflows)
     fanout = (
-        max_concurrency(ix.wf[llm], ix.rel_start[llm], ix.rel_end[llm], ix.n_workflows)
-        if ix.timed
-        else None
+        max_concurrency(ix.llm_wf, ix.llm_start, ix.llm_end, ix.n_workflows) if ix.timed else None
     )
     depth = _depth_per_workflow(ix, frame)
-    duration = ix.rel_end - ix.rel_start
-    tool_time = np.bincount(ix.wf[ix.is_tool], weights=duration[ix.is_tool], minlength=ix.n_workflows)
-    tool_calls = np.bincount(ix.wf[ix.is_tool], minlength=ix.n_workflows)
-    row_type = ix.wf_type[ix.wf]
-    status = frame["status"].array
-    cached = frame["cached_input_tokens"].to_numpy()
-    inputs = frame["input_tokens"].to_numpy()
-    prefix = frame["prefix_hash"].array
-    agents = frame["agent"].array
+    n_types = len(ix.type_names)
+    tool_time = np.bincount(ix.tool_wf, weights=ix.tool_duration_s, minlength=ix.n_workflows)
+    tool_calls = np.bincount(ix.tool_wf, minlength=ix.n_workflows)
+    llm_type = ix.wf_type[ix.llm_wf]
+    errors = _count_by_type(llm_type, frame["status"].array[ix.llm_rows] == "error", n_types)
+    retries = _count_by_type(llm_type, frame["status"].array[ix.llm_rows] == "retry", n_types)
+    reuse = _prefix_reuse(ix, frame, llm_type)
+    agents = _agents(frame["agent"].array, ix.llm_rows, llm_type, n_types)
 
     result: dict[int, dict[str, Any]] = {}
-    for t in range(len(ix.type_names)):
+    for t in range(n_types):
         wfs = np.flatnonzero(ix.wf_type == t)
-        rows = llm & (row_type == t)
         counts = calls_per_wf[wfs].astype("float64")
         wall = float(np.sum(ix.wf_wall[wfs]))
-        entry: dict[str, Any] = {
+        result[t] = {
             "calls_per_workflow": _distribution(counts),
             "max_fanout": _fanout(fanout[wfs]) if fanout is not None else None,
             "call_graph_depth": _fanout(depth[wfs][depth[wfs] > 0]) if depth is not None else None,
             "tool_calls_per_workflow": float(np.mean(tool_calls[wfs])),
             "tool_time_share": ratio(float(np.sum(tool_time[wfs])), wall) if ix.timed else None,
-            "error_calls": int(np.sum(np.asarray(status[rows] == "error"))),
-            "retry_calls": int(np.sum(np.asarray(status[rows] == "retry"))),
-            "prefix_reuse": _prefix_reuse(cached[rows], inputs[rows], prefix[rows]),
-            "calls_by_agent": _agents(agents[rows]),
+            "error_calls": int(errors[t]),
+            "retry_calls": int(retries[t]),
+            "prefix_reuse": reuse[t],
+            "calls_by_agent": agents[t],
         }
-        result[t] = entry
     return result
+
+
+def _count_by_type(row_type: np.ndarray, flags: Any, n_types: int) -> np.ndarray:
+    return np.bincount(row_type, weights=np.asarray(flags, dtype=bool), minlength=n_types)
 
 
 def _distribution(values: np.ndarray) -> dict[str, float]:
@@ -80,27 +78,52 @@ def _fanout(values: np.ndarray) -> dict[str, float] | None:
     return {"max": int(values.max()), "mean": float(values.mean())}
 
 
-def _prefix_reuse(cached: np.ndarray, inputs: np.ndarray, prefix: pd.Categorical) -> dict[str, Any]:
-    """Share of input tokens served from prefix cache; share of calls repeating a prefix."""
+def _prefix_reuse(ix: Indexed, frame: pd.DataFrame, llm_type: np.ndarray) -> list[dict[str, Any]]:
+    """Per type: share of input tokens served from prefix cache (where reported) and share
+    of calls whose prefix key was already seen (where prefix keys exist)."""
+    n_types = len(ix.type_names)
+    cached = frame["cached_input_tokens"].to_numpy()[ix.llm_rows]
     reported = ~np.isnan(cached)
-    codes = np.asarray(prefix.codes)
-    hashed = codes[codes >= 0]
-    return {
-        "cached_input_fraction": ratio(float(cached[reported].sum()), float(inputs[reported].sum()))
-        if reported.any()
-        else None,
-        "repeated_prefix_fraction": float(1.0 - len(np.unique(hashed)) / len(hashed))
-        if len(hashed)
-        else None,
-    }
+    cached_sum = np.bincount(llm_type[reported], weights=cached[reported], minlength=n_types)
+    inputs = frame["input_tokens"].to_numpy()[ix.llm_rows]
+    input_sum = np.bincount(llm_type[reported], weights=inputs[reported], minlength=n_types)
+    has_cached = np.bincount(llm_type[reported], minlength=n_types) > 0
+    codes = np.asarray(frame["prefix_hash"].array.codes)[ix.llm_rows]
+    hashed = codes >= 0
+    repeated: list[float | None] = [None] * n_types
+    if hashed.any():
+        width = int(codes.max()) + 1
+        keys = llm_type[hashed].astype(np.int64) * width + codes[hashed]
+        distinct = np.bincount(np.unique(keys) // width, minlength=n_types)
+        total = np.bincount(llm_type[hashed], minlength=n_types)
+        repeated = [float(1 - distinct[t] / total[t]) if total[t] else None for t in range(n_types)]
+    return [
+        {
+            "cached_input_fraction": ratio(float(cached_sum[t]), float(input_sum[t]))
+            if has_cached[t]
+            else None,
+            "repeated_prefix_fraction": repeated[t],
+        }
+        for t in range(n_types)
+    ]
 
 
-def _agents(agents: pd.Categorical) -> dict[str, int]:
-    codes = np.asarray(agents.codes)
-    counts = np.bincount(codes[codes >= 0], minlength=len(agents.categories))
-    return {
-        str(name): int(n) for name, n in sorted(zip(agents.categories, counts, strict=True)) if n
-    }
+def _agents(
+    agents: pd.Categorical, llm_rows: np.ndarray, llm_type: np.ndarray, n_types: int
+) -> list[dict[str, int]]:
+    codes = np.asarray(agents.codes)[llm_rows]
+    named = codes >= 0
+    if not named.any():
+        return [{} for _ in range(n_types)]
+    width = len(agents.categories)
+    counts = np.bincount(
+        llm_type[named].astype(np.int64) * width + codes[named], minlength=n_types * width
+    ).reshape(n_types, width)
+    names = [str(c) for c in agents.categories]
+    return [
+        {name: int(n) for name, n in sorted(zip(names, counts[t], strict=True)) if n}
+        for t in range(n_types)
+    ]
 
 
 def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
@@ -112,13 +135,15 @@ def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
     call_codes = np.asarray(call.codes, dtype=np.int64)
     # Parent names -> codes in call_id's categories (-1 when the parent is not a call here).
     lookup = pd.Index(call.categories).get_indexer(parents.categories)
-    parent_codes = np.where(np.asarray(parents.codes) >= 0, np.append(lookup, -1)[parents.codes], -1)
+    parent_codes = np.where(
+        np.asarray(parents.codes) >= 0, np.append(lookup, -1)[parents.codes], -1
+    )
     width = len(call.categories) + 1
-    key = ix.wf * width + call_codes
+    key = ix.wf.astype(np.int64) * width + call_codes
     has_id = call_codes >= 0
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    target = ix.wf * width + parent_codes
+    target = ix.wf.astype(np.int64) * width + parent_codes
     found = np.searchsorted(sorted_key, target)
     found = np.minimum(found, len(order) - 1)
     ok = (parent_codes >= 0) & (sorted_key[found] == target) & has_id[order][found]
@@ -131,6 +156,6 @@ def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
             break
         depth[active] += 1
         cursor[active] = parent_row[cursor[active]]
-    best = np.zeros(ix.n_workflows, dtype=np.int64)
-    np.maximum.at(best, ix.wf[has_id], depth[has_id])
-    return best
+    best = np.zeros(ix.n_workflows)  # float: ufunc.at is fast for floats only
+    np.maximum.at(best, ix.wf[has_id], depth[has_id].astype(np.float64))
+    return best.astype(np.int64)

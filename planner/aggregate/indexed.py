@@ -14,13 +14,17 @@ from planner.calls import KIND_LLM, KIND_TOOL, CallTable
 class Indexed:
     """Rows of a CallTable with compact, name-sorted integer ids.
 
+    Kept small on purpose (10 million calls): per-row arrays are int32 or bool, and
+    times are kept for LLM rows only.
+
     Attributes:
-        wf: workflow index per row (0..n_workflows-1).
+        wf: workflow index per row (0..n_workflows-1), int32.
         wf_type: workflow type index per workflow (types sorted by name).
-        model: model index per row (models sorted by name), -1 on tool rows.
-        is_llm, is_tool: row kinds.
-        rel_start, rel_end: row times relative to its workflow's first start (seconds;
-            rel_end NaN when end times are missing).
+        is_llm: LLM rows; llm_rows their row numbers.
+        llm_wf, llm_model: workflow and model index (models sorted by name) per LLM call.
+        llm_start, llm_end: LLM call times relative to the workflow's first start
+            (seconds; llm_end NaN when end times are missing).
+        tool_wf, tool_duration_s: workflow and duration of each tool row.
         wf_start, wf_wall: workflow start (absolute) and wall time (NaN without end times).
         timed: durations are known for every row.
     """
@@ -28,12 +32,15 @@ class Indexed:
     wf: np.ndarray
     wf_type: np.ndarray
     type_names: tuple[str, ...]
-    model: np.ndarray
     model_names: tuple[str, ...]
     is_llm: np.ndarray
-    is_tool: np.ndarray
-    rel_start: np.ndarray
-    rel_end: np.ndarray
+    llm_rows: np.ndarray
+    llm_wf: np.ndarray
+    llm_model: np.ndarray
+    llm_start: np.ndarray
+    llm_end: np.ndarray
+    tool_wf: np.ndarray
+    tool_duration_s: np.ndarray
     wf_start: np.ndarray
     wf_wall: np.ndarray
     timed: bool
@@ -54,10 +61,10 @@ def index_calls(calls: CallTable) -> Indexed:
     is_tool = np.asarray(kinds == KIND_TOOL)
     wf = _dense_codes(frame["workflow_id"].array)
     n_wf = int(wf.max()) + 1 if len(wf) else 0
-    row_type, type_names = _dense(frame["workflow_type"].array, sort=True)
+    row_type, type_names = _dense(frame["workflow_type"].array)
     wf_type = np.zeros(n_wf, dtype=np.int64)
     wf_type[wf] = row_type
-    model, model_names = _dense(frame["model"].array, sort=True)
+    del row_type
 
     start = frame["start_s"].to_numpy(dtype="float64")
     end = frame["end_s"].to_numpy(dtype="float64")
@@ -67,18 +74,26 @@ def index_calls(calls: CallTable) -> Indexed:
     wf_end = np.full(n_wf, -np.inf)
     np.fmax.at(wf_end, wf, end if timed else start)
     wall = wf_end - wf_start if timed else np.full(n_wf, np.nan)
-    rel_start = start - wf_start[wf]
-    rel_end = end - wf_start[wf] if timed else np.full(len(end), np.nan)
+
+    all_llm = bool(is_llm.all())
+    llm_rows = np.arange(len(frame)) if all_llm else np.flatnonzero(is_llm)
+    llm_wf = wf if all_llm else wf[llm_rows]
+    llm_start = start[llm_rows] - wf_start[llm_wf]
+    llm_end = end[llm_rows] - wf_start[llm_wf] if timed else np.full(len(llm_rows), np.nan)
+    model, model_names = _dense(frame["model"].array, rows=llm_rows)
     return Indexed(
         wf=wf,
         wf_type=wf_type,
         type_names=type_names,
-        model=model,
         model_names=model_names,
         is_llm=is_llm,
-        is_tool=is_tool,
-        rel_start=rel_start,
-        rel_end=rel_end,
+        llm_rows=llm_rows,
+        llm_wf=llm_wf,
+        llm_model=model,
+        llm_start=llm_start,
+        llm_end=llm_end,
+        tool_wf=wf[is_tool],
+        tool_duration_s=(end - start)[is_tool],
         wf_start=wf_start,
         wf_wall=wall,
         timed=timed,
@@ -86,22 +101,26 @@ def index_calls(calls: CallTable) -> Indexed:
 
 
 def _dense_codes(values: pd.Categorical) -> np.ndarray:
-    """Row ids over the categories actually used, in first-category order."""
-    codes = np.asarray(values.codes, dtype=np.int64)
+    """Row ids (int32) over the categories actually used, in first-category order."""
+    codes = np.asarray(values.codes)
     used = np.bincount(codes[codes >= 0], minlength=len(values.categories)) > 0
-    lookup = np.append(np.cumsum(used) - 1, -1)
+    lookup = np.append(np.cumsum(used) - 1, -1).astype(np.int32)
     return lookup[codes]
 
 
-def _dense(values: pd.Categorical, *, sort: bool) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Row ids over the categories actually used (-1 stays -1), sorted by name."""
-    codes = np.asarray(values.codes, dtype=np.int64)
+def _dense(
+    values: pd.Categorical, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Ids (int32) over the categories actually used, sorted by name (-1 stays -1)."""
+    codes = np.asarray(values.codes)
+    if rows is not None and len(rows) != len(codes):
+        codes = codes[rows]
     categories = np.asarray(values.categories, dtype=object)
     used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
     names = categories[used].astype(str)
-    rank = np.argsort(names, kind="stable") if sort else np.arange(len(names))
-    position = np.empty(len(names), dtype=np.int64)
-    position[rank] = np.arange(len(names))
-    lookup = np.full(len(categories) + 1, -1, dtype=np.int64)
+    rank = np.argsort(names, kind="stable")
+    position = np.empty(len(names), dtype=np.int32)
+    position[rank] = np.arange(len(names), dtype=np.int32)
+    lookup = np.full(len(categories) + 1, -1, dtype=np.int32)
     lookup[np.flatnonzero(used)] = position
     return lookup[codes], tuple(str(n) for n in names[rank])

@@ -3,15 +3,15 @@
 Times are relative to their workflow's start, so a group's intervals lie in [0, W) for a
 small W. Grouped sorts and running maxima then reduce to one global sort / accumulate over
 the composite key `group * W + t`, which is exact to well below a microsecond for the
-group counts and workflow lengths we meet (checked: falls back to pandas otherwise).
+group counts and workflow lengths we meet (checked: falls back to lexsort otherwise).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
-import pandas as pd
 
 # Above this composite magnitude float64 spacing exceeds ~1 us; use the exact path.
 _EXACT_LIMIT = 2.0**53 * 1e-6
@@ -23,7 +23,9 @@ def group_order(group: np.ndarray, t: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     width = _width(t)
     if float(group.max()) * width < _EXACT_LIMIT:
-        return np.argsort(group * width + t, kind="stable")
+        composite = group * width
+        composite += t
+        return np.argsort(composite, kind="stable")  # timsort: traces are nearly sorted
     return np.lexsort((t, group))
 
 
@@ -49,21 +51,23 @@ def grouped_intervals(key: np.ndarray, start: np.ndarray, end: np.ndarray) -> Gr
         return GroupedIntervals(np.zeros(0, dtype=np.int64), np.zeros(0, np.int64), empty, empty)
     order = group_order(key, start)
     k, s, e = key[order], start[order], end[order]
-    first = np.empty(len(k), dtype=bool)
-    first[0] = True
-    first[1:] = k[1:] != k[:-1]
+    del order
+    first = _group_starts(k)
     heads = np.flatnonzero(first)
-    running = _running_max_by_group(np.cumsum(first) - 1, e)
-    previous = np.empty_like(running)
-    previous[0] = -np.inf
-    previous[1:] = running[:-1]
-    previous[first] = -np.inf
-    segment_heads = np.flatnonzero(first | (s > previous))
+    keys = k[heads]
+    del k
+    running = _running_max_by_group(first, e)
+    # A call opens a new busy segment when it starts after everything before it in its
+    # group has ended (or it is the group's first call).
+    opens = first.copy()
+    np.logical_or(opens[1:], s[1:] > running[:-1], out=opens[1:])
+    del running
+    segment_heads = np.flatnonzero(opens)
     segment_lengths = np.maximum.reduceat(e, segment_heads) - s[segment_heads]
     segment_group = np.cumsum(first)[segment_heads] - 1
     return GroupedIntervals(
-        keys=k[heads],
-        counts=np.diff(np.append(heads, len(k))),
+        keys=keys,
+        counts=np.diff(np.append(heads, len(first))),
         summed=np.add.reduceat(e - s, heads),
         union=np.bincount(segment_group, weights=segment_lengths, minlength=len(heads)),
     )
@@ -73,31 +77,76 @@ def max_concurrency(
     group: np.ndarray, start: np.ndarray, end: np.ndarray, n_groups: int
 ) -> np.ndarray:
     """Most intervals open at once in each group (an interval ending at t does not overlap
-    one starting at t)."""
+    one starting at t).
+
+    The peak is reached at some interval's start s: there, open = #(starts <= s) -
+    #(ends <= s) within the group. With composite keys group * W + t both counts are
+    searchsorted positions in the sorted keys (earlier groups cancel out), so the work is
+    two value sorts and two sorted searches.
+    """
     if len(group) == 0:
         return np.zeros(n_groups, dtype=np.int64)
-    events_group = np.concatenate([group, group])
-    times = np.concatenate([start, end])
-    delta = np.concatenate([np.ones(len(group), np.int64), -np.ones(len(group), np.int64)])
-    order = group_order(events_group, times)
-    g, t, d = events_group[order], times[order], delta[order]
-    # Every group's deltas sum to zero, so the global running sum is the per-group one.
-    level = np.cumsum(d)
-    # Read the level only after all events at one instant ([start, end) intervals), so a
-    # call starting exactly when another ends does not count as overlapping.
-    settled = np.ones(len(g), dtype=bool)
-    settled[:-1] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
+    width = max(_width(start), _width(end))
+    if float(group.max()) * width >= _EXACT_LIMIT:
+        return _max_concurrency_exact(group, start, end, n_groups)
+    base = group.astype(np.float64) * width
+    starts = base + start
+    starts.sort()
+    ends = base + end
+    del base
+    ends.sort()
+    level = np.searchsorted(starts, starts, side="right")
+    level -= np.searchsorted(ends, starts, side="right")
+    del ends
+    # Relative times are below W - 1, so flooring recovers the group exactly.
+    owner = np.floor(starts / width).astype(np.int64)
+    heads = np.flatnonzero(_group_starts(owner))
     best = np.zeros(n_groups, dtype=np.int64)
-    np.maximum.at(best, g[settled], level[settled])
+    best[owner[heads]] = np.maximum.reduceat(level, heads)
     return best
 
 
-def _running_max_by_group(g: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _max_concurrency_exact(
+    group: np.ndarray, start: np.ndarray, end: np.ndarray, n_groups: int
+) -> np.ndarray:
+    best = np.zeros(n_groups, dtype=np.int64)
+    order = np.lexsort((start, group))
+    g, s, e = group[order], start[order], end[order]
+    heads = np.flatnonzero(_group_starts(g)).tolist()
+    for a, b in pairwise([*heads, len(g)]):
+        ends = np.sort(e[a:b])
+        level = np.arange(1, b - a + 1) - np.searchsorted(ends, s[a:b], side="right")
+        # Starts tied at one instant: the last of them sees them all.
+        best[g[a]] = int(
+            np.max(
+                level + (np.searchsorted(s[a:b], s[a:b], side="right") - np.arange(1, b - a + 1))
+            )
+        )
+    return best
+
+
+def _group_starts(k: np.ndarray) -> np.ndarray:
+    first = np.empty(len(k), dtype=bool)
+    first[0] = True
+    np.not_equal(k[1:], k[:-1], out=first[1:])
+    return first
+
+
+def _running_max_by_group(first: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Running maximum of `values` restarting at each group start (values >= 0)."""
     width = _width(values)
-    if float(g.max()) * width < _EXACT_LIMIT:
-        offset = g * width
-        return np.maximum.accumulate(values + offset) - offset
-    return pd.Series(values).groupby(g).cummax().to_numpy()
+    gid = np.cumsum(first, dtype=np.int64) - 1
+    if float(gid[-1]) * width < _EXACT_LIMIT:
+        offset = gid * width
+        del gid
+        running: np.ndarray = offset + values
+        np.maximum.accumulate(running, out=running)
+        running -= offset
+        return running
+    # Huge groups x long workflows: exact but slower segment-wise accumulate.
+    heads = np.flatnonzero(first)
+    bounds = np.append(heads, len(values)).tolist()
+    return np.concatenate([np.maximum.accumulate(values[a:b]) for a, b in pairwise(bounds)])
 
 
 def _width(t: np.ndarray) -> float:

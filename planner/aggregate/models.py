@@ -41,14 +41,13 @@ class _PerWorkflowModel:
 
 def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats, ...]]:
     """ModelStats per workflow type index, models sorted by name."""
-    llm = np.flatnonzero(ix.is_llm)
+    llm = ix.llm_rows
     n_types, n_models = len(ix.type_names), ix.n_models
-    wf, model = ix.wf[llm], ix.model[llm]
-    pair = ix.wf_type[wf] * n_models + model
+    pair = ix.wf_type[ix.llm_wf] * n_models + ix.llm_model  # int64: wf_type is int64
     n_pairs = n_types * n_models
     calls = np.bincount(pair, minlength=n_pairs)
     workflows = np.bincount(ix.wf_type, minlength=n_types)
-    per = _per_workflow_model(ix, llm)
+    per = _per_workflow_model(ix)
     per_pair = ix.wf_type[per.wf] * n_models + per.model
     pair_type = np.arange(n_pairs) // n_models
 
@@ -63,7 +62,7 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
         parallelism = np.bincount(per_pair, weights=per.parallelism, minlength=n_pairs) / groups
     cv = _share_cv(ix, per, per_pair, n_pairs)
     tokens = _token_stats(frame, llm, pair, n_pairs)
-    duration = (ix.rel_end - ix.rel_start)[llm]
+    duration = ix.llm_end - ix.llm_start
     status = frame["status"].array[llm]
     errors = np.bincount(pair, weights=np.asarray(status == "error"), minlength=n_pairs)
     retries = np.bincount(pair, weights=np.asarray(status == "retry"), minlength=n_pairs)
@@ -96,11 +95,11 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
     return result
 
 
-def _per_workflow_model(ix: Indexed, llm: np.ndarray) -> _PerWorkflowModel:
+def _per_workflow_model(ix: Indexed) -> _PerWorkflowModel:
     n_models = ix.n_models
-    key = ix.wf[llm] * n_models + ix.model[llm]
+    key = ix.llm_wf.astype(np.int64) * n_models + ix.llm_model
     if ix.timed:
-        g = grouped_intervals(key, ix.rel_start[llm], ix.rel_end[llm])
+        g = grouped_intervals(key, ix.llm_start, ix.llm_end)
         keys, counts, summed = g.keys, g.counts, g.summed
         with np.errstate(invalid="ignore", divide="ignore"):
             parallelism = np.where(g.union > 0, g.summed / g.union, 1.0)
@@ -137,8 +136,10 @@ def _share_cv(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(per_pair, weights=share, minlength=n_pairs) / population
         present = np.bincount(per_pair, minlength=n_pairs)
-        squares = np.bincount(per_pair, weights=(share - mean[per_pair]) ** 2, minlength=n_pairs)
-        squares += (population - present) * mean**2  # the workflows with share 0
+        squares: np.ndarray = np.bincount(
+            per_pair, weights=(share - mean[per_pair]) ** 2, minlength=n_pairs
+        ).astype(np.float64)
+        squares = squares + (population - present) * mean**2  # the workflows with share 0
         std = np.sqrt(np.maximum(squares / population, 0.0))
         return np.where(mean > 0, std / mean, np.where(np.isnan(mean), np.nan, 0.0))
 
@@ -146,15 +147,18 @@ def _share_cv(
 def _token_stats(
     frame: pd.DataFrame, llm: np.ndarray, pair: np.ndarray, n_pairs: int
 ) -> dict[int, tuple[Stats, Stats, Stats | None]]:
-    inputs = frame["input_tokens"].to_numpy()[llm]
-    outputs = frame["output_tokens"].to_numpy()[llm]
-    cached = frame["cached_input_tokens"].to_numpy()[llm]
-    order = np.argsort(pair, kind="stable")
+    # One radix sort by (type, model) pair, one gather per column; groups are then slices.
+    order = np.argsort(pair.astype(np.int16 if n_pairs < 2**15 else np.int64), kind="stable")
+    rows_sorted = llm[order]
+    inputs = frame["input_tokens"].to_numpy()[rows_sorted]
+    outputs = frame["output_tokens"].to_numpy()[rows_sorted]
+    cached = frame["cached_input_tokens"].to_numpy()[rows_sorted]
+    del rows_sorted
     bounds = np.searchsorted(pair[order], np.arange(n_pairs + 1))
     stats: dict[int, tuple[Stats, Stats, Stats | None]] = {}
     for k in range(n_pairs):
-        rows = order[bounds[k] : bounds[k + 1]]
-        if len(rows) == 0:
+        rows = slice(bounds[k], bounds[k + 1])
+        if bounds[k] == bounds[k + 1]:
             continue
         inp, out = summarise(inputs[rows]), summarise(outputs[rows])
         if inp is None or out is None:  # cannot happen: rows is not empty

@@ -36,8 +36,7 @@ class WorkflowFacts:
 def workflow_facts(ix: Indexed) -> dict[int, WorkflowFacts]:
     llm_busy = np.zeros(ix.n_workflows)
     if ix.timed:
-        llm = ix.is_llm
-        g = grouped_intervals(ix.wf[llm], ix.rel_start[llm], ix.rel_end[llm])
+        g = grouped_intervals(ix.llm_wf, ix.llm_start, ix.llm_end)
         llm_busy[g.keys] = g.union
     facts: dict[int, WorkflowFacts] = {}
     for t in range(len(ix.type_names)):

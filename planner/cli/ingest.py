@@ -33,7 +33,9 @@ def ingest(
     ] = None,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print the Aggregate LLM Pipeline as JSON (a public contract)."),
+        typer.Option(
+            "--json", help="Print the Aggregate LLM Pipeline as JSON (a public contract)."
+        ),
     ] = False,
     output: Annotated[
         Path | None,
@@ -84,7 +86,15 @@ def _print_table(apl: AggregatePipeline, n_calls: int) -> None:
             highlight=False,
         )
         table = Table()
-        for header in ("model", "calls/wf", "parallelism", "share", "share cv", "in p50", "out p50"):
+        for header in (
+            "model",
+            "calls/wf",
+            "parallelism",
+            "share",
+            "share cv",
+            "in p50",
+            "out p50",
+        ):
             table.add_column(header, justify="left" if header == "model" else "right")
         for m in w.models:
             table.add_row(

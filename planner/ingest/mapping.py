@@ -72,9 +72,8 @@ class TraceMapping:
                     f"{did_you_mean(name, CANONICAL_INPUT_COLUMNS)}; allowed: "
                     + ", ".join(CANONICAL_INPUT_COLUMNS)
                 )
-        if "start_time" in self.columns and "end_time" in self.columns:
-            if "latency_s" in self.columns:
-                raise ValueError("key 'columns': map either end_time or latency_s, not both")
+        if "end_time" in self.columns and "latency_s" in self.columns:
+            raise ValueError("key 'columns': map either end_time or latency_s, not both")
 
     def source_of(self, canonical: str) -> str:
         """The source column (or path) holding `canonical`; the canonical name by default."""

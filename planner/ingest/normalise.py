@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from planner.calls import CALL_COLUMNS, KIND_LLM, KIND_TOOL
 from planner.errors import InputError, did_you_mean
@@ -121,8 +123,10 @@ def normalise_batch(
     problems: list[_Problem] = []
 
     kind = _categorical(col.get("kind"), n, default=KIND_LLM, lower=True)
-    bad_kind = ~np.isin(kind.astype(object), KINDS)
-    problems.append(_Problem("kind: not llm or tool", col.name("kind"), bad_kind, "use 'llm' or 'tool'"))
+    bad_kind = ~np.asarray(kind.isin(list(KINDS)), dtype=bool)
+    problems.append(
+        _Problem("kind: not llm or tool", col.name("kind"), bad_kind, "use 'llm' or 'tool'")
+    )
     is_llm = np.asarray(kind == KIND_LLM) & ~bad_kind
 
     if mapping.serving_level and col.get("workflow_id") is None:
@@ -135,7 +139,12 @@ def normalise_batch(
     else:
         workflow_id = _categorical(col.get("workflow_id"), n)
     problems.append(
-        _Problem("workflow_id: missing", col.name("workflow_id"), _missing(workflow_id), "give every row its workflow id")
+        _Problem(
+            "workflow_id: missing",
+            col.name("workflow_id"),
+            _missing(workflow_id),
+            "give every row its workflow id",
+        )
     )
     if mapping.workflow_type is not None and col.get("workflow_type") is None:
         workflow_type = _categorical(None, n, default=mapping.workflow_type)
@@ -147,7 +156,12 @@ def normalise_batch(
         model = _categorical(col.get("model"), n)
     model = _only(model, is_llm)  # tool rows have no model
     problems.append(
-        _Problem("model: missing", col.name("model"), is_llm & _missing(model), "name the model that served the call")
+        _Problem(
+            "model: missing",
+            col.name("model"),
+            is_llm & _missing(model),
+            "name the model that served the call",
+        )
     )
 
     input_tokens, bad_in = _tokens(col.get("input_tokens"), is_llm)
@@ -172,13 +186,20 @@ def normalise_batch(
     start, bad_start = _times(col.get("start_time"), mapping.time_unit, mapping.timestamp_format, n)
     bad_start |= np.isnan(start) & ~bad_start
     problems.append(
-        _Problem("start_time: missing or unreadable", col.name("start_time"), bad_start, _time_fix(mapping))
+        _Problem(
+            "start_time: missing or unreadable",
+            col.name("start_time"),
+            bad_start,
+            _time_fix(mapping),
+        )
     )
     end, bad_end = _end_times(col, mapping, start, n)
     time_col = col.name("end_time") if col.get("end_time") is not None else col.name("latency_s")
     if not mapping.serving_level:
         bad_end |= np.isnan(end) & ~bad_end & ~bad_start
-    problems.append(_Problem("end_time: missing or unreadable", time_col, bad_end, _time_fix(mapping)))
+    problems.append(
+        _Problem("end_time: missing or unreadable", time_col, bad_end, _time_fix(mapping))
+    )
     backwards = ~bad_start & ~bad_end & (end < start)
     problems.append(
         _Problem(
@@ -190,8 +211,15 @@ def normalise_batch(
     )
 
     status = _categorical(col.get("status"), n, default="ok", lower=True)
-    bad_status = ~np.isin(status.astype(object), STATUSES)
-    problems.append(_Problem("status: not ok, error or retry", col.name("status"), bad_status, "use ok, error or retry"))
+    bad_status = ~np.asarray(status.isin(list(STATUSES)), dtype=bool)
+    problems.append(
+        _Problem(
+            "status: not ok, error or retry",
+            col.name("status"),
+            bad_status,
+            "use ok, error or retry",
+        )
+    )
 
     bad = np.zeros(n, dtype=bool)
     for p in problems:
@@ -218,11 +246,12 @@ def normalise_batch(
             "cached_input_tokens": cached,
             "status": status,
             "prefix_hash": _categorical(col.get("prefix_hash"), n),
-        }
+        },
+        copy=False,  # one block per column: the reader frees columns one at a time
     )
     if bad.any():
-        frame = frame.loc[~bad].reset_index(drop=True)
-    return frame.astype(CALL_COLUMNS), skipped
+        frame = pd.DataFrame({name: frame[name].array[~bad] for name in CALL_COLUMNS}, copy=False)
+    return frame, skipped
 
 
 class _Columns:
@@ -245,9 +274,11 @@ def _categorical(
     """Compact string column: numbers become strings, blanks become missing (or default)."""
     if values is None:
         if default is None:
-            return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), categories=[])
-        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[default])
+            return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), categories=_names([]))
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=_names([default]))
     cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
+    if not lower and _clean_strings(cat, default):
+        return cat  # already compact, stripped and without blanks: nothing to remap
     categories = pd.Index(cat.categories)
     if pd.api.types.is_float_dtype(categories.dtype) and (categories == categories.round()).all():
         categories = categories.astype("int64")  # integer ids read as floats next to blanks
@@ -268,7 +299,28 @@ def _categorical(
         fill = int(unique.get_loc(default))
     remap = np.append(np.where(remap < 0, fill, remap), fill).astype(np.int64)
     codes = remap[np.asarray(cat.codes, dtype=np.int64)]  # code -1 reads the last entry
-    return pd.Categorical.from_codes(codes, categories=unique, validate=False)
+    return pd.Categorical.from_codes(codes, categories=_names(unique), validate=False)
+
+
+def _clean_strings(cat: pd.Categorical, default: str | None) -> bool:
+    """True when the categories are strings needing no stripping, with no blank, and no
+    missing row needs the default (checked in Arrow, without Python string objects)."""
+    if cat.categories.dtype != "str":
+        return False
+    labels = pa.array(cat.categories)
+    if not pa.types.is_string(labels.type) and not pa.types.is_large_string(labels.type):
+        return False
+    trimmed = pc.utf8_trim_whitespace(labels)
+    if not pc.all(pc.equal(trimmed, labels)).as_py() or pc.any(pc.equal(labels, "")).as_py():
+        return False
+    return default is None or not bool((np.asarray(cat.codes) < 0).any())
+
+
+def _names(values: pd.Index | list[str]) -> pd.Index:
+    """Category labels as one string dtype, so batches and files concatenate."""
+    if isinstance(values, pd.Index):
+        return values if values.dtype == "str" else values.astype("str")
+    return pd.Index(values, dtype="str")
 
 
 def _only(cat: pd.Categorical, keep: np.ndarray) -> pd.Categorical:
@@ -297,7 +349,7 @@ def _unparsed(values: pd.Series | None, parsed: np.ndarray) -> np.ndarray:
     present = values.notna().to_numpy(dtype=bool, copy=True)
     if not pd.api.types.is_numeric_dtype(values.dtype):
         present &= values.astype(str).str.strip().ne("").to_numpy(dtype=bool)
-    return present & np.isnan(parsed)
+    return np.asarray(present & np.isnan(parsed), dtype=bool)
 
 
 def _tokens(values: pd.Series | None, is_llm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,7 +358,9 @@ def _tokens(values: pd.Series | None, is_llm: np.ndarray) -> tuple[np.ndarray, n
     return np.where(bad | ~is_llm, 0, np.nan_to_num(numbers)).astype("int64"), bad
 
 
-def _token_problem(name: str, col: _Columns, mask: np.ndarray, *, optional: bool = False) -> _Problem:
+def _token_problem(
+    name: str, col: _Columns, mask: np.ndarray, *, optional: bool = False
+) -> _Problem:
     what = "not a non-negative whole number"
     fix = "token counts are whole numbers >= 0" + ("; leave blank when unknown" if optional else "")
     return _Problem(f"{name}: {what}", col.name(name), mask, fix)
@@ -318,13 +372,21 @@ def _times(
     """Seconds (float) and a mask of present-but-unreadable values."""
     if values is None:
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
-    if fmt is None and pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        return values.to_numpy(dtype="float64", na_value=np.nan) * SECONDS_PER_UNIT[unit], np.zeros(n, dtype=bool)
+    if (
+        fmt is None
+        and pd.api.types.is_numeric_dtype(values.dtype)
+        and not pd.api.types.is_bool_dtype(values.dtype)
+    ):
+        return values.to_numpy(dtype="float64", na_value=np.nan) * SECONDS_PER_UNIT[unit], np.zeros(
+            n, dtype=bool
+        )
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         stamps = pd.Series(values)
         if stamps.dt.tz is None:
             stamps = stamps.dt.tz_localize("UTC")
-        seconds = ((stamps - _EPOCH) / pd.Timedelta(1, "s")).to_numpy(dtype="float64", na_value=np.nan)
+        seconds = ((stamps - _EPOCH) / pd.Timedelta(1, "s")).to_numpy(
+            dtype="float64", na_value=np.nan
+        )
         return seconds, np.zeros(n, dtype=bool)
     if fmt is None:
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

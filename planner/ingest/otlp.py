@@ -14,8 +14,11 @@ Rules (REFERENCE.md section 4; traces/README.md documents them for users):
   asked for is what a deployment serves). Tokens: `gen_ai.usage.input_tokens` /
   `output_tokens`, else the older `prompt_tokens` / `completion_tokens`; cached input:
   `gen_ai.usage.cache_read.input_tokens`.
-- call_id is the span id; parent_call_id is the parent span's id when that parent is an
-  LLM call itself (LLM-to-LLM dependencies), otherwise empty.
+- call_id is the span id. parent_call_id (the call this one waited for) is the first span
+  link to an LLM or tool span of the same trace, else the parent span when it is an LLM or
+  tool call itself, otherwise empty. Agent spans are structure, never parents.
+- Tool rows take their agent from `gen_ai.tool.name` (the canonical schema names the tool
+  in `agent`).
 - status: span status code ERROR -> "error", else "ok"; a `gen_ai.request.retry` or
   `retry` attribute that is true (or a count > 0) marks a retry.
 """
@@ -115,6 +118,11 @@ def _iter_spans(document: Mapping[str, Any], source: str, line: int) -> Iterable
                     "traceId": trace_id,
                     "spanId": span_id,
                     "parent": str(span.get("parentSpanId") or ""),
+                    "links": [
+                        (str(link.get("traceId") or trace_id), str(link.get("spanId", "")))
+                        for link in _list(span.get("links"))
+                        if isinstance(link, Mapping)
+                    ],
                     "start": span.get("startTimeUnixNano"),
                     "end": span.get("endTimeUnixNano"),
                     "attrs": attrs,
@@ -126,7 +134,15 @@ def _iter_spans(document: Mapping[str, Any], source: str, line: int) -> Iterable
 def _row(span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     attrs = span["attrs"]
     trace = span["traceId"]
-    parent = spans.get((trace, span["parent"])) if span["parent"] else None
+    candidates = [*span["links"], (trace, span["parent"])]
+    parent = next(
+        (
+            spans[key]
+            for key in candidates
+            if key[0] == trace and key in spans and spans[key]["kind"] is not None
+        ),
+        None,
+    )
     retry = attrs.get("gen_ai.request.retry", attrs.get("retry"))
     status = "error" if span["error"] else ("retry" if _truthy(retry) else "ok")
     is_llm = span["kind"] == "llm"
@@ -139,11 +155,13 @@ def _row(span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]]) -> 
         "endTimeUnixNano": _nanos(span["end"]),
         "traceId": _inherited(span, spans, ("gen_ai.conversation.id",)) or trace,
         "spanId": span["spanId"],
-        "gen_ai.agent.name": _inherited(span, spans, ("gen_ai.agent.name", "gen_ai.agent.id")),
+        "gen_ai.agent.name": _inherited(span, spans, ("gen_ai.agent.name", "gen_ai.agent.id"))
+        if is_llm
+        else span["attrs"].get("gen_ai.tool.name"),
         "gen_ai.workflow.name": _inherited(span, spans, ("gen_ai.workflow.name",)),
         "kind": span["kind"],
         "status": status,
-        "parent_call_id": parent["spanId"] if parent and parent["kind"] == "llm" else None,
+        "parent_call_id": parent["spanId"] if parent is not None else None,
     }
 
 
