@@ -171,7 +171,9 @@ def max_sustainable_rate(
     The search is bracketed by `capacity_bound`: a rate above it cannot be sustained in
     steady state, however long a finite window takes to show it.
     """
-    bound = capacity_bound(workload, replicas, settings.mix)
+    bound = capacity_bound(
+        workload, replicas, settings.mix if settings.pattern == "poisson" else {}
+    )
     probes: list[tuple[float, bool, float]] = []
     results: dict[float, SimResult] = {}
 
