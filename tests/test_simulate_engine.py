@@ -226,3 +226,21 @@ def test_barrier_after_a_lineage_parent_waits_for_every_call_ended_since() -> No
     w = compile_workload(calls_table(rows))
     assert w.node_deps.tolist() == [0, 1, 1, 2]
     assert w.node_delay_s[3] == pytest.approx(0.01)
+
+
+def test_kv_cache_admits_by_tokens_first_come_first_served() -> None:
+    # KV of 1000 tokens; calls of 600, 300 and 500 tokens (input + output) arrive at 0:
+    # the first two fit together, the third waits for the first to end (600 + 300 > 1000
+    # - 500 until then), and a later small call queues behind it (FCFS).
+    rows = [
+        llm("a", 0.0, 1.0, input_tokens=590, output_tokens=10),
+        llm("b", 0.0, 1.0, input_tokens=290, output_tokens=10),
+        llm("c", 0.0, 1.0, input_tokens=490, output_tokens=10),
+        llm("d", 0.0, 1.0, input_tokens=40, output_tokens=10),
+    ]
+    w = compile_workload(calls_table(rows))
+    curve = ServerCurve(np.ones(9), 0.0, 1.0, 1.0, 1.0, token_scaled=False, kv_tokens=1000.0)
+    out = run_engine(w, [Replica(0, curve)], np.array([0.0, 0.0, 0.0, 0.1]), np.arange(4), 0.0, 1e9)
+    # a, b run 0-1; c (500) fits once a ends at 1: 1-2; d (50) arrived at 0.1, queued
+    # behind c, admitted with it at 1 (300 + 500 + 50 <= 1000): 1-2.
+    assert latencies(out) == [1.0, 1.0, 2.0, 1.9]

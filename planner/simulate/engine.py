@@ -102,6 +102,10 @@ def run_engine(
         by_model[rep.model].append(r)
     speed = [rep.curve.speed.tolist() for rep in replicas]
     cap = [rep.curve.max_concurrency for rep in replicas]
+    # KV cache in tokens: a call holds its prompt and its output until it ends; a call
+    # larger than the whole cache still runs alone (vLLM would reject it; the trace ran it).
+    kv_free = [float(rep.curve.kv_tokens) for rep in replicas]
+    footprint = (workload.node_input_tokens + workload.node_output_tokens).tolist()
     inv_capacity = [1.0 / max(rep.curve.capacity_per_s, 1e-12) for rep in replicas]
     # Per node and per curve the work is linear in tokens: precompute both coefficients.
     pre_ratio = (in_tok / np.maximum(workload.mean_input_tokens, 1.0)[workload.node_model]).tolist()
@@ -128,10 +132,10 @@ def run_engine(
     in_service = [0] * n_rep
     vclock = [0.0] * n_rep
     last_t = [0.0] * n_rep
-    finishing: list[list[tuple[float, int, int, int, float, float, float]]] = [
+    finishing: list[list[tuple[float, int, int, int, float, float, float, float]]] = [
         [] for _ in range(n_rep)
     ]
-    waiting: list[deque[tuple[float, float, int, int]]] = [deque() for _ in range(n_rep)]
+    waiting: list[deque[tuple[float, float, int, int, float]]] = [deque() for _ in range(n_rep)]
     version = [0] * n_rep
     work_done = [0.0] * n_rep
     calls_done = [0] * n_rep
@@ -204,17 +208,25 @@ def run_engine(
         work = fixed_work[best]
         if work < 0:
             work = pre_s[best] * pre_ratio[g] + dec_s[best] * dec_ratio[g]
-        if in_service[best] < cap[best]:
-            admit(best, t, work, inst, local, t)
+        foot = footprint[g]
+        if (
+            not waiting[best]
+            and in_service[best] < cap[best]
+            and (foot <= kv_free[best] or in_service[best] == 0)
+        ):
+            admit(best, t, work, inst, local, t, foot)
         else:
-            waiting[best].append((t, work, inst, local))
+            waiting[best].append((t, work, inst, local, foot))
 
-    def admit(r: int, t: float, work: float, inst: int, local: int, t_ready: float) -> None:
+    def admit(
+        r: int, t: float, work: float, inst: int, local: int, t_ready: float, foot: float
+    ) -> None:
         nonlocal seq
         advance(r, t)
         in_service[r] += 1
         seq += 1
-        heapq.heappush(finishing[r], (vclock[r] + work, seq, inst, local, t_ready, t, work))
+        kv_free[r] -= foot
+        heapq.heappush(finishing[r], (vclock[r] + work, seq, inst, local, t_ready, t, work, foot))
         reschedule(r, t)
 
     def complete(inst: int, local: int, t: float) -> None:
@@ -257,19 +269,28 @@ def run_engine(
                 if b != version[r]:
                     continue
                 advance(r, t)
-                fv, _, inst, local, t_ready, t_admit, work = pop(finishing[r])
+                fv, _, inst, local, t_ready, t_admit, work, foot = pop(finishing[r])
                 if vclock[r] < fv:
                     vclock[r] = fv
                 in_service[r] -= 1
+                kv_free[r] += foot
                 if w0 <= t <= w1:
                     work_done[r] += work
                     calls_done[r] += 1
                     lat_sum[r] += t - t_ready
                     wait_sum[r] += t_admit - t_ready
-                if waiting[r]:
-                    q_ready, q_work, q_inst, q_local = waiting[r].popleft()
-                    admit(r, t, q_work, q_inst, q_local, q_ready)
-                else:
+                queue = waiting[r]
+                admitted = False
+                # FCFS like vLLM's scheduler: admit from the head while it fits.
+                while (
+                    queue
+                    and in_service[r] < cap[r]
+                    and (queue[0][4] <= kv_free[r] or in_service[r] == 0)
+                ):
+                    q_ready, q_work, q_inst, q_local, q_foot = queue.popleft()
+                    admit(r, t, q_work, q_inst, q_local, q_ready, q_foot)
+                    admitted = True
+                if not admitted:
                     reschedule(r, t)
                 complete(inst, local, t)
             elif kind == _READY:

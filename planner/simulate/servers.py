@@ -6,13 +6,15 @@ output tokens, around the model's mean token shape). With `n` calls in service e
 call progresses at `speed[n] = e2e(1) / e2e(n)` seconds of work per second, where
 `e2e(c)` is the profile's end-to-end latency of the mean-shaped call at concurrency `c`:
 `n` identical calls then finish together after exactly `e2e(n)`, as the profile says. At
-most `max_concurrency` calls (what the KV cache holds) are in service; later calls queue
-FIFO at the replica. Shared GPUs need nothing special: a fractional shape's profile
-already carries the share's lower speed and smaller KV cache.
+most `max_concurrency` calls are in service, and only while their tokens (input + output)
+fit the replica's KV cache; later calls queue FIFO at the replica. Shared GPUs need
+nothing special: a fractional shape's profile already carries the share's lower speed
+and smaller KV cache.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +22,9 @@ import numpy as np
 from planner.errors import ProfileError
 from planner.profiles import ProfileTable, ShapeKey
 
-# Cap on the concurrency grid: vLLM's default --max-num-seqs is 256 and larger batches
-# gain nothing on the curves we have; 1024 leaves headroom for small models.
-MAX_CONCURRENCY = 1024
+# Sequences a replica runs at once: vLLM's default --max-num-seqs (the analytic profiles
+# cap concurrency there too).
+MAX_CONCURRENCY = 256
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class ServerCurve:
         ref_input_tokens / ref_output_tokens: the reference call's token shape.
         token_scaled: False gives every call the reference call's work whatever its
             tokens (hand-computable engine tests, fixed-latency servers).
+        kv_tokens: KV-cache tokens of the replica; a call holds input + output tokens
+            while in service (inf: only `max_concurrency` limits admission).
     """
 
     speed: np.ndarray
@@ -44,6 +48,7 @@ class ServerCurve:
     ref_input_tokens: float
     ref_output_tokens: float
     token_scaled: bool = True
+    kv_tokens: float = math.inf
 
     @property
     def max_concurrency(self) -> int:
@@ -92,26 +97,35 @@ def profile_curve(
 ) -> ServerCurve:
     """Sample the profile's latency-vs-concurrency curve for one shape and token shape.
 
+    Up to the KV capacity of the mean call (`max_concurrency`, fractional) the curve is the
+    profile's; beyond it (smaller calls fit more of themselves) the replica's throughput
+    stays at the profile's saturation throughput. Admission is by KV tokens (see the
+    engine), capped at MAX_CONCURRENCY sequences.
+
     Raises:
         ProfileError: the shape cannot hold a single call of this size.
     """
     alone = profiles.at_concurrency(key, input_tokens, output_tokens, 1.0)
-    cap = min(int(np.floor(alone.max_concurrency)), MAX_CONCURRENCY)
-    if cap < 1 or alone.e2e_ms <= 0:
+    top = min(float(alone.max_concurrency), float(MAX_CONCURRENCY))
+    if top < 1 or alone.e2e_ms <= 0:
         raise ProfileError(
             f"{key.model} on {key.gpu_type} tp={key.tp} fraction={key.gpu_fraction:g} "
             f"cannot hold one call of {input_tokens:.0f}+{output_tokens:.0f} tokens "
             f"(KV capacity {alone.max_concurrency:.2f} sequences); give it a larger share"
         )
-    grid = concurrency_grid(cap)
+    grid = np.union1d(concurrency_grid(int(np.floor(top))), [top])
     e2e = np.array(
         [profiles.at_concurrency(key, input_tokens, output_tokens, float(c)).e2e_ms for c in grid]
     )
     e2e = np.maximum.accumulate(np.maximum(e2e, alone.e2e_ms))  # latency never falls with load
-    n = np.arange(1, cap + 1, dtype=np.float64)
-    speed = np.empty(cap + 1)
+    kv_tokens = float(alone.kv_cache_tokens)
+    seqs = MAX_CONCURRENCY if kv_tokens > 0 else int(np.floor(top))
+    n = np.arange(1, seqs + 1, dtype=np.float64)
+    # Past `top`, throughput n / e2e(n) stays at its value at `top`.
+    latency = np.where(n <= top, np.interp(n, grid, e2e), n * e2e[-1] / top)
+    speed = np.empty(seqs + 1)
     speed[0] = 0.0
-    speed[1:] = alone.e2e_ms / np.interp(n, grid, e2e)
+    speed[1:] = alone.e2e_ms / latency
     ttft_s = min(alone.ttft_ms, alone.e2e_ms) / 1000.0
     return ServerCurve(
         speed=speed,
@@ -119,4 +133,5 @@ def profile_curve(
         decode_s=alone.e2e_ms / 1000.0 - ttft_s,
         ref_input_tokens=max(input_tokens, 1.0),
         ref_output_tokens=max(output_tokens, 1.0),
+        kv_tokens=kv_tokens if kv_tokens > 0 else math.inf,
     )
