@@ -160,3 +160,27 @@ def test_evaluate_bad_inputs_exit_2_with_one_line(
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+
+
+def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: Path) -> None:
+    trace = str(repo / "traces" / "rag.parquet")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "schema_version: 1\nallocations:\n"
+        f"  - {{model: {GEN}, gpu_type: {H100}, replicas: 1}}\n"
+        f"  - {{model: {RERANK}, gpu_type: {H100}, gpu_fraction: 0.5, replicas: 1}}\n"
+    )
+    args = ["evaluate", trace, "--plan", str(rag_plan), "--allocation", str(mine)]
+    result = CliRunner().invoke(app, [*args, "--json", "--calls", "3000"])
+    assert result.exit_code == 0, result.output
+    user = json.loads(result.output)["baselines"]["user"]
+    assert user["gpus"] == 1.5 and user["max_rate_per_s"] > 0
+    too_big = tmp_path / "big.yaml"
+    too_big.write_text(
+        f"schema_version: 1\nallocations:\n  - {{model: {GEN}, gpu_type: {H100}, replicas: 3}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "planner", *args[:-1], str(too_big)],
+        capture_output=True, text=True, check=False, cwd=repo,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "does not fit" in proc.stderr, proc.stderr
