@@ -4,7 +4,8 @@ Builds a seeded synthetic CallTable (every workflow: planner call -> 4 parallel 
 calls -> a tool call -> planner call -> 2 parallel reranker calls -> planner call, with
 random durations and token counts), then times `compile_workload` and the event loop
 separately, on three models with profile-like latency curves (latency growing with
-concurrency, KV caps of 64-256), at 80% of the replicas' capacity.
+concurrency, KV caches of 64-256 mean calls, admission by tokens), at 80% of the
+replicas' capacity.
 
     PYTHONPATH=$PWD python benchmarks/simulate_speed.py [--workflows 100000]
 """
@@ -68,7 +69,8 @@ def curve(alone_s: float, cap: int) -> ServerCurve:
     # e2e(n) = alone * (1 + n / 32): the shape of a decode-bound vLLM replica.
     n = np.arange(cap + 1, dtype=float)
     speed = 1.0 / (1.0 + np.maximum(n, 1) / 32.0) * (1 + 1 / 32.0)
-    return ServerCurve(speed, 0.2 * alone_s, 0.8 * alone_s, 2100.0, 310.0)
+    # KV cache for `cap` calls of the mean footprint (2,100 + 310 tokens): admission by tokens.
+    return ServerCurve(speed, 0.2 * alone_s, 0.8 * alone_s, 2100.0, 310.0, kv_tokens=cap * 2410.0)
 
 
 def main() -> None:
