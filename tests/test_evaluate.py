@@ -152,6 +152,7 @@ def test_evaluate_bad_inputs_exit_2_with_one_line(
         ["--plan", str(tmp_path / "missing.yaml")],
         ["--plan", str(rag_plan), "--arrivals", "bursty"],
     ]
+    beam = str(repo / "traces" / "beam_search.csv.gz")
     for extra in cases:
         proc = subprocess.run(
             [sys.executable, "-m", "planner", "evaluate", trace, *extra],
@@ -160,6 +161,11 @@ def test_evaluate_bad_inputs_exit_2_with_one_line(
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "planner", "evaluate", beam, "--plan", str(rag_plan)],
+        capture_output=True, text=True, check=False, cwd=repo,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "workflow types rag" in proc.stderr, proc.stderr
 
 
 def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: Path) -> None:

@@ -52,6 +52,13 @@ def evaluation_candidates(
     from planner.search.validate import check_plan
 
     targets: Mapping[str, float] = {w.workflow_type: w.target_rate_per_s for w in plan.workflows}
+    traced = {w.workflow_type for w in apl.workflows}
+    if targets and not set(targets) <= traced:
+        raise InputError(
+            f"the plan was made for workflow types {', '.join(sorted(targets))} but the "
+            f"traces hold {', '.join(sorted(traced))}; evaluate the plan on the traces it "
+            "was made from"
+        )
     # Problem models keep the traces' names and their shapes are named alike (profiles
     # resolve aliases); plans naming models either way match the workload (`canonical`).
     specs = {m: replace(resolve_model(catalog, m), name=m) for m in apl.models()}
