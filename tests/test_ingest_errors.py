@@ -47,6 +47,8 @@ def _fail(path: Path, *extra: str) -> str:
             r"\(got an empty value\)",
         ),
         (GOOD + "w2,m1,3,4,1.5,5\n", r"line 3, column 'input_tokens'"),
+        (GOOD + "w2,m1,3,4,inf,5\n", r"line 3, column 'input_tokens'.*\(got 'inf'\)"),
+        (GOOD + "w2,m1,3,inf,1,5\n", r"line 3, column 'end_time': missing or unreadable"),
         (GOOD + "w2,m1,5,4,1,5\n", r"line 3, column 'end_time': before start_time"),
         (
             GOOD + "w2,m1,later,4,1,5\n",

@@ -174,3 +174,40 @@ def test_serving_level_rows_become_one_call_workflows_without_end_times(tmp_path
     assert frame["end_s"].isna().all() and not calls.has_end_times
     assert list(frame["prefix_hash"]) == ["7", "7"]
     assert any("serving-level" in n for n in calls.notes)
+
+
+def test_parquet_timestamp_columns_and_strptime_mapping(tmp_path: Path) -> None:
+    stamps = pd.to_datetime(["2024-05-01 10:00:00", "2024-05-01 10:00:03"])
+    frame = pd.DataFrame(
+        {
+            "workflow_id": ["w", "w"],
+            "model": ["m", "m"],
+            "start_time": stamps,
+            "end_time": stamps + pd.Timedelta(seconds=1.5),
+            "input_tokens": [1, 2],
+            "output_tokens": [3, 4],
+        }
+    )
+    frame.to_parquet(tmp_path / "t.parquet")
+    calls = read_calls(tmp_path / "t.parquet").frame
+    assert calls["start_s"].iloc[0] == pd.Timestamp("2024-05-01 10:00:00", tz="UTC").timestamp()
+    assert list(calls["end_s"] - calls["start_s"]) == pytest.approx([1.5, 1.5])
+
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "workflow_id,model,start_time,end_time,input_tokens,output_tokens\n"
+        "w,m,01/05/2024 10:00:00,01/05/2024 10:00:02,1,1\n"
+    )
+    mapping = TraceMapping(timestamp_format="%d/%m/%Y %H:%M:%S")
+    row = read_calls(path, mapping).frame.iloc[0]
+    assert row["start_s"] == pd.Timestamp("2024-05-01 10:00:00", tz="UTC").timestamp()
+    assert row["end_s"] - row["start_s"] == 2.0
+
+
+def test_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + CSV.encode())
+    (tmp_path / "bom.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in _records()).encode()
+    )
+    _check(read_calls(tmp_path / "bom.csv").frame)
+    _check(read_calls(tmp_path / "bom.jsonl").frame)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,3 +57,22 @@ def test_exact_fallbacks_agree_with_fast_paths() -> None:
     assert np.array_equal(fast.keys, exact.keys)
     assert np.allclose(fast.union, exact.union) and np.allclose(fast.summed, exact.summed)
     assert np.array_equal(fast_best, exact_best)
+
+
+def test_chunked_by_owner_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    owner = np.sort(rng.integers(0, 40, 3000))
+    rng.shuffle(owner)  # rows of one workflow need not be contiguous
+    model = rng.integers(0, 3, 3000)
+    key = owner * 3 + model
+    start = rng.integers(0, 100, 3000).astype(float)
+    end = start + rng.integers(0, 20, 3000)
+    whole = intervals.grouped_intervals(key, start, end)
+    whole_best = intervals.max_concurrency(owner, start, end, 40)
+    monkeypatch.setattr(intervals, "CHUNK_ROWS", 250)
+    assert len(intervals.owner_chunks(owner, 40)) > 5
+    chunked = intervals.grouped_intervals_by_owner(key, start, end, owner, 40)
+    assert np.array_equal(whole.keys, chunked.keys)
+    assert np.array_equal(whole.counts, chunked.counts)
+    assert np.allclose(whole.union, chunked.union) and np.allclose(whole.summed, chunked.summed)
+    assert np.array_equal(whole_best, intervals.max_concurrency_by_owner(owner, start, end, 40))

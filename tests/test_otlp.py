@@ -237,5 +237,34 @@ def test_llm_span_without_tokens_names_the_attribute(tmp_path: Path) -> None:
     spans[2]["attributes"] = [a for a in spans[2]["attributes"] if "input_tokens" not in a["key"]]
     path = tmp_path / "spans.json"
     path.write_text(json.dumps(_export(spans)))
-    with pytest.raises(InputError, match=r"spans.json, span 1, column 'gen_ai.usage.input_tokens'"):
+    with pytest.raises(
+        InputError, match=r"spans.json, span c1 \(trace a+\), column 'gen_ai.usage.input_tokens'"
+    ):
+        read_calls(path)
+
+
+def test_a_trace_split_over_two_export_files_is_resolved_together(tmp_path: Path) -> None:
+    spans = _current()
+    structure = [s for s in spans if s["spanId"] in ("w", "p", "r", "tl")]
+    calls = [s for s in spans if s not in structure]
+    (tmp_path / "1.json").write_text(json.dumps(_export(calls)))
+    (tmp_path / "2.json").write_text(json.dumps(_export(structure)))
+    frame = read_calls(tmp_path).frame
+    llm = frame[frame["kind"] == "llm"]
+    assert list(llm["agent"]) == ["planner", "writer", "writer"]
+    assert set(frame["workflow_type"]) == {"research"}
+
+
+def test_workflow_name_from_resource_attributes(tmp_path: Path) -> None:
+    export = _export(_older()[:1])
+    export["resourceSpans"][0]["resource"]["attributes"] = [_attr("gen_ai.workflow.name", "qa")]
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(export))
+    assert list(read_calls(path).frame["workflow_type"]) == ["qa"]
+
+
+def test_export_without_genai_spans_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(_export([_span("d" * 32, "h", "", "GET /", 0, 1)])))
+    with pytest.raises(InputError, match=r"spans.json: no LLM or tool spans"):
         read_calls(path)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from planner.aggregate.indexed import Indexed
-from planner.aggregate.intervals import max_concurrency
+from planner.aggregate.intervals import max_concurrency_by_owner
 from planner.aggregate.summary import ratio, summarise
 
 # Pointer jumping stops after this many levels: deeper chains are reported as at least it.
@@ -24,7 +24,9 @@ def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
     """Characterisation dict per workflow type index."""
     calls_per_wf = np.bincount(ix.llm_wf, minlength=ix.n_workflows)
     fanout = (
-        max_concurrency(ix.llm_wf, ix.llm_start, ix.llm_end, ix.n_workflows) if ix.timed else None
+        max_concurrency_by_owner(ix.llm_wf, ix.llm_start, ix.llm_end, ix.n_workflows)
+        if ix.timed
+        else None
     )
     depth = _depth_per_workflow(ix, frame)
     n_types = len(ix.type_names)

@@ -76,7 +76,8 @@ def index_calls(calls: CallTable) -> Indexed:
     wall = wf_end - wf_start if timed else np.full(n_wf, np.nan)
 
     all_llm = bool(is_llm.all())
-    llm_rows = np.arange(len(frame)) if all_llm else np.flatnonzero(is_llm)
+    index = np.int32 if len(frame) < 2**31 else np.int64
+    llm_rows = (np.arange(len(frame)) if all_llm else np.flatnonzero(is_llm)).astype(index)
     llm_wf = wf if all_llm else wf[llm_rows]
     llm_start = start[llm_rows] - wf_start[llm_wf]
     llm_end = end[llm_rows] - wf_start[llm_wf] if timed else np.full(len(llm_rows), np.nan)

@@ -125,6 +125,59 @@ def _max_concurrency_exact(
     return best
 
 
+# Rows handled per chunk: bounds the temporary arrays (sort permutations, gathered
+# copies) to a few hundred MB however many calls the trace has.
+CHUNK_ROWS = 2_000_000
+
+
+def owner_chunks(
+    owner: np.ndarray, n_owners: int, rows: int | None = None
+) -> list[np.ndarray | None]:
+    """Row selections of about `rows` rows each, never splitting an owner (a workflow).
+
+    Returns [None] when everything fits in one chunk (use all rows as they are).
+    """
+    rows = rows or CHUNK_ROWS
+    if len(owner) <= rows:
+        return [None]
+    per_owner = np.cumsum(np.bincount(owner, minlength=n_owners))
+    cuts = np.searchsorted(per_owner, np.arange(rows, per_owner[-1], rows), side="left") + 1
+    bounds = [0, *sorted(set(cuts.tolist())), n_owners]
+    return [np.flatnonzero((owner >= lo) & (owner < hi)) for lo, hi in pairwise(bounds) if hi > lo]
+
+
+def grouped_intervals_by_owner(
+    key: np.ndarray, start: np.ndarray, end: np.ndarray, owner: np.ndarray, n_owners: int
+) -> GroupedIntervals:
+    """grouped_intervals in chunks of whole owners; keys must increase with the owner."""
+    parts = [
+        grouped_intervals(key, start, end)
+        if rows is None
+        else grouped_intervals(key[rows], start[rows], end[rows])
+        for rows in owner_chunks(owner, n_owners)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return GroupedIntervals(
+        keys=np.concatenate([p.keys for p in parts]),
+        counts=np.concatenate([p.counts for p in parts]),
+        summed=np.concatenate([p.summed for p in parts]),
+        union=np.concatenate([p.union for p in parts]),
+    )
+
+
+def max_concurrency_by_owner(
+    group: np.ndarray, start: np.ndarray, end: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """max_concurrency in chunks of whole groups."""
+    best = np.zeros(n_groups, dtype=np.int64)
+    for rows in owner_chunks(group, n_groups):
+        if rows is None:
+            return max_concurrency(group, start, end, n_groups)
+        np.maximum(best, max_concurrency(group[rows], start[rows], end[rows], n_groups), out=best)
+    return best
+
+
 def _group_starts(k: np.ndarray) -> np.ndarray:
     first = np.empty(len(k), dtype=bool)
     first[0] = True

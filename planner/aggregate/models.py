@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from planner.aggregate.indexed import Indexed
-from planner.aggregate.intervals import grouped_intervals
+from planner.aggregate.intervals import grouped_intervals_by_owner
 from planner.aggregate.summary import summarise
 from planner.pipeline import ModelStats, Stats
 
@@ -43,7 +43,7 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
     """ModelStats per workflow type index, models sorted by name."""
     llm = ix.llm_rows
     n_types, n_models = len(ix.type_names), ix.n_models
-    pair = ix.wf_type[ix.llm_wf] * n_models + ix.llm_model  # int64: wf_type is int64
+    pair = (ix.wf_type[ix.llm_wf] * n_models + ix.llm_model).astype(np.int32)
     n_pairs = n_types * n_models
     calls = np.bincount(pair, minlength=n_pairs)
     workflows = np.bincount(ix.wf_type, minlength=n_types)
@@ -99,7 +99,7 @@ def _per_workflow_model(ix: Indexed) -> _PerWorkflowModel:
     n_models = ix.n_models
     key = ix.llm_wf.astype(np.int64) * n_models + ix.llm_model
     if ix.timed:
-        g = grouped_intervals(key, ix.llm_start, ix.llm_end)
+        g = grouped_intervals_by_owner(key, ix.llm_start, ix.llm_end, ix.llm_wf, ix.n_workflows)
         keys, counts, summed = g.keys, g.counts, g.summed
         with np.errstate(invalid="ignore", divide="ignore"):
             parallelism = np.where(g.union > 0, g.summed / g.union, 1.0)
@@ -147,21 +147,22 @@ def _share_cv(
 def _token_stats(
     frame: pd.DataFrame, llm: np.ndarray, pair: np.ndarray, n_pairs: int
 ) -> dict[int, tuple[Stats, Stats, Stats | None]]:
-    # One radix sort by (type, model) pair, one gather per column; groups are then slices.
+    # One radix sort by (type, model) pair; then one column at a time is gathered in that
+    # order, so each group is a slice and only one gathered column is alive at once.
     order = np.argsort(pair.astype(np.int16 if n_pairs < 2**15 else np.int64), kind="stable")
-    rows_sorted = llm[order]
-    inputs = frame["input_tokens"].to_numpy()[rows_sorted]
-    outputs = frame["output_tokens"].to_numpy()[rows_sorted]
-    cached = frame["cached_input_tokens"].to_numpy()[rows_sorted]
-    del rows_sorted
-    bounds = np.searchsorted(pair[order], np.arange(n_pairs + 1))
+    rows = llm[order].astype(np.int32) if len(llm) < 2**31 else llm[order]
+    del order
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(pair, minlength=n_pairs))])
+    columns = ("input_tokens", "output_tokens", "cached_input_tokens")
+    per_column: list[list[Stats | None]] = []
+    for name in columns:
+        values = frame[name].to_numpy()[rows]
+        per_column.append([summarise(values[bounds[k] : bounds[k + 1]]) for k in range(n_pairs)])
+        del values
     stats: dict[int, tuple[Stats, Stats, Stats | None]] = {}
     for k in range(n_pairs):
-        rows = slice(bounds[k], bounds[k + 1])
-        if bounds[k] == bounds[k + 1]:
-            continue
-        inp, out = summarise(inputs[rows]), summarise(outputs[rows])
-        if inp is None or out is None:  # cannot happen: rows is not empty
-            raise ValueError("token statistics of an empty group")
-        stats[k] = (inp, out, summarise(cached[rows]))
+        inp, out, cached = (column[k] for column in per_column)
+        if inp is None or out is None:
+            continue  # the model is not called in this workflow type
+        stats[k] = (inp, out, cached)
     return stats

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.aggregate.indexed import Indexed
-from planner.aggregate.intervals import grouped_intervals
+from planner.aggregate.intervals import grouped_intervals_by_owner
 from planner.aggregate.summary import ratio, summarise
 from planner.pipeline import Stats
 
@@ -36,7 +36,9 @@ class WorkflowFacts:
 def workflow_facts(ix: Indexed) -> dict[int, WorkflowFacts]:
     llm_busy = np.zeros(ix.n_workflows)
     if ix.timed:
-        g = grouped_intervals(ix.llm_wf, ix.llm_start, ix.llm_end)
+        g = grouped_intervals_by_owner(
+            ix.llm_wf, ix.llm_start, ix.llm_end, ix.llm_wf, ix.n_workflows
+        )
         llm_busy[g.keys] = g.union
     facts: dict[int, WorkflowFacts] = {}
     for t in range(len(ix.type_names)):

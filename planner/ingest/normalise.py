@@ -13,16 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from planner.calls import CALL_COLUMNS, KIND_LLM, KIND_TOOL
 from planner.errors import InputError, did_you_mean
+from planner.ingest.columns import (
+    missing_mask,
+    only_where,
+    to_categorical,
+    to_numbers,
+    to_seconds,
+    to_tokens,
+    unparsed_mask,
+)
 from planner.ingest.mapping import SECONDS_PER_UNIT, TraceMapping
 
 STATUSES = ("ok", "error", "retry")
 KINDS = (KIND_LLM, KIND_TOOL)
-_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class BatchPosition:
         first_row: the number of the batch's first row as the user counts it (the line
             number in CSV/JSONL, counting the header; the 1-based row in Parquet).
         row_word: "line", "row" or "span".
+        row_labels: names of rows that have no number (OTLP span ids), for messages.
         row_numbers: explicit row numbers when rows are not consecutive (JSONL with blank
             or skipped lines); None means first_row, first_row + 1, ...
     """
@@ -42,6 +49,13 @@ class BatchPosition:
     first_row: int
     row_word: str = "line"
     row_numbers: tuple[int, ...] | None = None
+    row_labels: tuple[str, ...] | None = None
+
+    def describe(self, index: int) -> str:
+        """How a message names the batch's row `index` ("line 7", "span 5f2a... (trace ...)")."""
+        if self.row_labels is not None:
+            return f"{self.row_word} {self.row_labels[index]}"
+        return f"{self.row_word} {self.row(index)}"
 
     def row(self, index: int) -> int:
         """The user-visible number of the batch's row `index`."""
@@ -122,7 +136,7 @@ def normalise_batch(
     col = _Columns(raw, mapping, n)
     problems: list[_Problem] = []
 
-    kind = _categorical(col.get("kind"), n, default=KIND_LLM, lower=True)
+    kind = to_categorical(col.get("kind"), n, default=KIND_LLM, lower=True)
     bad_kind = ~np.asarray(kind.isin(list(KINDS)), dtype=bool)
     problems.append(
         _Problem("kind: not llm or tool", col.name("kind"), bad_kind, "use 'llm' or 'tool'")
@@ -137,40 +151,42 @@ def normalise_batch(
         )
         workflow_id = pd.Categorical(f"{position.source}:" + rows.astype(str))
     else:
-        workflow_id = _categorical(col.get("workflow_id"), n)
+        workflow_id = to_categorical(col.get("workflow_id"), n)
     problems.append(
         _Problem(
             "workflow_id: missing",
             col.name("workflow_id"),
-            _missing(workflow_id),
+            missing_mask(workflow_id),
             "give every row its workflow id",
         )
     )
     if mapping.workflow_type is not None and col.get("workflow_type") is None:
-        workflow_type = _categorical(None, n, default=mapping.workflow_type)
+        workflow_type = to_categorical(None, n, default=mapping.workflow_type)
     else:
-        workflow_type = _categorical(col.get("workflow_type"), n, default="default")
+        workflow_type = to_categorical(col.get("workflow_type"), n, default="default")
     if mapping.model is not None and col.get("model") is None:
-        model = _categorical(None, n, default=mapping.model)
+        model = to_categorical(None, n, default=mapping.model)
     else:
-        model = _categorical(col.get("model"), n)
-    model = _only(model, is_llm)  # tool rows have no model
+        model = to_categorical(col.get("model"), n)
+    model = only_where(model, is_llm)  # tool rows have no model
     problems.append(
         _Problem(
             "model: missing",
             col.name("model"),
-            is_llm & _missing(model),
+            is_llm & missing_mask(model),
             "name the model that served the call",
         )
     )
 
-    input_tokens, bad_in = _tokens(col.get("input_tokens"), is_llm)
+    input_tokens, bad_in = to_tokens(col.get("input_tokens"), is_llm)
     problems.append(_token_problem("input_tokens", col, bad_in))
-    output_tokens, bad_out = _tokens(col.get("output_tokens"), is_llm)
+    output_tokens, bad_out = to_tokens(col.get("output_tokens"), is_llm)
     problems.append(_token_problem("output_tokens", col, bad_out))
-    cached = _numbers(col.get("cached_input_tokens"), n)
-    bad_cached = (cached < 0) | (np.floor(cached) != cached) & ~np.isnan(cached)
-    bad_cached |= _unparsed(col.get("cached_input_tokens"), cached)
+    cached = to_numbers(col.get("cached_input_tokens"), n)
+    bad_cached = (
+        (cached < 0) | np.isinf(cached) | ((np.floor(cached) != cached) & ~np.isnan(cached))
+    )
+    bad_cached |= unparsed_mask(col.get("cached_input_tokens"), cached)
     problems.append(_token_problem("cached_input_tokens", col, bad_cached, optional=True))
     over = is_llm & ~bad_cached & ~bad_in & (cached > input_tokens)
     problems.append(
@@ -183,8 +199,10 @@ def normalise_batch(
     )
     cached = np.where(is_llm, cached, np.nan)
 
-    start, bad_start = _times(col.get("start_time"), mapping.time_unit, mapping.timestamp_format, n)
-    bad_start |= np.isnan(start) & ~bad_start
+    start, bad_start = to_seconds(
+        col.get("start_time"), mapping.time_unit, mapping.timestamp_format, n
+    )
+    bad_start |= ~np.isfinite(start)  # missing, or an infinite number
     problems.append(
         _Problem(
             "start_time: missing or unreadable",
@@ -195,8 +213,9 @@ def normalise_batch(
     )
     end, bad_end = _end_times(col, mapping, start, n)
     time_col = col.name("end_time") if col.get("end_time") is not None else col.name("latency_s")
-    if not mapping.serving_level:
-        bad_end |= np.isnan(end) & ~bad_end & ~bad_start
+    bad_end |= np.isinf(end)
+    if not mapping.serving_level:  # serving-level traces may lack end times
+        bad_end |= np.isnan(end) & ~bad_start
     problems.append(
         _Problem("end_time: missing or unreadable", time_col, bad_end, _time_fix(mapping))
     )
@@ -210,7 +229,7 @@ def normalise_batch(
         )
     )
 
-    status = _categorical(col.get("status"), n, default="ok", lower=True)
+    status = to_categorical(col.get("status"), n, default="ok", lower=True)
     bad_status = ~np.asarray(status.isin(list(STATUSES)), dtype=bool)
     problems.append(
         _Problem(
@@ -236,16 +255,16 @@ def normalise_batch(
             "workflow_type": workflow_type,
             "kind": kind,
             "model": model,
-            "agent": _categorical(col.get("agent"), n),
-            "call_id": _categorical(col.get("call_id"), n),
-            "parent_call_id": _categorical(col.get("parent_call_id"), n),
+            "agent": to_categorical(col.get("agent"), n),
+            "call_id": to_categorical(col.get("call_id"), n),
+            "parent_call_id": to_categorical(col.get("parent_call_id"), n),
             "start_s": start,
             "end_s": end,
             "input_tokens": np.where(is_llm & ~bad, input_tokens, 0).astype("int64"),
             "output_tokens": np.where(is_llm & ~bad, output_tokens, 0).astype("int64"),
             "cached_input_tokens": cached,
             "status": status,
-            "prefix_hash": _categorical(col.get("prefix_hash"), n),
+            "prefix_hash": to_categorical(col.get("prefix_hash"), n),
         },
         copy=False,  # one block per column: the reader frees columns one at a time
     )
@@ -268,96 +287,6 @@ class _Columns:
         return self.raw[name] if name in self.raw.columns else None
 
 
-def _categorical(
-    values: pd.Series | None, n: int, *, default: str | None = None, lower: bool = False
-) -> pd.Categorical:
-    """Compact string column: numbers become strings, blanks become missing (or default)."""
-    if values is None:
-        if default is None:
-            return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), categories=_names([]))
-        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=_names([default]))
-    cat = values.array if isinstance(values.dtype, pd.CategoricalDtype) else pd.Categorical(values)
-    if not lower and _clean_strings(cat, default):
-        return cat  # already compact, stripped and without blanks: nothing to remap
-    categories = pd.Index(cat.categories)
-    if pd.api.types.is_float_dtype(categories.dtype) and (categories == categories.round()).all():
-        categories = categories.astype("int64")  # integer ids read as floats next to blanks
-    names = categories.astype(str).str.strip()
-    if lower:
-        names = names.str.lower()
-    # Vectorised over categories, not rows: merge duplicates that stripping created, drop
-    # blanks, then push the remapping through the row codes.
-    remap, unique = pd.factorize(names)
-    keep = np.asarray(unique != "")
-    renumber = np.where(keep, np.cumsum(keep) - 1, -1)
-    remap = renumber[remap] if len(remap) else remap.astype(np.int64)
-    unique = unique[keep]
-    fill = -1
-    if default is not None:
-        if default not in unique:
-            unique = unique.append(pd.Index([default]))
-        fill = int(unique.get_loc(default))
-    remap = np.append(np.where(remap < 0, fill, remap), fill).astype(np.int64)
-    codes = remap[np.asarray(cat.codes, dtype=np.int64)]  # code -1 reads the last entry
-    return pd.Categorical.from_codes(codes, categories=_names(unique), validate=False)
-
-
-def _clean_strings(cat: pd.Categorical, default: str | None) -> bool:
-    """True when the categories are strings needing no stripping, with no blank, and no
-    missing row needs the default (checked in Arrow, without Python string objects)."""
-    if cat.categories.dtype != "str":
-        return False
-    labels = pa.array(cat.categories)
-    if not pa.types.is_string(labels.type) and not pa.types.is_large_string(labels.type):
-        return False
-    trimmed = pc.utf8_trim_whitespace(labels)
-    if not pc.all(pc.equal(trimmed, labels)).as_py() or pc.any(pc.equal(labels, "")).as_py():
-        return False
-    return default is None or not bool((np.asarray(cat.codes) < 0).any())
-
-
-def _names(values: pd.Index | list[str]) -> pd.Index:
-    """Category labels as one string dtype, so batches and files concatenate."""
-    if isinstance(values, pd.Index):
-        return values if values.dtype == "str" else values.astype("str")
-    return pd.Index(values, dtype="str")
-
-
-def _only(cat: pd.Categorical, keep: np.ndarray) -> pd.Categorical:
-    codes = np.where(keep, np.asarray(cat.codes), -1)
-    return pd.Categorical.from_codes(codes, dtype=cat.dtype, validate=False)
-
-
-def _missing(cat: pd.Categorical) -> np.ndarray:
-    return np.asarray(cat.isna())
-
-
-def _numbers(values: pd.Series | None, n: int) -> np.ndarray:
-    if values is None:
-        return np.full(n, np.nan)
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return np.full(n, np.nan)
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.to_numpy(dtype="float64", na_value=np.nan)
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _unparsed(values: pd.Series | None, parsed: np.ndarray) -> np.ndarray:
-    """Rows that hold something (not blank) that did not parse."""
-    if values is None:
-        return np.zeros(len(parsed), dtype=bool)
-    present = values.notna().to_numpy(dtype=bool, copy=True)
-    if not pd.api.types.is_numeric_dtype(values.dtype):
-        present &= values.astype(str).str.strip().ne("").to_numpy(dtype=bool)
-    return np.asarray(present & np.isnan(parsed), dtype=bool)
-
-
-def _tokens(values: pd.Series | None, is_llm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    numbers = _numbers(values, len(is_llm))
-    bad = is_llm & (np.isnan(numbers) | (numbers < 0) | (np.floor(numbers) != numbers))
-    return np.where(bad | ~is_llm, 0, np.nan_to_num(numbers)).astype("int64"), bad
-
-
 def _token_problem(
     name: str, col: _Columns, mask: np.ndarray, *, optional: bool = False
 ) -> _Problem:
@@ -366,46 +295,14 @@ def _token_problem(
     return _Problem(f"{name}: {what}", col.name(name), mask, fix)
 
 
-def _times(
-    values: pd.Series | None, unit: str, fmt: str | None, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds (float) and a mask of present-but-unreadable values."""
-    if values is None:
-        return np.full(n, np.nan), np.zeros(n, dtype=bool)
-    if (
-        fmt is None
-        and pd.api.types.is_numeric_dtype(values.dtype)
-        and not pd.api.types.is_bool_dtype(values.dtype)
-    ):
-        return values.to_numpy(dtype="float64", na_value=np.nan) * SECONDS_PER_UNIT[unit], np.zeros(
-            n, dtype=bool
-        )
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        stamps = pd.Series(values)
-        if stamps.dt.tz is None:
-            stamps = stamps.dt.tz_localize("UTC")
-        seconds = ((stamps - _EPOCH) / pd.Timedelta(1, "s")).to_numpy(
-            dtype="float64", na_value=np.nan
-        )
-        return seconds, np.zeros(n, dtype=bool)
-    if fmt is None:
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        if not np.isnan(numbers).all() or values.isna().all():
-            return numbers * SECONDS_PER_UNIT[unit], _unparsed(values, numbers)
-    pandas_format = "ISO8601" if fmt is None or fmt.lower() == "iso8601" else fmt
-    stamps = pd.to_datetime(values, format=pandas_format, utc=True, errors="coerce")
-    seconds = ((stamps - _EPOCH) / pd.Timedelta(1, "s")).to_numpy(dtype="float64", na_value=np.nan)
-    return seconds, _unparsed(values, seconds)
-
-
 def _end_times(
     col: _Columns, mapping: TraceMapping, start: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     if col.get("end_time") is not None:
-        return _times(col.get("end_time"), mapping.time_unit, mapping.timestamp_format, n)
+        return to_seconds(col.get("end_time"), mapping.time_unit, mapping.timestamp_format, n)
     latency_values = col.get("latency_s")
-    latency = _numbers(latency_values, n) * SECONDS_PER_UNIT[mapping.latency_unit]
-    bad = _unparsed(latency_values, latency) | (latency < 0)
+    latency = to_numbers(latency_values, n) * SECONDS_PER_UNIT[mapping.latency_unit]
+    bad = unparsed_mask(latency_values, latency) | (latency < 0)
     return start + latency, bad
 
 
@@ -438,7 +335,7 @@ def _first_error(
     what = problem.reason.split(": ", 1)[1]
     shown = "" if value is None else f" (got {_show(value)})"
     return InputError(
-        f"{position.source}, {position.row_word} {position.row(row)}, column "
+        f"{position.source}, {position.describe(row)}, column "
         f"'{problem.column}': {what}{shown}; {problem.fix}; or pass --skip-bad-rows to drop "
         "such rows"
     )

@@ -26,7 +26,7 @@ Rules (REFERENCE.md section 4; traces/README.md documents them for users):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -67,43 +67,52 @@ def is_otlp_export(document: object) -> bool:
     return isinstance(document, Mapping) and "resourceSpans" in document
 
 
-def spans_to_rows(exports: Iterable[tuple[int, object]], source: str) -> pd.DataFrame:
+def spans_to_rows(exports: Iterable[tuple[str, int, object]]) -> pd.DataFrame:
     """Flatten OTLP exports into one raw row per LLM or tool span.
 
+    Spans are resolved together across all exports given (a trace may be split over
+    several export batches or files), so ancestors are found wherever they were written.
+
     Args:
-        exports: (line number, parsed JSON document) pairs of one file.
-        source: the file, for messages.
+        exports: (file, line number, parsed JSON document) of every OTLP export.
 
     Returns:
         Raw rows whose columns are named as in OTLP_MAPPING, plus `kind`, `status`,
-        `parent_call_id`, ordered by start time then span id.
+        `parent_call_id` and `source` (the file), ordered by start time then span id.
 
     Raises:
         InputError: a document that is not an OTLP export, or a span without times.
     """
     spans: dict[tuple[str, str], dict[str, Any]] = {}
-    for line, document in exports:
+    for source, line, document in exports:
         if not is_otlp_export(document):
             raise InputError(
                 f"{source}, line {line}: not an OTLP/JSON trace export (no 'resourceSpans' "
                 "key); export spans with the OTLP file exporter, or give canonical call rows "
                 "a .jsonl/.csv/.parquet name (see traces/README.md)"
             )
-        assert isinstance(document, Mapping)
-        for span in _iter_spans(document, source, line):
+        for span in _iter_spans(cast(Mapping[str, Any], document), source, line):
             spans[(span["traceId"], span["spanId"])] = span
     rows = [_row(span, spans) for span in spans.values() if span["kind"] is not None]
-    columns = [*OTLP_MAPPING.columns.values(), "kind", "status", "parent_call_id"]
+    columns = [*OTLP_MAPPING.columns.values(), "kind", "status", "parent_call_id", "source"]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["startTimeUnixNano", "spanId"], kind="stable").reset_index(drop=True)
 
 
 def _iter_spans(document: Mapping[str, Any], source: str, line: int) -> Iterable[dict[str, Any]]:
     for resource in _list(document.get("resourceSpans")):
+        if not isinstance(resource, Mapping):
+            continue
+        described = resource.get("resource")
+        resource_attrs = _attributes(
+            described.get("attributes") if isinstance(described, Mapping) else None
+        )
         scopes = _list(resource.get("scopeSpans")) + _list(
             resource.get("instrumentationLibrarySpans")  # OTLP before 0.15
         )
         for scope in scopes:
+            if not isinstance(scope, Mapping):
+                continue
             for span in _list(scope.get("spans")):
                 if not isinstance(span, Mapping):
                     continue
@@ -128,6 +137,8 @@ def _iter_spans(document: Mapping[str, Any], source: str, line: int) -> Iterable
                     "attrs": attrs,
                     "kind": _kind(str(span.get("name", "")), attrs),
                     "error": _is_error(span.get("status")),
+                    "resource": resource_attrs,
+                    "source": source,
                 }
 
 
@@ -162,6 +173,7 @@ def _row(span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]]) -> 
         "kind": span["kind"],
         "status": status,
         "parent_call_id": parent["spanId"] if parent is not None else None,
+        "source": span["source"],
     }
 
 
@@ -183,7 +195,8 @@ def _kind(name: str, attrs: Mapping[str, Any]) -> str | None:
 def _inherited(
     span: dict[str, Any], spans: dict[tuple[str, str], dict[str, Any]], names: tuple[str, ...]
 ) -> Any:
-    """The first of `names` on the span or its nearest ancestor that has one."""
+    """The first of `names` on the span or its nearest ancestor that has one, else on the
+    span's resource (an exporter may put the workflow name there)."""
     seen = 0
     current: dict[str, Any] | None = span
     while current is not None and seen < 10_000:  # guards against parent cycles
@@ -193,7 +206,8 @@ def _inherited(
         parent_id = current["parent"]
         current = spans.get((current["traceId"], parent_id)) if parent_id else None
         seen += 1
-    return None
+    value = _first(span["resource"], names)
+    return None if value == "" else value
 
 
 def _attributes(raw: object) -> dict[str, Any]:

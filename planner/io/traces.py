@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
-import json
-import re
-import zlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,16 +27,24 @@ from planner.config import parse_config
 from planner.errors import ConfigError, InputError
 from planner.ingest.mapping import IDENTITY, TraceMapping
 from planner.ingest.normalise import BatchPosition, check_columns, normalise_batch
-from planner.ingest.otlp import OTLP_MAPPING, is_otlp_export, spans_to_rows
 from planner.ingest.table import check_workflow_types, concat_calls
 from planner.io.memory import release_freed_memory
+from planner.io.trace_common import (
+    READ_ERRORS,
+    Batch,
+    empty_batch,
+    open_text,
+    trace_suffix,
+    unreadable,
+)
+from planner.io.trace_json import is_otlp_file, read_json, read_otlp
+
+_LOG = logging.getLogger(__name__)
 
 TRACE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 # Files that live beside traces (traces/README.md, generate.py, mappings/) and are skipped.
 IGNORED_SUFFIXES = (".md", ".py", ".yaml", ".yml", ".txt")
 BATCH_ROWS = 1 << 20
-JSON_BATCH_ROWS = 1 << 16
-_READ_ERRORS = (pa.ArrowException, OSError, EOFError, zlib.error, UnicodeDecodeError)
 
 
 def load_mapping(path: Path) -> TraceMapping:
@@ -76,7 +81,14 @@ def read_calls(
     mapping = mapping or IDENTITY
     frames: list[pd.DataFrame] = []
     skipped: dict[str, int] = {}
+    otlp_files = [f for f in files if is_otlp_file(f)]
+    if otlp_files:
+        frame, counts = read_otlp(otlp_files, path, skip_bad_rows)
+        frames.append(frame)
+        skipped.update(counts)
     for file in files:
+        if file in otlp_files:
+            continue
         rows_in_file = 0
         for frame, counts in _read_file(file, mapping, skip_bad_rows):
             rows_in_file += len(frame) + sum(counts.values())
@@ -85,9 +97,11 @@ def read_calls(
             if len(frame):
                 frames.append(frame)
             release_freed_memory()
+        _LOG.info("%s: %d rows", file, rows_in_file)
         if rows_in_file == 0:
             raise InputError(f"{file}: empty file (no calls); remove it or export the trace again")
     sources = tuple(str(f) for f in files)
+    frames = [f for f in frames if len(f)]
     if not frames:
         raise InputError(
             f"{path}: every row was skipped as bad ({_describe(skipped)}); fix the file or "
@@ -117,7 +131,7 @@ def trace_files(path: Path) -> list[Path]:
     if not path.exists():
         raise InputError(f"{path}: no such file or directory; check the trace path")
     if path.is_file():
-        if _suffix(path) not in TRACE_SUFFIXES:
+        if trace_suffix(path) not in TRACE_SUFFIXES:
             raise _unknown_extension(path)
         return [path]
     files: list[Path] = []
@@ -125,7 +139,7 @@ def trace_files(path: Path) -> list[Path]:
         relative = file.relative_to(path)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        suffix = _suffix(file)
+        suffix = trace_suffix(file)
         if suffix in TRACE_SUFFIXES:
             files.append(file)
         elif suffix not in IGNORED_SUFFIXES and not suffix.endswith(IGNORED_SUFFIXES):
@@ -135,12 +149,6 @@ def trace_files(path: Path) -> list[Path]:
             f"{path}: no trace files (.parquet, .csv, .jsonl, .json, optionally .gz) found"
         )
     return files
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    base = name[:-3] if name.endswith(".gz") else name
-    return Path(base).suffix
 
 
 def _unknown_extension(path: Path) -> InputError:
@@ -154,24 +162,17 @@ def _describe(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) or "no rows"
 
 
-Batch = tuple[pd.DataFrame, dict[str, int]]
-
-
 def _read_file(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
-    suffix = _suffix(file)
+    suffix = trace_suffix(file)
     try:
         if suffix == ".parquet":
             yield from _read_parquet(file, mapping, skip)
         elif suffix == ".csv":
             yield from _read_csv(file, mapping, skip)
         else:
-            yield from _read_json(file, mapping, skip, otlp_only=suffix == ".json")
-    except _READ_ERRORS as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise InputError(
-            f"{file}: cannot read the file ({detail}); it is truncated or corrupt: "
-            "export or download it again"
-        ) from None
+            yield from read_json(file, mapping, skip)
+    except READ_ERRORS as exc:
+        raise unreadable(file, exc) from None
 
 
 def _read_parquet(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
@@ -200,7 +201,7 @@ def _read_parquet(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Bat
 
 
 def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
-    with _open_text(file) as handle:
+    with open_text(file) as handle:
         header = next(csv.reader(handle), None)
     if not header:
         raise InputError(f"{file}: empty file (no header row); remove it or export it again")
@@ -244,120 +245,7 @@ def _read_csv(file: Path, mapping: TraceMapping, skip: bool) -> Iterator[Batch]:
             "--skip-bad-rows to drop such rows"
         ) from None
     if invalid and skip:
-        yield _empty_batch(mapping, file), {"csv: wrong number of fields": len(invalid)}
-
-
-def _empty_batch(mapping: TraceMapping, file: Path) -> pd.DataFrame:
-    frame, _ = normalise_batch(pd.DataFrame(), mapping, BatchPosition(str(file), 1))
-    return frame
-
-
-def _read_json(
-    file: Path, mapping: TraceMapping, skip: bool, *, otlp_only: bool
-) -> Iterator[Batch]:
-    documents = _json_documents(file, skip)
-    first = next(documents, None)
-    if first is None:
-        return
-    if otlp_only or is_otlp_export(first[1]):
-        rows = spans_to_rows(_chain(first, documents), str(file))
-        position = BatchPosition(str(file), 1, "span")
-        yield normalise_batch(rows, OTLP_MAPPING, position, skip_bad_rows=skip)
-        return
-    paths = _json_paths(mapping)
-    checked = False
-    records: list[dict[str, Any]] = []
-    lines: list[int] = []
-    bad_json = 0
-    for line, document in _chain(first, documents):
-        if document is None:
-            bad_json += 1
-            continue
-        if not isinstance(document, dict):
-            raise InputError(
-                f"{file}, line {line}: expected one JSON object per line, got "
-                f'{type(document).__name__}; write each call as {{"column": value, ...}}'
-            )
-        if not checked:
-            check_columns([*document, *paths], mapping, str(file))
-            checked = True
-        for path in paths:
-            document[path] = _extract(document, path)
-        records.append(document)
-        lines.append(line)
-        if len(records) >= JSON_BATCH_ROWS:
-            yield _json_batch(records, lines, mapping, file, skip)
-            records, lines = [], []
-    if records:
-        yield _json_batch(records, lines, mapping, file, skip)
-    if bad_json:
-        yield _empty_batch(mapping, file), {"jsonl: not valid JSON": bad_json}
-
-
-def _json_batch(
-    records: list[dict[str, Any]], lines: list[int], mapping: TraceMapping, file: Path, skip: bool
-) -> Batch:
-    position = BatchPosition(str(file), lines[0], "line", tuple(lines))
-    return normalise_batch(
-        pd.DataFrame.from_records(records), mapping, position, skip_bad_rows=skip
-    )
-
-
-def _chain(first: tuple[int, Any], rest: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
-    yield first
-    yield from rest
-
-
-def _json_documents(file: Path, skip: bool) -> Iterator[tuple[int, Any]]:
-    """(line, parsed object) per non-blank line; a whole-file document when it spans lines."""
-    with _open_text(file) as handle:
-        text_start = handle.read(1 << 16)
-        handle.seek(0)
-        if text_start.lstrip().startswith("{") and "\n" in text_start.strip():
-            # A pretty-printed single document (one OTLP export per file) is not JSONL.
-            try:
-                single = json.loads(handle.read())
-            except json.JSONDecodeError:
-                handle.seek(0)
-            else:
-                yield 1, single
-                return
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                if skip:
-                    yield number, None
-                    continue
-                raise InputError(
-                    f"{file}, line {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                    "fix the line (a truncated file ends mid-object), or pass --skip-bad-rows"
-                ) from None
-
-
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(-?\d+)\]")
-
-
-def _json_paths(mapping: TraceMapping) -> list[str]:
-    return [p for p in mapping.columns.values() if "[" in p or "." in p]
-
-
-def _extract(document: dict[str, Any], path: str) -> Any:
-    """Value at a path such as `timing_events[-1].timestamp`; None when absent."""
-    if path in document:
-        return document[path]
-    value: Any = document
-    for key, index in _PATH_PART.findall(path):
-        if key:
-            value = value.get(key) if isinstance(value, dict) else None
-        else:
-            i = int(index)
-            value = value[i] if isinstance(value, list) and -len(value) <= i < len(value) else None
-        if value is None:
-            return None
-    return value
+        yield empty_batch(mapping, file), {"csv: wrong number of fields": len(invalid)}
 
 
 def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
@@ -365,9 +253,3 @@ def _wanted_columns(names: list[str], mapping: TraceMapping) -> list[str]:
 
     sources = {mapping.source_of(c) for c in CANONICAL_INPUT_COLUMNS}
     return [n for n in names if n in sources]
-
-
-def _open_text(file: Path) -> io.TextIOWrapper:
-    if file.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(file, "rb"), encoding="utf-8")
-    return open(file, encoding="utf-8")
