@@ -58,7 +58,9 @@ def _row(
 def _kv_limit(catalog: Catalog, p: MeasuredPoint) -> float:
     model, gpu = catalog.models[p.model], catalog.gpus[p.gpu_type]
     fit = memory_fit(model, gpu, p.tp, 1.0, MEASURED_GPU_MEMORY_UTILIZATION)
-    return max_concurrency(fit.kv_cache_tokens, p.input_tokens, p.output_tokens)
+    return max_concurrency(
+        fit.kv_cache_tokens, p.input_tokens, p.output_tokens, gpu.vllm_max_num_seqs
+    )
 
 
 def report(

@@ -39,7 +39,11 @@ def main() -> int:
     t_memory = (time.perf_counter() - start) / len(keys)
     print(f"{len(keys)} shapes, {len(fitting)} fit; memory(): {t_memory * 1e6:.1f} us/call")
 
-    queries = list(itertools.product(fitting, SHAPES))
+    queries = [
+        (k, s)
+        for k, s in itertools.product(fitting, SHAPES)
+        if sum(s) <= catalog.models[k.model].max_model_len
+    ]
     start = time.perf_counter()
     capacities = {(k, s): profiles.capacity_per_s(k, *s) for k, s in queries}
     t_cap = (time.perf_counter() - start) / len(queries)

@@ -115,6 +115,10 @@ class GpuSpec:
     calibration: Calibration
     product_labels: tuple[str, ...] = ()  # nvidia.com/gpu.product values on Kubernetes nodes
     fp4_tflops: float | None = None  # dense FP4 tensor-core peak (Blackwell), None: no FP4
+    # vLLM's scheduler defaults for `vllm serve` on this GPU (EngineArgs.get_batch_defaults:
+    # GPUs with >= 70 GiB other than A100 get 1024 sequences / 8192 tokens, others 256 / 2048).
+    vllm_max_num_seqs: int = 256
+    vllm_max_num_batched_tokens: int = 2048
     aliases: tuple[str, ...] = ()
     source: str = ""
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from planner.errors import InfeasibleError, ProfileError
 from planner.io.configs import load_catalog
 from planner.profiles import ShapeKey
-from planner.profiles.analytic import AnalyticProfiles
+from planner.profiles.analytic import AnalyticProfiles, erlang_c_wait_ms
 
 CATALOG = load_catalog()
 PROFILES = AnalyticProfiles(CATALOG)
@@ -31,15 +31,16 @@ def test_llama70b_bf16_memory_by_hand() -> None:
     assert not tp1.fits and tp1.weights_gib == pytest.approx(weights_gib)
     assert "73.2 GiB" in tp1.reason and tp1.kv_cache_tokens == 0
     # TP2: overhead = 1.5 + activations 8192 x (28672 + 4 x 8192) x 2 B + logits
-    # 256 x 128256 x 8 B + 0.5 NCCL; KV per token per GPU = 2 x 80 layers x 4 heads x 128 x 2 B.
+    # 1024 x 128256 x 8 B (vLLM's H100 defaults: 8192 batched tokens, 1024 sequences)
+    # + 0.5 NCCL; KV per token per GPU = 2 x 80 layers x 4 heads x 128 x 2 B.
     tp2 = PROFILES.memory(ShapeKey(L70, H100, 2, 1.0))
-    overhead = 1.5 + (8192 * (28672 + 4 * 8192) * 2 + 256 * 128256 * 8) / GIB + 0.5
+    overhead = 1.5 + (8192 * (28672 + 4 * 8192) * 2 + 1024 * 128256 * 8) / GIB + 0.5
     kv_gib = share - weights_gib / 2 - overhead
     tokens = math.floor(kv_gib * GIB / (2 * 80 * 4 * 128 * 2) / 16) * 16
     assert tp2.fits
     assert tp2.overhead_gib == pytest.approx(overhead)
     assert tp2.kv_cache_gib == pytest.approx(kv_gib)
-    assert tp2.kv_cache_tokens == tokens == 28464
+    assert tp2.kv_cache_tokens == tokens == 23664
     tp4 = PROFILES.memory(ShapeKey(L70, H100, 4, 1.0))
     assert tp4.fits and tp4.kv_cache_tokens > 10 * tp2.kv_cache_tokens
 
@@ -115,8 +116,33 @@ def test_at_rate_matches_at_concurrency_by_littles_law(
     assert point.requests_per_s == pytest.approx(rate, rel=1e-6)
     # Little's law: requests in the system = rate x time in the system.
     assert point.concurrency == pytest.approx(rate * point.e2e_ms / 1e3, rel=1e-6)
-    again = PROFILES.at_concurrency(key, isl, osl, point.concurrency)
-    assert again.e2e_ms == pytest.approx(point.e2e_ms, rel=1e-9)
+    # Latency does not fall as the offered rate rises.
+    lighter = PROFILES.at_rate(key, isl, osl, 0.5 * rate)
+    assert lighter.e2e_ms <= point.e2e_ms * (1 + 1e-9)
+
+
+def test_erlang_c_wait_by_hand() -> None:
+    # M/M/1: W = a S / (1 - a); M/M/2 with a = 1: P(wait) = 1/3, W = S/3.
+    assert erlang_c_wait_ms(1, 0.5, 100.0) == pytest.approx(100.0)
+    assert erlang_c_wait_ms(2, 1.0, 90.0) == pytest.approx(30.0)
+    assert erlang_c_wait_ms(2, 0.0, 90.0) == 0.0
+    # M/M/2 with a = 0.5: P(wait) = 0.1, W = 0.1 S / 1.5; 1.5 slots interpolate 1 and 2.
+    assert erlang_c_wait_ms(1.5, 0.5, 100.0) == pytest.approx(0.5 * 100.0 + 0.5 * 10.0 / 1.5)
+
+
+def test_open_loop_matches_closed_loop_far_from_few_slots() -> None:
+    # 256 slots at a third of capacity: practically nobody waits for a slot.
+    key = ShapeKey(L8, H100, 1, 1.0)
+    rate = PROFILES.capacity_per_s(key, 1000, 200) / 3
+    open_loop = PROFILES.at_rate(key, 1000, 200, rate)
+    closed = PROFILES.at_concurrency(key, 1000, 200, open_loop.concurrency)
+    assert open_loop.e2e_ms == pytest.approx(closed.e2e_ms, rel=1e-6)
+    # Few slots (70B BF16 on 2 GPUs holds ~14 sequences of this shape): at 90% load
+    # Poisson arrivals queue noticeably.
+    small = ShapeKey(L70, H100, 2, 1.0)
+    busy = PROFILES.at_rate(small, 1500, 500, 0.9 * PROFILES.capacity_per_s(small, 1500, 500))
+    idle = PROFILES.at_rate(small, 1500, 500, 0.01)
+    assert busy.ttft_ms > idle.ttft_ms + 0.2 * (busy.e2e_ms - busy.ttft_ms)
 
 
 def test_at_rate_past_capacity_is_saturated() -> None:

@@ -129,3 +129,20 @@ def test_kv_heads_must_divide_heads(repo: Path, tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("kv_heads: 8", "kv_heads: 7"))
     with pytest.raises(ConfigError, match=r"Qwen3-32B.yaml: key 'kv_heads'"):
         load_catalog(root)
+
+
+def test_planner_configs_env_overrides_the_shipped_folder(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _copy_catalog(repo, tmp_path)
+    for path in (root / "models").glob("*.yaml"):
+        if path.stem != "Qwen3-32B":
+            path.unlink()
+    monkeypatch.setenv("PLANNER_CONFIGS", str(root))
+    assert set(load_catalog().models) == {"Qwen3-32B"}
+
+
+def test_missing_subfolder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ConfigError, match=r"missing folder 'gpus/'"):
+        load_catalog(tmp_path)

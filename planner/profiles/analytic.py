@@ -1,17 +1,16 @@
 """Analytic profiles: a calibrated roofline model of vLLM serving, no GPU needed.
 
 Memory (per GPU, GiB): share = u M f; weights = W / t; overhead = 1.5 (CUDA context,
-CUDA graphs, allocator slack) + activations of one 8192-token step + sampler logits
-+ 0.5 NCCL buffers when t > 1; KV = share - weights - overhead, in tokens
-KV / k_t rounded down to 16-token blocks. A shape fits when the KV cache holds one
-`max_model_len` sequence (vLLM refuses to start otherwise), TP divides the attention
+CUDA graphs, allocator slack) + activations of one max-num-batched-tokens step + logits
+of max-num-seqs sequences + 0.5 NCCL buffers when t > 1; KV = share - weights -
+overhead, in tokens KV / k_t rounded down to 16-token blocks. A shape fits when the KV
+cache holds one `max_model_len` sequence (vLLM refuses to start otherwise), TP divides the attention
 heads and the KV heads (or is a multiple of them), TP stays inside the NVLink domain,
 and fractions are only used with TP 1.
 
 Steady state with C requests in flight, prompt I, output O (roofline in
 `planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
-max-num-seqs); the rest wait for a slot. The mean footprint
-(I + O/2) sets N_max: see `max_concurrency`.
+max-num-seqs); the rest wait for a slot (`max_concurrency` says why I + O/2).
   T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
   M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
   E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
@@ -21,6 +20,8 @@ max-num-seqs); the rest wait for a slot. The mean footprint
   TPOT  = (E2E_run - TTFT_run) / (O - 1)  = T_dec + (k_pi - g) (B - 1) M_pre / (O - 1)
   W_kv  = (C - B) / X                      (waiting for a KV slot)
   X     = B / E2E_run                      (Little's law on the running set)
+Open loop (`at_rate`): the running set C <= N_max with X(C) = rate, plus the Erlang-C
+wait of Poisson arrivals for one of N_max slots (service time E2E_run).
 
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
@@ -38,8 +39,6 @@ from planner.errors import InfeasibleError, ProfileError
 from planner.profiles import MemoryFit, PerfPoint, ShapeKey
 from planner.profiles.roofline import (
     GIB,
-    MAX_BATCHED_TOKENS,
-    MAX_NUM_SEQS,
     decode_terms,
     kv_bytes_per_token,
     marginal_ms,
@@ -59,8 +58,9 @@ def memory_fit(
     """Per-GPU memory budget of one replica (pure; see the module docstring)."""
     share = gpu_memory_utilization * gpu.memory_gib * gpu_fraction
     weights = model.weight_bytes / tp / GIB
-    activations = MAX_BATCHED_TOKENS * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
-    logits = MAX_NUM_SEQS * model.vocab * 4.0 * 2  # FP32 logits and probabilities
+    step_tokens = gpu.vllm_max_num_batched_tokens
+    activations = step_tokens * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
+    logits = gpu.vllm_max_num_seqs * model.vocab * 4.0 * 2  # FP32 logits and probabilities
     overhead = (
         BASE_OVERHEAD_GIB + (activations + logits) / GIB + (NCCL_OVERHEAD_GIB if tp > 1 else 0)
     )
@@ -99,7 +99,9 @@ def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int) -> str:
     return ""
 
 
-def max_concurrency(kv_cache_tokens: int, input_tokens: float, output_tokens: float) -> float:
+def max_concurrency(
+    kv_cache_tokens: int, input_tokens: float, output_tokens: float, max_num_seqs: int
+) -> float:
     """Sequences of this shape that run at once: KV slots or vLLM's max-num-seqs.
 
     A running sequence holds on average its prompt plus half its output (vLLM allocates
@@ -107,7 +109,7 @@ def max_concurrency(kv_cache_tokens: int, input_tokens: float, output_tokens: fl
     queueing where this mean footprint, not the final length, fills the cache.
     """
     footprint = max(1.0, input_tokens) + max(1.0, output_tokens) / 2.0
-    return min(kv_cache_tokens / footprint, float(MAX_NUM_SEQS))
+    return min(kv_cache_tokens / footprint, float(max_num_seqs))
 
 
 def steady_state(
@@ -123,7 +125,7 @@ def steady_state(
     """Closed-loop steady state with `concurrency` requests in the system (pure)."""
     cal = gpu.calibration
     isl, osl = max(1.0, input_tokens), max(1.0, output_tokens)
-    max_conc = max_concurrency(kv_cache_tokens, isl, osl)
+    max_conc = max_concurrency(kv_cache_tokens, isl, osl, gpu.vllm_max_num_seqs)
     running = min(concurrency, max_conc)
     batch = max(running, 1.0)  # a lone request still runs a full step
     decode = step_ms(
@@ -156,6 +158,32 @@ def steady_state(
         max_concurrency=max_conc,
         source="analytic",
     )
+
+
+def erlang_c_wait_ms(slots: float, offered: float, service_ms: float) -> float:
+    """Mean wait of an M/M/c queue (Erlang C) with `slots` servers and `offered` Erlangs.
+
+    Fractional slot counts interpolate between the neighbouring whole numbers. The M/M/c
+    form stands in for M/G/c: with fixed token shapes service times vary little, so it
+    overstates the wait slightly (by at most about 2x, the M/D/c to M/M/c ratio).
+    """
+    if offered <= 0:
+        return 0.0
+    low = math.floor(slots)
+
+    def wait(servers: int) -> float:
+        if servers < 1 or offered >= servers:
+            return math.inf
+        blocking = 1.0  # Erlang B by its stable recursion
+        for k in range(1, servers + 1):
+            blocking = offered * blocking / (k + offered * blocking)
+        waiting = servers * blocking / (servers - offered * (1.0 - blocking))
+        return waiting * service_ms / (servers - offered)
+
+    if offered >= low:
+        return wait(low + 1)
+    weight = slots - low
+    return (1.0 - weight) * wait(low) + weight * wait(low + 1) if weight else wait(low)
 
 
 class AnalyticProfiles:
@@ -247,7 +275,9 @@ class AnalyticProfiles:
         return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
-        return max_concurrency(self._memory(key).kv_cache_tokens, input_tokens, osl)
+        _, gpu = self._specs(key)
+        fit = self._memory(key)
+        return max_concurrency(fit.kv_cache_tokens, input_tokens, osl, gpu.vllm_max_num_seqs)
 
     def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
         """Highest request rate: every KV slot (or max-num-seqs) busy.
@@ -263,6 +293,29 @@ class AnalyticProfiles:
         self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
     ) -> PerfPoint:
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
+        running = self._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
+        if running.saturated:
+            return running
+        # Open-loop (Poisson) arrivals also queue for one of the N_max slots when all are
+        # busy: an M/G/c wait with c = N_max and offered load = the running concurrency.
+        wait = erlang_c_wait_ms(top, running.concurrency, running.e2e_ms)
+        e2e = running.e2e_ms + wait
+        return replace(
+            running,
+            concurrency=rate_per_s * e2e / 1e3,
+            ttft_ms=running.ttft_ms + wait,
+            e2e_ms=e2e,
+        )
+
+    def _running_at_rate(
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        top: float,
+    ) -> PerfPoint:
+        """The closed-loop point whose throughput equals `rate_per_s` (no slot queue)."""
         at_top = self._point(key, input_tokens, output_tokens, top)
         if rate_per_s >= at_top.requests_per_s:
             # Past capacity the open-loop queue grows without bound; report the capacity
@@ -301,8 +354,10 @@ class AnalyticProfiles:
     def at_rate(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
     ) -> PerfPoint:
-        """Steady state at an offered request rate: the concurrency C with X(C) = rate
-        (Little's law); `saturated=True` at or past capacity.
+        """Steady state at an offered open-loop request rate: the running set C with
+        X(C) = rate (Little's law), plus the Erlang-C wait for one of the N_max slots;
+        `concurrency` counts running and waiting requests. `saturated=True` at or past
+        capacity (then the capacity point is returned: a lower bound on latency).
 
         Raises:
             InfeasibleError: the shape does not fit, or requests exceed max_model_len.

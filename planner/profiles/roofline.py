@@ -22,10 +22,6 @@ from dataclasses import dataclass
 from planner.catalog import BYTES_PER_DTYPE, Calibration, GpuSpec, ModelSpec
 
 GIB = 2.0**30
-# vLLM V1 defaults for the OpenAI server on GPUs with >= 70 GiB: max-num-seqs 256,
-# max-num-batched-tokens 8192 (the chunked-prefill budget of one step).
-MAX_NUM_SEQS = 256
-MAX_BATCHED_TOKENS = 8192
 ACTIVATION_BYTES = 2.0  # BF16 activations and all-reduce payloads
 
 
@@ -96,8 +92,8 @@ def decode_terms(
 def prefill_terms(
     model: ModelSpec, gpu: GpuSpec, tp: int, fraction: float, input_tokens: float
 ) -> StepTerms:
-    """Prefill of one prompt, split into chunks of at most MAX_BATCHED_TOKENS tokens."""
-    chunks = max(1.0, math.ceil(input_tokens / MAX_BATCHED_TOKENS))
+    """Prefill of one prompt, in chunks of at most the GPU's max-num-batched-tokens."""
+    chunks = max(1.0, math.ceil(input_tokens / gpu.vllm_max_num_batched_tokens))
     # Causal attention: each token attends to half the prompt on average.
     attn_flops = 2.0 * model.layers * model.heads * model.head_dim * input_tokens**2
     flops = (2.0 * model.compute_params_b * 1e9 * input_tokens + attn_flops) / tp
