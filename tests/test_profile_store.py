@@ -55,6 +55,7 @@ def test_real_bench_file_parses_to_the_schema() -> None:
     assert row["ttft_ms_p90"] == data["p90_ttft_ms"]
     assert row["e2e_ms_mean"] == data["mean_e2el_ms"]
     assert row["tpot_ms_p50"] == data["median_tpot_ms"]
+    assert row["measured_at"] == "2026-11-21T05:33:06"  # vLLM's "date": 20261121-053306
     assert set(row) == set(POINT_COLUMNS) - {"kv_cache_tokens"} | {"kv_cache_tokens"}
 
 

@@ -115,6 +115,7 @@ def read_bench_results(
     paths: Sequence[Path],
     overrides: ImportOverrides,
     resolve_model: Callable[[str], str] | None = None,
+    resolve_gpu: Callable[[str], str] | None = None,
 ) -> pd.DataFrame:
     """Parse `vllm bench serve --save-result` JSON files into imported points.
 
@@ -131,7 +132,11 @@ def read_bench_results(
             raise InputError(f"{path}: file not found") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: not valid JSON ({exc})") from exc
-        rows.append(bench_result_to_point(data, str(path), overrides, "imported", resolve_model))
+        rows.append(
+            bench_result_to_point(
+                data, str(path), overrides, "imported", resolve_model, resolve_gpu
+            )
+        )
     return points_frame(rows, "imported files")
 
 

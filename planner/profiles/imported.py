@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from planner.errors import InputError
+from planner.errors import InputError, PlannerError
 from planner.profiles.points import LATENCY_STATS, STATUS_OK
 
 # Our column prefix -> vLLM's metric name in the result keys.
@@ -44,6 +45,7 @@ def bench_result_to_point(
     overrides: ImportOverrides = ImportOverrides(),
     source: str = "imported",
     resolve_model: Callable[[str], str] | None = None,
+    resolve_gpu: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """One stored-point row from a parsed `--save-result` JSON document.
 
@@ -53,6 +55,7 @@ def bench_result_to_point(
         overrides: model / GPU type / TP / fraction given by the user.
         source: `imported`, or `measured` when our profiler produced the file.
         resolve_model: maps a trace or HF model name to the catalog name.
+        resolve_gpu: maps a GPU name to the catalog GPU type.
 
     Raises:
         InputError: naming the file and the missing or malformed key.
@@ -65,7 +68,7 @@ def bench_result_to_point(
         raise InputError(f"{where}: key 'completed' is {completed:g}; no request finished")
     row: dict[str, Any] = {
         "model": _model(data, where, overrides, resolve_model),
-        "gpu_type": _gpu_type(data, where, overrides),
+        "gpu_type": _gpu_type(data, where, overrides, resolve_gpu),
         "tp": _tp(data, where, overrides),
         "gpu_fraction": _fraction(data, where, overrides),
         "source": source,
@@ -78,7 +81,7 @@ def bench_result_to_point(
         "output_tokens_per_s": _number(data, "output_throughput", where),
         "kv_cache_tokens": _optional_number(data, "kv_cache_tokens", where, math.nan),
         "vllm_version": str(data.get("vllm_version", "")),
-        "measured_at": str(data.get("measured_at", data.get("date", ""))),
+        "measured_at": _measured_at(data),
         "status": STATUS_OK,
         "error": "",
     }
@@ -92,6 +95,17 @@ def bench_result_to_point(
                 math.nan if value is None else _as_float(value, f"{stat}_{name}_ms", where)
             )
     return row
+
+
+def _measured_at(data: Mapping[str, Any]) -> str:
+    """ISO 8601 time of the run: our metadata, else vLLM's `date` (YYYYMMDD-HHMMSS, local)."""
+    if data.get("measured_at"):
+        return str(data["measured_at"])
+    raw = str(data.get("date", ""))
+    try:
+        return datetime.strptime(raw, "%Y%m%d-%H%M%S").isoformat()
+    except ValueError:
+        return raw
 
 
 def _load(data: Mapping[str, Any], where: str) -> tuple[float, float]:
@@ -120,17 +134,31 @@ def _model(
             f"{where}: key 'model' is missing; pass --model or run the benchmark with "
             "`--metadata model=NAME`"
         )
-    return resolve_model(str(name)) if resolve_model else str(name)
+    return _resolved(str(name), resolve_model, "model", where)
 
 
-def _gpu_type(data: Mapping[str, Any], where: str, overrides: ImportOverrides) -> str:
+def _resolved(name: str, resolve: Callable[[str], str] | None, key: str, where: str) -> str:
+    if resolve is None:
+        return name
+    try:
+        return resolve(name)
+    except PlannerError as exc:
+        raise InputError(f"{where}: key '{key}': {exc}") from None
+
+
+def _gpu_type(
+    data: Mapping[str, Any],
+    where: str,
+    overrides: ImportOverrides,
+    resolve_gpu: Callable[[str], str] | None,
+) -> str:
     gpu = overrides.gpu_type or _first(data, _GPU_KEYS)
     if not gpu:
         raise InputError(
             f"{where}: key 'gpu_type' is missing; pass --gpu-type or run the benchmark with "
             "`--metadata gpu_type=H100`"
         )
-    return str(gpu)
+    return _resolved(str(gpu), resolve_gpu, "gpu_type", where)
 
 
 def _tp(data: Mapping[str, Any], where: str, overrides: ImportOverrides) -> int:

@@ -122,6 +122,12 @@ def load_ladder(spec: SweepSpec) -> tuple[LoadPoint, ...]:
     return (*closed, *opened)
 
 
+def warmup_point(spec: SweepSpec) -> LoadPoint:
+    """A short rung at the highest concurrency, run first and not stored."""
+    top = max(spec.concurrencies, default=1)
+    return LoadPoint(2 * top, concurrency=top)
+
+
 def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: int) -> list[str]:
     """Arguments of `python -m vllm.entrypoints.openai.api_server` for one configuration."""
     args = [
@@ -131,7 +137,7 @@ def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: i
         "--port", str(port),
         "--tensor-parallel-size", str(config.tp),
         "--seed", str(spec.seed),
-        "--disable-log-requests" if False else "--disable-uvicorn-access-log",
+        "--disable-uvicorn-access-log",  # one line per request would bloat the log we parse
     ]  # fmt: skip
     if spec.max_model_len:
         args += ["--max-model-len", str(spec.max_model_len)]
@@ -144,24 +150,29 @@ def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: i
     return [*args, *spec.vllm_args]
 
 
-def server_env(spec: SweepSpec, config: EngineConfig, cpu_ids: Sequence[int]) -> dict[str, str]:
+def server_env(
+    spec: SweepSpec, config: EngineConfig, cpu_ids: Sequence[int], mps_running: bool = False
+) -> dict[str, str]:
     """Environment additions for one engine; `cpu_ids` are the cores this process may use.
 
-    On CPU each TP rank gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2);
-    with fewer cores than ranks the binding names cores that do not exist and vLLM
-    refuses to start, which the sweep records.
+    On CPU at TP 1, vLLM's automatic binding is kept (it reserves a core for the API
+    server; binding every core to the engine starves the server and triples TPOT). At
+    TP > 1 the automatic binding refuses ("Not enough allowed NUMA nodes"), so each rank
+    gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2 on 2 cores).
+    On a GPU whose MPS daemon runs, a share f < 1 also limits compute to f of the SMs
+    (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), as MPS-based sharing on the cluster would;
+    memory is already bounded by `--gpu-memory-utilization`.
     """
     if not spec.on_cpu:
+        if mps_running and config.gpu_fraction < 1:
+            return {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": f"{100 * config.gpu_fraction:.0f}"}
+        return {}
+    if config.tp == 1:
         return {}
     ids = list(cpu_ids)
     per_rank = max(1, len(ids) // config.tp)
-    groups = []
-    for rank in range(config.tp):
-        chunk = ids[rank * per_rank : (rank + 1) * per_rank]
-        if not chunk:  # more ranks than cores: name the missing core so vLLM says so
-            chunk = [max(ids, default=-1) + 1 + rank - len(ids) // per_rank]
-        groups.append(",".join(map(str, chunk)) if len(chunk) > 1 else str(chunk[0]))
-    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(groups)}
+    groups = [ids[rank * per_rank : (rank + 1) * per_rank] for rank in range(config.tp)]
+    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(",".join(map(str, g)) for g in groups)}
 
 
 def bench_args(
@@ -175,8 +186,16 @@ def bench_args(
     tokenizer: str,
     result_dir: str,
     result_filename: str,
+    kv_cache_tokens: float = math.nan,
+    vllm_version: str = "",
+    measured_at: str = "",
 ) -> list[str]:
-    """Arguments of `vllm bench serve` for one load point, saving its result JSON."""
+    """Arguments of `vllm bench serve` for one load point, saving its result JSON.
+
+    The metadata carries what `planner profile import` needs to file the result
+    (model, GPU type, TP, fraction) and what the engine reported (KV capacity, version,
+    start time).
+    """
     args = [
         "--backend", "vllm",
         "--base-url", base_url,
@@ -201,6 +220,12 @@ def bench_args(
         f"tp={config.tp}",
         f"gpu_fraction={config.gpu_fraction:g}",
     ]  # fmt: skip
+    if not math.isnan(kv_cache_tokens):
+        args.append(f"kv_cache_tokens={kv_cache_tokens:.0f}")
+    if vllm_version:
+        args.append(f"vllm_version={vllm_version}")
+    if measured_at:
+        args.append(f"measured_at={measured_at}")
     if point.concurrency is not None:
         args += ["--max-concurrency", str(point.concurrency)]
     if point.request_rate is not None:
@@ -244,7 +269,8 @@ def shapes_from_pipeline(
     """The mean token shape of `model`'s calls in an APL document (`planner ingest --json`).
 
     Workflow types are weighted by how many calls they make to the model
-    (workflow_count x calls_per_workflow).
+    (workflow_count x calls_per_workflow). `resolve` maps the APL's model names to
+    catalog names (return the name unchanged for models outside the catalog).
 
     Raises:
         InputError: the document is malformed or never calls the model.

@@ -56,11 +56,14 @@ def analytic_only(points: pd.DataFrame, catalog: Catalog) -> list[str]:
     """Lines naming the catalog (model, GPU) pairs that only the analytic model answers."""
     ok = points[points["status"] == STATUS_OK] if not points.empty else points
     covered = set(zip(ok["model"], ok["gpu_type"], strict=True)) if not ok.empty else set()
-    lines = []
+    nowhere: list[str] = []
+    lines: list[str] = []
     for model in sorted(catalog.models):
         missing = [g for g in sorted(catalog.gpus) if (model, g) not in covered]
         if len(missing) == len(catalog.gpus):
-            lines.append(f"analytic only: {model} on every GPU type")
+            nowhere.append(model)
         elif missing:
             lines.append(f"analytic only: {model} on {', '.join(missing)}")
+    if nowhere:
+        lines.insert(0, f"analytic only (no stored points on any GPU type): {', '.join(nowhere)}")
     return lines

@@ -3,11 +3,12 @@
 For a shape (model, GPU type, TP, fraction) that has stored points of status `ok`, the
 best source answers (measured beats imported); every other shape goes to the fallback.
 Within a source, the token shape nearest to the requested one (in log space) is used,
-its metrics are interpolated linearly over concurrency (or request rate for open-loop
-points), and the result is corrected for the difference between the requested and the
-measured token shape by the fallback's own ratio:
+its metrics are interpolated linearly over concurrency (open-loop points join the curve
+at their mean number in flight, throughput x latency by Little's law), and the result
+is corrected for the difference between the requested and the measured token shape by
+the fallback's own ratio:
 
-    value(req shape, C) = measured(meas shape, C) * fallback(req shape, C) / fallback(meas shape, C)
+    value(req, C) = measured(meas, C) * fallback(req, C) / fallback(meas, C)
 
 Outside the measured concurrency range the same ratio extends the curve from its
 nearest end. When the fallback cannot answer (a model outside the catalog), no
@@ -67,24 +68,18 @@ class StoredProfiles:
         self.points = ok.reset_index(drop=True)
         self.fallback = fallback
         self._curves: dict[ShapeKey, list[_Curve]] = {}
-        self._open: dict[ShapeKey, pd.DataFrame] = {}
         self._build()
 
     # ---- lookups -------------------------------------------------------------------
 
     def stored_keys(self) -> tuple[ShapeKey, ...]:
         """Shapes answered from stored points, sorted."""
-        return tuple(sorted(set(self._curves) | set(self._open)))
+        return tuple(sorted(self._curves))
 
     def source_of(self, key: ShapeKey) -> Source:
         """Which source answers `key`."""
         curves = self._curves.get(self._match(key))
-        if curves:
-            return curves[0].source
-        opened = self._open.get(self._match(key))
-        if opened is not None:
-            return "measured" if (opened["source"] == "measured").any() else "imported"
-        return "analytic"
+        return curves[0].source if curves else "analytic"
 
     def memory(self, key: ShapeKey) -> MemoryFit:
         stored_kv = self._kv_tokens(key)
@@ -148,7 +143,13 @@ class StoredProfiles:
         if frame.empty:
             return
         closed = frame[frame["request_rate"].isna() & frame["concurrency"].notna()]
-        groups = closed.groupby(
+        # An open-loop point sits on the same curve at its mean number in flight, which
+        # Little's law gives as throughput x latency.
+        opened = frame[frame["request_rate"].notna()]
+        opened = opened.assign(concurrency=opened["requests_per_s"] * opened["e2e_ms_mean"] / 1e3)
+        both = pd.concat([closed, opened]) if not opened.empty else closed
+        both = both[both["concurrency"] > 0]
+        groups = both.groupby(
             ["model", "gpu_type", "tp", "gpu_fraction", "source", "input_tokens", "output_tokens"],
             sort=True,
         )
@@ -171,13 +172,10 @@ class StoredProfiles:
         for key, curves in self._curves.items():
             best = min(_SOURCE_RANK[c.source] for c in curves)
             self._curves[key] = [c for c in curves if _SOURCE_RANK[c.source] == best]
-        opened = frame[frame["request_rate"].notna()]
-        for _, group in opened.groupby(["model", "gpu_type", "tp", "gpu_fraction"], sort=True):
-            self._open[_key_of(group.iloc[0])] = group
 
     def _match(self, key: ShapeKey) -> ShapeKey:
         """The stored key equal to `key` up to float noise in the fraction."""
-        for stored in (*self._curves, *self._open):
+        for stored in self._curves:
             if (stored.model, stored.gpu_type, stored.tp) == (
                 key.model,
                 key.gpu_type,
