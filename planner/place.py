@@ -9,10 +9,15 @@ Rules, in order:
    groups possible). Each goes to the domain that fits with the fewest free GPUs left,
    preferring nodes already in use, so whole domains and whole nodes stay free.
 2. Fractional replicas next, largest share first, onto the partly used GPU with the least
-   room that still fits (best fit); a fresh GPU is opened only when none fits, chosen as
-   in rule 1. Two shares of the same model never go to one GPU: the Service in front of
-   a model routes by a port name per model, and a single larger share serves better.
+   room that still fits (best fit), preferring GPUs without a share of the same model
+   (replicas spread for availability); a fresh GPU is opened only when none fits, chosen
+   as in rule 1.
 Ties break on pool order, node order and GPU index, so placement is deterministic.
+
+Search sizes replicas in powers of two (1/8-GPU units, TP 1, 2, 4, 8) and checks the
+volume conditions under which any largest-first placement fits (`search/packing.py`), so
+placing largest first never fails on a plan search accepted; the errors below guard the
+remaining cases (hand-written plans, other clusters, sizes that are not powers of two).
 
 `place` raises `PlacementError` naming the failed constraint, so the search can retry
 with it.
@@ -38,7 +43,6 @@ Constraint = Literal[
     "nvlink-domain",  # a TP group larger than any NVLink domain of that type
     "fragmentation",  # enough GPUs in total, but not together where needed
     "fractional-tp",  # a share below one GPU with TP > 1
-    "same-model-share",  # two shares of one model would have to share a GPU
 ]
 
 
@@ -46,12 +50,18 @@ class PlacementError(InfeasibleError):
     """A plan that cannot be placed; `constraint` says which rule failed."""
 
     def __init__(
-        self, constraint: Constraint, message: str, model: ModelName, gpu_type: GpuType
+        self,
+        constraint: Constraint,
+        message: str,
+        model: ModelName,
+        gpu_type: GpuType,
+        tensor_parallel: int = 0,  # 0: every TP degree of the model on this GPU type
     ) -> None:
         super().__init__(message)
         self.constraint: Constraint = constraint
         self.model = model
         self.gpu_type = gpu_type
+        self.tensor_parallel = tensor_parallel
 
 
 @dataclass(frozen=True, order=True)
@@ -151,6 +161,7 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
                 f"{alloc.tensor_parallel}; TP > 1 takes whole GPUs",
                 alloc.model,
                 alloc.gpu_type,
+                alloc.tensor_parallel,
             )
         for r in range(alloc.replicas):
             placed.append(_place_share(alloc, r, nodes))
@@ -224,6 +235,7 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
             f"{max(domains, default=0)}",
             alloc.model,
             alloc.gpu_type,
+            alloc.tensor_parallel,
         )
     return PlacementError(
         "fragmentation",
@@ -232,6 +244,7 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
         "the free GPUs are scattered across domains",
         alloc.model,
         alloc.gpu_type,
+        alloc.tensor_parallel,
     )
 
 
@@ -248,18 +261,14 @@ def _place_whole(alloc: Allocation, replica: int, nodes: list[_Node]) -> Replica
 
 def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
     f = alloc.gpu_fraction
-    best: tuple[tuple[float, int, int], _Node, int] | None = None
-    blocked_by_same_model = False
+    best: tuple[tuple[bool, float, int, int], _Node, int] | None = None
     for node in nodes:
         if node.pool.gpu_type != alloc.gpu_type:
             continue
         for i, used in enumerate(node.used):
-            if not used > _EPS or used + f > 1 + _EPS:
+            if used <= _EPS or used + f > 1 + _EPS:
                 continue
-            if alloc.model in node.models[i]:
-                blocked_by_same_model = True
-                continue
-            score = (1 - used - f, node.order, i)
+            score = (alloc.model in node.models[i], 1 - used - f, node.order, i)
             if best is None or score < best[0]:
                 best = (score, node, i)
     if best is not None:
@@ -267,21 +276,13 @@ def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> Replica
     else:
         found = _fresh_gpus(nodes, alloc.gpu_type, 1)
         if found is None:
-            if blocked_by_same_model:
-                raise PlacementError(
-                    "same-model-share",
-                    f"{alloc.model}: the only room left for another {f:g}-GPU share is on "
-                    f"a {alloc.gpu_type} GPU that already holds a share of {alloc.model}; "
-                    "merge the shares into one larger replica",
-                    alloc.model,
-                    alloc.gpu_type,
-                )
             raise PlacementError(
                 "fragmentation",
                 f"{alloc.model}: no {alloc.gpu_type} GPU has {f:g} of its capacity free; "
                 "the free room is split across GPUs",
                 alloc.model,
                 alloc.gpu_type,
+                alloc.tensor_parallel,
             )
         node, (index,) = found
     node.used[index] += f

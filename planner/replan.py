@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from planner.calls import CallTable
 from planner.catalog import GpuType
+from planner.errors import InputError
 from planner.plan import Allocation, Plan
 
 _EPS = 1e-9
@@ -32,6 +34,9 @@ _EPS = 1e-9
 class ReplanPolicy:
     margin: float = 0.10  # relative improvement the proposal needs to replace a working plan
     max_replica_changes: int = 4  # replicas added or removed per run
+    # The running plan stops sustaining the load when a model's demand passes this
+    # fraction of its capacity (1.0: saturation, where queues grow without bound).
+    max_utilisation: float = 1.0
 
 
 @dataclass(frozen=True, order=True)
@@ -91,7 +96,7 @@ def decide_replan(
     policy = policy or ReplanPolicy()
     if current is None:
         return ReplanDecision(True, "no plan is running", _nonzero(proposed.allocations))
-    short = _shortfalls(current, proposed)
+    short = _shortfalls(current, proposed, policy.max_utilisation)
     gain = improvement(current, proposed)
     if short:
         worst = ", ".join(f"{m} demand {d:.3g}/s > capacity {c:.3g}/s" for m, d, c in short[:3])
@@ -136,8 +141,10 @@ def _throughput(plan: Plan) -> float:
     return sum(w.throughput_per_s for w in plan.workflows)
 
 
-def _shortfalls(current: Plan, proposed: Plan) -> list[tuple[str, float, float]]:
-    capacity = {m.model: m.capacity_per_s for m in current.models}
+def _shortfalls(
+    current: Plan, proposed: Plan, max_utilisation: float
+) -> list[tuple[str, float, float]]:
+    capacity = {m.model: m.capacity_per_s * max_utilisation for m in current.models}
     out = []
     for m in proposed.models:
         have = capacity.get(m.model, 0.0)
@@ -219,3 +226,34 @@ def _step(
         why = "no replica can move within the GPU budget" if deferred else "nothing to change"
         return ReplanDecision(False, f"{reason}, but {why}", allocations, (), (), deferred)
     return ReplanDecision(True, reason, allocations, scale_up, scale_down, deferred)
+
+
+def recent_window(calls: CallTable, window_s: float) -> CallTable:
+    """The workflows that started in the last `window_s` seconds of the trace.
+
+    Whole workflows are kept or dropped (never cut), so calls per workflow and fan-out
+    stay unbiased; "now" is the latest call start in the table.
+    """
+    frame = calls.frame
+    if frame.empty or window_s <= 0:
+        return calls
+    first = frame.groupby("workflow_id", observed=True)["start_s"].transform("min")
+    keep = first >= frame["start_s"].max() - window_s
+    return replace(calls, frame=frame.loc[keep].reset_index(drop=True))
+
+
+def parse_duration_s(text: str) -> float:
+    """'90s', '30m', '6h', '2d' or plain seconds -> seconds.
+
+    Raises:
+        InputError: anything else.
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    body, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(body) * units[unit]
+    except ValueError:
+        raise InputError(f"duration {text!r}: use a number with s, m, h or d (e.g. 6h)") from None
+    if value <= 0:
+        raise InputError(f"duration {text!r} must be positive")
+    return value

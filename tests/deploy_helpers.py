@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from planner.catalog import Calibration, Catalog, GpuSpec, ModelSpec
 from planner.cluster import Cluster, NodePool
 from planner.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
@@ -113,3 +116,38 @@ def named_cluster() -> Cluster:
             NodePool("l40s", L40S, 1, 4, 1, labels={"pool": "l40s"}),
         )
     )
+
+
+K8S_VERSION = "1.33"  # a current release kubernetes-validate ships schemas for
+
+
+def validate_k8s(obj: dict[str, object]) -> None:
+    """Validate against the Kubernetes OpenAPI schema (strict: unknown fields fail).
+
+    Same schemas and checks as `kubernetes_validate.validate(obj, K8S_VERSION, strict=True)`,
+    with the parsed schema cached per kind (the package re-reads its JSON on every call).
+    """
+    import jsonschema
+
+    validator = _validator(str(obj["apiVersion"]), str(obj["kind"]))
+    try:
+        validator.validate(obj)
+    except jsonschema.ValidationError as exc:
+        raise AssertionError(f"{obj['kind']}: {exc.message} at {list(exc.absolute_path)}") from None
+
+
+@functools.cache
+def _validator(api_version: str, kind: str) -> Any:
+    import re
+
+    import jsonschema
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    version = [v for v in utils.all_versions() if utils.major_minor(v) <= K8S_VERSION][-1]
+    schema_dir = f"kubernetes-json-schema/v{version}-local-strict"
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = utils.schema_contents(f"{schema_dir}/{kind.lower()}-{api}.json", K8S_VERSION)
+    defs = utils.schema_contents(f"{schema_dir}/_definitions.json", K8S_VERSION)
+    registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)

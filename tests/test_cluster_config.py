@@ -65,3 +65,12 @@ def test_bad_cluster_files(tmp_path: Path, body: str, message: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read cluster file"):
         load_cluster(tmp_path / "nope.yaml")
+
+
+def test_example_gpu_types_are_in_the_catalog(repo: Path) -> None:
+    from planner.io.configs import load_catalog
+
+    gpus = load_catalog().gpus
+    for pool in load_cluster(repo / "configs" / "cluster.yaml").pools:
+        assert pool.gpu_type in gpus
+        assert pool.nvlink_domain_size <= gpus[pool.gpu_type].nvlink_domain_size

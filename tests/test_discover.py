@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from deploy_helpers import H100, L40S, make_catalog
 from kubernetes import client as k8s
 
@@ -75,3 +78,46 @@ def test_skips_and_doubts_are_reported() -> None:
         ("h100-sxm-80gb-x8", ("sliced",)),
         ("l40s-48gb-x4", ("wrongmem",)),
     ]
+
+
+def test_shipped_catalog_maps_gfd_products(repo: object) -> None:
+    from planner.io.configs import load_catalog
+
+    gpus = load_catalog().gpus
+    nodes = [
+        node("a", "NVIDIA-H100-80GB-HBM3", 8, 8, 81559),
+        node("b", "NVIDIA-A100-SXM4-80GB", 8, 8, 81920),
+    ]
+    d = discover_cluster(nodes, gpus)
+    assert [(p.gpu_type, p.node_names) for p in d.cluster.pools] == [
+        ("A100-SXM-80GB", ("b",)),
+        ("H100-SXM-80GB", ("a",)),
+    ]
+    assert d.notes == ()
+
+
+def test_discover_cli_writes_a_reviewable_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI wiring, with the one live call (listing Nodes) answered by typed V1Nodes."""
+    from typer.testing import CliRunner
+
+    import planner.io.kube
+    from planner.cli import app
+    from planner.io.cluster import load_cluster
+
+    nodes = [
+        node("gpu-a", "NVIDIA-H100-80GB-HBM3", 8, 8),
+        node("gpu-b", "NVIDIA-H100-80GB-HBM3", 8, 8),
+        node("odd", "Tesla-T4", 1),
+    ]
+    monkeypatch.setattr(planner.io.kube, "list_nodes", lambda: nodes)
+    out = tmp_path / "cluster.yaml"
+    result = CliRunner().invoke(app, ["cluster", "discover", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "16 GPUs in h100-sxm-80gb-x8 (2x8)" in result.output
+    text = out.read_text()
+    assert text.startswith("# Discovered by `planner cluster discover`.")
+    assert "# note: odd: skipped, GPU product 'Tesla-T4' is not in the catalog" in text
+    (pool,) = load_cluster(out).pools
+    assert pool.node_names == ("gpu-a", "gpu-b") and pool.nvlink_domain_size == 8

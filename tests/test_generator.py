@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from types import ModuleType
 
 import numpy as np
 import pandas as pd
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import pytest
 
@@ -28,6 +30,9 @@ def _load_generator() -> ModuleType:
 
 
 gen = _load_generator()
+# The committed sample: each type at its default rate for the default window.
+EXPECTED = {k.name: round(k.rate_per_s * gen.DEFAULT_MINUTES * 60) for k in gen.WORKFLOW_KINDS}
+RATE = {k.name: k.rate_per_s for k in gen.WORKFLOW_KINDS}
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
 QWEN_32B = "Qwen/Qwen3-32B"
@@ -40,8 +45,10 @@ def read_trace(path: Path) -> pd.DataFrame:
         return pq.read_table(path).to_pandas()
     if path.name.endswith(".csv.gz"):
         return pd.read_csv(path)
-    # dtype=False: pandas would otherwise turn the *_time columns into datetimes.
-    return pd.read_json(path, lines=True, dtype=False)
+    # pyarrow with the declared schema: pandas' read_json would guess *_time as dates.
+    with gzip.open(path, "rb") as stream:
+        options = pa_json.ParseOptions(explicit_schema=gen.SCHEMA)
+        return pa_json.read_json(stream, parse_options=options).to_pandas()
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +94,9 @@ def test_smaller_sample_is_a_prefix_of_a_larger_one() -> None:
 
 
 def test_committed_sample_is_what_the_documented_command_makes() -> None:
-    # The docstring's command: --seed 7 with the default --workflows 300 --rate 0.2.
+    # The docstring's command: --seed 7 with the default rates and window.
     for kind in gen.WORKFLOW_KINDS:
-        expected = gen.generate(kind, seed=7, workflows=300, rate_per_s=0.2)
+        expected = gen.generate(kind, 7, EXPECTED[kind.name], kind.rate_per_s)
         committed = read_trace(TRACES / kind.file_name)
         for column in ("model", "parent_call_id"):
             committed[column] = committed[column].astype(object).where(committed[column].notna())
@@ -146,7 +153,7 @@ def test_fan_out_calls_overlap_in_time(sample: pd.DataFrame) -> None:
     beam = sample[(sample["workflow_type"] == "beam_search") & (sample["agent"] == "generator")]
     beam = beam.assign(parent=beam["parent_call_id"].fillna(beam["workflow_id"] + "/root"))
     siblings = beam.groupby("parent").filter(lambda g: len(g) > 1).groupby("parent")
-    assert len(siblings) > 1000
+    assert len(siblings) > 300
     assert siblings.apply(_overlapping).all()
 
 
@@ -157,7 +164,7 @@ def test_calls_per_workflow_are_in_the_documented_ranges(sample: pd.DataFrame) -
     assert rag.between(9, 34).all()
     assert (rag >= 18).any() and (rag <= 17).any()  # one and two retrieval rounds
     retrievals = sample[sample["agent"] == "retrieve"].groupby("workflow_id").size()
-    assert retrievals.between(1, 2).all() and len(retrievals) == 300
+    assert retrievals.between(1, 2).all() and len(retrievals) == EXPECTED["rag"]
 
     beam = per_type["beam_search"]
     generators = beam[beam["agent"] == "generator"].groupby("workflow_id").size()
@@ -226,17 +233,43 @@ def test_token_lengths_follow_the_fitted_distributions(sample: pd.DataFrame) -> 
 def test_arrivals_match_the_documented_rate(sample: pd.DataFrame) -> None:
     starts = sample.groupby(["workflow_type", "workflow_id"])["start_time"].min()
     for workflow_type, times in starts.groupby(level=0):
-        assert len(times) == 300
+        assert len(times) == EXPECTED[workflow_type]
         rate = (len(times) - 1) / (times.max() - times.min())
-        assert 0.17 < rate < 0.23, workflow_type
+        assert rate == pytest.approx(RATE[workflow_type], rel=0.25)  # 90-900 arrivals
         gaps = np.diff(np.sort(times.to_numpy()))
-        assert 0.8 < gaps.std() / gaps.mean() < 1.2  # exponential gaps: CV 1
+        assert 0.7 < gaps.std() / gaps.mean() < 1.3  # exponential gaps: CV 1
 
 
-def test_bad_arguments_exit_with_usage_error(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--workflows", "0")
-    assert result.returncode == 2 and "--workflows" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workflows", "0"], "--workflows"),
+        (["--rate", "search=1"], "unknown workflow type"),
+        (["--rate", "rag=fast"], "not a number"),
+        (["--rate", "-1"], "must be > 0"),
+        (["--minutes", "0"], "--minutes"),
+    ],
+)
+def test_bad_arguments_exit_with_usage_error(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        gen.main(["--out", str(tmp_path), *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_rates_and_window_set_the_workflow_counts(tmp_path: Path) -> None:
+    # A bare rate sets every type, TYPE=R then overrides one: 2 min x 0.1/s, rag 1/s.
+    assert (
+        gen.main(["--out", str(tmp_path), "--minutes", "2", "--rate", "0.1", "--rate", "rag=1"])
+        == 0
+    )
+    counts = {
+        kind.name: read_trace(tmp_path / kind.file_name)["workflow_id"].nunique()
+        for kind in gen.WORKFLOW_KINDS
+    }
+    assert counts == {"rag": 120, "beam_search": 12, "coding_agent": 12}
 
 
 def _union_length_s(calls: pd.DataFrame) -> pd.Series:
@@ -276,7 +309,9 @@ def test_sample_has_the_intended_pipeline_structure(sample: pd.DataFrame) -> Non
 
     beam_generator = of("beam_search", QWEN_32B)
     assert 3.0 < _parallelism(beam_generator) < 8.0  # width 8-16, limited by stragglers
-    assert 49 < len(beam_generator) / 300 < 65  # B*D + 1 with B ~ U{8..16}, D ~ U{3..6}
+    assert (
+        49 < len(beam_generator) / EXPECTED["beam_search"] < 65
+    )  # B*D + 1 with B ~ U{8..16}, D ~ U{3..6}
     assert 6.0 < _parallelism(of("rag", RERANKER)) < 16.0
     for model in (LLAMA_70B, QWEN_32B, LLAMA_8B):
         assert _parallelism(of("coding_agent", model)) == pytest.approx(1.0)
@@ -335,13 +370,14 @@ def test_committed_sample_ingests_into_the_intended_pipeline(sample: pd.DataFram
     assert set(apl) == {"rag", "beam_search", "coding_agent"}
     llm = sample[sample["kind"] == "llm"]
     for workflow_type, stats in apl.items():
-        assert stats.workflow_count == 300
-        assert stats.arrival_rate_per_s == pytest.approx(0.2, rel=0.1)
+        assert stats.workflow_count == EXPECTED[workflow_type]
+        assert stats.arrival_rate_per_s == pytest.approx(RATE[workflow_type], rel=0.25)
         calls_of_type = llm[llm["workflow_type"] == workflow_type]
         for model in stats.models:
             mine = calls_of_type[calls_of_type["model"] == model.model]
             # planner's APL agrees with this file's independent computation.
-            assert model.calls_per_workflow == pytest.approx(len(mine) / 300, rel=1e-9)
+            expected = len(mine) / EXPECTED[workflow_type]
+            assert model.calls_per_workflow == pytest.approx(expected, rel=1e-9)
             assert model.parallelism == pytest.approx(_parallelism(mine), rel=0.01)
     beam = apl["beam_search"].model(QWEN_32B)
     assert beam is not None and beam.parallelism > 3.0 and beam.execution_share > 0.95
@@ -353,3 +389,60 @@ def test_committed_sample_ingests_into_the_intended_pipeline(sample: pd.DataFram
     assert sum(m.error_count for m in coding.models) == (sample["status"] == "error").sum()
     assert coding.llm_time_fraction is not None and 0.4 < coding.llm_time_fraction < 0.8
     assert apl["rag"].model(LLAMA_8B) is not None and coding.model(LLAMA_8B) is not None
+
+
+def test_summary_divides_totals_by_the_window() -> None:
+    calls = pd.DataFrame(
+        {
+            "workflow_type": ["rag", "rag", "rag", "coding_agent"],
+            "kind": ["tool", "llm", "llm", "llm"],
+            "model": [None, "m", "m", "m"],
+            "call_id": ["a", "b", "c", "d"],
+            "start_time": [0.0, 1.0, 2.0, 4.0],
+            "end_time": [1.0, 3.0, 5.0, 10.0],
+            "input_tokens": [0, 100, 300, 600],
+            "output_tokens": [0, 10, 20, 30],
+            "cached_input_tokens": [0, 0, 100, 400],
+        }
+    )
+    row = gen.summarise([calls]).loc["m"]  # window: 0 s to 10 s
+    assert row["workflow_types"] == "coding_agent,rag"
+    assert row["calls_per_s"] == 0.3
+    assert row["output_tokens_per_s"] == 6.0
+    assert row["uncached_input_tokens_per_s"] == 50.0
+
+
+def test_otlp_spans_give_the_same_pipeline_as_the_canonical_files(tmp_path: Path) -> None:
+    from planner.aggregate import aggregate_pipeline
+    from planner.io.pipeline import pipeline_to_dict
+    from planner.io.traces import read_calls
+
+    for fmt in ("canonical", "otlp"):
+        assert gen.main(["--out", str(tmp_path / fmt), "--workflows", "12", "--format", fmt]) == 0
+    otlp_files = sorted(p.name for p in (tmp_path / "otlp").iterdir())
+    assert otlp_files == sorted(f"{k.name}.otlp.jsonl.gz" for k in gen.WORKFLOW_KINDS)
+    canonical = pipeline_to_dict(aggregate_pipeline(read_calls(tmp_path / "canonical")))
+    spans = pipeline_to_dict(aggregate_pipeline(read_calls(tmp_path / "otlp")))
+    for document in (canonical, spans):
+        document.pop("sources", None)
+        # Span parents are the workflow span (dependencies are links), so OTLP has no
+        # LLM-to-LLM call graph: the one statistic that legitimately differs.
+        for workflow in document["workflows"]:
+            workflow["characterisation"].pop("call_graph_depth")
+    _assert_close(spans, canonical, "apl")
+
+
+def _assert_close(got: object, want: object, where: str) -> None:
+    """Equal structure, numbers equal to 1e-5 (planner keeps relative times in float32)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for key in want:
+            _assert_close(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_close(g, w, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-6), where
+    else:
+        assert got == want, where

@@ -9,7 +9,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import make_catalog, mixed_plan, named_cluster, plan_text
+from deploy_helpers import make_catalog, mixed_plan, named_cluster, plan_text, validate_k8s
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from planner.errors import ProfileError
 from planner.io.manifests import dump_yaml, manifest_files, read_manifests, to_dict, write_manifests
@@ -103,21 +105,25 @@ def test_vllm_commands_match_the_plan() -> None:
     assert args[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct"]
     assert flag(args, "--tensor-parallel-size") == "4"
     assert flag(args, "--served-model-name") == "llama-70b"
-    assert flag(args, "--gpu-memory-utilization") == "0.9"
+    assert flag(args, "--gpu-memory-utilization") == "0.92"
     assert args[-3:] == ["--max-model-len", "32768", "--enable-prefix-caching"]
     assert container(big)["resources"]["limits"] == {"nvidia.com/gpu": "4"}
 
     shared = deps["shared-gpu-node-b-gpu1"]
     first, second = serve_commands(shared)
-    # Largest share starts first; each gets share x 0.9 of the GPU's memory, own port.
+    # Largest share starts first; each gets share x 0.92 of the GPU's memory, own port.
     assert flag(first, "--served-model-name") == "llama-8b"
-    assert flag(first, "--gpu-memory-utilization") == "0.45"
+    assert flag(first, "--gpu-memory-utilization") == "0.46"
     assert flag(first, "--port") == "8000"
     assert flag(second, "--served-model-name") == "reranker"
-    assert flag(second, "--gpu-memory-utilization") == "0.225"
+    assert flag(second, "--gpu-memory-utilization") == "0.23"
     assert flag(second, "--port") == "8001"
     assert sum(float(flag(a, "--gpu-memory-utilization")) for a in (first, second)) <= 1
     assert container(shared)["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    # Liveness checks every co-located server; the single-server pods probe over HTTP.
+    live = container(shared)["livenessProbe"]["exec"]["command"]
+    assert live[:2] == ["python3", "-c"] and "for port in (8000,8001,):" in live[2]
+    assert container(big)["livenessProbe"]["httpGet"]["path"] == "/health"
 
 
 def test_hami_slices() -> None:
@@ -129,7 +135,7 @@ def test_hami_slices() -> None:
         "nvidia.com/gpucores": "25",
     }
     (args,) = serve_commands(rerank)
-    assert flag(args, "--gpu-memory-utilization") == "0.9"
+    assert flag(args, "--gpu-memory-utilization") == "0.92"
 
 
 def test_services_reach_every_replica_by_named_port() -> None:
@@ -170,6 +176,10 @@ def test_security_and_labels_on_everything() -> None:
         ).get("template", {}).get("spec")
         if not pod:
             continue
+        template = spec.get("template") or spec["jobTemplate"]["spec"]["template"]
+        assert template["metadata"]["labels"][MANAGED_BY] == "planner"
+        # The hash stays off pod templates: an unchanged group is not restarted by a re-plan.
+        assert PLAN_HASH not in template["metadata"]["labels"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         for c in pod["containers"]:
@@ -263,3 +273,106 @@ def test_golden_manifests_and_determinism(sharing: str, tmp_path: Path) -> None:
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert len(read_manifests(tmp_path / "a")) == len(files) - 1
+
+
+def test_process_backend_merges_same_model_shares_on_one_gpu() -> None:
+    from deploy_helpers import H100, make_plan
+
+    plan = make_plan(Allocation("llama-3.1-8b", H100, 1, 0.25, 2))
+    cluster, catalog = named_cluster(), make_catalog()
+    placement = place(plan, cluster)
+    assert {r.gpu_indices for r in placement.replicas} == {(0,)}
+    r = render_manifests(placement, cluster, catalog.models, plan_text(plan), RenderOptions())
+    (dep,) = of_kind(dicts(r), "Deployment")
+    (args,) = serve_commands(dep)
+    assert flag(args, "--gpu-memory-utilization") == "0.46"  # (0.25 + 0.25) x 0.92
+    for obj in dicts(r):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    allocs=st.lists(
+        st.builds(
+            Allocation,
+            model=st.sampled_from(["llama-3.1-70b", "llama-3.1-8b", "bge-reranker"]),
+            gpu_type=st.just("H100-SXM-80GB"),
+            tensor_parallel=st.sampled_from([1, 2, 4, 8]),
+            gpu_fraction=st.sampled_from([1.0, 0.5, 0.25, 0.125]),
+            replicas=st.integers(1, 5),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    nodes=st.integers(1, 4),
+    gpus_per_node=st.sampled_from([4, 8]),
+    sharing=st.sampled_from(["process", "hami"]),
+)
+def test_property_rendered_objects_respect_node_capacity(
+    allocs: list[Allocation], nodes: int, gpus_per_node: int, sharing: str
+) -> None:
+    """Random plans on unseen clusters: valid objects, per-node GPU requests within capacity,
+    memory shares per shared GPU within one GPU."""
+    from deploy_helpers import make_plan
+
+    from planner.cluster import Cluster, NodePool
+    from planner.place import PlacementError
+
+    unique = {a.shape: a for a in allocs if a.tensor_parallel == 1 or a.gpu_fraction == 1.0}
+    assume(unique)
+    names = tuple(f"node-{i}" for i in range(nodes))
+    cluster = Cluster((NodePool("p", "H100-SXM-80GB", nodes, gpus_per_node, 8, node_names=names),))
+    plan = make_plan(*unique.values())
+    try:
+        placement = place(plan, cluster)
+    except PlacementError:
+        return
+    r = render_manifests(
+        placement,
+        cluster,
+        make_catalog().models,
+        plan_text(plan),
+        RenderOptions(sharing=sharing),  # type: ignore[arg-type]
+    )
+    per_node: dict[str, float] = defaultdict(float)
+    for obj in (to_dict(o) for o in r.objects):
+        validate_k8s(obj)
+        if obj["kind"] != "Deployment":
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        (expr,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ][0]["matchExpressions"]
+        limits = pod["containers"][0]["resources"]["limits"]
+        gpus = int(limits["nvidia.com/gpu"])
+        # A HAMi slice counts its share of a GPU; every other pod holds whole GPUs.
+        share = int(limits.get("nvidia.com/gpumem-percentage", 100)) / 100
+        per_node[expr["values"][0]] += gpus * share * obj["spec"]["replicas"]
+        utils = [float(flag(a, "--gpu-memory-utilization")) for a in serve_commands(obj)]
+        if "nvidia.com/gpumem-percentage" not in limits:
+            # Co-located servers share one GPU's memory: their shares sum to at most 0.92.
+            assert sum(utils) <= 0.92 + 1e-9
+    for node, used in per_node.items():
+        assert used <= gpus_per_node + 1e-9, (node, used)
+    assert sum(per_node.values()) > 0
+
+
+def test_names_are_valid_for_odd_model_and_node_names() -> None:
+    from planner.render.common import dns_name
+    from planner.render.workloads import service_name
+
+    assert service_name("01-ai/Yi-34B") == "m-01-ai-yi-34b"
+    assert service_name("Qwen/Qwen3-32B") == "qwen-qwen3-32b"
+    long = dns_name("model-" + "x" * 80, "tp8", "node")
+    assert len(long) <= 63 and long != dns_name("model-" + "x" * 81, "tp8", "node")
+    assert dns_name("A__B..c") == "a-b-c"
+
+
+def test_failed_write_leaves_previous_manifests_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "manifests"
+    write_manifests(target, rendered().objects)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    with pytest.raises(TypeError):
+        write_manifests(target, [*rendered("hami").objects, object()])
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["manifests"]  # no staging left behind

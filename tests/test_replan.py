@@ -104,3 +104,48 @@ def test_improvement_per_objective(objective: str, expected: float) -> None:
         workflows=(WorkflowPrediction("w", 1.0, 4.0, 5.0),),
     )
     assert improvement(cur, new) == pytest.approx(expected)
+
+
+def test_recent_window_keeps_whole_recent_workflows() -> None:
+    import pandas as pd
+
+    from planner.calls import CallTable
+    from planner.replan import recent_window
+
+    frame = pd.DataFrame(
+        {
+            "workflow_id": pd.Categorical(["old", "old", "edge", "edge", "new"]),
+            "start_s": [0.0, 500.0, 390.0, 420.0, 1000.0],
+        }
+    )
+    got = recent_window(CallTable(frame), 600.0)  # keep workflows starting at >= 400 s
+    assert list(got.frame["workflow_id"]) == ["new"]
+    got = recent_window(CallTable(frame), 610.0)  # edge starts at 390 s: kept whole
+    assert list(got.frame["workflow_id"]) == ["edge", "edge", "new"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("6h", 21600), ("2d", 172800), ("45", 45)]
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    from planner.replan import parse_duration_s
+
+    assert parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "-1h", "1w"])
+def test_parse_duration_rejects(text: str) -> None:
+    from planner.errors import InputError
+    from planner.replan import parse_duration_s
+
+    with pytest.raises(InputError):
+        parse_duration_s(text)
+
+
+def test_max_utilisation_threshold() -> None:
+    current = with_latency(make_plan(a("x", 2), capacity={"x": 1.2}), 10.0)
+    proposed = with_latency(make_plan(a("x", 3)), 10.0)  # demand 1.0/s
+    assert not decide_replan(current, proposed, BUDGET).apply  # 83 % of capacity: fine
+    strict = ReplanPolicy(max_utilisation=0.8)
+    d = decide_replan(current, proposed, BUDGET, strict)
+    assert d.apply and "capacity 0.96/s" in d.reason

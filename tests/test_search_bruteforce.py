@@ -183,3 +183,62 @@ def test_first_fit_places_mixed_sizes_exactly() -> None:
     assert first_fit_decreasing(full, cl, "G") == 0
     assert first_fit_decreasing({**full, 1: 5}, cl, "G") == 1
     assert not math.isnan(threshold_capacities(cl, "G")[1])
+
+
+@st.composite
+def mixed_problems(draw: st.DrawFn) -> SearchProblem:
+    """Two GPU types, two workflow types sharing a model, mean and p95 SLOs."""
+    from planner.search.problem import ModelUse, WorkflowDemand
+
+    models = []
+    for name in ("x", "y"):
+        shapes = []
+        for gpu in ("G", "H"):
+            for tp, frac in draw(
+                st.lists(
+                    st.sampled_from([(1, 1.0), (1, 0.5), (2, 1.0)]),
+                    min_size=1,
+                    max_size=2,
+                    unique=True,
+                )
+            ):
+                shapes.append(
+                    shape(
+                        name,
+                        tp=tp,
+                        fraction=frac,
+                        gpu_type=gpu,
+                        capacity=draw(st.floats(1.0, 15.0)),
+                        base_s=draw(st.floats(0.1, 2.0)),
+                    )
+                )
+        models.append(model(name, shapes, heads=8))
+    pools = (
+        NodePool("g", "G", 1, draw(st.integers(1, 3)), 2),
+        NodePool("h", "H", draw(st.integers(1, 2)), 1, 1),
+    )
+    flows = (
+        WorkflowDemand(
+            "a", draw(st.floats(0.2, 5.0)), (ModelUse("x", 2.0, 1.5), ModelUse("y", 1.0, 1.0)), 0.3,
+            draw(st.none() | st.floats(2.0, 10.0)), "p95", draw(st.floats(1.0, 2.0)),
+        ),
+        WorkflowDemand(
+            "b", draw(st.floats(0.2, 5.0)), (ModelUse("y", 3.0, 2.0),), 0.1,
+            draw(st.none() | st.floats(1.0, 6.0)),
+        ),
+    )  # fmt: skip
+    return SearchProblem(flows, tuple(models), Cluster(pools), 0.85)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mixed_problems())
+def test_mixed_types_and_slos_match_brute_force(p: SearchProblem) -> None:
+    best = brute(p, "min-latency")
+    try:
+        plan = search_plan(p, SolveSettings(resolution=0.0))
+    except SearchInfeasible:
+        assert best is None
+        return
+    assert check_plan(p, plan) == ()
+    assert best is not None
+    assert plan.solver.objective == pytest.approx(best, abs=1e-5)

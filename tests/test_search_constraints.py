@@ -63,13 +63,24 @@ def test_tp_above_one_takes_whole_gpus() -> None:
 
 
 def test_fractions_on_one_gpu_sum_to_at_most_one() -> None:
-    # Demand 12/s on half-GPU replicas of 5/s: ceil(12 / (0.85 * 5)) = 3 halves = 1.5 GPUs.
-    m = model("a", [shape("a", fraction=0.5, capacity=5.0)])
+    # Three models, each 4/s on a half-GPU replica of 5/s (0.8 < 0.85): 1.5 GPUs of shares.
+    models = [model(n, [shape(n, fraction=0.5, capacity=5.0)]) for n in ("a", "b", "c")]
     with pytest.raises(SearchInfeasible) as err:
-        solve(problem([m], rate=12.0, cl=cluster(gpus_per_node=1)))
+        solve(problem(models, rate=4.0, cl=cluster(gpus_per_node=1)))
     assert err.value.gpus_needed == pytest.approx(1.5)
-    plan = solve(problem([m], rate=12.0, cl=cluster(gpus_per_node=2)))
-    assert plan.gpus_used <= 2
+    plan = solve(problem(models, rate=4.0, cl=cluster(gpus_per_node=2)))
+    assert plan.gpus_used == 1.5
+
+
+def test_one_share_of_a_gpu_per_model() -> None:
+    # 8/s needs two half-GPU replicas of 5/s; placement never puts two shares of one
+    # model on a GPU, so the model takes a whole GPU instead.
+    m = model("a", [shape("a", fraction=0.5, capacity=5.0, base_s=0.5), shape("a", capacity=10.0)])
+    plan = solve(problem([m], rate=8.0, cl=cluster(gpus_per_node=2)))
+    assert [a.gpu_fraction for a in plan.allocations] == [1.0]
+    only_halves = model("a", [shape("a", fraction=0.5, capacity=5.0)])
+    with pytest.raises(SearchInfeasible):
+        solve(problem([only_halves], rate=8.0, cl=cluster(gpus_per_node=2)))
 
 
 def test_gpu_budget_reports_saturation_and_gpus_that_suffice() -> None:

@@ -24,12 +24,20 @@ The committed sample was made with (numpy 2.4, pandas 3.0, pyarrow 26)::
 
     python traces/generate.py --out traces/ --seed 7
 
-i.e. 300 workflows per type arriving as a Poisson process at 0.2 workflows/s per type
-(about 25 minutes of traffic); ``--workflows`` and ``--rate`` change both. The same seed,
-arguments and library versions give byte-identical files (Parquet with fixed writer
-settings and no pandas metadata; gzip with mtime 0 and no file name). Workflow ``i`` of a
-type depends only on (seed, type, i), so a smaller ``--workflows`` gives a prefix of a
-larger sample.
+i.e. each type arrives as a Poisson process at its default rate (rag 0.5, beam_search
+0.05, coding_agent 0.15 workflows/s) for 30 minutes: 900, 90 and 270 workflows.
+``--rate [TYPE=]R``, ``--minutes`` and ``--workflows`` (exactly N per type) change that.
+The same seed, arguments and library versions give byte-identical files (Parquet with
+fixed writer settings and no pandas metadata; gzip with mtime 0 and no file name).
+Workflow ``i`` of a type has calls that depend only on (seed, type, i) and an arrival time
+that depends on (seed, type, rate), so a shorter window gives a prefix of a longer one.
+
+``--format otlp`` writes the same calls as OpenTelemetry GenAI spans instead
+(``<type>.otlp.jsonl.gz``, one OTLP/JSON export per workflow: an ``invoke_workflow`` span
+with ``gen_ai.workflow.name`` and ``gen_ai.conversation.id``, ``chat`` spans with the
+``gen_ai.usage.*`` tokens and ``gen_ai.agent.name``, ``execute_tool`` spans, failed calls
+with status ERROR, re-sent ones with ``gen_ai.request.retry``, dependencies as span links);
+planner reads both into the same pipeline (a test checks it). Write them outside traces/.
 
 Columns: ``workflow_id, workflow_type, kind, agent, model, call_id, parent_call_id,
 start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status``. Times are
@@ -86,16 +94,17 @@ to stream at 3.35 TB/s, before overheads). Queueing is not modelled. Tool durati
 retrieval 50-300 ms, file reads and greps as in TraceLab's tool latencies (tens to hundreds
 of ms), test runs seconds to minutes.
 
-Sizing: with the defaults (``--summary`` prints these figures) the three types together
-ask, over the ~28-minute span of the sample, about 180 output tokens/s (0.5 calls/s) of
-the 70B, 2,100 (10 calls/s) of the 32B, 270 (1.4 calls/s) of the 8B and 12 scoring calls/s
-of the reranker, plus 1,300 / 1,900 / 3,500 / 3,100 uncached prompt tokens/s: about 2,500
-output tokens/s overall. On H100s that is roughly a TP2-TP4 70B, a TP2 32B (or 3 single
-GPUs; ~50 sequences in flight) and one GPU shared by the 8B and the reranker: 6-8 GPUs.
-Resulting structure (independent computation on the sample): beam_search's 32B makes 56
-calls per workflow with parallelism ~4.2 (stragglers limit it below the width); rag's
-reranker makes 15 calls per workflow with parallelism ~8; coding_agent's calls are
-serial, its LLMs busy ~60% of its ~2-minute wall time (the rest is tools).
+Sizing: the default mix is sized with planner's own analytic H100 profiles: at the
+observed rates ``min-gpus`` needs 7.125 GPUs (Llama-3.1-70B TP4, Qwen3-32B TP2,
+Llama-3.1-8B on one GPU, the reranker on 1/8 of one, under the 0.85 utilisation cap), and
+8 GPUs sustain 1.18x the observed rates (6 GPUs: 0.69x). Demand over the ~32-minute span
+(``--summary`` prints it): 70B 0.4 calls/s and 140 output tokens/s, 32B 3.0 calls/s and
+670 tokens/s, 8B 1.5 calls/s and 280 tokens/s, reranker 9.7 scoring calls/s; uncached
+prompt tokens/s 1,000 / 1,400 / 3,700 / 3,300. Resulting structure (planner ingest, and an
+independent computation in tests/test_generator.py): beam_search's 32B makes ~59 calls per
+workflow with parallelism ~4.3 (stragglers keep it below the width); rag's reranker 15
+calls per workflow with parallelism ~8; coding_agent's calls are serial, its LLMs busy
+~60% of its ~2-minute wall time (the rest is tools).
 
 Data sources (keep the attribution): Azure Public Dataset (CC-BY 4.0), Mooncake and
 TraceLab (Apache-2.0); nothing from them is copied, only fitted distribution parameters.
@@ -105,11 +114,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -183,9 +194,9 @@ class LogNormal:
     high: float
 
     def tokens(self, rng: np.random.Generator) -> int:
-        return round(self.seconds(rng))
+        return round(self.draw(rng))
 
-    def seconds(self, rng: np.random.Generator) -> float:
+    def draw(self, rng: np.random.Generator) -> float:
         value = self.median * float(np.exp(self.sigma * rng.standard_normal()))
         return min(max(value, self.low), self.high)
 
@@ -367,7 +378,7 @@ def rag(wf: Workflow, t0: float) -> None:
     context = 0  # chunk tokens given to the generator so far
     history = 0  # the generator's earlier prompt and answer, re-sent in round 2
     for round_index in range(rounds):
-        retrieved = wf.tool("retrieve", start_s, RAG_RETRIEVE_S.seconds(rng), parent)
+        retrieved = wf.tool("retrieve", start_s, RAG_RETRIEVE_S.draw(rng), parent)
         k = int(rng.integers(8, 17))
         chunks = [RAG_CHUNK.tokens(rng) for _ in range(k)]
         fan_start = retrieved.end_s + wf.gap()
@@ -432,7 +443,7 @@ def beam_search(wf: Workflow, t0: float) -> None:
         barrier = wf.fan_out_barrier([v for _, v in candidates])
         start_s = barrier.end_s + wf.gap()
         order = rng.permutation(len(candidates))[:keep]
-        beams = [(candidates[i][0], candidates[i][1]) for i in sorted(order)]
+        beams = [candidates[i] for i in sorted(order)]
     best_path, best = beams[0]
     prompt = BEAM_SYSTEM_TOKENS + problem + best_path
     wf.llm("generator", QWEN_32B, start_s, prompt, BEAM_ANSWER.tokens(rng), prompt, best)
@@ -476,7 +487,7 @@ def coding_agent(wf: Workflow, t0: float) -> None:
             name = _pick_tool(rng)
             _, result_tokens, duration = CODE_TOOLS[name]
             results += result_tokens.tokens(rng)
-            tools.append(wf.tool(name, fan_start + wf.stagger(), duration.seconds(rng), step))
+            tools.append(wf.tool(name, fan_start + wf.stagger(), duration.draw(rng), step))
         cached = context + output if rng.random() < CACHE_HIT_P else EXPLORER_SYSTEM_TOKENS
         context += output + results
         parent = wf.fan_out_barrier(tools)
@@ -497,7 +508,7 @@ def coding_agent(wf: Workflow, t0: float) -> None:
         tests = wf.tool(
             "run_tests",
             engineer.end_s + wf.gap(),
-            CODE_TOOLS["run_tests"][2].seconds(rng),
+            CODE_TOOLS["run_tests"][2].draw(rng),
             engineer,
         )
         test_log = CODE_TEST_LOG.tokens(rng)
@@ -522,7 +533,7 @@ def coding_agent(wf: Workflow, t0: float) -> None:
         reviewer_prompt = review_in + review_out
         parent, start_s = review, review.end_s + wf.gap()
 
-    suite = wf.tool("run_tests", parent.end_s + wf.gap(), CODE_FULL_SUITE_S.seconds(rng), parent)
+    suite = wf.tool("run_tests", parent.end_s + wf.gap(), CODE_FULL_SUITE_S.draw(rng), parent)
     verifier_prompt = VERIFIER_SYSTEM_TOKENS + task + patch + CODE_TEST_LOG.tokens(rng)
     wf.llm_with_retries(
         "verifier",
@@ -540,13 +551,16 @@ class WorkflowKind:
     name: str
     file_name: str
     build: Callable[[Workflow, float], None]
+    rate_per_s: float  # default Poisson arrival rate
 
 
+# Default mix: cheap RAG queries are frequent, wide beam searches rare (see "Sizing").
 WORKFLOW_KINDS = (
-    WorkflowKind("rag", "rag.parquet", rag),
-    WorkflowKind("beam_search", "beam_search.csv.gz", beam_search),
-    WorkflowKind("coding_agent", "coding_agent.jsonl.gz", coding_agent),
+    WorkflowKind("rag", "rag.parquet", rag, 0.5),
+    WorkflowKind("beam_search", "beam_search.csv.gz", beam_search, 0.05),
+    WorkflowKind("coding_agent", "coding_agent.jsonl.gz", coding_agent, 0.15),
 )
+DEFAULT_MINUTES = 30.0
 
 
 def generate(kind: WorkflowKind, seed: int, workflows: int, rate_per_s: float) -> pd.DataFrame:
@@ -610,6 +624,102 @@ def encode(frame: pd.DataFrame, file_name: str) -> bytes:
     return gzip.compress(text.encode(), compresslevel=9, mtime=0)
 
 
+def _span_id(name: str, size: int) -> str:
+    return hashlib.blake2b(name.encode(), digest_size=size).hexdigest()
+
+
+def _attribute(key: str, value: object) -> dict[str, object]:
+    # OTLP/JSON carries 64-bit integers as strings.
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": str(value)}}
+
+
+def _unix_nano(seconds: float) -> str:
+    return str(round(seconds * 1000) * 1_000_000)  # times are whole milliseconds
+
+
+def otlp_exports(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """The same calls as OpenTelemetry GenAI spans: one OTLP/JSON export per workflow.
+
+    Each workflow is one trace under an ``invoke_workflow`` span (``gen_ai.workflow.name``,
+    ``gen_ai.conversation.id``); LLM calls are ``chat`` client spans, tools
+    ``execute_tool`` spans; the dependency on ``parent_call_id`` becomes a span link, as
+    instrumentations record causality across sibling spans.
+    """
+    exports = []
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    by_workflow: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_workflow.setdefault(row["workflow_id"], []).append(row)
+    for workflow_id, calls in by_workflow.items():
+        trace_id = _span_id(workflow_id, 16)
+        root_id = _span_id(workflow_id + "/workflow", 8)
+        workflow_type = calls[0]["workflow_type"]
+        spans: list[dict[str, object]] = [
+            {
+                "traceId": trace_id,
+                "spanId": root_id,
+                "name": f"invoke_workflow {workflow_type}",
+                "kind": 1,
+                "startTimeUnixNano": _unix_nano(min(c["start_time"] for c in calls)),
+                "endTimeUnixNano": _unix_nano(max(c["end_time"] for c in calls)),
+                "attributes": [
+                    _attribute("gen_ai.operation.name", "invoke_workflow"),
+                    _attribute("gen_ai.workflow.name", workflow_type),
+                    _attribute("gen_ai.conversation.id", workflow_id),
+                ],
+            }
+        ]
+        for call in calls:
+            if call["kind"] == "llm":
+                name = f"chat {call['model']}"
+                attributes = [
+                    _attribute("gen_ai.operation.name", "chat"),
+                    _attribute("gen_ai.request.model", call["model"]),
+                    _attribute("gen_ai.agent.name", call["agent"]),
+                    _attribute("gen_ai.usage.input_tokens", call["input_tokens"]),
+                    _attribute("gen_ai.usage.output_tokens", call["output_tokens"]),
+                    _attribute("gen_ai.usage.cache_read.input_tokens", call["cached_input_tokens"]),
+                ]
+                if call["status"] == "retry":
+                    attributes.append(_attribute("gen_ai.request.retry", True))
+            else:
+                name = f"execute_tool {call['agent']}"
+                attributes = [
+                    _attribute("gen_ai.operation.name", "execute_tool"),
+                    _attribute("gen_ai.tool.name", call["agent"]),
+                ]
+            span: dict[str, object] = {
+                "traceId": trace_id,
+                "spanId": _span_id(call["call_id"], 8),
+                "parentSpanId": root_id,
+                "name": name,
+                "kind": 3 if call["kind"] == "llm" else 1,
+                "startTimeUnixNano": _unix_nano(call["start_time"]),
+                "endTimeUnixNano": _unix_nano(call["end_time"]),
+                "attributes": attributes,
+            }
+            if call["parent_call_id"] is not None:
+                link = _span_id(call["parent_call_id"], 8)
+                span["links"] = [{"traceId": trace_id, "spanId": link}]
+            if call["status"] == "error":
+                span["status"] = {"code": 2, "message": "call failed"}
+            spans.append(span)
+        scope = {"scope": {"name": "planner-trace-generator"}, "spans": spans}
+        resource = {"attributes": [_attribute("service.name", workflow_type)]}
+        exports.append({"resourceSpans": [{"resource": resource, "scopeSpans": [scope]}]})
+    return exports
+
+
+def encode_otlp(frame: pd.DataFrame) -> bytes:
+    """OTLP/JSON, one export object per line, gzipped like the canonical files."""
+    lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in otlp_exports(frame))
+    return gzip.compress(lines.encode(), compresslevel=9, mtime=0)
+
+
 def summarise(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Per model: calls/s, output and uncached input tokens/s over the traffic window."""
     calls = pd.concat(frames, ignore_index=True)
@@ -628,35 +738,87 @@ def summarise(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return per_model
 
 
+def _rates(specs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    """Per-type rates from the defaults and `--rate [TYPE=]R` overrides (bare R: all)."""
+    rates = {k.name: k.rate_per_s for k in WORKFLOW_KINDS}
+    for spec in specs:
+        name, _, value = spec.rpartition("=")
+        try:
+            rate = float(value)
+        except ValueError:
+            parser.error(f"--rate {spec}: not a number of workflows/s")
+        if not rate > 0:
+            parser.error(f"--rate {spec}: the rate must be > 0")
+        if name and name not in rates:
+            parser.error(f"--rate {spec}: unknown workflow type (one of {', '.join(rates)})")
+        for key in [name] if name else list(rates):
+            rates[key] = rate
+    return rates
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("traces"), help="output directory")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Workloads, distributions and sizing: traces/GENERATOR.md and this file's "
+        "docstring.",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("traces"), help="output directory (default traces)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     parser.add_argument(
-        "--workflows", type=int, default=300, help="workflows per type (default 300)"
+        "--minutes",
+        type=float,
+        default=DEFAULT_MINUTES,
+        help="arrival window: each type gets rate x window workflows (default 30)",
     )
     parser.add_argument(
         "--rate",
-        type=float,
-        default=0.2,
-        help="Poisson arrival rate of each type, workflows/s (default 0.2)",
+        action="append",
+        default=[],
+        metavar="[TYPE=]R",
+        help="Poisson arrival rate in workflows/s of one type (rag=0.8) or of all (0.2); "
+        "defaults: " + ", ".join(f"{k.name}={k.rate_per_s}" for k in WORKFLOW_KINDS),
+    )
+    parser.add_argument(
+        "--workflows",
+        type=int,
+        help="exactly N workflows per type instead of rate x window (quick samples)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("canonical", "otlp"),
+        default="canonical",
+        help="canonical: the three files of the committed sample; otlp: the same calls as "
+        "OpenTelemetry GenAI spans, <type>.otlp.jsonl.gz (write them elsewhere than "
+        "traces/, or the workflows are read twice)",
     )
     parser.add_argument(
         "--summary", action="store_true", help="print per-model demand over the window"
     )
     args = parser.parse_args(argv)
-    if args.workflows < 1 or args.rate <= 0:
-        parser.error("--workflows must be >= 1 and --rate > 0")
+    rates = _rates(args.rate, parser)
+    if args.workflows is not None and args.workflows < 1:
+        parser.error("--workflows must be >= 1")
+    if not args.minutes > 0:
+        parser.error("--minutes must be > 0")
     args.out.mkdir(parents=True, exist_ok=True)
     frames = []
     for kind in WORKFLOW_KINDS:
-        frame = generate(kind, args.seed, args.workflows, args.rate)
-        path = args.out / kind.file_name
+        rate = rates[kind.name]
+        count = args.workflows or max(1, round(rate * args.minutes * 60))
+        frame = generate(kind, args.seed, count, rate)
+        if args.format == "otlp":
+            path = args.out / f"{kind.name}.otlp.jsonl.gz"
+            data = encode_otlp(frame)
+        else:
+            path = args.out / kind.file_name
+            data = encode(frame, kind.file_name)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(encode(frame, kind.file_name))
+        tmp.write_bytes(data)
         tmp.replace(path)  # never leave a half-written trace behind
         frames.append(frame)
-        print(f"wrote {path}: {frame['workflow_id'].nunique()} workflows, {len(frame)} rows")
+        print(f"wrote {path}: {count} workflows at {rate}/s, {len(frame)} rows")
     if args.summary:
         print(summarise(frames).to_string())
     return 0

@@ -62,7 +62,17 @@ def _root(
 
 def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
-    from planner.cli import apply, evaluate, ingest, plan, profile, profile_store  # noqa: F401
+    from planner.cli import (  # noqa: F401
+        apply,
+        cluster,
+        evaluate,
+        ingest,
+        plan,
+        profile,
+        profile_store,
+        render,
+        replan,
+    )
 
 
 _register()

@@ -15,16 +15,30 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from planner.cli import app
+from planner.cli.deploy_options import (
+    ClaimOpt,
+    NamespaceOpt,
+    PlannerImageOpt,
+    ScheduleOpt,
+    SharingOpt,
+    TracesOpt,
+    VllmImageOpt,
+)
 from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE, Cluster
 from planner.errors import InputError
 from planner.plan import Objective, Plan
+from planner.render.options import RenderOptions
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from planner.catalog import Catalog
     from planner.pipeline import AggregatePipeline
+    from planner.place import PlacementError
     from planner.search.problem import SearchProblem
 
 OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus")
+_RENDER = RenderOptions()  # deploy flag defaults live in RenderOptions
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,7 @@ class PlanningOptions:
     mapping: Path | None = None
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
+    window_s: float | None = None  # plan on the workflows of the trace's last window_s seconds
 
 
 @dataclass(frozen=True)
@@ -57,8 +72,12 @@ def run_planning(
     cluster: Cluster,
     options: PlanningOptions | None = None,
     cluster_file: Path | None = None,
+    growth: Cluster | None = None,
 ) -> PlanningResult:
     """Ingest, aggregate, look up profiles, build the SearchProblem and search.
+
+    `growth` holds the node shapes in which an infeasible request counts the GPUs that
+    would suffice (for `--gpus N`: full nodes); default: the cluster's own pools.
 
     Raises:
         InputError, ConfigError, ProfileError: bad traces, configs or options (exit 2).
@@ -77,12 +96,24 @@ def run_planning(
     _check_options(opts)
     mapping = load_mapping(opts.mapping) if opts.mapping is not None else None
     calls = read_calls(traces, mapping)
+    if opts.window_s is not None:
+        from planner.replan import recent_window
+
+        calls = recent_window(calls, opts.window_s)
     apl = aggregate_pipeline(calls)
     catalog = load_catalog(opts.configs_dir)
     specs = {name: resolve_model(catalog, name) for name in apl.models()}
     profiles = load_profiles(opts.profiles_dir, catalog)
     targets = WorkloadTargets(opts.headroom, opts.target_rate_per_s, opts.slo_s)  # type: ignore[arg-type]
-    problem = build_problem(apl, profiles, cluster, specs, targets, opts.utilisation_cap)
+    problem = build_problem(
+        apl,
+        profiles,
+        cluster,
+        specs,
+        targets,
+        opts.utilisation_cap,
+        growth=growth.pools if growth is not None else (),
+    )
     settings = SolveSettings(
         objective=opts.objective,
         time_limit_s=opts.time_limit_s,
@@ -261,8 +292,27 @@ def plan(
     profiles: Annotated[
         Path | None, typer.Option("--profiles", help="Stored profiles folder (default: profiles/).")
     ] = None,
+    sharing: SharingOpt = _RENDER.sharing,
+    namespace: NamespaceOpt = _RENDER.namespace,
+    vllm_image: VllmImageOpt = _RENDER.vllm_image,
+    planner_image: PlannerImageOpt = _RENDER.planner_image,
+    replan_schedule: ScheduleOpt = _RENDER.replan_schedule,
+    replan_traces: TracesOpt = _RENDER.replan_traces,
+    replan_traces_claim: ClaimOpt = _RENDER.replan_traces_claim,
 ) -> None:
-    """Choose replicas, TP degrees and GPU shares for the traces' models, and write plan.yaml."""
+    """Choose replicas, TP degrees and GPU shares for the traces' models; write plan.yaml.
+
+    Also places the plan on the cluster and writes placement.yaml and manifests/ (apply
+    them with `kubectl apply -k DIR/manifests`).
+    """
+    from planner.cli.deploy_options import (
+        deploy_plan,
+        placement_summary,
+        render_options,
+        write_deployment,
+    )
+    from planner.io.atomic import write_text_atomic
+    from planner.io.placement import PLACEMENT_FILE
     from planner.io.plan import write_plan
 
     if objective not in OBJECTIVES:
@@ -279,13 +329,66 @@ def plan(
         configs_dir=configs,
         profiles_dir=profiles,
     )
+    deploy_options = render_options(
+        sharing,
+        namespace,
+        vllm_image,
+        planner_image,
+        replan_schedule,
+        replan_traces,
+        replan_traces_claim,
+    )
+    # The CronJob re-plans toward the same targets this plan was made for.
+    targets = [f"--target-rate={t}" for t in target_rate or []]
+    targets += [f"--slo={s}" for s in slo or []]
+    deploy_options = replace(
+        deploy_options,
+        replan_args=(
+            f"--objective={objective}",
+            f"--headroom={headroom:g}",
+            f"--utilisation-cap={utilisation_cap:g}",
+            *targets,
+        ),
+    )
     cluster = resolve_cluster(gpus, gpu_type, gpus_per_node, cluster_file, configs)
-    result = run_planning(traces, cluster, options, cluster_file)
-    path = write_plan(result.plan, output)
+    growth = None
+    if cluster_file is None:  # count missing GPUs in full nodes of the requested shape
+        growth = resolve_cluster(gpus_per_node, gpu_type, gpus_per_node, None, configs)
+    result = run_planning(traces, cluster, options, cluster_file, growth)
+    deployment = deploy_plan(
+        result.plan, cluster, result.catalog, deploy_options, research_without(result, options)
+    )
+    path = write_plan(deployment.plan, output)
+    write_text_atomic(output / PLACEMENT_FILE, deployment.placement_text)
+    manifests = write_deployment(output, deployment.rendered)
     if as_json:
-        typer.echo(json.dumps(plan_json(result.plan, path), indent=2, allow_nan=False))
+        typer.echo(json.dumps(plan_json(deployment.plan, path), indent=2, allow_nan=False))
     else:
-        typer.echo(summary(result.plan, path))
+        typer.echo(summary(deployment.plan, path))
+        typer.echo(
+            placement_summary(deployment.placement, manifests, len(deployment.rendered.objects))
+        )
+
+
+def research_without(
+    result: PlanningResult, options: PlanningOptions
+) -> Callable[[Plan, PlacementError], Plan]:
+    """Search again without the shape placement could not honour (see deploy_plan)."""
+
+    def research(plan: Plan, error: PlacementError) -> Plan:
+        from planner.cli.deploy_options import without_shape
+        from planner.search import SolveSettings, search_plan
+
+        settings = SolveSettings(
+            objective=options.objective,
+            time_limit_s=options.time_limit_s,
+            num_workers=options.num_workers,
+            random_seed=options.random_seed,
+        )
+        found = search_plan(without_shape(result.problem, error), settings)
+        return replace(found, inputs_digest=plan.inputs_digest)
+
+    return research
 
 
 def _finite(x: float) -> float | None:

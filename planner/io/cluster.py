@@ -123,8 +123,13 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
     return {"schema_version": 1, "pools": pools}
 
 
-def write_cluster(cluster: Cluster, path: Path, header: str = "") -> None:
-    """Write a cluster file atomically, with `header` as leading `#` comment lines."""
+def cluster_yaml(cluster: Cluster, header: str = "") -> str:
+    """The cluster file's text, with `header` as leading `#` comment lines."""
     comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
     body = yaml.safe_dump(cluster_to_dict(cluster), sort_keys=False, default_flow_style=False)
-    write_text_atomic(Path(path), comment + body)
+    return comment + body
+
+
+def write_cluster(cluster: Cluster, path: Path, header: str = "") -> None:
+    """Write a cluster file atomically, with `header` as leading `#` comment lines."""
+    write_text_atomic(Path(path), cluster_yaml(cluster, header))

@@ -55,15 +55,17 @@ def _resource(client: Any, obj_or_ref: Mapping[str, Any] | ObjectRef, api_versio
     return client.resources.get(api_version=obj_or_ref["apiVersion"], kind=obj_or_ref["kind"])
 
 
-def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(what: str, fn: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Any:
+    """Run one API call; a 404 is None when `missing_ok`, every other failure one error."""
     from kubernetes.client.exceptions import ApiException
 
     try:
         return fn(*args, **kwargs)
     except ApiException as exc:
-        if exc.status == 404:
+        if exc.status == 404 and missing_ok:
             return None
-        raise ClusterAccessError(f"{what}: HTTP {exc.status} {exc.reason}") from None
+        hint = " (does the namespace exist?)" if exc.status == 404 else ""
+        raise ClusterAccessError(f"{what}: HTTP {exc.status} {exc.reason}{hint}") from None
 
 
 def live_objects(
@@ -115,6 +117,7 @@ def execute(
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
                 dry_run=dry,
+                missing_ok=False,
             )
         elif change.action == "prune":
             resource = _resource(client, change.ref, versions.get(change.ref.kind, ""))

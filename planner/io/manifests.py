@@ -48,6 +48,8 @@ def to_dict(obj: object) -> dict[str, Any]:
     """A typed V1 object (or an already plain dict) as a plain, JSON-like dict."""
     from kubernetes.client import ApiClient
 
+    if not isinstance(obj, dict) and not hasattr(obj, "to_dict"):
+        raise TypeError(f"not a Kubernetes object: {type(obj).__name__}")  # a bug, not input
     data = obj if isinstance(obj, dict) else ApiClient().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
     if not isinstance(data, dict):
         raise TypeError(f"not a Kubernetes object: {type(obj).__name__}")

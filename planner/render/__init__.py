@@ -13,11 +13,13 @@ from planner.cluster import Cluster
 from planner.errors import ProfileError, did_you_mean
 from planner.place import Placement
 from planner.render.common import short_hash
-from planner.render.control import plan_configmap, replan_objects
+from planner.render.control import CLUSTER_KEY, PLAN_KEY, plan_configmap, replan_objects
 from planner.render.options import SHARING_BACKENDS, RenderOptions, Sharing
 from planner.render.workloads import model_deployments, model_service
 
 __all__ = [
+    "CLUSTER_KEY",
+    "PLAN_KEY",
     "SHARING_BACKENDS",
     "RenderOptions",
     "Rendered",
@@ -40,9 +42,11 @@ class Rendered:
         return self.serving + self.control
 
 
-def plan_hash(plan_text: str) -> str:
-    """The label value identifying a plan: the first 12 hex digits of its SHA-256."""
-    return short_hash(plan_text, 12)
+def plan_hash(plan_text: str, extra_files: Mapping[str, str] | None = None) -> str:
+    """The label value identifying a plan: 12 hex digits of the SHA-256 of the plan text
+    (and of the other files stored with it, in name order)."""
+    text = plan_text + "".join(f"\0{k}\0{v}" for k, v in sorted((extra_files or {}).items()))
+    return short_hash(text, 12)
 
 
 def render_manifests(
@@ -52,6 +56,7 @@ def render_manifests(
     plan_text: str,
     options: RenderOptions,
     gpus: Mapping[GpuType, GpuSpec] | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Rendered:
     """Build every object for a placed plan.
 
@@ -62,6 +67,7 @@ def render_manifests(
         plan_text: the plan document stored in the ConfigMap (and hashed into labels).
         options: namespace, images, sharing backend, replan schedule.
         gpus: GPU specs, for `nvidia.com/gpu.product` affinity on unnamed pools.
+        extra_files: more files for the plan ConfigMap (e.g. `cluster.yaml`).
 
     Raises:
         ProfileError: the placement names a model the catalog lacks.
@@ -72,9 +78,10 @@ def render_manifests(
                 f"model '{name}' of the plan is not in the catalog{did_you_mean(name, models)}; "
                 "add configs/models/<name>.yaml"
             )
-    digest = plan_hash(plan_text)
+    digest = plan_hash(plan_text, extra_files)
     served = sorted({r.model for r in placement.replicas})
     services = [model_service(models[m], options, digest) for m in served]
     deployments = model_deployments(placement, cluster, models, gpus or {}, options, digest)
-    serving: list[object] = [plan_configmap(plan_text, options, digest), *services, *deployments]
+    files = {**(extra_files or {}), PLAN_KEY: plan_text}
+    serving: list[object] = [plan_configmap(files, options, digest), *services, *deployments]
     return Rendered(digest, tuple(serving), tuple(replan_objects(options, digest)))

@@ -7,9 +7,14 @@ CronJob or RBAC, so the Role cannot grant itself more.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from kubernetes import client as k8s
 
 from planner.render.common import (
+    MANAGED_BY,
+    MANAGER,
+    PART_OF,
     PLAN_CONFIGMAP,
     REPLAN_NAME,
     container_security,
@@ -19,15 +24,18 @@ from planner.render.common import (
 from planner.render.options import RenderOptions
 
 PLAN_KEY = "plan.yaml"
+CLUSTER_KEY = "cluster.yaml"  # the cluster the plan was placed on, for `planner replan`
 _SERVING_VERBS = ["create", "delete", "get", "list", "patch"]
 
 
-def plan_configmap(plan_text: str, options: RenderOptions, plan_hash: str) -> k8s.V1ConfigMap:
+def plan_configmap(
+    files: Mapping[str, str], options: RenderOptions, plan_hash: str
+) -> k8s.V1ConfigMap:
     return k8s.V1ConfigMap(
         api_version="v1",
         kind="ConfigMap",
         metadata=metadata(PLAN_CONFIGMAP, options.namespace, plan_hash),
-        data={PLAN_KEY: plan_text},
+        data=dict(sorted(files.items())),
     )
 
 
@@ -88,6 +96,8 @@ def _cronjob(options: RenderOptions, plan_hash: str) -> k8s.V1CronJob:
         options.namespace,
         "--sharing",
         options.sharing,
+        "--vllm-image",
+        options.vllm_image,
         *options.replan_args,
     ]
     mounts = [k8s.V1VolumeMount(name="tmp", mount_path="/tmp")]
@@ -144,7 +154,13 @@ def _cronjob(options: RenderOptions, plan_hash: str) -> k8s.V1CronJob:
                     backoff_limit=0,  # the next scheduled run retries with fresher traces
                     active_deadline_seconds=1800,
                     template=k8s.V1PodTemplateSpec(
-                        metadata=k8s.V1ObjectMeta(labels={"app.kubernetes.io/name": REPLAN_NAME}),
+                        metadata=k8s.V1ObjectMeta(
+                            labels={
+                                MANAGED_BY: MANAGER,
+                                PART_OF: "planner",
+                                "app.kubernetes.io/name": REPLAN_NAME,
+                            }
+                        ),
                         spec=pod,
                     ),
                 )

@@ -18,9 +18,10 @@ class RenderOptions:
     vllm_image: str = "vllm/vllm-openai:v0.11.0"
     planner_image: str = "ghcr.io/planner/planner:0.1.0"
     port: int = 8000  # first vLLM port in a pod; co-located servers count up from it
-    # vLLM's own default for a whole GPU; a share f gets f * this, so co-located servers
-    # leave the same headroom per GPU for CUDA contexts and activation spikes.
-    memory_utilization: float = 0.9
+    # --gpu-memory-utilization of a whole GPU; a share f gets f * this, so co-located
+    # servers leave the same headroom per GPU. 0.92 is what the analytic profiles assume
+    # when they check that weights and KV cache fit, so the deployed cache matches the plan.
+    memory_utilization: float = 0.92
     hf_token_secret: str = "hf-token"  # Secret name; key `hf_token_key` holds the token
     hf_token_key: str = "token"
     cpu_per_gpu: str = "4"

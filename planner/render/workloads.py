@@ -28,6 +28,9 @@ from planner.cluster import Cluster, NodePool
 from planner.place import Placement, ReplicaPlacement
 from planner.render.common import (
     DEPLOYMENT_LABEL,
+    MANAGED_BY,
+    MANAGER,
+    PART_OF,
     SERVES_PREFIX,
     container_security,
     dns_name,
@@ -51,14 +54,20 @@ class _Server:
     port: int
 
 
+def service_name(model: ModelName) -> str:
+    """A DNS-1035 label (Service names must start with a letter)."""
+    name = dns_name(model)
+    return name if name[0].isalpha() else dns_name("m", model)
+
+
 def model_service(model: ModelSpec, options: RenderOptions, plan_hash: str) -> k8s.V1Service:
-    name = dns_name(model.name)
+    name = service_name(model.name)
     return k8s.V1Service(
         api_version="v1",
         kind="Service",
         metadata=metadata(name, options.namespace, plan_hash, **{"planner.dev/model": name}),
         spec=k8s.V1ServiceSpec(
-            selector={SERVES_PREFIX + name: "true"},
+            selector={SERVES_PREFIX + dns_name(model.name): "true"},
             ports=[
                 k8s.V1ServicePort(
                     name="http", port=80, target_port=port_name(model.name), protocol="TCP"
@@ -96,22 +105,26 @@ def model_deployments(
             _deployment(name, reps, [server], pools[reps[0].pool], gpus, options, plan_hash, tp)
         )
     for (node, index), reps in sorted(shared_gpu.items()):
+        # Shares of one model on one GPU run as one server with their summed share: one
+        # port per model keeps the Service simple, and one larger KV cache serves at least
+        # as well as two halves.
+        share: dict[ModelName, float] = defaultdict(float)
+        for r in reps:
+            share[r.model] += r.gpu_fraction
         # Largest share starts first: it profiles memory while the GPU is emptiest.
-        ordered = sorted(reps, key=lambda r: (-r.gpu_fraction, r.model))
+        ordered = sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))
         servers = [
             _Server(
-                models[r.model],
+                models[model],
                 1,
-                round(r.gpu_fraction * options.memory_utilization, 4),
+                round(fraction * options.memory_utilization, 4),
                 options.port + i,
             )
-            for i, r in enumerate(ordered)
+            for i, (model, fraction) in enumerate(ordered)
         ]
         name = dns_name("shared", node, f"gpu{index}")
         out.append(
-            _deployment(
-                name, [ordered[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1
-            )
+            _deployment(name, [reps[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1)
         )
     for (model, fraction, node), reps in sorted(sliced.items()):
         # HAMi shows the slice as the whole device, so vLLM keeps its usual utilisation.
@@ -142,7 +155,12 @@ def _deployment(
     extra_limits: Mapping[str, str] | None = None,
 ) -> k8s.V1Deployment:
     node = replicas[0].node
-    pod_labels = {DEPLOYMENT_LABEL: name, "app.kubernetes.io/name": "vllm"}
+    pod_labels = {
+        MANAGED_BY: MANAGER,
+        PART_OF: "planner",
+        DEPLOYMENT_LABEL: name,
+        "app.kubernetes.io/name": "vllm",
+    }
     for s in servers:
         pod_labels[SERVES_PREFIX + dns_name(s.model.name)] = "true"
     limits = {"nvidia.com/gpu": str(gpu_count), **(extra_limits or {})}
@@ -173,7 +191,9 @@ def _deployment(
         # readiness and liveness probes take over on the last server started.
         startup_probe=_probe(servers[-1], period=10, failures=180),
         readiness_probe=_probe(servers[-1], period=10, failures=3),
-        liveness_probe=_probe(servers[0], period=30, failures=3),
+        liveness_probe=_liveness(servers),
+        # Root filesystem stays writable: vLLM's kernel JITs (Triton, FlashInfer,
+        # torch.compile) write caches to paths not all under HOME.
         security_context=container_security(),
         volume_mounts=[
             k8s.V1VolumeMount(name="cache", mount_path=CACHE_DIR),
@@ -267,6 +287,25 @@ def _env(options: RenderOptions) -> list[k8s.V1EnvVar]:
             ),
         ),
     ]
+
+
+def _liveness(servers: Sequence[_Server]) -> k8s.V1Probe:
+    """One server: its /health. Several: every server's /health, so a hung (not exited)
+    co-located server also gets the container restarted."""
+    if len(servers) == 1:
+        return _probe(servers[0], period=30, failures=3)
+    ports = ",".join(str(s.port) for s in servers)
+    check = (
+        "import urllib.request\n"
+        f"for port in ({ports},):\n"
+        f'    urllib.request.urlopen(f"http://127.0.0.1:{{port}}{HEALTH_PATH}", timeout=4)\n'
+    )
+    return k8s.V1Probe(
+        _exec=k8s.V1ExecAction(command=["python3", "-c", check]),
+        period_seconds=30,
+        failure_threshold=3,
+        timeout_seconds=10,
+    )
 
 
 def _probe(server: _Server, period: int, failures: int) -> k8s.V1Probe:

@@ -19,11 +19,11 @@ from planner.search.model import (
     build_options,
     facts,
     finish,
-    solve_max_scale,
     solve_options,
     to_allocations,
 )
 from planner.search.problem import SearchProblem
+from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
 
 __all__ = [
@@ -93,10 +93,10 @@ def _min_gpus(problem: SearchProblem, settings: SolveSettings) -> Plan:
 
 
 def _max_throughput(problem: SearchProblem, settings: SolveSettings) -> Plan:
-    first = solve_max_scale(problem, settings, settings.time_limit_s / 2)
-    if first is None or first[0] <= 0:
+    first = max_scale(problem, settings, settings.time_limit_s / 2)
+    if first is None or first.scale <= 0:
         raise explain_infeasible(problem, settings)
-    scale, status, bound, wall = first
+    scale, status, bound, wall = first.scale, first.status, first.bound, first.wall_s
     scaled = problem.scaled(scale)
     second = replace(settings, time_limit_s=settings.time_limit_s / 2)
     plan = _min_latency(scaled, second, (f"rates scaled by {scale:g} (max-throughput)",))

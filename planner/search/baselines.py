@@ -3,8 +3,8 @@
 - uniform: every model gets an equal share of each GPU type, filled with replicas of
   its smallest fitting shape (whole GPUs when the share allows).
 - independent: each model sized alone: its cheapest option meeting its own demand
-  fixes its need; the GPUs are split in proportion to the needs, and each model takes
-  its lowest-latency option within its part.
+  fixes its need; the GPUs are split in proportion to the needs, and each model (largest
+  need first) takes its lowest-latency option within its part that still packs.
 - greedy (Scepsy-style): every model starts on the fewest GPUs meeting its demand with
   its smallest shape (replicas first until the rate is met), then the move with the
   best latency gain per GPU (one more replica step, or double TP) is taken while the
@@ -57,7 +57,8 @@ def uniform_plan(problem: SearchProblem) -> Plan:
             whole = [s for s in shapes if s.units >= UNITS_PER_GPU]
             pool = whole or shapes
             shape = min(pool, key=lambda s: (s.units, s.key))
-            allocs.append(_alloc(m.model, shape, share // shape.units))
+            count = share // shape.units if shape.units >= UNITS_PER_GPU else 1
+            allocs.append(_alloc(m.model, shape, count))
     return _baseline(problem, _repair(problem, allocs), "UNIFORM", start)
 
 
@@ -68,15 +69,25 @@ def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUT
     need = {m: min((o.units for o in opts), default=0) for m, opts in options.items()}
     total_units = problem.cluster.gpus * UNITS_PER_GPU
     need_sum = sum(need.values())
-    allocs = []
-    for m, opts in sorted(options.items()):
-        if not opts:
-            continue
+    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
+    # First every model on its cheapest option (so all fit when anything does), then each
+    # (largest need first) moves to its fastest option within its part that still packs.
+    current = {
+        m: min(opts, key=lambda o: (o.units, o.latency_s, o.shape.key, o.replicas))
+        for m, opts in options.items()
+        if opts
+    }
+    for m in sorted(current, key=lambda name: (-need[name], name)):
         part = total_units * need[m] // need_sum if need_sum else 0
-        within = [o for o in opts if o.units <= part] or [min(opts, key=_cheapest)]
-        best = min(within, key=lambda o: (o.latency_s, o.units, o.shape.key))
-        allocs.append(_alloc(m, best.shape, best.replicas))
-    return _baseline(problem, _repair(problem, allocs), "INDEPENDENT", start)
+        ranked = sorted(options[m], key=lambda o: (o.latency_s, o.units, o.shape.key, o.replicas))
+        others = [o for name, o in current.items() if name != m]
+        for o in ranked:
+            if o.units <= part and _fits([*others, o], caps):
+                current[m] = o
+                break
+    chosen = list(current.values())
+    allocs = [_alloc(o.model, o.shape, o.replicas) for o in chosen]
+    return _baseline(problem, allocs, "INDEPENDENT", start)
 
 
 def greedy_choice(
@@ -140,10 +151,6 @@ def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bo
         per = counts.setdefault(o.gpu_type, {})
         per[o.shape.units] = per.get(o.shape.units, 0) + o.replicas
     return all(fits_thresholds(c, caps[g]) for g, c in counts.items())
-
-
-def _cheapest(o: Option) -> tuple[int, float]:
-    return o.units, o.latency_s
 
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:

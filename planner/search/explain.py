@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from planner.cluster import Cluster
 from planner.errors import InfeasibleError
-from planner.search.model import SolveSettings, build_options, solve_options
+from planner.search.model import SolverTimeout, SolveSettings, build_options, solve_options
 from planner.search.options import fewest_replicas, shape_fits_memory, shape_is_structural
 from planner.search.packing import UNITS_PER_GPU
 from planner.search.problem import SearchProblem
@@ -31,7 +31,11 @@ class SearchInfeasible(InfeasibleError):
 def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> SearchInfeasible:
     """The error to raise for an infeasible problem (not raised here)."""
     binding, reason = _binding(problem)
-    needed = gpus_needed(problem, settings)
+    try:
+        needed = gpus_needed(problem, settings)
+    except SolverTimeout:
+        suffix = " (How many GPUs would suffice was not found within the time limit.)"
+        return SearchInfeasible(f"infeasible ({binding}): {reason}.{suffix}", binding, None)
     if needed is None:
         suffix = " No number of GPUs of these types would suffice."
     else:
@@ -97,7 +101,8 @@ def gpus_needed(problem: SearchProblem, settings: SolveSettings) -> float | None
 
 
 def _unbounded(problem: SearchProblem) -> Cluster:
-    """The cluster with enough nodes per pool to host every model many times over."""
+    """Enough nodes to host every model many times over: the problem's growth node shapes
+    (the `--gpus` node size), else more nodes in the cluster's own pools."""
     worst_units = 0
     for m in problem.models:
         demand = problem.demand_per_s(m.model)
@@ -107,8 +112,10 @@ def _unbounded(problem: SearchProblem) -> Cluster:
             if shape_fits_memory(s)
         ]
         worst_units += max(sizes, default=0)
+    templates = problem.growth or problem.cluster.pools
     pools = []
-    for pool in problem.cluster.pools:
+    for pool in templates:
         extra = -(-4 * worst_units // (UNITS_PER_GPU * pool.gpus_per_node))
-        pools.append(replace(pool, nodes=pool.nodes + extra))
-    return replace(problem.cluster, pools=tuple(pools))
+        base = pool.nodes if not problem.growth else 0
+        pools.append(replace(pool, nodes=base + extra))
+    return Cluster(tuple(pools))

@@ -18,7 +18,8 @@ Constraints (one function each below)
     GPU budget and packing      sum_{o on g, s_o >= t} c_o s_o x_o <= C_{g,t}   for all g, t
     SLO per workflow type       f_w (sum_m sum_o (n_wm / p_wm) l_o x_o + tool_w) <= SLO_w
                                 (f_w = 1 for a mean SLO, the trace's p95/mean for p95)
-    memory fit, TP rules and saturation hold by construction of O_m.
+    memory fit, TP rules, saturation and "one share of a GPU per model" (placement never
+    puts two shares of one model on a GPU) hold by construction of O_m.
 
 Objectives
     min-latency     min sum_m sum_o (sum_w R_w n_wm / p_wm / sum_w R_w) l_o x_o, the
@@ -26,11 +27,11 @@ Objectives
                     coefficients in integer microseconds (rounding <= 0.5 us per model).
     min-gpus        min sum_o c_o s_o x_o, then min-latency among plans with that many
                     units (two solves, lexicographic).
-    max-throughput  a separate model with integer replica counts y_{m,k} per shape and
-                    one shape per model: max integer S such that, for every m,
-                    sum_k floor(cap_k u_k 10^6 / D_m) y_{m,k} >= S (u_k the cap), i.e. all
-                    rates scaled by S / 10^6 stay under the cap (floors make it
-                    conservative); then min-latency at the rates times S / 10^6.
+    max-throughput  the highest common scale s of all rates at which the option model is
+                    feasible, by bisection over s with feasibility solves (`throughput.py`):
+                    every feasible point is snapped up to the exact scale its allocation
+                    sustains, every infeasible one is proven by CP-SAT, so the bracket is
+                    the objective and its bound; then min-latency at the rates times s.
 
 Latency-SLO and objective coefficients are rounded up / to nearest microsecond; the
 validator re-checks every plan with floats.
@@ -44,25 +45,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
+from ortools.sat.python.cp_model import LinearExpr
 
 from planner.calls import ModelName
+from planner.catalog import GpuType
 from planner.errors import PlannerError
 from planner.plan import Allocation, Objective, Plan, SolverFacts
 from planner.search.options import (
     DEFAULT_RESOLUTION,
     Option,
     model_options,
-    shape_fits_memory,
-    shape_is_structural,
 )
 from planner.search.packing import item_threshold, threshold_capacities
 from planner.search.predict import make_plan
-from planner.search.problem import SearchProblem, ShapeCandidate
+from planner.search.problem import SearchProblem
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
-SCALE_STEPS = 1_000_000  # max-throughput scale resolution: 1e-6 of the base rates
-# The reported scale is shrunk by this factor so the float re-check of the cap holds.
-SCALE_SAFETY = 1 - 1e-9
 
 
 class SolverTimeout(PlannerError):
@@ -116,6 +114,19 @@ class Variables:
         for m in self._options:
             yield from self.options(m)
 
+    def replicas_of_size_at_least(self, gpu_type: GpuType, threshold: int) -> LinearExpr:
+        """GPU units taken on `gpu_type` by replicas of size >= threshold (1/8 GPU units)."""
+        terms = [
+            (o.units, v)
+            for o, v in self.all()
+            if o.gpu_type == gpu_type and item_threshold(o.shape.units) >= threshold
+        ]
+        return LinearExpr.weighted_sum([v for _, v in terms], [u for u, _ in terms])
+
+    def units(self) -> LinearExpr:
+        """GPU units taken by all chosen options."""
+        return LinearExpr.weighted_sum([v for _, v in self.all()], [o.units for o, _ in self.all()])
+
     def chosen(self, solver: cp_model.CpSolver) -> tuple[Option, ...]:
         return tuple(o for o, x in self.all() if solver.boolean_value(x))
 
@@ -138,15 +149,9 @@ def gpu_budget(
     # Replicas of each GPU type fit its GPUs and NVLink domains (exactly, by packing.py).
     for gpu_type in problem.gpu_types():
         for t, cap in threshold_capacities(problem.cluster, gpu_type).items():
-            terms = [
-                (o.units, v)
-                for o, v in x.all()
-                if o.gpu_type == gpu_type and item_threshold(o.shape.units) >= t
-            ]
-            if terms:
-                cp.add(sum(c * v for c, v in terms) <= cap)
+            cp.add(x.replicas_of_size_at_least(gpu_type, t) <= cap)
     if max_units is not None:
-        cp.add(sum(o.units * v for o, v in x.all()) <= max_units)
+        cp.add(x.units() <= max_units)
 
 
 def latency_slos(cp: cp_model.CpModel, x: Variables, problem: SearchProblem) -> None:
@@ -176,7 +181,7 @@ def latency_objective(x: Variables, problem: SearchProblem) -> cp_model.LinearEx
 
 def units_objective(x: Variables) -> cp_model.LinearExpr:
     # GPUs used, in 1/8 units.
-    return cp_model.LinearExpr.weighted_sum([v for _, v in x.all()], [o.units for o, _ in x.all()])
+    return x.units()
 
 
 def _solver(settings: SolveSettings, time_limit_s: float) -> cp_model.CpSolver:
@@ -204,7 +209,8 @@ def solve_options(
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency" or "units"); None when infeasible.
+    """Solve the option model for `goal` ("latency", "units" or "feasible"); None when
+    infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -217,8 +223,10 @@ def solve_options(
     one_option_per_model(cp, x)
     gpu_budget(cp, x, problem, settings.max_units)
     latency_slos(cp, x, problem)
-    expr = latency_objective(x, problem) if goal == "latency" else units_objective(x)
-    cp.minimize(expr)
+    if goal == "latency":
+        cp.minimize(latency_objective(x, problem))
+    elif goal == "units":
+        cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
             cp.add_hint(v, hint.get(o.model) == o)
@@ -236,75 +244,10 @@ def solve_options(
     return SolveResult(
         chosen=x.chosen(solver),
         status=_status_name(solver, status),
-        objective=float(solver.objective_value),
-        bound=float(solver.best_objective_bound),
+        objective=float(solver.objective_value) if goal != "feasible" else 0.0,
+        bound=float(solver.best_objective_bound) if goal != "feasible" else 0.0,
         wall_s=wall,
     )
-
-
-def solve_max_scale(
-    problem: SearchProblem, settings: SolveSettings, time_limit_s: float
-) -> tuple[float, str, float, float] | None:
-    """Max-throughput stage: (scale, status, bound scale, wall_s), None when infeasible."""
-    start = time.perf_counter()
-    cp = cp_model.CpModel()
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
-    counts: list[tuple[ShapeCandidate, cp_model.IntVar]] = []
-    level_upper = 0
-    per_model: list[list[tuple[int, cp_model.IntVar]]] = []
-    for m in problem.models:
-        shapes = [
-            s for s in m.shapes if shape_is_structural(problem, m, s) and shape_fits_memory(s)
-        ]
-        if not shapes:
-            return None
-        demand = problem.demand_per_s(m.model)
-        picks, terms = [], []
-        for s in shapes:
-            cap = caps[s.key.gpu_type]
-            limit = cap.get(item_threshold(s.units), 0) // s.units
-            if limit < 1:
-                continue
-            y = cp.new_int_var(0, limit, f"y[{m.model}|{s.key}]")
-            pick = cp.new_bool_var(f"pick[{m.model}|{s.key}]")
-            cp.add(y >= 1).only_enforce_if(pick)
-            cp.add(y == 0).only_enforce_if(~pick)
-            picks.append(pick)
-            counts.append((s, y))
-            if demand > 0:
-                top = min(problem.utilisation_cap, s.ladder_utilisation[-1])
-                coeff = math.floor(s.capacity_per_s * top * SCALE_STEPS / demand)
-                terms.append((coeff, y))
-                level_upper = max(level_upper, coeff * limit)
-        if not picks:
-            return None
-        cp.add_exactly_one(picks)  # one shape per model, as in the latency model
-        if demand > 0:
-            per_model.append(terms)
-    level = cp.new_int_var(0, max(level_upper, 1), "scale")
-    for terms in per_model:
-        cp.add(sum(c * y for c, y in terms) >= level)
-    for gpu_type, cap in caps.items():
-        for t, limit in cap.items():
-            sized = [
-                (s.units, y)
-                for s, y in counts
-                if s.key.gpu_type == gpu_type and item_threshold(s.units) >= t
-            ]
-            if sized:
-                cp.add(sum(u * y for u, y in sized) <= limit)
-    cp.maximize(level)
-    solver = _solver(settings, time_limit_s)
-    status = solver.solve(cp)
-    wall = time.perf_counter() - start
-    if status == cp_model.INFEASIBLE:
-        return None
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise SolverTimeout(
-            f"no plan found within the {time_limit_s:.0f} s time limit; raise --time-limit"
-        )
-    scale = solver.value(level) / SCALE_STEPS * SCALE_SAFETY
-    return scale, _status_name(solver, status), solver.best_objective_bound / SCALE_STEPS, wall
 
 
 def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:

@@ -2,7 +2,8 @@
 
 An option is admissible when its shape is structurally valid (TP divides the heads, fits
 an NVLink domain and a node, TP > 1 takes whole GPUs), the weights plus minimum KV cache
-fit the share, and the replicas serve the model's demand below the utilisation cap.
+fit the share, and the replicas serve the model's demand below the utilisation cap. A
+share of a GPU (fraction < 1) runs one replica (see `replica_budget`).
 Counts run from the fewest that meet the demand upward, thinned to a latency net: a
 count is kept only if its latency is below 1/(1 + resolution) of the last kept one, and
 counts stop once the latency is within `resolution` of the idle latency. Every dropped
@@ -93,7 +94,7 @@ def model_options(
     for shape in model.shapes:
         if not shape_is_structural(problem, model, shape) or not shape_fits_memory(shape):
             continue
-        budget = _replica_budget(shape, caps.get(shape.key.gpu_type, {}))
+        budget = replica_budget(shape, caps.get(shape.key.gpu_type, {}))
         if max_replicas is not None:
             budget = min(budget, max_replicas)
         lowest = fewest_replicas(shape, demand, problem.utilisation_cap)
@@ -103,11 +104,16 @@ def model_options(
     return _pareto(out)
 
 
-def _replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
-    cap = (
-        caps.get(item_threshold(shape.units), 0) if shape.units > UNITS_PER_GPU else caps.get(1, 0)
-    )
-    return cap // shape.units
+def replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
+    """Most replicas of `shape` the GPU type holds; one for a share of a GPU.
+
+    A model runs at most one fractional replica: placement never puts two shares of one
+    model on a GPU (a model's Service routes per model, and one larger share serves
+    better than two small ones), and with one share per model the packing stays exact.
+    """
+    if shape.units < UNITS_PER_GPU:
+        return 1 if caps.get(1, 0) >= shape.units else 0
+    return caps.get(item_threshold(shape.units), 0) // shape.units
 
 
 def _latency_net(

@@ -16,7 +16,7 @@ from typing import Literal
 
 from planner.calls import ModelName, WorkflowType
 from planner.catalog import GpuType, ModelSpec
-from planner.cluster import Cluster
+from planner.cluster import Cluster, NodePool
 from planner.errors import InputError, ProfileError
 from planner.pipeline import AggregatePipeline
 from planner.profiles import ProfileTable, ShapeKey
@@ -104,6 +104,9 @@ class SearchProblem:
     cluster: Cluster
     utilisation_cap: float = 0.85
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Node shapes added when counting the GPUs that would suffice (e.g. full 8-GPU nodes
+    # for `--gpus N`); empty: grow the cluster's own pools.
+    growth: tuple[NodePool, ...] = ()
 
     def model(self, name: ModelName) -> ModelCandidates:
         for m in self.models:
@@ -258,6 +261,7 @@ def build_problem(
     targets: WorkloadTargets | None = None,
     utilisation_cap: float = 0.85,
     ladder: Sequence[float] = DEFAULT_LADDER,
+    growth: Sequence[NodePool] = (),
 ) -> SearchProblem:
     """Candidate generation: the SearchProblem for an APL on a cluster.
 
@@ -265,6 +269,7 @@ def build_problem(
         specs: the catalog entry of every model the APL names (keyed by the APL's name).
         targets: target rates and SLOs (default: observed rates).
         utilisation_cap: a replica's load stays below this fraction of its capacity.
+        growth: node shapes to count "GPUs that would suffice" in (default: the pools').
     Raises:
         ProfileError: a model of the APL has no catalog entry.
         InputError: a target rate cannot be derived.
@@ -283,10 +288,12 @@ def build_problem(
         )
         shapes = [
             _profile_shape(profiles, key, inp, out, ladder)
-            for key in candidate_shapes(spec, cluster)
+            # growth pools may allow wider TP: profile those shapes too (the solve on
+            # `cluster` rejects them, the count of GPUs that would suffice uses them)
+            for key in candidate_shapes(spec, Cluster((*cluster.pools, *growth)))
         ]
         models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
-    return SearchProblem(flows, tuple(models), cluster, utilisation_cap)
+    return SearchProblem(flows, tuple(models), cluster, utilisation_cap, growth=tuple(growth))
 
 
 def _rename(

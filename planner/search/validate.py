@@ -1,7 +1,8 @@
 """The specification of a valid plan, and the objective evaluators, without a solver.
 
 `check_plan` re-derives every hard constraint from the problem's data (not from the CP-SAT
-model or the option lists): shapes exist and are structurally valid, memory fits, each
+model or the option lists): shapes exist and are structurally valid, a model has at most
+one share of a GPU (placement never puts two shares of one model on a GPU), memory fits, each
 model's demand is served below the utilisation cap, SLOs hold, and the replicas of each
 GPU type are actually placed by first-fit decreasing on the cluster's nodes and NVLink
 domains. It runs after every solve and in every test; the evaluators are the oracles
@@ -63,6 +64,8 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]
         pools = [p for p in problem.cluster.pools if p.gpu_type == a.gpu_type]
         if not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
             errors.append(f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs")
+        if a.gpu_fraction < 1 and a.replicas > 1:
+            errors.append(f"{where}: {a.replicas} shares of one model (one share per model)")
         shape = find_shape(problem, a)
         if shape is None:
             errors.append(f"{where}: shape has no profile in the problem")

@@ -1,0 +1,42 @@
+"""placement.yaml: where each replica of a plan runs, for review and for `planner replan`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from planner.place import Placement
+
+PLACEMENT_FILE = "placement.yaml"
+
+
+def placement_document(placement: Placement) -> dict[str, Any]:
+    """Replicas (node and GPU indices) and the fragmentation report, as plain data."""
+    f = placement.fragmentation
+    return {
+        "schema_version": 1,
+        "kind": "placement",
+        "fragmentation": {
+            "partly_used_gpus": f.partly_used_gpus,
+            "free_gpus": f.free_gpus,
+            "free_nodes": f.free_nodes,
+            "unused_share_gpus": f.unused_share_gpus,
+        },
+        "replicas": [
+            {
+                "model": r.model,
+                "gpu_type": r.gpu_type,
+                "tensor_parallel": r.tensor_parallel,
+                "gpu_fraction": r.gpu_fraction,
+                "replica": r.replica,
+                "node": r.node,
+                "gpus": list(r.gpu_indices),
+            }
+            for r in placement.replicas
+        ],
+    }
+
+
+def placement_yaml(placement: Placement) -> str:
+    return yaml.safe_dump(placement_document(placement), sort_keys=False, width=100)
