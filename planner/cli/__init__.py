@@ -60,6 +60,7 @@ def _register() -> None:
     from planner.cli import (  # noqa: F401
         apply,
         cluster,
+        evaluate,
         ingest,
         plan,
         profile,

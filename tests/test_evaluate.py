@@ -1,0 +1,192 @@
+"""Simulation with the real analytic profiles and the shipped RAG trace; `planner evaluate`."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from planner.calls import CallTable
+from planner.cli import app
+from planner.errors import ConfigError, InputError
+from planner.io.allocation import load_allocation
+from planner.io.configs import load_catalog
+from planner.io.traces import read_calls
+from planner.plan import Allocation, Plan, SolverFacts
+from planner.profiles.analytic import AnalyticProfiles
+from planner.simulate import ArrivalSpec, build_replicas, compile_workload, simulate
+from planner.simulate.rates import SimSettings, capacity_bound, max_sustainable_rate
+
+GEN = "meta-llama/Llama-3.1-8B-Instruct"
+RERANK = "Qwen/Qwen3-Reranker-0.6B"
+H100 = "H100-SXM-80GB"
+
+
+@pytest.fixture(scope="module")
+def rag(repo: Path) -> CallTable:
+    return read_calls(repo / "traces" / "rag.parquet")
+
+
+@pytest.fixture(scope="module")
+def profiles() -> AnalyticProfiles:
+    return AnalyticProfiles(load_catalog())
+
+
+def plan_of(*allocations: Allocation) -> Plan:
+    facts = SolverFacts("HAND", math.nan, math.nan, math.nan, 0.0)
+    return Plan("min-latency", tuple(allocations), (), (), facts, gpus_total=8)
+
+
+def test_simulate_is_deterministic_and_matches_load(
+    rag: CallTable, profiles: AnalyticProfiles
+) -> None:
+    plan = plan_of(Allocation(GEN, H100, 1, 1.0, 1), Allocation(RERANK, H100, 1, 0.5, 1))
+    spec = ArrivalSpec(0.5, workflows=600)
+    a = simulate(rag, plan, profiles, spec, seed=3, warmup_s=100.0)
+    b = simulate(rag, plan, profiles, spec, seed=3, warmup_s=100.0)
+    assert a == b
+    assert a.sustainable
+    assert a.throughput_per_s == pytest.approx(a.offered_rate_per_s, rel=0.05)
+    # Utilisation = offered work / capacity: rate x calls per workflow / capacity per s.
+    w = compile_workload(rag)
+    replicas = build_replicas(w, plan.allocations, profiles)
+    n_m = w.llm_calls_per_workflow()
+    for m, name in enumerate(w.models):
+        cap = sum(r.curve.capacity_per_s for r in replicas if r.model == m)
+        stats = a.model(name)
+        assert stats is not None
+        assert stats.utilisation == pytest.approx(a.offered_rate_per_s * n_m[m] / cap, rel=0.1)
+
+
+def test_more_replicas_sustain_more(rag: CallTable, profiles: AnalyticProfiles) -> None:
+    w = compile_workload(rag)
+    settings = SimSettings(workflows=800)
+    one = build_replicas(
+        w, [Allocation(GEN, H100, 1, 0.5, 1), Allocation(RERANK, H100, 1, 0.125, 1)], profiles
+    )
+    two = build_replicas(
+        w, [Allocation(GEN, H100, 1, 0.5, 2), Allocation(RERANK, H100, 1, 0.125, 2)], profiles
+    )
+    r1 = max_sustainable_rate(w, one, settings)
+    r2 = max_sustainable_rate(w, two, settings)
+    assert r2.max_rate_per_s > 1.6 * r1.max_rate_per_s
+    # The simulated rate stays near the curves' capacity bound (within fan-out losses).
+    for found, reps in ((r1, one), (r2, two)):
+        assert found.max_rate_per_s == pytest.approx(capacity_bound(w, reps), rel=0.1)
+
+
+def test_a_model_without_replicas_is_an_input_error(
+    rag: CallTable, profiles: AnalyticProfiles
+) -> None:
+    plan = plan_of(Allocation(GEN, H100, 1, 1.0, 1))
+    with pytest.raises(InputError, match="no replica of it"):
+        simulate(rag, plan, profiles, ArrivalSpec(0.1), seed=0, warmup_s=0.0)
+
+
+def test_allocation_file(tmp_path: Path) -> None:
+    path = tmp_path / "alloc.yaml"
+    path.write_text(
+        "schema_version: 1\nallocations:\n"
+        f"  - {{model: {GEN}, gpu_type: {H100}, replicas: 2}}\n"
+        f"  - {{model: {RERANK}, gpu_type: {H100}, gpu_fraction: 0.5, replicas: 1}}\n"
+    )
+    assert load_allocation(path) == (  # sorted
+        Allocation(RERANK, H100, 1, 0.5, 1),
+        Allocation(GEN, H100, 1, 1.0, 2),
+    )
+    path.write_text("schema_version: 1\nallocations:\n  - {model: x, gpu_type: y, replica: 1}\n")
+    with pytest.raises(ConfigError, match='did you mean "replicas"'):
+        load_allocation(path)
+
+
+@pytest.fixture(scope="module")
+def rag_plan(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import dataclasses
+
+    from planner.aggregate import aggregate_pipeline
+    from planner.catalog import resolve_model
+    from planner.cluster import uniform_cluster
+    from planner.io.plan import write_plan
+    from planner.search import SolveSettings, search_plan
+    from planner.search.problem import build_problem
+
+    calls = read_calls(repo / "traces" / "rag.parquet")
+    apl = aggregate_pipeline(calls)
+    catalog = load_catalog()
+    specs = {m: dataclasses.replace(resolve_model(catalog, m), name=m) for m in apl.models()}
+    problem = build_problem(apl, AnalyticProfiles(catalog), uniform_cluster(2), specs)
+    plan = search_plan(problem, SolveSettings(time_limit_s=5, num_workers=1))
+    return write_plan(plan, tmp_path_factory.mktemp("plan"))
+
+
+def test_evaluate_json_compares_plan_with_baselines(repo: Path, rag_plan: Path) -> None:
+    args = ["evaluate", str(repo / "traces" / "rag.parquet"), "--plan", str(rag_plan)]
+    result = CliRunner().invoke(app, [*args, "--json", "--calls", "5000"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert set(doc["baselines"]) == {"uniform", "independent", "greedy"}
+    for entry in (doc["plan"], *doc["baselines"].values(), doc["prediction_error"]):
+        assert "max_rate_per_s" in entry and "mean_latency_s" in entry
+    plan = doc["plan"]
+    assert plan["max_rate_per_s"] > doc["target_rate_per_s"]
+    assert plan["sustainable_at_target"]
+    assert {m["model"] for m in plan["models"]} == {GEN, RERANK}
+    assert "backlog" in doc["criterion"]
+    # Every probe at or below the max rate was sustainable, every probe above was not.
+    probes = plan["rate_probes"]
+    assert probes and all(p["sustainable"] is not None for p in probes)
+    again = CliRunner().invoke(app, [*args, "--json", "--calls", "5000"])
+    assert again.output == result.output  # deterministic
+
+
+def test_evaluate_bad_inputs_exit_2_with_one_line(
+    repo: Path, rag_plan: Path, tmp_path: Path
+) -> None:
+    trace = str(repo / "traces" / "rag.parquet")
+    cases = [
+        ["--plan", str(tmp_path / "missing.yaml")],
+        ["--plan", str(rag_plan), "--arrivals", "bursty"],
+    ]
+    beam = str(repo / "traces" / "beam_search.csv.gz")
+    for extra in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "planner", "evaluate", trace, *extra],
+            capture_output=True, text=True, check=False, cwd=repo,
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "planner", "evaluate", beam, "--plan", str(rag_plan)],
+        capture_output=True, text=True, check=False, cwd=repo,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "workflow types rag" in proc.stderr, proc.stderr
+
+
+def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: Path) -> None:
+    trace = str(repo / "traces" / "rag.parquet")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "schema_version: 1\nallocations:\n"
+        f"  - {{model: {GEN}, gpu_type: {H100}, replicas: 1}}\n"
+        f"  - {{model: {RERANK}, gpu_type: {H100}, gpu_fraction: 0.5, replicas: 1}}\n"
+    )
+    args = ["evaluate", trace, "--plan", str(rag_plan), "--allocation", str(mine)]
+    result = CliRunner().invoke(app, [*args, "--json", "--calls", "3000"])
+    assert result.exit_code == 0, result.output
+    user = json.loads(result.output)["baselines"]["user"]
+    assert user["gpus"] == 1.5 and user["max_rate_per_s"] > 0
+    too_big = tmp_path / "big.yaml"
+    too_big.write_text(
+        f"schema_version: 1\nallocations:\n  - {{model: {GEN}, gpu_type: {H100}, replicas: 3}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "planner", *args[:-1], str(too_big)],
+        capture_output=True, text=True, check=False, cwd=repo,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "does not fit" in proc.stderr, proc.stderr
