@@ -25,8 +25,9 @@ def group_order(group: np.ndarray, t: np.ndarray) -> np.ndarray:
     if float(group.max()) * width < _EXACT_LIMIT:
         composite = group * width
         composite += t
-        return np.argsort(composite, kind="stable")  # timsort: traces are nearly sorted
-    return np.lexsort((t, group))
+        return np.asarray(np.argsort(composite, kind="stable"))  # timsort: nearly sorted
+    # numpy 2.3's stubs type lexsort as Any; asarray keeps the signature honest.
+    return np.asarray(np.lexsort((t, group)))
 
 
 @dataclass(frozen=True)
