@@ -37,7 +37,8 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_and_draws(path: Path) -> None:
+def test_notebook_executes_and_draws(path: Path, shared_data: Path) -> None:
+    # shared_data: the characterisation notebook reads the public traces beside the repo.
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb,
