@@ -29,7 +29,7 @@ traces-sample: $(VENV)/.run-deps
 	$(BIN)/python traces/generate.py --out traces/ --seed 7
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check planner tests benchmarks traces
+	$(BIN)/ruff check planner tests benchmarks traces notebooks
 	$(BIN)/mypy
 
 test: lint
