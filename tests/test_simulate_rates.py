@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_simulate_engine import calls_table, llm
 
 from planner.simulate import Replica, compile_workload, constant_curve
 from planner.simulate.rates import SimSettings, capacity_bound, max_sustainable_rate
-from test_simulate_engine import calls_table, llm
 
 
 def test_finds_the_capacity_of_a_single_fifo_server() -> None:
