@@ -118,7 +118,7 @@ def tiny_plan():  # type: ignore[no-untyped-def]
 
 def test_golden_plan_bytes(tmp_path: Path) -> None:
     text = dump_plan(tiny_plan())
-    if os.environ.get("UPDATE_GOLDEN"):
+    if os.environ.get("PLANNER_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
     path = write_plan(tiny_plan(), tmp_path)

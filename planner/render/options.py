@@ -15,7 +15,8 @@ SHARING_BACKENDS: tuple[Sharing, ...] = ("process", "hami")
 class RenderOptions:
     namespace: str = "llm-serving"
     sharing: Sharing = "process"
-    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    # The vLLM release the measured profiler was built and tested against (REFERENCE.md 1).
+    vllm_image: str = "vllm/vllm-openai:v0.32.0"
     planner_image: str = "ghcr.io/planner/planner:0.1.0"
     port: int = 8000  # first vLLM port in a pod; co-located servers count up from it
     # --gpu-memory-utilization of a whole GPU; a share f gets f * this, so co-located
