@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint clean traces-sample
+.PHONY: run test test-fast lint clean traces-sample examples
 
 $(VENV)/.run-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(VENV)/.run-deps
 # Regenerates the committed example traces (byte-identical with the same library versions).
 traces-sample: $(VENV)/.run-deps
 	$(BIN)/python traces/generate.py --out traces/ --seed 7
+
+# Regenerates the committed example output in manifests/ (tests/test_examples.py checks it).
+examples: $(VENV)/.run-deps
+	$(BIN)/planner plan traces/ --gpus 8 -o manifests/h100x8
+	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml -o manifests/cluster
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check planner tests benchmarks traces notebooks
