@@ -8,8 +8,11 @@ the GPU count that would suffice, or `SolverTimeout` when nothing was found in t
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from planner.calls import ModelName
 from planner.plan import Plan
 from planner.search.baselines import greedy_choice
 from planner.search.explain import SearchInfeasible, explain_infeasible
@@ -22,9 +25,13 @@ from planner.search.model import (
     solve_options,
     to_allocations,
 )
+from planner.search.options import Option
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
+
+# Share of the time limit the single-shape solve that seeds a mixed search may take.
+SINGLE_SHARE = 0.25
 
 __all__ = [
     "SearchInfeasible",
@@ -66,9 +73,11 @@ def _target_problem(problem: SearchProblem, plan: Plan) -> SearchProblem:
 def _min_latency(
     problem: SearchProblem, settings: SolveSettings, notes: tuple[str, ...] = ()
 ) -> Plan:
+    start = time.perf_counter()
     options = build_options(problem, settings)
-    hint = greedy_choice(problem, options) if settings.use_hint else None
-    result = solve_options(problem, options, "latency", settings, settings.time_limit_s, hint)
+    hint = _hint(problem, options, settings)
+    left = settings.time_limit_s - (time.perf_counter() - start)
+    result = solve_options(problem, options, "latency", settings, left, hint)
     if result is None:
         raise explain_infeasible(problem, settings)
     # Solver objective is in us without the constant tool time; report seconds with it.
@@ -76,6 +85,25 @@ def _min_latency(
     constant = objective - result.objective / 1e6
     solver = facts(result.status, objective, result.bound / 1e6 + constant, result.wall_s)
     return finish(problem, result.chosen, settings.objective, solver, notes)
+
+
+def _hint(
+    problem: SearchProblem, options: Mapping[ModelName, Sequence[Option]], settings: SolveSettings
+) -> dict[ModelName, Option] | None:
+    """The greedy plan; with mixtures, the single-shape optimum (a small, fast solve whose
+    plan is a good first incumbent of the larger model)."""
+    if not settings.use_hint:
+        return None
+    greedy = greedy_choice(problem, options)
+    if settings.mix is None:
+        return greedy
+    singles = {m: tuple(o for o in opts if o.is_single) for m, opts in options.items()}
+    budget = settings.time_limit_s * SINGLE_SHARE
+    try:
+        first = solve_options(problem, singles, "latency", settings, budget, greedy)
+    except SolverTimeout:
+        return greedy
+    return greedy if first is None else {o.model: o for o in first.chosen}
 
 
 def _min_gpus(problem: SearchProblem, settings: SolveSettings) -> Plan:
