@@ -9,13 +9,17 @@ the cluster alone (the threshold conditions of `packing.py` on its own replicas)
 
 The bound (`MixBound`), which keeps the option count linear in the replica budget:
 - the smaller count is at most `minority_max` (None: any count);
-- along the larger count, for each fixed smaller count, counts are thinned to a latency
-  net like single shapes: a count is kept only if its latency is below 1/(1 + resolution)
-  of the last kept count of the same row (resolution 0 keeps every count that improves).
-Every admissible mixture inside the minority bound that the net drops has a kept one with
-the same smaller count, fewer replicas of the larger one and at most (1 + resolution)
-times its latency. With `MixBound(None, 0.0)` every admissible two-shape mixture that is
-not dominated is an option (the brute-force tests use this).
+- along the larger count, for each fixed smaller count (a "row"), counts are thinned to
+  a latency net like single shapes: a count is kept only if its latency is below
+  1/(1 + resolution) of the last kept count of the same row;
+- a mixture is kept only if its latency is below 1/(1 + resolution) of the larger shape
+  alone at the same count (which takes a subset of the mixture's GPUs).
+Every admissible mixture inside the minority bound that these rules drop has a kept
+mixture or single shape with no more GPUs of any kind and at most (1 + resolution) times
+its latency (times 1 + the single shapes' net when the larger shape alone was thinned
+out). With resolution 0 both rules drop only
+dominated mixtures, so `MixBound(None, 0.0)` makes every non-dominated two-shape mixture
+an option (the brute-force tests use this).
 """
 
 from __future__ import annotations

@@ -222,8 +222,8 @@ def solve_options(
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency", "units" or "feasible"); None when
-    infeasible.
+    """Solve the option model for `goal` ("latency", "units", "feasible", or "first": the
+    first plan found with units as guide); None when infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -238,12 +238,15 @@ def solve_options(
     latency_slos(cp, x, problem)
     if goal == "latency":
         cp.minimize(latency_objective(x, problem))
-    elif goal == "units":
+    elif goal in ("units", "first"):
         cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
             cp.add_hint(v, hint.get(o.model) == o)
     solver = _solver(settings, time_limit_s)
+    # "first": any feasible plan; the units objective only guides the search through the
+    # LP (pure feasibility solves of mixed options stalled for minutes near the optimum).
+    solver.parameters.stop_after_first_solution = goal == "first"
     status = solver.solve(cp)
     wall = time.perf_counter() - start
     if status == cp_model.INFEASIBLE:
@@ -257,8 +260,8 @@ def solve_options(
     return SolveResult(
         chosen=x.chosen(solver),
         status=_status_name(solver, status),
-        objective=float(solver.objective_value) if goal != "feasible" else 0.0,
-        bound=float(solver.best_objective_bound) if goal != "feasible" else 0.0,
+        objective=float(solver.objective_value) if goal in ("latency", "units") else 0.0,
+        bound=float(solver.best_objective_bound) if goal in ("latency", "units") else 0.0,
         wall_s=wall,
     )
 

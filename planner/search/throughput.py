@@ -8,6 +8,9 @@ option lists are used. A feasible point is snapped up to the exact scale its all
 sustains (min over models of C_o min(u_cap, ladder tops) / D_m); an infeasible point is
 proven so by CP-SAT. The bracket [lo, hi] is therefore the objective and its bound, and the search
 stops when hi - lo <= 1e-6 lo (status OPTIMAL) or the time is up (FEASIBLE, gap reported).
+A probe gets at most a third of the time left; one that runs out is retried lower (the
+bracket stays proven). Feasibility solves stop at the first plan, searched with the GPU
+count as objective (the LP guides the search to feasible plans far faster).
 The starting upper bound is the scale each model would reach alone on the whole cluster
 (with mixtures: its two best shapes each with the whole cluster, an over-estimate).
 """
@@ -66,16 +69,20 @@ def max_scale(
         return None
     lo = _sustained(problem, first, tiny)
     status = "OPTIMAL"
+    ceiling = hi  # probes stay below scales whose solve ran out of time
     while hi - lo > TOLERANCE * lo:
-        if time.perf_counter() >= deadline:
+        now = time.perf_counter()
+        mid = 0.5 * (lo + min(hi, ceiling))
+        if now >= deadline or mid - lo <= TOLERANCE * lo:
             status = "FEASIBLE"
             break
-        mid = 0.5 * (lo + hi)
+        # One probe may take a third of the time left: a hard one near the optimum is
+        # given up for a lower probe, which can still raise the lower end.
         try:
-            chosen = _feasible(problem, mid, settings, deadline)
+            chosen = _feasible(problem, mid, settings, now + max(0.5, (deadline - now) / 3))
         except SolverTimeout:
-            status = "FEASIBLE"
-            break
+            ceiling = mid
+            continue
         if chosen:
             lo = max(mid, _sustained(problem, chosen, mid))
         else:
@@ -115,7 +122,7 @@ def _feasible(
         for m in scaled.models
     }
     left = max(0.05, deadline - time.perf_counter())
-    result = solve_options(scaled, options, "feasible", settings, left)
+    result = solve_options(scaled, options, "first", settings, left)
     return result.chosen if result is not None else None
 
 
