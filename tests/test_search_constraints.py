@@ -153,6 +153,7 @@ def test_max_throughput_scale_is_tight() -> None:
     plan = solve(problem([m], rate=1.0, cl=cluster(gpus_per_node=4)), objective="max-throughput")
     # 4 replicas x 10/s x 0.85 = 34 calls/s at 1 call per workflow of base rate 1/s.
     assert plan.solver.objective == pytest.approx(34.0, abs=1e-3)
+    assert plan.solver.status == "OPTIMAL"
     assert plan.workflows[0].throughput_per_s == pytest.approx(34.0, abs=1e-3)
 
 

@@ -26,6 +26,7 @@ from planner.search.model import (
     to_allocations,
 )
 from planner.search.options import Option
+from planner.search.predict import mixture_latency_s
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
@@ -71,11 +72,21 @@ def _target_problem(problem: SearchProblem, plan: Plan) -> SearchProblem:
 
 
 def _min_latency(
-    problem: SearchProblem, settings: SolveSettings, notes: tuple[str, ...] = ()
+    problem: SearchProblem,
+    settings: SolveSettings,
+    notes: tuple[str, ...] = (),
+    known: Sequence[Option] = (),
 ) -> Plan:
+    """Lowest latency; `known` is a feasible allocation found earlier (max-throughput's),
+    added to the options and used as the hint: near the highest scale, feasible plans
+    are hard to find again."""
     start = time.perf_counter()
     options = build_options(problem, settings)
-    hint = _hint(problem, options, settings)
+    hint: Mapping[ModelName, Option] | None
+    if known:
+        options, hint = _with_known(problem, options, known)
+    else:
+        hint = _hint(problem, options, settings)
     left = settings.time_limit_s - (time.perf_counter() - start)
     result = solve_options(problem, options, "latency", settings, left, hint)
     if result is None:
@@ -87,6 +98,24 @@ def _min_latency(
     wall = time.perf_counter() - start
     solver = facts(result.status, objective, result.bound / 1e6 + constant, wall)
     return finish(problem, result.chosen, settings.objective, solver, notes)
+
+
+def _with_known(
+    problem: SearchProblem,
+    options: Mapping[ModelName, Sequence[Option]],
+    known: Sequence[Option],
+) -> tuple[dict[ModelName, tuple[Option, ...]], dict[ModelName, Option]]:
+    """The options plus the known allocation's (latency at this problem's demand)."""
+    out = {m: tuple(opts) for m, opts in options.items()}
+    hint: dict[ModelName, Option] = {}
+    for o in known:
+        demand = problem.demand_per_s(o.model)
+        parts = [(p.shape, p.replicas) for p in o.parts]
+        same = replace(o, latency_s=mixture_latency_s(parts, demand))
+        if same not in out[o.model]:
+            out[o.model] = (*out[o.model], same)
+        hint[o.model] = same
+    return out, hint
 
 
 def _hint(
@@ -129,7 +158,8 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings) -> Plan:
     scale, status, bound, wall = first.scale, first.status, first.bound, first.wall_s
     scaled = problem.scaled(scale)
     second = replace(settings, time_limit_s=settings.time_limit_s / 2)
-    plan = _min_latency(scaled, second, (f"rates scaled by {scale:g} (max-throughput)",))
+    note = f"rates scaled by {scale:g} (max-throughput)"
+    plan = _min_latency(scaled, second, (note,), first.chosen)
     solver = facts(status, scale, bound, wall + plan.solver.wall_s, maximise=True)
     return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
 

@@ -49,6 +49,7 @@ class ScaleResult:
     status: str
     bound: float
     wall_s: float
+    chosen: tuple[Option, ...] = ()  # an allocation sustaining `scale` (a hint for later)
 
 
 def max_scale(
@@ -62,18 +63,20 @@ def max_scale(
         return None
     found = _feasible(problem, hi, settings, deadline)
     if found:
-        return ScaleResult(hi * SAFETY, "OPTIMAL", hi, time.perf_counter() - start)
+        return ScaleResult(hi * SAFETY, "OPTIMAL", hi, time.perf_counter() - start, found)
     tiny = hi * 1e-9
     first = _feasible(problem, tiny, settings, deadline)
     if not first:
         return None
     lo = _sustained(problem, first, tiny)
+    best = first
     status = "OPTIMAL"
     ceiling = hi  # probes stay below scales whose solve ran out of time
     while hi - lo > TOLERANCE * lo:
         now = time.perf_counter()
         mid = 0.5 * (lo + min(hi, ceiling))
-        if now >= deadline or mid - lo <= TOLERANCE * lo:
+        stuck = ceiling < hi and mid - lo <= TOLERANCE * lo  # every probe above lo timed out
+        if now >= deadline or stuck:
             status = "FEASIBLE"
             break
         # One probe may take a third of the time left: a hard one near the optimum is
@@ -84,10 +87,10 @@ def max_scale(
             ceiling = mid
             continue
         if chosen:
-            lo = max(mid, _sustained(problem, chosen, mid))
+            lo, best = max(mid, _sustained(problem, chosen, mid)), chosen
         else:
             hi = mid
-    return ScaleResult(lo * SAFETY, status, hi, time.perf_counter() - start)
+    return ScaleResult(lo * SAFETY, status, hi, time.perf_counter() - start, best)
 
 
 def _alone_bound(problem: SearchProblem, settings: SolveSettings) -> float:
