@@ -260,3 +260,17 @@ def test_mixed_types_and_slos_match_brute_force(p: SearchProblem) -> None:
     assert check_plan(p, plan) == ()
     assert best is not None
     assert plan.solver.objective == pytest.approx(best, abs=1e-5)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mixed_problems(), st.sampled_from(["min-latency", "min-gpus"]))
+def test_default_mixtures_never_worse_than_one_shape(p: SearchProblem, objective: str) -> None:
+    # The default (bounded) option set contains every single-shape option up to dominance.
+    one = SolveSettings(objective=objective, mix=None)  # type: ignore[arg-type]
+    try:
+        single = search_plan(p, one)
+    except SearchInfeasible:
+        return
+    mixed = search_plan(p, replace(one, mix=MixBound()))
+    assert check_plan(p, mixed) == ()
+    assert mixed.solver.objective <= single.solver.objective + 1e-5
