@@ -7,6 +7,7 @@ analytic ones. Run from the repository root:
 
     PYTHONPATH=$PWD python benchmarks/search_scale.py            # the three sizes
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 1024
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --single   # one shape per model
 """
 
 from __future__ import annotations
@@ -100,12 +101,14 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
     return problem.scaled(load * cluster.gpus / need * 0.8)
 
 
-def run(case: str, workers: int, objective: str) -> None:
+def run(case: str, workers: int, objective: str, single: bool) -> None:
     start = time.perf_counter()
     problem = synthetic(case)
     built = time.perf_counter() - start
     limit = float(CASES[case]["limit"])  # type: ignore[arg-type]
     settings = SolveSettings(objective=objective, time_limit_s=limit, num_workers=workers)  # type: ignore[arg-type]
+    if single:
+        settings = replace(settings, mix=None)
     plan = search_plan(problem, settings)
     total = time.perf_counter() - start
     greedy = greedy_plan(problem)
@@ -116,8 +119,14 @@ def run(case: str, workers: int, objective: str) -> None:
         f"{len(problem.workflows)} workflow types | build {built:.2f} s, solve {s.wall_s:.2f} s, "
         f"total {total:.2f} s | {s.status}, objective {s.objective:.4f}, bound {s.bound:.4f}, "
         f"gap {s.gap:.3%} | GPUs used {plan.gpus_used:g}/{plan.gpus_total} | "
+        f"mixed models {_mixed(plan)} | "
         f"mean latency {_mean(plan):.4f} s (greedy {greedy.solver.objective:.4f} s)"
     )
+
+
+def _mixed(plan: Plan) -> int:
+    """Models running more than one shape."""
+    return len(plan.allocations) - len({a.model for a in plan.allocations})
 
 
 def _mean(plan: Plan) -> float:
@@ -132,9 +141,12 @@ def main() -> None:
     parser.add_argument(
         "--objective", choices=["min-latency", "min-gpus", "max-throughput"], default="min-latency"
     )
+    parser.add_argument(
+        "--single", action="store_true", help="One shape per model (no mixtures), to compare."
+    )
     args = parser.parse_args()
     for case in args.case or ["8", "64", "1024"]:
-        run(case, args.workers, args.objective)
+        run(case, args.workers, args.objective, args.single)
 
 
 if __name__ == "__main__":

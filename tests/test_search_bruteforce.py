@@ -1,14 +1,17 @@
 """The solver against exhaustive enumeration, and the packing algebra against first-fit.
 
-Brute force enumerates every (shape, replica count) per model straight from the problem
-(including shapes that are invalid), keeps what `check_allocations` accepts and scores
-with the objective evaluators: nothing here goes through options.py or the CP-SAT model.
+Brute force enumerates per model every (shape, replica count) and every mixture of two
+shapes with any counts, straight from the problem (including shapes and counts that are
+invalid), keeps what `check_allocations` accepts and scores with the objective
+evaluators: nothing here goes through options.py, mixtures.py or the CP-SAT model. The
+solver runs with every count and every mixture (`EXACT`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +21,9 @@ from search_factory import model, problem, shape
 from planner.cluster import Cluster, NodePool
 from planner.plan import Allocation
 from planner.search import SearchInfeasible, SolveSettings, search_plan
+from planner.search.mixtures import MixBound
 from planner.search.packing import first_fit_decreasing, fits_thresholds, threshold_capacities
-from planner.search.problem import SearchProblem
+from planner.search.problem import ModelCandidates, SearchProblem
 from planner.search.validate import (
     check_allocations,
     check_plan,
@@ -28,26 +32,43 @@ from planner.search.validate import (
     mean_latency_s,
 )
 
+EXACT = SolveSettings(resolution=0.0, num_workers=1, mix=MixBound(None, 0.0))
+
+
+def model_choices(p: SearchProblem, m: ModelCandidates) -> list[tuple[Allocation, ...]]:
+    """One or two shapes of `m` with any counts that fit the cluster's units, minus those
+    the validator rejects for this model alone (they fail in every combination)."""
+    units = p.cluster.gpus * 8
+    singles = [
+        Allocation(m.model, s.key.gpu_type, s.key.tp, s.key.gpu_fraction, c)
+        for s in m.shapes
+        for c in range(1, units // max(1, s.units) + 1)
+    ]
+    choices = [(a,) for a in singles]
+    choices += [
+        (a, b)
+        for a, b in itertools.combinations(singles, 2)
+        if a.shape != b.shape and a.gpus + b.gpus <= p.cluster.gpus
+    ]
+    others = tuple(o.model for o in p.models if o.model != m.model)
+    return [
+        c
+        for c in choices
+        if all(e.startswith(tuple(f"{o}:" for o in others)) for e in check_allocations(p, c))
+    ]
+
 
 def all_combos(p: SearchProblem) -> list[tuple[Allocation, ...]]:
-    per_model = []
-    units = p.cluster.gpus * 8
-    for m in p.models:
-        choices = []
-        for s in m.shapes:
-            for c in range(1, units // max(1, s.units) + 1):
-                k = s.key
-                choices.append(Allocation(m.model, k.gpu_type, k.tp, k.gpu_fraction, c))
-        per_model.append(choices)
-    return [tuple(c) for c in itertools.product(*per_model)]
+    per_model = [model_choices(p, m) for m in p.models]
+    return [tuple(a for c in combo for a in c) for combo in itertools.product(*per_model)]
 
 
 def brute(p: SearchProblem, objective: str) -> float | None:
     best: float | None = None
-    for combo in all_combos(p):
+    # max-throughput: valid at some scale > 0, so everything but the utilisation cap holds
+    tiny = p.scaled(1e-9)
+    for combo in all_combos(tiny if objective == "max-throughput" else p):
         if objective == "max-throughput":
-            # valid at some scale > 0: everything but the utilisation cap must hold
-            tiny = p.scaled(1e-9)
             if check_allocations(tiny, combo):
                 continue
             value = max_scale(p, combo)
@@ -104,7 +125,7 @@ def small_problems(draw: st.DrawFn) -> SearchProblem:
 def test_min_latency_matches_brute_force(p: SearchProblem) -> None:
     best = brute(p, "min-latency")
     try:
-        plan = search_plan(p, SolveSettings(resolution=0.0, num_workers=1))
+        plan = search_plan(p, EXACT)
     except SearchInfeasible as err:
         assert best is None, f"solver says infeasible ({err}); brute force found {best}"
         return
@@ -119,7 +140,7 @@ def test_min_latency_matches_brute_force(p: SearchProblem) -> None:
 def test_min_gpus_matches_brute_force(p: SearchProblem) -> None:
     best = brute(p, "min-gpus")
     try:
-        plan = search_plan(p, SolveSettings(objective="min-gpus", resolution=0.0, num_workers=1))
+        plan = search_plan(p, replace(EXACT, objective="min-gpus"))
     except SearchInfeasible:
         assert best is None
         return
@@ -131,18 +152,15 @@ def test_min_gpus_matches_brute_force(p: SearchProblem) -> None:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_problems())
 def test_max_throughput_matches_brute_force(p: SearchProblem) -> None:
-    from dataclasses import replace
-
     p = replace(p, workflows=tuple(replace(w, slo_s=None) for w in p.workflows))
     best = brute(p, "max-throughput")
     try:
-        plan = search_plan(
-            p, SolveSettings(objective="max-throughput", resolution=0.0, num_workers=1)
-        )
+        plan = search_plan(p, replace(EXACT, objective="max-throughput"))
     except SearchInfeasible:
         assert best is None or best < 1e-6
         return
     assert best is not None
+    assert plan.solver.status == "OPTIMAL"  # tiny instances: every probe is decided
     # scale on a 1e-6 grid, rounded down (one grid step per replica at most)
     assert best - 1e-4 * max(1.0, best) <= plan.solver.objective <= best + 1e-9
 
@@ -235,10 +253,24 @@ def mixed_problems(draw: st.DrawFn) -> SearchProblem:
 def test_mixed_types_and_slos_match_brute_force(p: SearchProblem) -> None:
     best = brute(p, "min-latency")
     try:
-        plan = search_plan(p, SolveSettings(resolution=0.0))
+        plan = search_plan(p, EXACT)
     except SearchInfeasible:
         assert best is None
         return
     assert check_plan(p, plan) == ()
     assert best is not None
     assert plan.solver.objective == pytest.approx(best, abs=1e-5)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mixed_problems(), st.sampled_from(["min-latency", "min-gpus"]))
+def test_default_mixtures_never_worse_than_one_shape(p: SearchProblem, objective: str) -> None:
+    # The default (bounded) option set contains every single-shape option up to dominance.
+    one = SolveSettings(objective=objective, mix=None)  # type: ignore[arg-type]
+    try:
+        single = search_plan(p, one)
+    except SearchInfeasible:
+        return
+    mixed = search_plan(p, replace(one, mix=MixBound()))
+    assert check_plan(p, mixed) == ()
+    assert mixed.solver.objective <= single.solver.objective + 1e-5

@@ -6,6 +6,7 @@ import pytest
 from search_factory import cluster, model, problem, shape
 
 from planner.cluster import Cluster, NodePool
+from planner.place import place
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.validate import check_plan
 
@@ -76,8 +77,11 @@ def test_one_share_of_a_gpu_per_model() -> None:
     # 8/s needs two half-GPU replicas of 5/s; placement never puts two shares of one
     # model on a GPU, so the model takes a whole GPU instead.
     m = model("a", [shape("a", fraction=0.5, capacity=5.0, base_s=0.5), shape("a", capacity=10.0)])
-    plan = solve(problem([m], rate=8.0, cl=cluster(gpus_per_node=2)))
-    assert [a.gpu_fraction for a in plan.allocations] == [1.0]
+    single = solve(problem([m], rate=8.0, cl=cluster(gpus_per_node=2)), mix=None)
+    assert [a.gpu_fraction for a in single.allocations] == [1.0]
+    # Mixed: one whole GPU plus at most one (faster) half, never two halves.
+    mixed = solve(problem([m], rate=8.0, cl=cluster(gpus_per_node=2)))
+    assert sum(a.replicas for a in mixed.allocations if a.gpu_fraction < 1) <= 1
     only_halves = model("a", [shape("a", fraction=0.5, capacity=5.0)])
     with pytest.raises(SearchInfeasible):
         solve(problem([only_halves], rate=8.0, cl=cluster(gpus_per_node=2)))
@@ -149,6 +153,7 @@ def test_max_throughput_scale_is_tight() -> None:
     plan = solve(problem([m], rate=1.0, cl=cluster(gpus_per_node=4)), objective="max-throughput")
     # 4 replicas x 10/s x 0.85 = 34 calls/s at 1 call per workflow of base rate 1/s.
     assert plan.solver.objective == pytest.approx(34.0, abs=1e-3)
+    assert plan.solver.status == "OPTIMAL"
     assert plan.workflows[0].throughput_per_s == pytest.approx(34.0, abs=1e-3)
 
 
@@ -159,3 +164,43 @@ def test_same_problem_same_plan() -> None:
     first = search_plan(p, SolveSettings(num_workers=4))
     second = search_plan(p, SolveSettings(num_workers=4))
     assert first.allocations == second.allocations
+
+
+def test_mixed_shapes_beat_every_single_shape() -> None:
+    # One 3-GPU node: TP2 (20/s, 0.5 s idle) fits once, TP1 (10/s, 1 s idle) three times.
+    # 25/s: TP1 x 3 runs at u = 25/30; a TP2 + TP1 mixture also has 30/s, so u = 25/30 too,
+    # but two thirds of the calls go to the TP2 replica at half the latency.
+    m = model("a", [shape("a", tp=2, capacity=20.0, base_s=0.5), shape("a", capacity=10.0)])
+    p = problem([m], rate=25.0, cl=cluster(gpus_per_node=3))
+    # ladder: 2.2 at u = 0.8, 2.7 at 0.85 (base x (1 + 0.3 u / (1 - u))); u = 5/6
+    factor = 2.2 + (5 / 6 - 0.8) / 0.05 * 0.5
+    single = solve(p, mix=None)
+    assert [(a.tensor_parallel, a.replicas) for a in single.allocations] == [(1, 3)]
+    assert single.workflows[0].mean_latency_s == pytest.approx(0.5 + factor)
+    mixed = solve(p)
+    assert [(a.tensor_parallel, a.replicas) for a in mixed.allocations] == [(1, 1), (2, 1)]
+    assert mixed.workflows[0].mean_latency_s == pytest.approx(
+        0.5 + (2 / 3) * 0.5 * factor + (1 / 3) * factor
+    )
+    assert place(mixed, p.cluster) is not None
+
+
+def test_mixed_gpu_types_serve_what_no_single_type_can() -> None:
+    # 15/s needs two 10/s replicas under the 0.85 cap; each GPU type has one GPU.
+    m = model("a", [shape("a", gpu_type="G"), shape("a", gpu_type="H", base_s=0.8)])
+    two_types = Cluster((NodePool("g", "G", 1, 1, 1), NodePool("h", "H", 1, 1, 1)))
+    p = problem([m], rate=15.0, cl=two_types)
+    with pytest.raises(SearchInfeasible):
+        solve(p, mix=None)
+    plan = solve(p)
+    assert sorted((a.gpu_type, a.replicas) for a in plan.allocations) == [("G", 1), ("H", 1)]
+    assert place(plan, p.cluster) is not None
+
+
+def test_two_shares_of_one_model_are_never_mixed() -> None:
+    # Two half-GPU shapes of 5/s: 8/s would need both halves; one share per model forbids it.
+    m = model(
+        "a", [shape("a", fraction=0.5, capacity=5.0), shape("a", fraction=0.25, capacity=5.0)]
+    )
+    with pytest.raises(SearchInfeasible):
+        solve(problem([m], rate=8.0, cl=cluster(gpus_per_node=1)))

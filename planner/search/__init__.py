@@ -8,8 +8,11 @@ the GPU count that would suffice, or `SolverTimeout` when nothing was found in t
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from planner.calls import ModelName
 from planner.plan import Plan
 from planner.search.baselines import greedy_choice
 from planner.search.explain import SearchInfeasible, explain_infeasible
@@ -22,9 +25,14 @@ from planner.search.model import (
     solve_options,
     to_allocations,
 )
+from planner.search.options import Option
+from planner.search.predict import mixture_latency_s
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
+
+# Share of the time limit the single-shape solve that seeds a mixed search may take.
+SINGLE_SHARE = 0.25
 
 __all__ = [
     "SearchInfeasible",
@@ -64,18 +72,69 @@ def _target_problem(problem: SearchProblem, plan: Plan) -> SearchProblem:
 
 
 def _min_latency(
-    problem: SearchProblem, settings: SolveSettings, notes: tuple[str, ...] = ()
+    problem: SearchProblem,
+    settings: SolveSettings,
+    notes: tuple[str, ...] = (),
+    known: Sequence[Option] = (),
 ) -> Plan:
+    """Lowest latency; `known` is a feasible allocation found earlier (max-throughput's),
+    added to the options and used as the hint: near the highest scale, feasible plans
+    are hard to find again."""
+    start = time.perf_counter()
     options = build_options(problem, settings)
-    hint = greedy_choice(problem, options) if settings.use_hint else None
-    result = solve_options(problem, options, "latency", settings, settings.time_limit_s, hint)
+    hint: Mapping[ModelName, Option] | None
+    if known:
+        options, hint = _with_known(problem, options, known)
+    else:
+        hint = _hint(problem, options, settings)
+    left = settings.time_limit_s - (time.perf_counter() - start)
+    result = solve_options(problem, options, "latency", settings, left, hint)
     if result is None:
         raise explain_infeasible(problem, settings)
     # Solver objective is in us without the constant tool time; report seconds with it.
     objective = mean_latency_s(problem, to_allocations(result.chosen))
     constant = objective - result.objective / 1e6
-    solver = facts(result.status, objective, result.bound / 1e6 + constant, result.wall_s)
+    # wall time of options, the seeding single-shape solve and the solve itself
+    wall = time.perf_counter() - start
+    solver = facts(result.status, objective, result.bound / 1e6 + constant, wall)
     return finish(problem, result.chosen, settings.objective, solver, notes)
+
+
+def _with_known(
+    problem: SearchProblem,
+    options: Mapping[ModelName, Sequence[Option]],
+    known: Sequence[Option],
+) -> tuple[dict[ModelName, tuple[Option, ...]], dict[ModelName, Option]]:
+    """The options plus the known allocation's (latency at this problem's demand)."""
+    out = {m: tuple(opts) for m, opts in options.items()}
+    hint: dict[ModelName, Option] = {}
+    for o in known:
+        demand = problem.demand_per_s(o.model)
+        parts = [(p.shape, p.replicas) for p in o.parts]
+        same = replace(o, latency_s=mixture_latency_s(parts, demand))
+        if same not in out[o.model]:
+            out[o.model] = (*out[o.model], same)
+        hint[o.model] = same
+    return out, hint
+
+
+def _hint(
+    problem: SearchProblem, options: Mapping[ModelName, Sequence[Option]], settings: SolveSettings
+) -> dict[ModelName, Option] | None:
+    """The greedy plan; with mixtures, the single-shape optimum (a small, fast solve whose
+    plan is a good first incumbent of the larger model)."""
+    if not settings.use_hint:
+        return None
+    greedy = greedy_choice(problem, options)
+    if settings.mix is None:
+        return greedy
+    singles = {m: tuple(o for o in opts if o.is_single) for m, opts in options.items()}
+    budget = settings.time_limit_s * SINGLE_SHARE
+    try:
+        first = solve_options(problem, singles, "latency", settings, budget, greedy)
+    except SolverTimeout:
+        return greedy
+    return greedy if first is None else {o.model: o for o in first.chosen}
 
 
 def _min_gpus(problem: SearchProblem, settings: SolveSettings) -> Plan:
@@ -99,7 +158,8 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings) -> Plan:
     scale, status, bound, wall = first.scale, first.status, first.bound, first.wall_s
     scaled = problem.scaled(scale)
     second = replace(settings, time_limit_s=settings.time_limit_s / 2)
-    plan = _min_latency(scaled, second, (f"rates scaled by {scale:g} (max-throughput)",))
+    note = f"rates scaled by {scale:g} (max-throughput)"
+    plan = _min_latency(scaled, second, (note,), first.chosen)
     solver = facts(status, scale, bound, wall + plan.solver.wall_s, maximise=True)
     return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
 

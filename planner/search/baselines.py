@@ -95,6 +95,9 @@ def greedy_choice(
 ) -> dict[ModelName, Option]:
     """Scepsy-style greedy over the option lists; also the CP-SAT hint."""
     current: dict[ModelName, Option] = {}
+    # The baseline runs one shape per model; a model with only mixtures starts on its
+    # cheapest one and stays there.
+    options = {m: [o for o in opts if o.is_single] or list(opts) for m, opts in options.items()}
     for m, opts in sorted(options.items()):
         if opts:
             # fewest GPUs meeting the demand (replicas before TP), then the faster
@@ -131,12 +134,15 @@ def greedy_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUTION) 
 
 def _moves(opts: Sequence[Option], cur: Option) -> list[Option]:
     """One more replica step on the same shape, or the cheapest option at double TP."""
+    if not cur.is_single:
+        return []
     same = [o for o in opts if o.shape == cur.shape and o.replicas > cur.replicas]
     out = [min(same, key=lambda o: o.replicas)] if same else []
     wider = [
         o
         for o in opts
-        if o.shape.key.gpu_type == cur.shape.key.gpu_type
+        if o.is_single
+        and o.shape.key.gpu_type == cur.shape.key.gpu_type
         and o.shape.units == 2 * cur.shape.units
         and o.latency_s < cur.latency_s
     ]
@@ -148,8 +154,9 @@ def _moves(opts: Sequence[Option], cur: Option) -> list[Option]:
 def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bool:
     counts: dict[str, dict[int, int]] = {}
     for o in chosen:
-        per = counts.setdefault(o.gpu_type, {})
-        per[o.shape.units] = per.get(o.shape.units, 0) + o.replicas
+        for p in o.parts:
+            per = counts.setdefault(p.shape.key.gpu_type, {})
+            per[p.shape.units] = per.get(p.shape.units, 0) + p.replicas
     return all(fits_thresholds(c, caps[g]) for g, c in counts.items())
 
 

@@ -3,19 +3,24 @@
 Notation
     m            a model; D_m its demand in calls/s = sum_w R_w n_wm (R_w target rate of
                  workflow type w, n_wm calls per workflow, p_wm their parallelism)
-    o in O_m     an option of m: a shape k = (gpu_type, tp, fraction) and a replica count
-                 c (see `options.py`); each replica runs at u = D_m / (c cap_k), below the
-                 utilisation cap; l_o = l_k(u) its per-call latency; s_o = units of one
-                 replica (1/8 GPU), c s_o the option's units
+    o in O_m     an option of m (see `options.py`, `mixtures.py`): one shape k =
+                 (gpu_type, tp, fraction) with c_k replicas, or a mixture of two shapes
+                 k, k' with c_k, c_k' >= 1 replicas; the load is split in proportion to
+                 capacity, so every replica runs at u = D_m / sum_k c_k cap_k, below the
+                 utilisation cap; l_o = sum_k (c_k cap_k / C) l_k(u) its per-call latency
+    s_k          units of one replica of shape k (1/8 GPU; powers of two)
     g, t         a GPU type; a size threshold (1 unit, or 2, 4, 8... whole GPUs)
+    a_{o,g,t}    units of o's replicas on type g whose packing threshold is >= t:
+                 sum over o's shapes k on g with s_k >= t of c_k s_k (a replica of one
+                 GPU or less counts toward t = 1 only)
     C_{g,t}      packable capacity of type g for replicas of size >= t (`packing.py`)
 
 Variables
-    x_o in {0,1}     option o is m's allocation (one shape per model)
+    x_o in {0,1}     option o is m's allocation (one or two shapes per model)
 
 Constraints (one function each below)
     one option per model        sum_{o in O_m} x_o = 1
-    GPU budget and packing      sum_{o on g, s_o >= t} c_o s_o x_o <= C_{g,t}   for all g, t
+    GPU budget and packing      sum_o a_{o,g,t} x_o <= C_{g,t}                  for all g, t
     SLO per workflow type       f_w (sum_m sum_o (n_wm / p_wm) l_o x_o + tool_w) <= SLO_w
                                 (f_w = 1 for a mean SLO, the trace's p95/mean for p95)
     memory fit, TP rules, saturation and "one share of a GPU per model" (placement never
@@ -25,7 +30,7 @@ Objectives
     min-latency     min sum_m sum_o (sum_w R_w n_wm / p_wm / sum_w R_w) l_o x_o, the
                     rate-weighted mean workflow latency minus the constant tool time;
                     coefficients in integer microseconds (rounding <= 0.5 us per model).
-    min-gpus        min sum_o c_o s_o x_o, then min-latency among plans with that many
+    min-gpus        min sum_o sum_g a_{o,g,1} x_o, then min-latency among plans with that many
                     units (two solves, lexicographic).
     max-throughput  the highest common scale s of all rates at which the option model is
                     feasible, by bisection over s with feasibility solves (`throughput.py`):
@@ -51,12 +56,13 @@ from planner.calls import ModelName
 from planner.catalog import GpuType
 from planner.errors import PlannerError
 from planner.plan import Allocation, Objective, Plan, SolverFacts
+from planner.search.mixtures import DEFAULT_MIX, MixBound
 from planner.search.options import (
     DEFAULT_RESOLUTION,
     Option,
     model_options,
 )
-from planner.search.packing import item_threshold, threshold_capacities
+from planner.search.packing import threshold_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
 
@@ -76,6 +82,7 @@ class SolveSettings:
     num_workers: int = 1  # one worker is deterministic and, here, fastest (benchmarks)
     random_seed: int = 0
     resolution: float = DEFAULT_RESOLUTION  # latency net of options.py
+    mix: MixBound | None = DEFAULT_MIX  # two-shape mixtures (mixtures.py); None: one shape
     use_hint: bool = True
     max_units: int | None = None  # extra cap on total units (lexicographic 2nd stage)
 
@@ -97,11 +104,10 @@ class Variables:
     def __init__(self, cp: cp_model.CpModel, options: Mapping[ModelName, Sequence[Option]]):
         self._options = {m: tuple(opts) for m, opts in sorted(options.items())}
         self._x = {
-            (m, i): cp.new_bool_var(f"x[{m}|{o.shape.key.gpu_type}|tp{o.shape.key.tp}|"
-                                    f"f{o.shape.key.gpu_fraction}|c{o.replicas}]")
+            (m, i): cp.new_bool_var(f"x[{m}|{_label(o)}]")
             for m, opts in self._options.items()
             for i, o in enumerate(opts)
-        }  # fmt: skip
+        }
 
     def models(self) -> tuple[ModelName, ...]:
         return tuple(self._options)
@@ -116,11 +122,8 @@ class Variables:
 
     def replicas_of_size_at_least(self, gpu_type: GpuType, threshold: int) -> LinearExpr:
         """GPU units taken on `gpu_type` by replicas of size >= threshold (1/8 GPU units)."""
-        terms = [
-            (o.units, v)
-            for o, v in self.all()
-            if o.gpu_type == gpu_type and item_threshold(o.shape.units) >= threshold
-        ]
+        terms = [(o.units_at_least(gpu_type, threshold), v) for o, v in self.all()]
+        terms = [(u, v) for u, v in terms if u]
         return LinearExpr.weighted_sum([v for _, v in terms], [u for u, _ in terms])
 
     def units(self) -> LinearExpr:
@@ -131,10 +134,20 @@ class Variables:
         return tuple(o for o, x in self.all() if solver.boolean_value(x))
 
 
+def _label(o: Option) -> str:
+    return "+".join(
+        f"{p.shape.key.gpu_type}|tp{p.shape.key.tp}|f{p.shape.key.gpu_fraction}|c{p.replicas}"
+        for p in o.parts
+    )
+
+
 def build_options(
     problem: SearchProblem, settings: SolveSettings
 ) -> dict[ModelName, tuple[Option, ...]]:
-    return {m.model: model_options(problem, m, settings.resolution) for m in problem.models}
+    return {
+        m.model: model_options(problem, m, settings.resolution, mix=settings.mix)
+        for m in problem.models
+    }
 
 
 def one_option_per_model(cp: cp_model.CpModel, x: Variables) -> None:
@@ -209,8 +222,8 @@ def solve_options(
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency", "units" or "feasible"); None when
-    infeasible.
+    """Solve the option model for `goal` ("latency", "units", "feasible", or "first": the
+    first plan found with units as guide); None when infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -225,12 +238,15 @@ def solve_options(
     latency_slos(cp, x, problem)
     if goal == "latency":
         cp.minimize(latency_objective(x, problem))
-    elif goal == "units":
+    elif goal in ("units", "first"):
         cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
             cp.add_hint(v, hint.get(o.model) == o)
     solver = _solver(settings, time_limit_s)
+    # "first": any feasible plan; the units objective only guides the search through the
+    # LP (pure feasibility solves of mixed options stalled for minutes near the optimum).
+    solver.parameters.stop_after_first_solution = goal == "first"
     status = solver.solve(cp)
     wall = time.perf_counter() - start
     if status == cp_model.INFEASIBLE:
@@ -244,8 +260,8 @@ def solve_options(
     return SolveResult(
         chosen=x.chosen(solver),
         status=_status_name(solver, status),
-        objective=float(solver.objective_value) if goal != "feasible" else 0.0,
-        bound=float(solver.best_objective_bound) if goal != "feasible" else 0.0,
+        objective=float(solver.objective_value) if goal in ("latency", "units") else 0.0,
+        bound=float(solver.best_objective_bound) if goal in ("latency", "units") else 0.0,
         wall_s=wall,
     )
 
@@ -253,12 +269,12 @@ def solve_options(
 def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
-            Allocation(
-                o.model, o.shape.key.gpu_type, o.shape.key.tp, o.shape.key.gpu_fraction, o.replicas
-            )
+            Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.gpu_fraction,
+                       p.replicas)
             for o in chosen
+            for p in o.parts
         )
-    )
+    )  # fmt: skip
 
 
 def facts(

@@ -1,51 +1,108 @@
-"""Per-model options: (shape, replica count) pairs with precomputed latency and size.
+"""Per-model options: one or two shapes with replica counts, latency precomputed.
 
-An option is admissible when its shape is structurally valid (TP divides the heads, fits
-an NVLink domain and a node, TP > 1 takes whole GPUs), the weights plus minimum KV cache
-fit the share, and the replicas serve the model's demand below the utilisation cap. A
-share of a GPU (fraction < 1) runs one replica (see `replica_budget`).
-Counts run from the fewest that meet the demand upward, thinned to a latency net: a
-count is kept only if its latency is below 1/(1 + resolution) of the last kept one, and
-counts stop once the latency is within `resolution` of the idle latency. Every dropped
-count therefore has a kept count with fewer GPUs and at most (1 + resolution) times its
-latency, so the optimum over options is within a factor (1 + resolution) of the optimum
-over all counts (resolution 0 keeps every count the GPU budget allows). Options
-dominated within a GPU type (no smaller, no faster, no fewer GPUs) are dropped: any
-plan using one stays feasible when it is swapped for its dominator.
+An option o of model m is a tuple of parts (shape k, replica count c_k): one part (a
+single shape), or two parts of different shapes (a mixture, built in `mixtures.py`).
+The load is split in proportion to capacity (as in `predict.py`), so every replica runs
+at u = D_m / sum_k c_k cap_k and the option's per-call latency is
+l_o = sum_k (c_k cap_k / C) l_k(u). An option is admissible when every shape is
+structurally valid (TP divides the heads, fits an NVLink domain and a node, TP > 1 takes
+whole GPUs), the weights plus minimum KV cache fit every share, u stays below the
+utilisation cap and inside every shape's latency ladder, the option alone packs on the
+cluster, and it holds at most one share of a GPU (fraction < 1; see `replica_budget`).
+
+Single shapes: counts run from the fewest that meet the demand upward, thinned to a
+latency net: a count is kept only if its latency is below 1/(1 + resolution) of the
+last kept one, and counts stop once the latency is within `resolution` of the idle
+latency. Every dropped count has a kept count with fewer GPUs and at most
+(1 + resolution) times its latency, so the optimum over options is within a factor
+(1 + resolution) of the optimum over all counts (resolution 0 keeps every count).
+
+Finally options dominated in resources and latency are dropped (`prune_dominated`): o'
+dominates o when, for every GPU type g and size threshold t, o' takes no more units of
+replicas of size >= t on g (the quantities the packing constraints count), and
+l_o' <= l_o. Any plan using o stays feasible, and no worse in any objective, with o'.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from planner.calls import ModelName
 from planner.catalog import GpuType
+from planner.profiles import ShapeKey
+from planner.search.mixtures import MixBound, mixtures
 from planner.search.packing import UNITS_PER_GPU, item_threshold, threshold_capacities
-from planner.search.predict import option_latency_s
+from planner.search.predict import mixture_latency_s, option_latency_s
 from planner.search.problem import GPU_FRACTIONS, ModelCandidates, SearchProblem, ShapeCandidate
 
 DEFAULT_RESOLUTION = 0.002
 
 
 @dataclass(frozen=True)
-class Option:
-    """`replicas` copies of `shape` serving the whole demand of its model."""
+class Part:
+    """`replicas` copies of one shape inside an option."""
 
-    model: ModelName
     shape: ShapeCandidate
     replicas: int
-    latency_s: float  # per-call latency at the model's demand
 
     @property
     def units(self) -> int:
         return self.replicas * self.shape.units
 
+
+@dataclass(frozen=True)
+class Option:
+    """One or two parts (shapes with replica counts) serving the whole demand of a model."""
+
+    model: ModelName
+    parts: tuple[Part, ...]  # sorted by shape key; two parts have different shapes
+    latency_s: float  # per-call latency at the model's demand
+
     @property
-    def gpu_type(self) -> GpuType:
-        return self.shape.key.gpu_type
+    def units(self) -> int:
+        return sum(p.units for p in self.parts)
+
+    @property
+    def is_single(self) -> bool:
+        return len(self.parts) == 1
+
+    @property
+    def shape(self) -> ShapeCandidate:
+        """The shape of a single-shape option (the first part of a mixture)."""
+        return self.parts[0].shape
+
+    @property
+    def replicas(self) -> int:
+        return sum(p.replicas for p in self.parts)
+
+    @property
+    def gpu_types(self) -> tuple[GpuType, ...]:
+        return tuple(sorted({p.shape.key.gpu_type for p in self.parts}))
+
+    @property
+    def capacity_per_s(self) -> float:
+        return sum(p.replicas * p.shape.capacity_per_s for p in self.parts)
+
+    @property
+    def top_utilisation(self) -> float:
+        """Highest load per replica inside every part's latency ladder."""
+        return min(p.shape.ladder_utilisation[-1] for p in self.parts)
+
+    def units_at_least(self, gpu_type: GpuType, threshold: int) -> int:
+        """Units of replicas on `gpu_type` whose packing threshold is >= `threshold`."""
+        return sum(
+            p.units
+            for p in self.parts
+            if p.shape.key.gpu_type == gpu_type and item_threshold(p.shape.units) >= threshold
+        )
+
+
+def single(model: ModelName, shape: ShapeCandidate, replicas: int, latency_s: float) -> Option:
+    return Option(model, (Part(shape, replicas),), latency_s)
 
 
 def shape_fits_memory(shape: ShapeCandidate) -> bool:
@@ -86,22 +143,37 @@ def model_options(
     model: ModelCandidates,
     resolution: float = DEFAULT_RESOLUTION,
     max_replicas: int | None = None,
+    mix: MixBound | None = None,
 ) -> tuple[Option, ...]:
-    """Admissible, thinned, non-dominated options of one model, deterministic order."""
+    """Admissible, thinned, non-dominated options of one model, deterministic order.
+
+    Args:
+        resolution: latency net of single-shape counts (0 keeps every count).
+        max_replicas: extra cap on the count of any one shape.
+        mix: which two-shape mixtures are options too (None: single shapes only).
+    """
     demand = problem.demand_per_s(model.model)
     caps = {t: threshold_capacities(problem.cluster, t) for t in problem.gpu_types()}
     out: list[Option] = []
+    budgets: dict[ShapeCandidate, int] = {}
     for shape in model.shapes:
         if not shape_is_structural(problem, model, shape) or not shape_fits_memory(shape):
             continue
         budget = replica_budget(shape, caps.get(shape.key.gpu_type, {}))
         if max_replicas is not None:
             budget = min(budget, max_replicas)
+        if budget <= 0:
+            continue
+        budgets[shape] = budget
         lowest = fewest_replicas(shape, demand, problem.utilisation_cap)
         if lowest == 0 or lowest > budget:
             continue
         out.extend(_latency_net(model.model, shape, demand, lowest, budget, resolution))
-    return _pareto(out)
+    if mix is not None and demand > 0:
+        for parts in mixtures(budgets, demand, problem.utilisation_cap, caps, mix):
+            latency = mixture_latency_s(parts, demand)
+            out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
+    return prune_dominated(out, caps)
 
 
 def replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
@@ -125,7 +197,7 @@ def _latency_net(
     resolution: float,
 ) -> list[Option]:
     idle = shape.ladder_latency_s[0]
-    kept = [Option(model, shape, lowest, option_latency_s(shape, lowest, demand))]
+    kept = [single(model, shape, lowest, option_latency_s(shape, lowest, demand))]
     count = lowest
     while count < budget and kept[-1].latency_s > idle * (1 + resolution) and demand > 0:
         if resolution <= 0:
@@ -145,34 +217,36 @@ def _latency_net(
             count = hi
         latency = option_latency_s(shape, count, demand)
         if latency < kept[-1].latency_s:
-            kept.append(Option(model, shape, count, latency))
+            kept.append(single(model, shape, count, latency))
     return kept
 
 
-def _pareto(options: list[Option]) -> tuple[Option, ...]:
-    """Drop options another option of the same GPU type beats on size, units and latency."""
-    out: list[Option] = []
-    by_type: dict[GpuType, list[Option]] = {}
-    for o in options:
-        by_type.setdefault(o.gpu_type, []).append(o)
-    for gpu_type in sorted(by_type):
-        # Smallest replica size first; keep a staircase units -> best latency so far.
-        group = sorted(
-            by_type[gpu_type], key=lambda o: (o.shape.units, o.units, o.latency_s, o.shape.key)
-        )
-        stair_units: list[int] = []
-        stair_lat: list[float] = []
-        for o in group:
-            i = bisect.bisect_right(stair_units, o.units)
-            if i and stair_lat[i - 1] <= o.latency_s:
-                continue  # dominated: something no larger, with no more units, no slower
-            out.append(o)
-            # insert and restore the staircase (units increasing, latency decreasing)
-            j = bisect.bisect_left(stair_units, o.units)
-            stair_units.insert(j, o.units)
-            stair_lat.insert(j, o.latency_s)
-            k = j + 1
-            while k < len(stair_units) and stair_lat[k] >= o.latency_s:
-                del stair_units[k]
-                del stair_lat[k]
-    return tuple(sorted(out, key=lambda o: (o.shape.key, o.replicas)))
+def prune_dominated(
+    options: Sequence[Option], caps: Mapping[GpuType, Mapping[int, int]]
+) -> tuple[Option, ...]:
+    """Drop options that another option beats on every packing resource and on latency.
+
+    Options are scanned fastest first (then fewest units); an option is dropped when an
+    earlier one takes no more units of size >= t on every GPU type g, for every t. By
+    transitivity it suffices to compare with options already kept.
+    """
+    dims = [(g, t) for g in sorted(caps) for t in sorted(caps[g])]
+    order = sorted(options, key=_order_key)
+    kept: list[Option] = []
+    table = np.zeros((len(order), len(dims)), dtype=np.int64)
+    for o in order:
+        row = np.array([o.units_at_least(g, t) for g, t in dims], dtype=np.int64)
+        n = len(kept)
+        if n and bool(np.any(np.all(table[:n] <= row, axis=1))):
+            continue
+        table[n] = row
+        kept.append(o)
+    return tuple(sorted(kept, key=_sort_key))
+
+
+def _order_key(o: Option) -> tuple[float, int, tuple[tuple[ShapeKey, int], ...]]:
+    return (o.latency_s, o.units, _sort_key(o))
+
+
+def _sort_key(o: Option) -> tuple[tuple[ShapeKey, int], ...]:
+    return tuple((p.shape.key, p.replicas) for p in o.parts)

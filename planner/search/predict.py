@@ -55,6 +55,18 @@ def option_latency_s(shape: ShapeCandidate, replicas: int, demand_per_s: float) 
     return interpolate_latency_s(shape, demand_per_s / (replicas * shape.capacity_per_s))
 
 
+def mixture_latency_s(parts: Sequence[tuple[ShapeCandidate, int]], demand_per_s: float) -> float:
+    """Per-call latency of replicas of several shapes sharing `demand_per_s` in proportion
+    to their capacity (every replica at the same utilisation), as `model_latency_s`."""
+    capacity = sum(c * s.capacity_per_s for s, c in parts if c > 0)
+    if capacity <= 0:
+        return math.inf if demand_per_s > 0 else 0.0
+    u = demand_per_s / capacity
+    return sum(
+        c * s.capacity_per_s / capacity * interpolate_latency_s(s, u) for s, c in parts if c > 0
+    )
+
+
 def find_shape(problem: SearchProblem, alloc: Allocation) -> ShapeCandidate | None:
     """The problem's candidate matching an allocation's shape, if any."""
     try:

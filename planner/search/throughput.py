@@ -1,13 +1,18 @@
 """Max-throughput: the highest common scale s of all workflow rates the cluster sustains.
 
 Bisection over s with CP-SAT feasibility solves of the option model (`model.py`) at the
-rates times s. Without SLOs only the fewest replicas of each shape matter (more only cost
-GPUs), so each solve is a small multiple-choice packing problem; with SLOs the full
+rates times s. Without SLOs only the fewest replicas matter (more only cost GPUs): per
+shape its fewest replicas, per mixture row (fixed smaller count) the fewest of the larger
+shape, so each solve is a small multiple-choice packing problem; with SLOs the full
 option lists are used. A feasible point is snapped up to the exact scale its allocation
-sustains (min over models of c cap u_cap / D_m); an infeasible point is proven so by
-CP-SAT. The bracket [lo, hi] is therefore the objective and its bound, and the search
+sustains (min over models of C_o min(u_cap, ladder tops) / D_m); an infeasible point is
+proven so by CP-SAT. The bracket [lo, hi] is therefore the objective and its bound, and the search
 stops when hi - lo <= 1e-6 lo (status OPTIMAL) or the time is up (FEASIBLE, gap reported).
-The starting upper bound is the scale each model would reach alone on the whole cluster.
+A probe gets at most a third of the time left; one that runs out is retried lower (the
+bracket stays proven). Feasibility solves stop at the first plan, searched with the GPU
+count as objective (the LP guides the search to feasible plans far faster).
+The starting upper bound is the scale each model would reach alone on the whole cluster
+(with mixtures: its two best shapes each with the whole cluster, an over-estimate).
 """
 
 from __future__ import annotations
@@ -17,17 +22,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from planner.calls import ModelName
+from planner.search.mixtures import mixtures
 from planner.search.model import SolverTimeout, SolveSettings, solve_options
 from planner.search.options import (
     Option,
+    Part,
     fewest_replicas,
     model_options,
+    prune_dominated,
     replica_budget,
     shape_fits_memory,
     shape_is_structural,
+    single,
 )
 from planner.search.packing import threshold_capacities
-from planner.search.predict import option_latency_s
 from planner.search.problem import SearchProblem
 
 TOLERANCE = 1e-6
@@ -41,6 +49,7 @@ class ScaleResult:
     status: str
     bound: float
     wall_s: float
+    chosen: tuple[Option, ...] = ()  # an allocation sustaining `scale` (a hint for later)
 
 
 def max_scale(
@@ -49,36 +58,42 @@ def max_scale(
     """The largest common scale of the problem's rates; None if even a tiny one fails."""
     start = time.perf_counter()
     deadline = start + time_limit_s
-    hi = _alone_bound(problem)
+    hi = _alone_bound(problem, settings)
     if hi <= 0:
         return None
     found = _feasible(problem, hi, settings, deadline)
     if found:
-        return ScaleResult(hi * SAFETY, "OPTIMAL", hi, time.perf_counter() - start)
+        return ScaleResult(hi * SAFETY, "OPTIMAL", hi, time.perf_counter() - start, found)
     tiny = hi * 1e-9
     first = _feasible(problem, tiny, settings, deadline)
     if not first:
         return None
     lo = _sustained(problem, first, tiny)
+    best = first
     status = "OPTIMAL"
+    ceiling = hi  # probes stay below scales whose solve ran out of time
     while hi - lo > TOLERANCE * lo:
-        if time.perf_counter() >= deadline:
+        now = time.perf_counter()
+        mid = 0.5 * (lo + min(hi, ceiling))
+        stuck = ceiling < hi and mid - lo <= TOLERANCE * lo  # every probe above lo timed out
+        if now >= deadline or stuck:
             status = "FEASIBLE"
             break
-        mid = 0.5 * (lo + hi)
+        # One probe may take a third of the time left: a hard one near the optimum is
+        # given up for a lower probe, which can still raise the lower end.
         try:
-            chosen = _feasible(problem, mid, settings, deadline)
+            chosen = _feasible(problem, mid, settings, now + max(0.5, (deadline - now) / 3))
         except SolverTimeout:
-            status = "FEASIBLE"
-            break
+            ceiling = mid
+            continue
         if chosen:
-            lo = max(mid, _sustained(problem, chosen, mid))
+            lo, best = max(mid, _sustained(problem, chosen, mid)), chosen
         else:
             hi = mid
-    return ScaleResult(lo * SAFETY, status, hi, time.perf_counter() - start)
+    return ScaleResult(lo * SAFETY, status, hi, time.perf_counter() - start, best)
 
 
-def _alone_bound(problem: SearchProblem) -> float:
+def _alone_bound(problem: SearchProblem, settings: SolveSettings) -> float:
     """min over models of the scale the model reaches with the whole cluster to itself."""
     caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     bound = float("inf")
@@ -86,14 +101,15 @@ def _alone_bound(problem: SearchProblem) -> float:
         demand = problem.demand_per_s(m.model)
         if demand <= 0:
             continue
-        best = 0.0
+        reach = [0.0, 0.0]
         for s in m.shapes:
             if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
                 continue
             limit = replica_budget(s, caps[s.key.gpu_type])
             top = min(problem.utilisation_cap, s.ladder_utilisation[-1])
-            best = max(best, limit * s.capacity_per_s * top / demand)
-        bound = min(bound, best)
+            reach.append(limit * s.capacity_per_s * top / demand)
+        reach.sort(reverse=True)
+        bound = min(bound, reach[0] + (reach[1] if settings.mix is not None else 0.0))
     return bound if bound != float("inf") else 0.0
 
 
@@ -103,27 +119,38 @@ def _feasible(
     scaled = problem.scaled(scale)
     slos = any(w.slo_s is not None for w in problem.workflows)
     options = {
-        m.model: model_options(scaled, m, settings.resolution) if slos else _fewest(scaled, m.model)
+        m.model: model_options(scaled, m, settings.resolution, mix=settings.mix)
+        if slos
+        else _fewest(scaled, m.model, settings)
         for m in scaled.models
     }
     left = max(0.05, deadline - time.perf_counter())
-    result = solve_options(scaled, options, "feasible", settings, left)
+    result = solve_options(scaled, options, "first", settings, left)
     return result.chosen if result is not None else None
 
 
-def _fewest(problem: SearchProblem, name: ModelName) -> tuple[Option, ...]:
-    """Per shape only its fewest replicas meeting the demand (enough for feasibility)."""
+def _fewest(problem: SearchProblem, name: ModelName, settings: SolveSettings) -> tuple[Option, ...]:
+    """Per shape its fewest replicas meeting the demand, per mixture row the fewest of its
+    larger shape (enough for feasibility); dominated ones dropped."""
     m = problem.model(name)
     demand = problem.demand_per_s(name)
     caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     out = []
+    budgets = {}
     for s in m.shapes:
         if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
             continue
+        budget = replica_budget(s, caps[s.key.gpu_type])
+        if budget > 0:
+            budgets[s] = budget
         count = fewest_replicas(s, demand, problem.utilisation_cap)
-        if 0 < count <= replica_budget(s, caps[s.key.gpu_type]):
-            out.append(Option(name, s, count, option_latency_s(s, count, demand)))
-    return tuple(out)
+        if 0 < count <= budget:
+            out.append(single(name, s, count, 0.0))
+    if settings.mix is not None and demand > 0:
+        mixed = mixtures(budgets, demand, problem.utilisation_cap, caps, settings.mix, fewest=True)
+        for parts in mixed:
+            out.append(Option(name, tuple(Part(s, c) for s, c in parts), 0.0))
+    return prune_dominated(out, caps)
 
 
 def _sustained(problem: SearchProblem, chosen: Sequence[Option], scale: float) -> float:
@@ -134,6 +161,6 @@ def _sustained(problem: SearchProblem, chosen: Sequence[Option], scale: float) -
     for o in chosen:
         demand = problem.demand_per_s(o.model)
         if demand > 0:
-            top = min(problem.utilisation_cap, o.shape.ladder_utilisation[-1])
-            sustained = min(sustained, o.replicas * o.shape.capacity_per_s * top / demand)
+            top = min(problem.utilisation_cap, o.top_utilisation)
+            sustained = min(sustained, o.capacity_per_s * top / demand)
     return sustained if sustained != float("inf") else scale

@@ -74,6 +74,13 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]
                 f"{where}: weights {shape.weights_gib:.1f} GiB + KV cache do not fit "
                 f"the {shape.share_gib:.1f} GiB share"
             )
+    shares: dict[str, int] = {}
+    for a in allocs:
+        if a.gpu_fraction < 1:
+            shares[a.model] = shares.get(a.model, 0) + a.replicas
+    for model, n in sorted(shares.items()):
+        if n > 1 and sum(1 for a in allocs if a.model == model and a.gpu_fraction < 1) > 1:
+            errors.append(f"{model}: {n} shares of a GPU in several shapes (one share per model)")
     return errors
 
 

@@ -1,0 +1,146 @@
+"""Two-shape mixtures of one model: which (shape a, count a, shape b, count b) are options.
+
+A mixture runs c_a replicas of shape a and c_b >= 1 replicas of a different shape b of
+the same model, the load split in proportion to capacity (`predict.py`), so both run at
+u = D / (c_a cap_a + c_b cap_b). It is admissible when u stays below the utilisation cap
+and inside both latency ladders, it holds at most one share of a GPU (two shares, or a
+share with count > 1, are never options: see `options.replica_budget`), and it packs on
+the cluster alone (the threshold conditions of `packing.py` on its own replicas).
+
+The bound (`MixBound`), which keeps the option count linear in the replica budget:
+- the smaller count is at most `minority_max` (None: any count);
+- along the larger count, for each fixed smaller count (a "row"), counts are thinned to
+  a latency net like single shapes: a count is kept only if its latency is below
+  1/(1 + resolution) of the last kept count of the same row;
+- a mixture is kept only if its latency is below 1/(1 + resolution) of the larger shape
+  alone at the same count (which takes a subset of the mixture's GPUs).
+Every admissible mixture inside the minority bound that these rules drop has a kept
+mixture or single shape with no more GPUs of any kind and at most (1 + resolution) times
+its latency (times 1 + the single shapes' net when the larger shape alone was thinned
+out). With resolution 0 both rules drop only
+dominated mixtures, so `MixBound(None, 0.0)` makes every non-dominated two-shape mixture
+an option (the brute-force tests use this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner.catalog import GpuType
+from planner.search.packing import UNITS_PER_GPU, item_threshold
+from planner.search.problem import ShapeCandidate
+
+
+@dataclass(frozen=True)
+class MixBound:
+    """Which two-shape mixtures are options (see the module docstring)."""
+
+    minority_max: int | None = 2  # a mixture's smaller replica count is at most this
+    resolution: float = 0.05  # latency net along the larger count
+
+
+# The default bound: two replicas of the second shape and a 5% net keep the 1,024-GPU,
+# 50-model benchmark at a proven optimum in seconds; four replicas or a 2% net leave it
+# at a 5-12% gap after 55 s (benchmarks/search_scale.py, docs/benchmarks.md).
+DEFAULT_MIX = MixBound()
+
+
+def mixtures(
+    budgets: Mapping[ShapeCandidate, int],
+    demand_per_s: float,
+    utilisation_cap: float,
+    caps: Mapping[GpuType, Mapping[int, int]],
+    bound: MixBound,
+    fewest: bool = False,
+) -> Iterator[tuple[tuple[ShapeCandidate, int], tuple[ShapeCandidate, int]]]:
+    """Admissible mixtures ((shape a, c_a), (shape b, c_b)) of the admissible shapes,
+    a before b by shape key, deterministic order.
+
+    Args:
+        budgets: each admissible shape and the most replicas of it the cluster holds.
+        caps: packable capacity C_{g,t} per GPU type and threshold (`packing.py`).
+        fewest: per row only the fewest replicas of the larger shape that meet the
+            demand, whatever the latency (what feasibility needs).
+    """
+    shapes = sorted(budgets, key=lambda s: s.key)
+    dims = [(g, t) for g in sorted(caps) for t in sorted(caps[g])]
+    limit = np.array([caps[g][t] for g, t in dims], dtype=np.int64)
+    for i, a in enumerate(shapes):
+        for b in shapes[i + 1 :]:
+            if a.units < UNITS_PER_GPU and b.units < UNITS_PER_GPU:
+                continue  # two shares of one model: never placed (one share per model)
+            found: dict[tuple[int, int], None] = {}
+            for major, minor in ((a, b), (b, a)):
+                top = budgets[minor] if bound.minority_max is None else bound.minority_max
+                for c_minor in range(1, min(budgets[minor], top) + 1):
+                    for c_major in _row(
+                        major, minor, c_minor, budgets[major], demand_per_s,
+                        utilisation_cap, dims, limit, bound.resolution, fewest,
+                    ):  # fmt: skip
+                        key = (c_major, c_minor) if major is a else (c_minor, c_major)
+                        found[key] = None
+            for c_a, c_b in sorted(found):
+                yield (a, c_a), (b, c_b)
+
+
+def _resources(shape: ShapeCandidate, dims: Sequence[tuple[GpuType, int]]) -> np.ndarray:
+    """Units one replica of `shape` adds to each packing constraint (g, t)."""
+    g, size = shape.key.gpu_type, shape.units
+    return np.array(
+        [size if g == dg and item_threshold(size) >= t else 0 for dg, t in dims], dtype=np.int64
+    )
+
+
+def _row(
+    major: ShapeCandidate,
+    minor: ShapeCandidate,
+    c_minor: int,
+    budget: int,
+    demand: float,
+    cap: float,
+    dims: Sequence[tuple[GpuType, int]],
+    limit: np.ndarray,
+    resolution: float,
+    fewest: bool,
+) -> list[int]:
+    """Kept counts of `major` next to `c_minor` replicas of `minor` (the latency net)."""
+    counts = np.arange(1, budget + 1, dtype=np.int64)
+    used = np.outer(counts, _resources(major, dims)) + c_minor * _resources(minor, dims)
+    fits = np.all(used <= limit, axis=1)
+    capacity = counts * major.capacity_per_s + c_minor * minor.capacity_per_s
+    u = demand / capacity
+    top_major = min(cap, major.ladder_utilisation[-1])
+    top = min(top_major, minor.ladder_utilisation[-1])
+    ok = fits & (u <= top)
+    if not ok.any():
+        return []
+    if fewest:
+        return [int(counts[int(np.argmax(ok))])]
+    lat_major = np.interp(u, major.ladder_utilisation, major.ladder_latency_s)
+    lat_minor = np.interp(u, minor.ladder_utilisation, minor.ladder_latency_s)
+    latency = (
+        counts * major.capacity_per_s * lat_major + c_minor * minor.capacity_per_s * lat_minor
+    ) / capacity
+    # The larger shape alone at the same count uses a subset of the mixture's resources:
+    # the mixture is an option only if it is faster by the net factor.
+    u_alone = demand / (counts * major.capacity_per_s)
+    alone = np.where(
+        u_alone <= top_major,
+        np.interp(u_alone, major.ladder_utilisation, major.ladder_latency_s),
+        np.inf,
+    )
+    ok &= latency * (1 + resolution) < alone
+    if not ok.any():
+        return []
+    latency = np.where(ok, latency, np.inf)
+    index = int(np.argmax(ok))
+    kept = [index]
+    while True:
+        better = np.nonzero(latency[index + 1 :] * (1 + resolution) < latency[index])[0]
+        if not better.size:
+            return [int(counts[k]) for k in kept]
+        index = index + 1 + int(better[0])
+        kept.append(index)
