@@ -35,6 +35,7 @@ examples: $(VENV)/.run-deps
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check planner tests benchmarks traces notebooks
+	$(BIN)/ruff format --check planner tests benchmarks traces notebooks
 	$(BIN)/mypy
 
 test: lint
