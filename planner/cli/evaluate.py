@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from planner.cli import app
+from planner.cli.options import ConfigsOpt, MappingOpt, ProfilesOpt
 
 if TYPE_CHECKING:
     from planner.cluster import Cluster
@@ -71,18 +72,9 @@ def evaluate(
         ),
     ] = 150_000,
     seed: Annotated[int, typer.Option("--seed", help="Arrival seed.")] = 0,
-    profiles_dir: Annotated[
-        Path | None,
-        typer.Option("--profiles", help="Stored profiles folder (default: shipped profiles/)."),
-    ] = None,
-    configs: Annotated[
-        Path | None,
-        typer.Option("--configs", help="Catalog folder with models/ and gpus/ (default: shipped)."),
-    ] = None,
-    mapping: Annotated[
-        Path | None,
-        typer.Option("--mapping", help="YAML column mapping for non-canonical trace tables."),
-    ] = None,
+    profiles_dir: ProfilesOpt = None,
+    configs: ConfigsOpt = None,
+    mapping: MappingOpt = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print one JSON object: plan, baselines, prediction_error."),

@@ -24,6 +24,20 @@ from planner.cli.deploy_options import (
     TracesOpt,
     VllmImageOpt,
 )
+from planner.cli.options import (
+    ClusterOpt,
+    ConfigsOpt,
+    GpusPerNodeOpt,
+    GpuTypeOpt,
+    HeadroomOpt,
+    MappingOpt,
+    ProfilesOpt,
+    SloOpt,
+    TargetRateOpt,
+    TimeLimitOpt,
+    UtilisationCapOpt,
+    WorkersOpt,
+)
 from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE, Cluster
 from planner.errors import InputError
 from planner.plan import Objective, Plan
@@ -57,6 +71,9 @@ class PlanningOptions:
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
     window_s: float | None = None  # plan on the workflows of the trace's last window_s seconds
+
+
+PLANNING_DEFAULTS = PlanningOptions()
 
 
 @dataclass(frozen=True)
@@ -230,16 +247,9 @@ def plan(
     gpus: Annotated[
         int | None, typer.Option("--gpus", help="GPUs in the cluster (full nodes; default 8).")
     ] = None,
-    gpu_type: Annotated[
-        str, typer.Option("--gpu-type", help="GPU type of --gpus (catalog name or alias).")
-    ] = DEFAULT_GPU_TYPE,
-    gpus_per_node: Annotated[
-        int, typer.Option("--gpus-per-node", help="GPUs per node for --gpus.")
-    ] = DEFAULT_GPUS_PER_NODE,
-    cluster_file: Annotated[
-        Path | None,
-        typer.Option("--cluster", help="Cluster YAML with node pools (instead of --gpus)."),
-    ] = None,
+    gpu_type: GpuTypeOpt = DEFAULT_GPU_TYPE,
+    gpus_per_node: GpusPerNodeOpt = DEFAULT_GPUS_PER_NODE,
+    cluster_file: ClusterOpt = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for plan.yaml.")] = Path(
         "out"
     ),
@@ -254,44 +264,15 @@ def plan(
             "max-throughput (highest common scale of the rates), or min-gpus.",
         ),
     ] = "min-latency",
-    target_rate: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--target-rate",
-            help="Workflows/s: one total (split like the observed mix) or TYPE=RATE, "
-            "repeatable. Default: observed rate x --headroom.",
-        ),
-    ] = None,
-    headroom: Annotated[
-        float, typer.Option("--headroom", help="Default target = observed rate x this.")
-    ] = 1.0,
-    slo: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--slo",
-            help="Latency SLO per workflow type: TYPE=SECONDS (mean) or TYPE=SECONDS:p95; "
-            "p95 is predicted as the trace's p95/mean ratio x the predicted mean.",
-        ),
-    ] = None,
-    utilisation_cap: Annotated[
-        float,
-        typer.Option("--utilisation-cap", help="Replicas stay below this fraction of capacity."),
-    ] = 0.85,
-    time_limit: Annotated[
-        float, typer.Option("--time-limit", help="Solver time limit in seconds.")
-    ] = 30.0,
-    workers: Annotated[
-        int, typer.Option("--workers", help="CP-SAT workers (pinned for determinism).")
-    ] = 1,
-    mapping: Annotated[
-        Path | None, typer.Option("--mapping", help="Column mapping YAML for the traces.")
-    ] = None,
-    configs: Annotated[
-        Path | None, typer.Option("--configs", help="Catalog folder (default: configs/).")
-    ] = None,
-    profiles: Annotated[
-        Path | None, typer.Option("--profiles", help="Stored profiles folder (default: profiles/).")
-    ] = None,
+    target_rate: TargetRateOpt = None,
+    headroom: HeadroomOpt = PLANNING_DEFAULTS.headroom,
+    slo: SloOpt = None,
+    utilisation_cap: UtilisationCapOpt = PLANNING_DEFAULTS.utilisation_cap,
+    time_limit: TimeLimitOpt = PLANNING_DEFAULTS.time_limit_s,
+    workers: WorkersOpt = PLANNING_DEFAULTS.num_workers,
+    mapping: MappingOpt = None,
+    configs: ConfigsOpt = None,
+    profiles: ProfilesOpt = None,
     sharing: SharingOpt = _RENDER.sharing,
     namespace: NamespaceOpt = _RENDER.namespace,
     vllm_image: VllmImageOpt = _RENDER.vllm_image,

@@ -17,6 +17,7 @@ from planner.cli.deploy_options import (
     TracesOpt,
     VllmImageOpt,
 )
+from planner.cli.options import ConfigsOpt, GpusPerNodeOpt, GpuTypeOpt
 from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
 from planner.render.options import RenderOptions
 
@@ -37,15 +38,9 @@ def render_command(
     gpus: Annotated[
         int | None, typer.Option("--gpus", help="Without --cluster: GPUs in full nodes.")
     ] = None,
-    gpu_type: Annotated[str, typer.Option("--gpu-type", help="GPU type of --gpus.")] = (
-        DEFAULT_GPU_TYPE
-    ),
-    gpus_per_node: Annotated[
-        int, typer.Option("--gpus-per-node", help="GPUs per node for --gpus.")
-    ] = DEFAULT_GPUS_PER_NODE,
-    configs: Annotated[
-        Path | None, typer.Option("--configs", help="Catalog folder (default: configs/).")
-    ] = None,
+    gpu_type: GpuTypeOpt = (DEFAULT_GPU_TYPE),
+    gpus_per_node: GpusPerNodeOpt = DEFAULT_GPUS_PER_NODE,
+    configs: ConfigsOpt = None,
     sharing: SharingOpt = _D.sharing,
     namespace: NamespaceOpt = _D.namespace,
     vllm_image: VllmImageOpt = _D.vllm_image,

@@ -18,6 +18,17 @@ import typer
 
 from planner.cli import app
 from planner.cli.deploy_options import NamespaceOpt, SharingOpt, VllmImageOpt
+from planner.cli.options import (
+    ConfigsOpt,
+    HeadroomOpt,
+    ProfilesOpt,
+    SloOpt,
+    TargetRateOpt,
+    TimeLimitOpt,
+    UtilisationCapOpt,
+    WorkersOpt,
+)
+from planner.cli.plan import PLANNING_DEFAULTS
 from planner.render.options import RenderOptions
 
 if TYPE_CHECKING:
@@ -136,31 +147,14 @@ def replan_command(
         str | None,
         typer.Option("--objective", help="Plan objective (default: the running plan's)."),
     ] = None,
-    target_rate: Annotated[
-        list[str] | None,
-        typer.Option("--target-rate", help="As for `planner plan`: TOTAL or TYPE=RATE."),
-    ] = None,
-    slo: Annotated[
-        list[str] | None,
-        typer.Option("--slo", help="As for `planner plan`: TYPE=SECONDS[:p95]."),
-    ] = None,
-    utilisation_cap: Annotated[
-        float,
-        typer.Option("--utilisation-cap", help="Replicas stay below this fraction of capacity."),
-    ] = 0.85,
-    headroom: Annotated[
-        float, typer.Option("--headroom", help="Target = observed rate x this.")
-    ] = 1.0,
-    time_limit: Annotated[
-        float, typer.Option("--time-limit", help="Solver time limit in seconds.")
-    ] = 30.0,
-    workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
-    configs: Annotated[
-        Path | None, typer.Option("--configs", help="Catalog folder (default: configs/).")
-    ] = None,
-    profiles: Annotated[
-        Path | None, typer.Option("--profiles", help="Stored profiles folder.")
-    ] = None,
+    target_rate: TargetRateOpt = None,
+    slo: SloOpt = None,
+    utilisation_cap: UtilisationCapOpt = PLANNING_DEFAULTS.utilisation_cap,
+    headroom: HeadroomOpt = PLANNING_DEFAULTS.headroom,
+    time_limit: TimeLimitOpt = PLANNING_DEFAULTS.time_limit_s,
+    workers: WorkersOpt = PLANNING_DEFAULTS.num_workers,
+    configs: ConfigsOpt = None,
+    profiles: ProfilesOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Decide and show changes; the server persists nothing."),
