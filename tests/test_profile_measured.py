@@ -209,7 +209,7 @@ def test_cli_import_bad_file_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "profiles"
     proc = _cli(
         "import", str(tmp_path / "good.json"), str(tmp_path / "bad.json"),
-        "--gpu-type", "h100", "--profiles-dir", str(out),
+        "--gpu-type", "h100", "--profiles", str(out),
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
@@ -217,9 +217,7 @@ def test_cli_import_bad_file_writes_nothing(tmp_path: Path) -> None:
         "is this a `--save-result` file?"
     )
     assert not out.exists()
-    proc = _cli(
-        "import", str(tmp_path / "good.json"), "--gpu-type", "h100", "--profiles-dir", str(out)
-    )
+    proc = _cli("import", str(tmp_path / "good.json"), "--gpu-type", "h100", "--profiles", str(out))
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in out.iterdir()] == [
         "imported--Llama-3.1-8B-Instruct--H100-SXM-80GB.parquet"
@@ -227,10 +225,10 @@ def test_cli_import_bad_file_writes_nothing(tmp_path: Path) -> None:
     (tmp_path / "gpu.json").write_text(
         json.dumps({**good, "model": "llama-3.1-8b", "gpu_type": "H1OO"})
     )
-    proc = _cli("import", str(tmp_path / "gpu.json"), "--profiles-dir", str(out))
+    proc = _cli("import", str(tmp_path / "gpu.json"), "--profiles", str(out))
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"Error: {tmp_path / 'gpu.json'}: key 'gpu_type': unknown GPU")
-    shown = _cli("show", "--profiles-dir", str(out))
+    shown = _cli("show", "--profiles", str(out))
     assert "Llama-3.1-8B-Instruct" in shown.stdout and "imported" in shown.stdout
 
 

@@ -73,7 +73,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Sweep:
             "10",
             "--prompts-per-client",
             "6",
-            "--profiles-dir",
+            "--profiles",
             str(profiles_dir),
             "--results-dir",
             str(results_dir),
@@ -181,7 +181,7 @@ def test_saved_results_import_to_the_same_numbers(sweep: Sweep, tmp_path: Path) 
             *map(str, files),
             "--configs",
             str(sweep.catalog_dir),
-            "--profiles-dir",
+            "--profiles",
             str(tmp_path),
         ],
     )
@@ -229,7 +229,7 @@ def test_show_lists_the_sweep(sweep: Sweep) -> None:
             "show",
             "--configs",
             str(sweep.catalog_dir),
-            "--profiles-dir",
+            "--profiles",
             str(sweep.profiles_dir),
         ],
     )

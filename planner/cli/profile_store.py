@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from planner.catalog import Catalog, resolve_gpu, resolve_model
+from planner.cli.options import ConfigsOpt, ProfilesOpt
 from planner.cli.profile import profile_app
 from planner.errors import InputError, ProfileError
 
 if TYPE_CHECKING:
     import pandas as pd
-
-_CONFIGS_HELP = "Catalog folder with models/ and gpus/ (default: the shipped configs/)."
-_PROFILES_HELP = "Folder of stored profile points (default: the repository's profiles/)."
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -105,10 +103,8 @@ def run(
         Path | None,
         typer.Option("--results-dir", help="Keep server logs and bench JSON here (default: temp)."),
     ] = None,
-    configs: Annotated[Path | None, typer.Option("--configs", help=_CONFIGS_HELP)] = None,
-    profiles_dir: Annotated[
-        Path | None, typer.Option("--profiles-dir", help=_PROFILES_HELP)
-    ] = None,
+    configs: ConfigsOpt = None,
+    profiles_dir: ProfilesOpt = None,
 ) -> None:
     """Profile a model on real vLLM: sweep TP and GPU fraction, drive a ladder of loads."""
     from rich.progress import Progress
@@ -186,10 +182,8 @@ def import_(
         float | None,
         typer.Option("--gpu-fraction", min=0.0, max=1.0, help="GPU share (default 1)."),
     ] = None,
-    configs: Annotated[Path | None, typer.Option("--configs", help=_CONFIGS_HELP)] = None,
-    profiles_dir: Annotated[
-        Path | None, typer.Option("--profiles-dir", help=_PROFILES_HELP)
-    ] = None,
+    configs: ConfigsOpt = None,
+    profiles_dir: ProfilesOpt = None,
 ) -> None:
     """Import `vllm bench serve --save-result` JSON files as stored profile points."""
     from planner.io import profiles as store
@@ -212,10 +206,8 @@ def import_(
 
 @profile_app.command("show")
 def show(
-    configs: Annotated[Path | None, typer.Option("--configs", help=_CONFIGS_HELP)] = None,
-    profiles_dir: Annotated[
-        Path | None, typer.Option("--profiles-dir", help=_PROFILES_HELP)
-    ] = None,
+    configs: ConfigsOpt = None,
+    profiles_dir: ProfilesOpt = None,
 ) -> None:
     """List the stored profile points per shape, and which catalog models are analytic-only."""
     from planner.io import profiles as store

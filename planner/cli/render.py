@@ -38,7 +38,7 @@ def render_command(
     gpus: Annotated[
         int | None, typer.Option("--gpus", help="Without --cluster: GPUs in full nodes.")
     ] = None,
-    gpu_type: GpuTypeOpt = (DEFAULT_GPU_TYPE),
+    gpu_type: GpuTypeOpt = DEFAULT_GPU_TYPE,
     gpus_per_node: GpusPerNodeOpt = DEFAULT_GPUS_PER_NODE,
     configs: ConfigsOpt = None,
     sharing: SharingOpt = _D.sharing,
