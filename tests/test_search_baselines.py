@@ -34,6 +34,22 @@ def test_baselines_use_the_same_gpus_and_are_placeable(baseline) -> None:  # typ
     assert plan.solver.objective == pytest.approx(mean_latency_s(p, plan.allocations))
 
 
+@pytest.mark.parametrize("baseline", [uniform_plan, independent_plan, greedy_plan])
+def test_baselines_stay_on_the_gpus_when_demand_outgrows_them(baseline) -> None:  # type: ignore[no-untyped-def]
+    # Each model sized alone wants more than half the cluster: together they overflow it,
+    # and the baseline must still be an allocation of these 8 GPUs (trimmed, not grown).
+    a = model("a", [shape("a", tp=t, capacity=10 * t**0.8, base_s=1 / t**0.5) for t in (1, 2, 4)])
+    b = model("b", [shape("b", fraction=f, capacity=8 * f, base_s=0.8) for f in (1.0, 0.5, 0.25)])
+    p = problem([a, b], rate=40.0, cl=cluster(gpus_per_node=8))
+    plan = baseline(p)
+    assert 0 < plan.gpus_used <= 8
+    counts: dict[int, int] = {}
+    for alloc in plan.allocations:
+        size = round(alloc.tensor_parallel * alloc.gpu_fraction * UNITS_PER_GPU)
+        counts[size] = counts.get(size, 0) + alloc.replicas
+    assert first_fit_decreasing(counts, p.cluster, "G") == 0
+
+
 def test_optimum_is_no_worse_than_any_valid_baseline() -> None:
     p = mix()
     best = search_plan(p, SolveSettings(resolution=0.0)).solver.objective

@@ -10,8 +10,11 @@
   best latency gain per GPU (one more replica step, or double TP) is taken while the
   cluster can place it.
 
-Baselines do not optimise and may be invalid (a model too large for its share gets no
-replicas; a share too small saturates); `check_plan` says so, the simulator measures it.
+Every baseline runs on the same GPUs as the plan: when its choices do not pack (a model
+sized alone can want more than is left), replicas of the largest allocation are dropped
+until they do. Baselines do not optimise and may still be invalid (a model too large for
+its share gets no replicas; a share too small saturates); `check_plan` says so, the
+simulator measures it.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def uniform_plan(problem: SearchProblem) -> Plan:
             shape = min(pool, key=lambda s: (s.units, s.key))
             count = share // shape.units if shape.units >= UNITS_PER_GPU else 1
             allocs.append(_alloc(m.model, shape, count))
-    return _baseline(problem, _repair(problem, allocs), "UNIFORM", start)
+    return _baseline(problem, allocs, "UNIFORM", start)
 
 
 def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUTION) -> Plan:
@@ -193,6 +196,7 @@ def _repair(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation
 def _baseline(
     problem: SearchProblem, allocs: Sequence[Allocation], name: str, start: float
 ) -> Plan:
+    allocs = _repair(problem, list(allocs))
     latency = mean_latency_s(problem, allocs)
     solver = SolverFacts(name, latency, math.nan, math.nan, time.perf_counter() - start)
     return make_plan(problem, allocs, "min-latency", solver, (f"baseline: {name.lower()}",))
