@@ -7,8 +7,9 @@ from search_factory import cluster, model, problem, shape
 
 from planner.errors import InputError
 from planner.pipeline import AggregatePipeline, ModelStats, Stats, WorkflowStats
+from planner.plan import Allocation
 from planner.search import SolveSettings, search_plan
-from planner.search.baselines import greedy_plan, independent_plan, uniform_plan
+from planner.search.baselines import greedy_plan, independent_plan, trim_to_cluster, uniform_plan
 from planner.search.packing import UNITS_PER_GPU, first_fit_decreasing
 from planner.search.problem import WorkloadTargets, workflow_demands
 from planner.search.validate import check_plan, mean_latency_s
@@ -43,11 +44,25 @@ def test_baselines_stay_on_the_gpus_when_demand_outgrows_them(baseline) -> None:
     p = problem([a, b], rate=40.0, cl=cluster(gpus_per_node=8))
     plan = baseline(p)
     assert 0 < plan.gpus_used <= 8
+    assert {a.model for a in plan.allocations if a.replicas} == {"a", "b"}  # trimmed, not dropped
     counts: dict[int, int] = {}
     for alloc in plan.allocations:
         size = round(alloc.tensor_parallel * alloc.gpu_fraction * UNITS_PER_GPU)
         counts[size] = counts.get(size, 0) + alloc.replicas
     assert first_fit_decreasing(counts, p.cluster, "G") == 0
+
+
+def test_trimming_keeps_every_model_served_when_spares_exist() -> None:
+    # 4 + 3 + 2 GPUs on 8: dropping the largest allocation (a single TP-4 replica) would
+    # leave its model unserved; one spare replica elsewhere is enough.
+    p = mix()
+    allocs = [
+        Allocation("a", "G", 4, 1.0, 1),
+        Allocation("b", "G", 1, 1.0, 3),
+        Allocation("c", "G", 2, 1.0, 1),
+    ]
+    trimmed = trim_to_cluster(p, allocs)
+    assert sorted((a.model, a.replicas) for a in trimmed) == [("a", 1), ("b", 2), ("c", 1)]
 
 
 def test_optimum_is_no_worse_than_any_valid_baseline() -> None:

@@ -168,8 +168,13 @@ def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation
     return Allocation(model, key.gpu_type, key.tp, key.gpu_fraction, replicas)
 
 
-def _repair(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation]:
-    """Drop replicas of the largest allocation of an overfull GPU type until it packs."""
+def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
+    """Whether dropping one replica of `alloc` leaves its model at least one replica."""
+    return alloc.replicas > 1 or any(a.model == alloc.model and a is not alloc for a in allocs)
+
+
+def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation]:
+    """Drop replicas of an overfull GPU type's allocations until it packs (see below)."""
     out = [a for a in allocs if a.replicas > 0]
     for gpu_type in problem.gpu_types():
         caps = threshold_capacities(problem.cluster, gpu_type)
@@ -181,8 +186,11 @@ def _repair(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation
                     counts[size] = counts.get(size, 0) + a.replicas
             if fits_thresholds(counts, caps):
                 break
+            # Trim where a model keeps a replica (never leave a model unserved while another
+            # has spares), largest allocation first.
             victim = max(
-                (a for a in out if a.gpu_type == gpu_type), key=lambda a: (a.gpus, a.model)
+                (a for a in out if a.gpu_type == gpu_type),
+                key=lambda a: (served_elsewhere(a, out), a.gpus, a.model),
             )
             out.remove(victim)
             if victim.replicas > 1:
@@ -196,7 +204,7 @@ def _repair(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation
 def _baseline(
     problem: SearchProblem, allocs: Sequence[Allocation], name: str, start: float
 ) -> Plan:
-    allocs = _repair(problem, list(allocs))
+    allocs = trim_to_cluster(problem, list(allocs))
     latency = mean_latency_s(problem, allocs)
     solver = SolverFacts(name, latency, math.nan, math.nan, time.perf_counter() - start)
     return make_plan(problem, allocs, "min-latency", solver, (f"baseline: {name.lower()}",))
