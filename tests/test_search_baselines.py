@@ -65,6 +65,19 @@ def test_trimming_keeps_every_model_served_when_spares_exist() -> None:
     assert sorted((a.model, a.replicas) for a in trimmed) == [("a", 1), ("b", 2), ("c", 1)]
 
 
+def test_trimming_shrinks_a_last_replica_before_dropping_it() -> None:
+    # A single TP-4 replica and a whole-GPU replica on a 4-GPU node: the TP-4 replica
+    # becomes a TP-2 one instead of leaving model "a" unserved.
+    a = model("a", [shape("a", tp=t, capacity=10 * t**0.8, base_s=1 / t**0.5) for t in (1, 2, 4)])
+    b = model("b", [shape("b", fraction=f, capacity=8 * f, base_s=0.8) for f in (1.0, 0.5, 0.25)])
+    p = problem([a, b], cl=cluster(gpus_per_node=4))
+    trimmed = trim_to_cluster(p, [Allocation("a", "G", 4, 1.0, 1), Allocation("b", "G", 1, 1.0, 1)])
+    assert sorted((x.model, x.tensor_parallel, x.replicas) for x in trimmed) == [
+        ("a", 2, 1),
+        ("b", 1, 1),
+    ]
+
+
 def test_optimum_is_no_worse_than_any_valid_baseline() -> None:
     p = mix()
     best = search_plan(p, SolveSettings(resolution=0.0)).solver.objective

@@ -174,7 +174,11 @@ def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
 
 
 def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Allocation]:
-    """Drop replicas of an overfull GPU type's allocations until it packs (see below)."""
+    """Drop replicas of an overfull GPU type's allocations until it packs.
+
+    A model keeps at least one replica while another allocation has spares; a model's last
+    replica is shrunk to its next smaller shape before it is dropped.
+    """
     out = [a for a in allocs if a.replicas > 0]
     for gpu_type in problem.gpu_types():
         caps = threshold_capacities(problem.cluster, gpu_type)
@@ -198,7 +202,31 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
                     Allocation(victim.model, victim.gpu_type, victim.tensor_parallel,
                                victim.gpu_fraction, victim.replicas - 1)
                 )  # fmt: skip
+            elif not served_elsewhere(victim, [*out, victim]):
+                # Its last replica: shrink it to the next smaller shape that runs the
+                # model rather than leave the model unserved.
+                smaller = _next_smaller_shape(problem, victim)
+                if smaller is not None:
+                    out.append(_alloc(victim.model, smaller, 1))
     return out
+
+
+def _next_smaller_shape(problem: SearchProblem, alloc: Allocation) -> ShapeCandidate | None:
+    """The largest valid shape of the same model and GPU type below `alloc`'s size."""
+    size = round(alloc.tensor_parallel * alloc.gpu_fraction * UNITS_PER_GPU)
+    for m in problem.models:
+        if m.model != alloc.model:
+            continue
+        below = [
+            s
+            for s in m.shapes
+            if s.key.gpu_type == alloc.gpu_type
+            and s.units < size
+            and shape_is_structural(problem, m, s)
+            and shape_fits_memory(s)
+        ]
+        return max(below, key=lambda s: (s.units, s.key), default=None)
+    return None
 
 
 def _baseline(
