@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from planner.cli import app
+from planner.profiles import GPU_MEMORY_UTILIZATION
 
 profile_app = typer.Typer(
     help="Performance profiles: predict latency and throughput of a model on a GPU shape.",
@@ -47,7 +48,7 @@ def predict(
     gpu_memory_utilization: Annotated[
         float,
         typer.Option("--gpu-memory-utilization", help="vLLM --gpu-memory-utilization (whole GPU)."),
-    ] = 0.92,
+    ] = GPU_MEMORY_UTILIZATION,
     configs: Annotated[
         Path | None,
         typer.Option("--configs", help="Catalog folder with models/ and gpus/ (default: shipped)."),

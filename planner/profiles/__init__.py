@@ -18,6 +18,11 @@ from planner.catalog import GpuType, ModelName
 
 Source = Literal["measured", "imported", "analytic"]
 
+#: `--gpu-memory-utilization` of a whole GPU (vLLM's current default, REFERENCE.md 2). The
+#: analytic memory fit assumes it and the manifests deploy it (a share f gets f times it),
+#: so the KV cache the plan counts on is the one the cluster gets.
+GPU_MEMORY_UTILIZATION = 0.92
+
 
 @dataclass(frozen=True, order=True)
 class ShapeKey:

@@ -36,7 +36,7 @@ from dataclasses import replace
 
 from planner.catalog import Catalog, GpuSpec, ModelSpec, resolve_gpu, resolve_model
 from planner.errors import InfeasibleError, ProfileError
-from planner.profiles import MemoryFit, PerfPoint, ShapeKey
+from planner.profiles import GPU_MEMORY_UTILIZATION, MemoryFit, PerfPoint, ShapeKey
 from planner.profiles.roofline import (
     GIB,
     decode_terms,
@@ -194,7 +194,9 @@ class AnalyticProfiles:
     (see benchmarks/profile_speed.py).
     """
 
-    def __init__(self, catalog: Catalog, gpu_memory_utilization: float = 0.92) -> None:
+    def __init__(
+        self, catalog: Catalog, gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
+    ) -> None:
         if not 0 < gpu_memory_utilization <= 1:
             raise ProfileError(
                 f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.profiles import GPU_MEMORY_UTILIZATION
+
 # process: one pod holds the GPU and runs the co-located vLLM servers (stock cluster).
 # hami: one pod per share, with HAMi's enforced memory/compute slices.
 Sharing = Literal["process", "hami"]
@@ -20,9 +22,8 @@ class RenderOptions:
     planner_image: str = "ghcr.io/planner/planner:0.1.0"
     port: int = 8000  # first vLLM port in a pod; co-located servers count up from it
     # --gpu-memory-utilization of a whole GPU; a share f gets f * this, so co-located
-    # servers leave the same headroom per GPU. 0.92 is what the analytic profiles assume
-    # when they check that weights and KV cache fit, so the deployed cache matches the plan.
-    memory_utilization: float = 0.92
+    # servers leave the same headroom per GPU (the value the profiles' memory fit assumes).
+    memory_utilization: float = GPU_MEMORY_UTILIZATION
     hf_token_secret: str = "hf-token"  # Secret name; key `hf_token_key` holds the token
     hf_token_key: str = "token"
     cpu_per_gpu: str = "4"
