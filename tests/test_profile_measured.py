@@ -70,7 +70,7 @@ def _value(args: list[str], flag: str) -> str:
 
 def test_fraction_is_realised_as_memory_share() -> None:
     gpu = server_args(_spec(), EngineConfig(1, 0.5), "m", 8000)
-    assert _value(gpu, "--gpu-memory-utilization") == "0.45"  # 0.9 x 0.5
+    assert _value(gpu, "--gpu-memory-utilization") == "0.46"  # 0.92 x 0.5, as deployed
     assert _value(gpu, "--tensor-parallel-size") == "1" and "--kv-cache-memory-bytes" not in gpu
     cpu = server_args(_spec(gpu_type="cpu", kv_cache_gib=2.0), EngineConfig(1, 0.25), "m", 8000)
     assert _value(cpu, "--kv-cache-memory-bytes") == str(2**29)  # 2 GiB x 0.25

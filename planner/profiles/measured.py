@@ -9,8 +9,9 @@ generates exactly its output tokens. Every load point's `--save-result` JSON goe
 the same parser as `planner profile import` (`planner.profiles.imported`).
 
 A GPU fraction f is realised as it will be on the cluster: `--gpu-memory-utilization`
-f x 0.9 (vLLM's default share). The CPU backend ignores that flag and sizes its KV cache
-from `--kv-cache-memory-bytes`, so on CPU the fraction scales that budget instead.
+f x GPU_MEMORY_UTILIZATION, the share the manifests deploy. The CPU backend ignores that
+flag and sizes its KV cache from `--kv-cache-memory-bytes`, so on CPU the fraction scales
+that budget instead.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from typing import Any
 
 from planner.catalog import ModelName
 from planner.errors import InputError
+from planner.profiles import GPU_MEMORY_UTILIZATION
 from planner.profiles.points import STATUS_FAILED
 
-#: vLLM's default --gpu-memory-utilization; a fraction f of a GPU gets f times this.
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 GIB = 1024**3
 
 
@@ -145,7 +145,7 @@ def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: i
         kv_bytes = int(spec.kv_cache_gib * config.gpu_fraction * GIB)
         args += ["--kv-cache-memory-bytes", str(kv_bytes)]
     else:
-        utilization = round(DEFAULT_GPU_MEMORY_UTILIZATION * config.gpu_fraction, 4)
+        utilization = round(GPU_MEMORY_UTILIZATION * config.gpu_fraction, 4)
         args += ["--gpu-memory-utilization", f"{utilization:g}"]
     return [*args, *spec.vllm_args]
 
