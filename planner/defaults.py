@@ -13,10 +13,10 @@ DEFAULT_GPUS_PER_NODE = 8
 
 #: A GPU share is an integer count of eighths of a GPU (1..8); whole GPUs are 8.
 UNITS_PER_GPU = 8
-#: Shares a replica may take when TP is 1, largest first. With fractions 1, 1/2, 1/4, 1/8
-#: and TP a power of two, every replica's size divides every larger one's, which makes the
-#: search's per-pool volume constraints exactly packable (search/packing.py).
-SHARE_EIGHTHS: tuple[int, ...] = (8, 4, 2, 1)
+#: Shares a replica may take when TP is 1, largest first: any k/8 of a GPU. The search
+#: packs shares onto GPUs exactly with share patterns (search/packing.py), and placement
+#: uses the same packer, so a plan the search accepts is always placed.
+SHARE_EIGHTHS: tuple[int, ...] = (8, 7, 6, 5, 4, 3, 2, 1)
 TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 
 #: Replicas run below this fraction of their saturation capacity.

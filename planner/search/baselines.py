@@ -31,7 +31,7 @@ from planner.search.choices import (
     shape_fits_memory,
     shape_is_structural,
 )
-from planner.search.packing import fits_thresholds, threshold_capacities
+from planner.search.packing import fits, gpus_of_type
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem, ShapeCandidate
 from planner.search.validate import mean_latency_s
@@ -45,8 +45,7 @@ def uniform_plan(problem: SearchProblem) -> Plan:
     allocs: list[Allocation] = []
     n = len(problem.models)
     for gpu_type in problem.gpu_types():
-        caps = threshold_capacities(problem.cluster, gpu_type)
-        share = caps[1] // max(1, n)
+        share = gpus_of_type(problem.cluster, gpu_type) * UNITS_PER_GPU // max(1, n)
         for m in problem.models:
             shapes = [
                 s
@@ -73,7 +72,6 @@ def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUT
     need = {m: min((o.units for o in opts), default=0) for m, opts in options.items()}
     total_units = problem.cluster.gpus * UNITS_PER_GPU
     need_sum = sum(need.values())
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     # First every model on its cheapest option (so all fit when anything does), then each
     # (largest need first) moves to its fastest option within its part that still packs.
     current = {
@@ -86,7 +84,7 @@ def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUT
         ranked = sorted(options[m], key=lambda o: (o.latency_s, o.units, o.shape.key, o.replicas))
         others = [o for name, o in current.items() if name != m]
         for o in ranked:
-            if o.units <= part and _fits([*others, o], caps):
+            if o.units <= part and _fits([*others, o], problem):
                 current[m] = o
                 break
     chosen = list(current.values())
@@ -106,7 +104,6 @@ def greedy_choice(
         if opts:
             # fewest GPUs meeting the demand (replicas before TP), then the faster
             current[m] = min(opts, key=lambda o: (o.units, o.shape.units, o.latency_s, o.shape.key))
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     weights = {m: problem.latency_weight(m) for m in current}
     while True:
         best: tuple[float, ModelName, Option] | None = None
@@ -120,7 +117,7 @@ def greedy_choice(
                 if best is not None and ratio <= best[0]:
                     continue
                 trial = {**current, m: move}
-                if _fits(trial.values(), caps):
+                if _fits(trial.values(), problem):
                     best = (ratio, m, move)
         if best is None:
             return current
@@ -155,13 +152,13 @@ def _moves(opts: Sequence[Option], cur: Option) -> list[Option]:
     return out
 
 
-def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bool:
+def _fits(chosen: Iterable[Option], problem: SearchProblem) -> bool:
     counts: dict[str, dict[int, int]] = {}
     for o in chosen:
         for p in o.parts:
             per = counts.setdefault(p.shape.key.gpu_type, {})
             per[p.shape.units] = per.get(p.shape.units, 0) + p.replicas
-    return all(fits_thresholds(c, caps[g]) for g, c in counts.items())
+    return all(fits(c, problem.cluster, g) for g, c in counts.items())
 
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
@@ -182,14 +179,13 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
     """
     out = [a for a in allocs if a.replicas > 0]
     for gpu_type in problem.gpu_types():
-        caps = threshold_capacities(problem.cluster, gpu_type)
         while True:
             counts: dict[int, int] = {}
             for a in out:
                 if a.gpu_type == gpu_type:
                     size = a.shape.units
                     counts[size] = counts.get(size, 0) + a.replicas
-            if fits_thresholds(counts, caps):
+            if fits(counts, problem.cluster, gpu_type):
                 break
             # Trim where a model keeps a replica (never leave a model unserved while another
             # has spares), largest allocation first.

@@ -92,7 +92,7 @@ def _binding(problem: SearchProblem) -> tuple[str, str]:
 def gpus_needed(problem: SearchProblem, settings: SolveSettings) -> float | None:
     """Fewest GPUs (same types, unbounded nodes) meeting demand and SLOs; None if none."""
     unbounded = replace(problem, cluster=_unbounded(problem))
-    loose = replace(settings, resolution=max(settings.resolution, 1e-3), max_units=None)
+    loose = replace(settings, resolution=max(settings.resolution, 1e-3))
     options = build_options(unbounded, loose)
     result = solve_options(unbounded, options, "units", loose, settings.time_limit_s / 2)
     if result is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
 from planner.search.packing import first_fit_decreasing
 from planner.search.predict import (
     find_shape,
@@ -25,7 +26,6 @@ from planner.search.predict import (
 from planner.search.problem import SearchProblem
 from planner.types.plan import Allocation, Plan
 
-_GRID = (1.0, 0.5, 0.25, 0.125)
 _REL = 1e-6  # float tolerance on utilisation and SLO comparisons
 
 
@@ -49,7 +49,7 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]
     errors = []
     names = {m.model for m in problem.models}
     for a in allocs:
-        where = f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.gpu_fraction}"
+        where = f"{a.model} on {a.gpu_type} tp={a.tp} share={a.share_eighths}/8"
         if a.model not in names:
             errors.append(f"{where}: model not in the problem")
             continue
@@ -59,12 +59,12 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]
         heads = problem.model(a.model).attention_heads
         if tp < 1 or tp & (tp - 1) or heads % tp:
             errors.append(f"{where}: TP {tp} is not a power of two dividing {heads} heads")
-        if a.gpu_fraction not in _GRID or (tp > 1 and a.gpu_fraction != 1.0):
-            errors.append(f"{where}: fraction must be 1, 1/2, 1/4 or 1/8, and 1 when TP > 1")
+        if a.share_eighths not in SHARE_EIGHTHS or (tp > 1 and a.share_eighths != UNITS_PER_GPU):
+            errors.append(f"{where}: share must be k/8 of a GPU (k = 1..8), and 1 when TP > 1")
         pools = [p for p in problem.cluster.pools if p.gpu_type == a.gpu_type]
         if not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
             errors.append(f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs")
-        if a.gpu_fraction < 1 and a.replicas > 1:
+        if a.share_eighths < UNITS_PER_GPU and a.replicas > 1:
             errors.append(f"{where}: {a.replicas} shares of one model (one share per model)")
         shape = find_shape(problem, a)
         if shape is None:
@@ -76,10 +76,10 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]
             )
     shares: dict[str, int] = {}
     for a in allocs:
-        if a.gpu_fraction < 1:
+        if a.share_eighths < UNITS_PER_GPU:
             shares[a.model] = shares.get(a.model, 0) + a.replicas
     for model, n in sorted(shares.items()):
-        if n > 1 and sum(1 for a in allocs if a.model == model and a.gpu_fraction < 1) > 1:
+        if n > 1 and sum(1 for a in allocs if a.model == model and a.share_eighths < 8) > 1:
             errors.append(f"{model}: {n} shares of a GPU in several shapes (one share per model)")
     return errors
 
@@ -140,7 +140,7 @@ def mean_latency_s(problem: SearchProblem, allocations: Iterable[Allocation]) ->
     return mean_workflow_latency_s(problem, predict_workflows(problem, models))
 
 
-def max_scale(problem: SearchProblem, allocations: Iterable[Allocation]) -> float:
+def sustained_scale(problem: SearchProblem, allocations: Iterable[Allocation]) -> float:
     """Objective of max-throughput: the common factor on all rates under the cap."""
     return throughput_scale(problem, predict_models(problem, allocations))
 
