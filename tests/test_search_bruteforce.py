@@ -11,7 +11,6 @@ solver runs with every count and every mixture (`EXACT`).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
 
 import pytest
@@ -27,8 +26,8 @@ from planner.search.validate import (
     check_allocations,
     check_plan,
     gpus_used,
-    sustained_scale,
     mean_latency_s,
+    sustained_scale,
 )
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Allocation

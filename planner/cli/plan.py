@@ -42,7 +42,7 @@ from planner.defaults import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
 from planner.errors import InputError
 from planner.render.settings import RenderOptions
 from planner.types.cluster import Cluster
-from planner.types.plan import Objective, Plan
+from planner.types.plan import OBJECTIVES, Objective, Plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from planner.search.problem import SearchProblem
     from planner.types.apl import AggregatePipeline
 
-OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus")
 _RENDER = RenderOptions()  # deploy flag defaults live in RenderOptions
 
 
@@ -72,6 +71,7 @@ class PlanningOptions:
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
     window_s: float | None = None  # plan on the workflows of the trace's last window_s seconds
+    latency_tolerance: float = 0.01  # min-latency: fewest GPUs within this of the lowest
 
 
 PLANNING_DEFAULTS = PlanningOptions()
@@ -137,6 +137,7 @@ def run_planning(
         time_limit_s=opts.time_limit_s,
         num_workers=opts.num_workers,
         random_seed=opts.random_seed,
+        latency_tolerance=opts.latency_tolerance,
     )
     plan = search_plan(problem, settings)
     configs = default_configs_dir() if opts.configs_dir is None else opts.configs_dir
@@ -155,6 +156,8 @@ def _check_options(opts: PlanningOptions) -> None:
         raise InputError(f"--headroom must be > 0, got {opts.headroom}")
     if opts.time_limit_s <= 0:
         raise InputError(f"--time-limit must be > 0 seconds, got {opts.time_limit_s}")
+    if not 0 <= opts.latency_tolerance < 1:
+        raise InputError(f"--latency-tolerance must be in [0, 1), got {opts.latency_tolerance}")
 
 
 def _digest_options(opts: PlanningOptions, cluster: Cluster) -> dict[str, Any]:
@@ -164,10 +167,12 @@ def _digest_options(opts: PlanningOptions, cluster: Cluster) -> dict[str, Any]:
         "headroom": opts.headroom,
         "slo_s": {k: list(v) for k, v in sorted(opts.slo_s.items())},
         "utilisation_cap": opts.utilisation_cap,
+        "latency_tolerance": opts.latency_tolerance,
         "random_seed": opts.random_seed,
         "num_workers": opts.num_workers,
         "cluster": [
             [p.name, p.gpu_type, p.nodes, p.gpus_per_node, p.nvlink_domain_size]
+            + ([p.price_per_gpu_hour] if p.price_per_gpu_hour is not None else [])
             for p in cluster.pools
         ],
     }
@@ -221,7 +226,7 @@ def resolve_cluster(
     catalog_dir: Path | None,
 ) -> Cluster:
     """`--cluster FILE`, or `--gpus N --gpu-type G` as full nodes of `gpus_per_node`."""
-    from planner.catalog import resolve_gpu
+    from planner.catalog import resolve_gpu, with_board_power
     from planner.io.configs import load_catalog
     from planner.types.cluster import uniform_cluster
 
@@ -230,13 +235,14 @@ def resolve_cluster(
             raise InputError("give either --gpus or --cluster, not both")
         from planner.io.cluster_file import load_cluster
 
-        return load_cluster(cluster_file)
+        return with_board_power(load_cluster(cluster_file), load_catalog(catalog_dir))
     count = 8 if gpus is None else gpus
     if count < 1 or gpus_per_node < 1:
         raise InputError(f"--gpus and --gpus-per-node must be >= 1, got {count}, {gpus_per_node}")
-    gpu = resolve_gpu(load_catalog(catalog_dir), gpu_type)
+    catalog = load_catalog(catalog_dir)
+    gpu = resolve_gpu(catalog, gpu_type)
     domain = min(gpu.nvlink_domain_size, gpus_per_node)
-    return uniform_cluster(count, gpu.name, gpus_per_node, domain)
+    return with_board_power(uniform_cluster(count, gpu.name, gpus_per_node, domain), catalog)
 
 
 @app.command()
@@ -261,10 +267,20 @@ def plan(
         str,
         typer.Option(
             "--objective",
-            help="min-latency (lowest mean workflow latency at the target rate), "
-            "max-throughput (highest common scale of the rates), or min-gpus.",
+            help="min-latency (lowest mean workflow latency at the target rate, then the "
+            "fewest GPUs within --latency-tolerance), max-throughput (highest common scale "
+            "of the rates, below 1 on a small cluster), min-gpus, or min-cost (needs "
+            "price_per_gpu_hour in the cluster file).",
         ),
     ] = "min-latency",
+    latency_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--latency-tolerance",
+            help="min-latency: among plans within this fraction of the lowest latency, take "
+            "the fewest GPUs (lowest cost when prices are known); 0 = lowest latency only.",
+        ),
+    ] = PLANNING_DEFAULTS.latency_tolerance,
     target_rate: TargetRateOpt = None,
     headroom: HeadroomOpt = PLANNING_DEFAULTS.headroom,
     slo: SloOpt = None,
@@ -310,6 +326,7 @@ def plan(
         mapping=mapping,
         configs_dir=configs,
         profiles_dir=profiles,
+        latency_tolerance=latency_tolerance,
     )
     deploy_options = render_options(
         sharing,
@@ -366,6 +383,7 @@ def research_without(
             time_limit_s=options.time_limit_s,
             num_workers=options.num_workers,
             random_seed=options.random_seed,
+            latency_tolerance=options.latency_tolerance,
         )
         found = search_plan(without_shape(result.problem, error), settings)
         return replace(found, inputs_digest=plan.inputs_digest)
@@ -443,9 +461,24 @@ def summary(plan: Plan, path: Path) -> str:
         "",
         f"Bottleneck model: {plan.bottleneck_model}",
         f"GPUs: {plan.gpus_used:g} of {plan.gpus_total} used "
-        f"({plan.gpus_used / max(1, plan.gpus_total):.0%})",
-        f"Solver: {s.status}, objective {s.objective:.6g}, bound {s.bound:.6g}, "
-        f"gap {s.gap:.2%}, {s.wall_s:.2f} s",
+        f"({plan.gpus_used / max(1, plan.gpus_total):.0%}), {plan.gpus_free:g} left free",
     ]
+    if plan.cost_per_hour is not None:
+        per_1000 = plan.cost_per_1000_workflows
+        lines.append(
+            f"Cost: ${plan.cost_per_hour:,.2f}/hour"
+            + (f", ${per_1000:,.4g} per 1,000 workflows" if per_1000 is not None else "")
+        )
+    if plan.power_kw is not None:
+        lines.append(f"Power: {plan.power_kw:.3g} kW (board power of the GPUs used)")
+    lines.append(
+        f"Solver: {s.status}, objective {s.objective:.6g}, bound {s.bound:.6g}, "
+        f"gap {s.gap:.2%}, {s.wall_s:.2f} s"
+    )
+    for st in s.stages:
+        lines.append(
+            f"  stage {st.stage}: {st.status}, {st.objective:.6g} (bound {st.bound:.6g}, "
+            f"gap {st.gap:.2%}), {st.wall_s:.2f} s"
+        )
     lines += [f"Note: {n}" for n in plan.notes]
     return "\n".join(lines)

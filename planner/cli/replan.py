@@ -163,13 +163,14 @@ def replan_command(
     """Re-plan on recent traces; apply (scale-ups first, capped) only when needed or better."""
     from planner.apply import SERVING_KINDS, plan_apply
     from planner.cli.deploy_options import render_options
-    from planner.cli.plan import OBJECTIVES, PlanningOptions, parse_slos, parse_target_rates
+    from planner.cli.plan import PlanningOptions, parse_slos, parse_target_rates
     from planner.errors import InputError
     from planner.io.kube import connect, execute, live_objects, read_configmap
     from planner.io.manifests import to_dict
     from planner.io.remote import fetch_traces
     from planner.render.common import PLAN_CONFIGMAP
     from planner.replan import ReplanPolicy, parse_duration_s
+    from planner.types.plan import OBJECTIVES
 
     render = replace(
         render_options(sharing, namespace, vllm_image, _D.planner_image, "", "", ""),

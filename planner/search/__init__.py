@@ -175,9 +175,9 @@ def _min_latency(problem: SearchProblem, settings: SolveSettings, known: Admissi
         stages += more
         before, after = _resource(problem, first.result.chosen), _resource(problem, chosen)
         unit = "$/hour" if problem.cluster.prices() else "GPUs"
+        saved = f"{after:g} {unit} instead of {before:g}" if after < before else f"no fewer {unit}"
         notes.append(
-            f"within {tolerance:.2%} of the lowest latency ({first.latency_s:.6g} s): "
-            f"{after:g} {unit} instead of {before:g}"
+            f"within {tolerance:.2%} of the lowest latency ({first.latency_s:.6g} s): {saved}"
         )
     plan_latency = mean_latency_s(problem, to_allocations(chosen))
     solver = headline(stages, plan_latency, first.facts.bound)
@@ -231,7 +231,7 @@ def _fewest_within(
     )
     if third is None:
         return second.chosen, stages
-    return third.result.chosen, [*stages, third.facts]
+    return third.result.chosen, [*stages, replace(third.facts, stage="latency-tiebreak")]
 
 
 def _resource_facts(goal: Goal, result: SolveResult) -> StageFacts:
@@ -298,8 +298,10 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings, known: Admi
     start = time.perf_counter()
     first = max_scale(problem, settings, settings.time_limit_s / 2, known)
     if first is None or first.scale <= 0:
-        # not even a tiny load runs: a model fits no shape, or an SLO fails when idle
-        raise explain_infeasible(problem.scaled(1e-9), settings)
+        # not even a tiny load runs: the models do not all fit at once, a model fits no
+        # shape, or an SLO fails when idle; no common scale > 0 exists
+        what = "One replica of every model (any scale > 0)"
+        raise explain_infeasible(problem.scaled(1e-9), settings, what)
     scaled = problem.scaled(first.scale)
     options, hint = _with_known(scaled, build_options(scaled, settings, known), first.chosen)
     notes = [f"rates scaled by {first.scale:g} (max-throughput)"]

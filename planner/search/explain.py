@@ -28,8 +28,11 @@ class SearchInfeasible(InfeasibleError):
         self.gpus_needed = gpus_needed
 
 
-def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> SearchInfeasible:
-    """The error to raise for an infeasible problem (not raised here)."""
+def explain_infeasible(
+    problem: SearchProblem, settings: SolveSettings, what: str = "The target"
+) -> SearchInfeasible:
+    """The error to raise for an infeasible problem (not raised here); `what` names the
+    demand in the GPU count that would suffice."""
     binding, reason = _binding(problem)
     try:
         needed = gpus_needed(problem, settings)
@@ -40,7 +43,7 @@ def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> Searc
         suffix = " No number of GPUs of these types would suffice."
     else:
         suffix = (
-            f" The target needs {needed:g} GPUs of the cluster's types "
+            f" {what} needs {needed:g} GPUs of the cluster's types "
             f"(the cluster has {problem.cluster.gpus})."
         )
     return SearchInfeasible(f"infeasible ({binding}): {reason}.{suffix}", binding, needed)
