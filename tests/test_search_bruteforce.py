@@ -165,6 +165,25 @@ def test_max_throughput_matches_brute_force(p: SearchProblem) -> None:
     assert best - 1e-4 * max(1.0, best) <= plan.solver.objective <= best + 1e-9
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_problems(), st.sampled_from([0.01, 0.05, 0.3]))
+def test_lexicographic_default_matches_brute_force(p: SearchProblem, tolerance: float) -> None:
+    """Lowest latency, then the fewest GPUs among plans within the tolerance of it."""
+    valid = [c for c in all_combos(p) if not check_allocations(p, c)]
+    try:
+        plan = search_plan(p, replace(EXACT, latency_tolerance=tolerance))
+    except SearchInfeasible:
+        assert not valid
+        return
+    assert valid
+    lowest = min(mean_latency_s(p, c) for c in valid)
+    allowed = lowest * (1 + tolerance)
+    assert mean_latency_s(p, plan.allocations) <= allowed + 1e-5
+    # integer-microsecond coefficients: compare with plans clearly inside the tolerance
+    fewest = min(gpus_used(c) for c in valid if mean_latency_s(p, c) <= allowed - 1e-5)
+    assert plan.gpus_used <= fewest + 1e-9
+
+
 def test_resolution_keeps_objective_within_its_bound() -> None:
     a = model("a", [shape("a", tp=t, capacity=10 * t**0.8, base_s=1 / t**0.5) for t in (1, 2, 4)])
     b = model("b", [shape("b", fraction=f, capacity=8 * f, base_s=0.8) for f in (1.0, 0.5, 0.25)])
