@@ -166,8 +166,28 @@ def _print_summary(ev: Evaluation) -> None:
                 f"  {m.model:<40} {m.replicas:>3} replicas  utilisation {m.utilisation:6.1%}  "
                 f"call latency {m.mean_call_latency_s:.3g} s (queue {m.mean_queue_wait_s:.3g} s)"
             )
+    from planner.simulate.report import per_workflow_type
+
+    rows = per_workflow_type(plan)
+    if rows:
+        typer.echo("per workflow type at the target rate (predicted / simulated):")
+    for name, r in rows.items():
+        typer.echo(
+            f"  {name:<20} mean {_s(r['predicted_mean_latency_s'])} / "
+            f"{_s(r['simulated_mean_latency_s'])} s ({_pct(r['mean_latency_error'])}), "
+            f"p95 {_s(r['predicted_p95_latency_s'])} / {_s(r['simulated_p95_latency_s'])} s "
+            f"({_pct(r['p95_latency_error'])})"
+        )
     typer.echo(
         f"APL prediction error: max rate {plan.throughput_error:+.1%} "
         f"(predicted {plan.predicted_max_rate_per_s:.4g}/s), mean latency "
         f"{plan.latency_error:+.1%} (predicted {plan.predicted_mean_latency_s:.4g} s)"
     )
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1%}"

@@ -97,6 +97,7 @@ def plan_document(
                     "target_rate_per_s": _num(w.target_rate_per_s),
                     "throughput_per_s": _num(w.throughput_per_s),
                     "mean_latency_s": _num(w.mean_latency_s),
+                    "p95_latency_s": _opt(w.p95_latency_s),
                     "slo_s": w.slo_s,
                 }
                 for w in plan.workflows
@@ -184,6 +185,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 _f(w["throughput_per_s"]),
                 _f(w["mean_latency_s"]),
                 w.get("slo_s"),
+                _optional(w.get("p95_latency_s")),
             )
             for w in pred["workflows"]
         ),

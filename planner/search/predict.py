@@ -144,7 +144,12 @@ def predict_workflows(
                 scale = min(scale, problem.utilisation_cap * m.capacity_per_s / m.demand_per_s)
         out.append(
             WorkflowPrediction(
-                w.workflow_type, w.rate_per_s, w.rate_per_s * scale, latency, w.slo_s
+                w.workflow_type,
+                w.rate_per_s,
+                w.rate_per_s * scale,
+                latency,
+                w.slo_s,
+                w.p95_over_mean * latency,
             )
         )
     return tuple(out)

@@ -52,6 +52,7 @@ class WorkflowPrediction:
     throughput_per_s: float  # highest rate the allocation sustains at this type's mix
     mean_latency_s: float  # predicted mean end-to-end latency at the target rate
     slo_s: float | None = None
+    p95_latency_s: float | None = None  # the trace's p95/mean ratio x the predicted mean
 
 
 @dataclass(frozen=True)
