@@ -105,10 +105,11 @@ def greedy_choice(
             # fewest GPUs meeting the demand (replicas before TP), then the faster
             current[m] = min(opts, key=lambda o: (o.units, o.shape.units, o.latency_s, o.shape.key))
     weights = {m: problem.latency_weight(m) for m in current}
+    moves = {m: _Moves(opts) for m, opts in options.items()}
     while True:
         best: tuple[float, ModelName, Option] | None = None
         for m, cur in sorted(current.items()):
-            for move in _moves(options[m], cur):
+            for move in moves[m].moves(cur):
                 extra = move.units - cur.units
                 gain = weights[m] * (cur.latency_s - move.latency_s)
                 if gain <= 0:
@@ -133,23 +134,30 @@ def greedy_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUTION) 
     return _baseline(problem, allocs, "GREEDY", start)
 
 
-def _moves(opts: Sequence[Option], cur: Option) -> list[Option]:
-    """One more replica step on the same shape, or the cheapest option at double TP."""
-    if not cur.is_single:
-        return []
-    same = [o for o in opts if o.shape == cur.shape and o.replicas > cur.replicas]
-    out = [min(same, key=lambda o: o.replicas)] if same else []
-    wider = [
-        o
-        for o in opts
-        if o.is_single
-        and o.shape.key.gpu_type == cur.shape.key.gpu_type
-        and o.shape.units == 2 * cur.shape.units
-        and o.latency_s < cur.latency_s
-    ]
-    if wider:
-        out.append(min(wider, key=lambda o: (o.units, o.latency_s)))
-    return out
+class _Moves:
+    """Per model, its single-shape options indexed for the greedy's two moves."""
+
+    def __init__(self, opts: Sequence[Option]):
+        self.by_shape: dict[ShapeCandidate, list[Option]] = {}
+        self.by_size: dict[tuple[str, int], list[Option]] = {}
+        for o in opts:
+            if o.is_single:
+                self.by_shape.setdefault(o.shape, []).append(o)
+                self.by_size.setdefault((o.shape.key.gpu_type, o.shape.units), []).append(o)
+        for group in self.by_shape.values():
+            group.sort(key=lambda o: o.replicas)
+
+    def moves(self, cur: Option) -> list[Option]:
+        """One more replica step on the same shape, or the cheapest option at double TP."""
+        if not cur.is_single:
+            return []
+        same = [o for o in self.by_shape.get(cur.shape, ()) if o.replicas > cur.replicas]
+        out = same[:1]
+        size = (cur.shape.key.gpu_type, 2 * cur.shape.units)
+        wider = [o for o in self.by_size.get(size, ()) if o.latency_s < cur.latency_s]
+        if wider:
+            out.append(min(wider, key=lambda o: (o.units, o.latency_s)))
+        return out
 
 
 def _fits(chosen: Iterable[Option], problem: SearchProblem) -> bool:

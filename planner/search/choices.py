@@ -277,14 +277,17 @@ def _latency_net(
     return kept
 
 
-def dominance_row(o: Option, dims: Sequence[Resource]) -> list[int]:
-    """The option's usage on `dims`; share dims (g, s < 8) count shares of >= s eighths."""
-    return [
-        o.usage.get((g, k), 0)
-        if k >= UNITS_PER_GPU
-        else sum(o.usage.get((g, s), 0) for s in range(k, UNITS_PER_GPU))
-        for g, k in dims
-    ]
+def dominance_row(o: Option, index: Mapping[Resource, int], size: int) -> np.ndarray:
+    """The option's usage on the dims of `index` (`dominance_dims`); share dims (g, s < 8)
+    count shares of >= s eighths."""
+    row = np.zeros(size, dtype=np.int64)
+    for (g, k), v in o.usage.items():
+        if k >= UNITS_PER_GPU:
+            row[index[(g, k)]] += v
+        else:
+            for s in range(1, k + 1):  # a share of k eighths is a share of >= s for s <= k
+                row[index[(g, s)]] += v
+    return row
 
 
 def dominance_dims(caps: Mapping[GpuType, Mapping[int, int]]) -> list[Resource]:
@@ -301,11 +304,12 @@ def prune_dominated(
     transitivity it suffices to compare with options already kept.
     """
     dims = dominance_dims(caps)
+    index = {d: i for i, d in enumerate(dims)}
     order = sorted(options, key=_order_key)
     kept: list[Option] = []
     table = np.zeros((len(order), len(dims)), dtype=np.int64)
     for o in order:
-        row = np.array(dominance_row(o, dims), dtype=np.int64)
+        row = dominance_row(o, index, len(dims))
         n = len(kept)
         if n and bool(np.any(np.all(table[:n] <= row, axis=1))):
             continue
