@@ -21,7 +21,10 @@ TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 
 #: Replicas run below this fraction of their saturation capacity.
 UTILISATION_CAP = 0.85
-#: CP-SAT wall-clock limit of one `plan`, seconds.
+#: The default objective accepts plans within this fraction of the lowest latency and
+#: among them takes the fewest GPUs (or the lowest cost when prices are known).
+LATENCY_TOLERANCE = 0.01
+#: CP-SAT budget of one `plan`, in deterministic seconds (machine-independent work units).
 TIME_LIMIT_S = 30.0
 #: CP-SAT workers; one keeps plans byte-identical across runs.
 NUM_WORKERS = 1

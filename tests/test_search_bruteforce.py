@@ -54,7 +54,9 @@ def model_choices(p: SearchProblem, m: ModelCandidates) -> list[tuple[Allocation
     return [
         c
         for c in choices
-        if all(e.startswith(tuple(f"{o}:" for o in others)) for e in check_allocations(p, c))
+        if all(
+            e.message.startswith(tuple(f"{o}:" for o in others)) for e in check_allocations(p, c)
+        )
     ]
 
 
@@ -263,6 +265,8 @@ def test_first_fit_places_mixed_sizes_exactly() -> None:
     assert first_fit_decreasing(full, cl, "G") == 0
     assert first_fit_decreasing({**full, 1: 9}, cl, "G") == 1
     assert tp_capacities(cl, "G")[8] == 64
+    # The search's conditions agree with first fit on both counts.
+    assert fits(full, cl, "G") and not fits({**full, 1: 9}, cl, "G")
 
 
 @st.composite

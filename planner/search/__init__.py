@@ -50,6 +50,7 @@ from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
 from planner.types.names import ModelName
 from planner.types.plan import Plan, StageFacts
+from planner.types.settings import SolveSettings
 
 # Share of the latency stage's budget the single-shape solve that seeds a mixed search
 # may take.
@@ -94,7 +95,7 @@ def search_plan(problem: SearchProblem, settings: SolveSettings | None = None) -
         plan = _min_latency(problem, settings, known)
     violations = check_plan(_target_problem(problem, plan), plan)
     if violations:  # the validator is the specification: a violation is a bug
-        raise RuntimeError("search produced an invalid plan: " + "; ".join(violations))
+        raise RuntimeError("search produced an invalid plan: " + "; ".join(map(str, violations)))
     return plan
 
 

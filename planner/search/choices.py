@@ -37,14 +37,13 @@ from functools import cached_property
 import numpy as np
 
 from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
-from planner.search.mixtures import MixBound, mixtures
+from planner.search.mixtures import mixtures
 from planner.search.packing import SHARE_SIZES, gpus_of_type, tp_capacities
 from planner.search.predict import mixture_latency_s, option_latency_s
 from planner.search.problem import ModelCandidates, SearchProblem, ShapeCandidate
 from planner.types.names import GpuType, ModelName
+from planner.types.settings import DEFAULT_RESOLUTION, MixBound
 from planner.types.shapes import ShapeKey
-
-DEFAULT_RESOLUTION = 0.002
 
 #: A packing quantity of one GPU type: (g, t) with t >= 8 is the units of whole
 #: replicas of >= t units on g; (g, s) with s < 8 the number of shares of s eighths.

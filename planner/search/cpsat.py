@@ -60,22 +60,19 @@ from ortools.sat.python.cp_model import LinearExpr
 
 from planner.defaults import UNITS_PER_GPU
 from planner.errors import PlannerError
-from planner.search.choices import DEFAULT_RESOLUTION, Admissible, Option, admissible, model_options
-from planner.search.mixtures import DEFAULT_MIX, MixBound
+from planner.search.choices import Admissible, Option, admissible, model_options
 from planner.search.packing import SHARE_PATTERNS, SHARE_SIZES, gpus_of_type, tp_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
 from planner.types.names import GpuType, ModelName
 from planner.types.plan import Allocation, Objective, Plan, SolverFacts, StageFacts
+from planner.types.settings import SolveSettings
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
 COST_SCALE = 10_000  # cost coefficients in 1e-4 $/hour
 # Wall-clock guard on a solve, as a multiple of its deterministic budget plus a constant:
 # deterministic time ran at 0.3-1.2 wall seconds per unit here (docs/benchmarks.md).
 WALL_GUARD = (4.0, 10.0)
-# The default objective accepts plans within this fraction of the lowest latency and
-# among them takes the fewest GPUs (or the lowest cost when prices are known).
-LATENCY_TOLERANCE = 0.01
 
 
 Goal = Literal["latency", "units", "cost", "first"]
@@ -83,20 +80,6 @@ Goal = Literal["latency", "units", "cost", "first"]
 
 class SolverTimeout(PlannerError):
     """No plan found within the time limit (not proven infeasible)."""
-
-
-@dataclass(frozen=True)
-class SolveSettings:
-    """How to search. `num_workers` and `random_seed` are pinned for determinism."""
-
-    objective: Objective = "min-latency"
-    time_limit_s: float = 30.0  # CP-SAT deterministic seconds over all stages
-    num_workers: int = 1  # one worker is deterministic and, here, fastest (benchmarks)
-    random_seed: int = 0
-    resolution: float = DEFAULT_RESOLUTION  # latency net of options.py
-    mix: MixBound | None = DEFAULT_MIX  # two-shape mixtures (mixtures.py); None: one shape
-    use_hint: bool = True
-    latency_tolerance: float = LATENCY_TOLERANCE  # min-latency's second stage; 0: none
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,11 @@ from planner.search.choices import (
     prune_dominated,
     single,
 )
-from planner.search.cpsat import Clock, SolverTimeout, SolveSettings, solve_options
+from planner.search.cpsat import Clock, SolverTimeout, solve_options
 from planner.search.mixtures import mixtures
 from planner.search.problem import SearchProblem
 from planner.types.names import ModelName
+from planner.types.settings import SolveSettings
 
 TOLERANCE = 1e-6
 # The reported scale is shrunk by this factor so the float re-check of the cap holds.
