@@ -127,9 +127,16 @@ def _spec(case: str) -> dict[str, object]:
     return CASES[case]
 
 
-def run(case: str, workers: int, objective: str, single: bool, limit: float | None) -> None:
+def run(
+    case: str,
+    workers: int,
+    objective: str,
+    single: bool,
+    limit: float | None,
+    problem: SearchProblem | None = None,
+) -> None:
     start = time.perf_counter()
-    problem = synthetic(case)
+    problem = problem or synthetic(case)
     built = time.perf_counter() - start
     limit = limit or float(_spec(case)["limit"])  # type: ignore[arg-type]
     settings = SolveSettings(objective=objective, time_limit_s=limit, num_workers=workers)  # type: ignore[arg-type]
@@ -183,11 +190,12 @@ def main() -> None:
         "--case", action="append", help=f"{', '.join(sorted(CASES))}, or GPUSxMODELS (grid cell)"
     )
     parser.add_argument("--grid", action="store_true", help="Every grid cell (long).")
+    parser.add_argument("--skip", action="append", default=[], help="Grid cells to skip.")
     parser.add_argument("--limit", type=float, help="Time limit (deterministic s).")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--objective",
-        choices=["min-latency", "min-gpus", "max-throughput", "all"],
+        choices=["min-latency", "min-gpus", "max-throughput", "all", "others"],
         default="min-latency",
     )
     parser.add_argument(
@@ -197,14 +205,16 @@ def main() -> None:
     cases = args.case or ["8", "64", "1024"]
     if args.grid:
         cases = [f"{g}x{m}" for g in GRID_GPUS for m in GRID_MODELS]
+        cases = [c for c in cases if c not in args.skip]
     objectives = (
         ["min-latency", "min-gpus", "max-throughput"]
         if args.objective == "all"
         else [args.objective]
     )
     for case in cases:
+        problem = synthetic(case)
         for objective in objectives:
-            run(case, args.workers, objective, args.single, args.limit)
+            run(case, args.workers, objective, args.single, args.limit, problem)
 
 
 if __name__ == "__main__":
