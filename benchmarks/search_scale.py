@@ -22,7 +22,7 @@ from dataclasses import replace
 from planner.catalog import Catalog, ModelSpec
 from planner.io.configs import load_catalog
 from planner.profiles.analytic import AnalyticProfiles
-from planner.search import SolveSettings, search_plan
+from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.baselines import greedy_plan
 from planner.search.choices import fewest_replicas, shape_fits_memory
 from planner.search.problem import (
@@ -139,10 +139,23 @@ def run(
     problem = problem or synthetic(case)
     built = time.perf_counter() - start
     limit = limit or float(_spec(case)["limit"])  # type: ignore[arg-type]
+    least = _least_gpus(problem)
+    if least > problem.cluster.gpus:
+        print(
+            f"| {case} | {objective} | - | INFEASIBLE | - | one replica per model needs >= "
+            f"{least:g} GPUs | -/{problem.cluster.gpus} | {_load()} |",
+            flush=True,
+        )
+        return
     settings = SolveSettings(objective=objective, time_limit_s=limit, num_workers=workers)  # type: ignore[arg-type]
     if single:
         settings = replace(settings, mix=None)
-    plan = search_plan(problem, settings)
+    try:
+        plan = search_plan(problem, settings)
+    except SearchInfeasible as err:
+        print(f"| {case} | {objective} | {time.perf_counter() - start:.1f} | INFEASIBLE | - | "
+              f"{err} | -/{problem.cluster.gpus} | {_load()} |", flush=True)  # fmt: skip
+        return
     total = time.perf_counter() - start
     greedy = greedy_plan(problem)
     s = plan.solver
@@ -163,6 +176,19 @@ def run(
         f"{plan.gpus_used:g}/{plan.gpus_total} | {_load()} |",
         flush=True,
     )
+
+
+def _least_gpus(problem: SearchProblem) -> float:
+    """GPUs that one fitting replica per model (the smallest meeting its demand) takes:
+    a lower bound on any plan, so cells below it are reported without a solve."""
+    total = 0.0
+    for m in problem.models:
+        d = problem.demand_per_s(m.model)
+        total += min(
+            (fewest_replicas(s, d, 0.85) * s.key.gpus for s in m.shapes if shape_fits_memory(s)),
+            default=0.0,
+        )
+    return total
 
 
 def _load() -> str:

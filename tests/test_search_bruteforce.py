@@ -20,7 +20,14 @@ from search_factory import model, problem, shape
 
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.mixtures import MixBound
-from planner.search.packing import first_fit_decreasing, fits, pack_shares, tp_capacities
+from planner.search.packing import (
+    SHARE_PATTERNS,
+    first_fit_decreasing,
+    fits,
+    pack_shares,
+    pattern_counts,
+    tp_capacities,
+)
 from planner.search.problem import ModelCandidates, SearchProblem
 from planner.search.validate import (
     check_allocations,
@@ -247,6 +254,11 @@ def test_pack_shares_is_exact(items: list[int], bins: int) -> None:
         assert len(packed) <= bins
         assert all(sum(g) <= 8 for g in packed)
         assert sorted(s for g in packed for s in g) == sorted(items)
+        # the packing as pattern counts (the search's hint) covers every share
+        y = pattern_counts(packed)
+        assert sum(y) == len(packed)
+        for s, n in counts.items():
+            assert sum(p.count(s) * k for p, k in zip(SHARE_PATTERNS, y, strict=True)) >= n
 
 
 def test_first_fit_alone_is_not_exact_for_eighths() -> None:

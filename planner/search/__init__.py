@@ -140,9 +140,16 @@ def _latency_stage(
         if first is not None:
             hint = {o.model: o for o in first.chosen}
             budget_s -= share
-    result = solve_options(problem, options, "latency", settings, budget_s, hint, limits)
-    if result is None:
+    try:
+        found = solve_options(problem, options, "latency", settings, budget_s, hint, limits)
+    except SolverTimeout:
+        if first is None:
+            raise
+        # the mixed solve found nothing in its budget: the seed, with no proven bound
+        found = replace(first, status="FEASIBLE", bound=0.0, wall_s=0.0)
+    if found is None:
         return None
+    result = found
     wall = result.wall_s + (first.wall_s if first else 0.0)
     if first is not None and first.objective < result.objective:
         # the mixed solve stopped above its seed: keep the seed (same options, subset)
@@ -222,15 +229,18 @@ def _fewest_within(
         else Bounds(cost=round(second.objective))
     )
     limits = replace(limits, latency_us=limit_us)
-    third = _latency_stage(
-        problem,
-        options,
-        settings,
-        settings.time_limit_s * STAGE_SHARES[2],
-        {o.model: o for o in second.chosen},
-        limits,
-        seed=False,
-    )
+    try:
+        third = _latency_stage(
+            problem,
+            options,
+            settings,
+            settings.time_limit_s * STAGE_SHARES[2],
+            {o.model: o for o in second.chosen},
+            limits,
+            seed=False,
+        )
+    except SolverTimeout:  # nothing found in the budget: keep the second stage's plan
+        third = None
     if third is None:
         return second.chosen, stages
     return third.result.chosen, [*stages, replace(third.facts, stage="latency-tiebreak")]
@@ -265,9 +275,12 @@ def _min_resource(
     if goal == "cost":
         limits = Bounds(cost=round(first.objective))
     hint = {o.model: o for o in first.chosen}
-    second = _latency_stage(
-        problem, options, settings, settings.time_limit_s / 2, hint, limits, seed=False
-    )
+    try:
+        second = _latency_stage(
+            problem, options, settings, settings.time_limit_s / 2, hint, limits, seed=False
+        )
+    except SolverTimeout:  # nothing found in the budget: keep the first stage's plan
+        second = None
     chosen = second.result.chosen if second is not None else first.chosen
     stages = [facts, *([second.facts] if second is not None else [])]
     unit = "GPUs" if goal == "units" else "$/hour"

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,7 +61,14 @@ from ortools.sat.python.cp_model import LinearExpr
 from planner.defaults import UNITS_PER_GPU
 from planner.errors import PlannerError
 from planner.search.choices import Admissible, Option, admissible, model_options
-from planner.search.packing import SHARE_PATTERNS, SHARE_SIZES, gpus_of_type, tp_capacities
+from planner.search.packing import (
+    SHARE_PATTERNS,
+    SHARE_SIZES,
+    gpus_of_type,
+    pack_shares,
+    pattern_counts,
+    tp_capacities,
+)
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
 from planner.types.names import GpuType, ModelName
@@ -192,7 +199,12 @@ def one_option_per_model(cp: cp_model.CpModel, x: Variables) -> None:
         cp.add_exactly_one(v for _, v in x.options(m))
 
 
-def gpu_budget(cp: cp_model.CpModel, x: Variables, problem: SearchProblem) -> None:
+def gpu_budget(
+    cp: cp_model.CpModel,
+    x: Variables,
+    problem: SearchProblem,
+    hint: Mapping[ModelName, Option] | None = None,
+) -> None:
     # Replicas of each GPU type fit its GPUs and NVLink domains (exactly, by packing.py).
     for g in problem.gpu_types():
         for t, cap in tp_capacities(problem.cluster, g).items():
@@ -211,6 +223,27 @@ def gpu_budget(cp: cp_model.CpModel, x: Variables, problem: SearchProblem) -> No
                 >= x.shares(g, s)
             )
         cp.add(LinearExpr.sum(y) + x.whole_gpus(g) <= gpus)
+        if hint:
+            _hint_patterns(cp, y, g, gpus, hint.values())
+
+
+def _hint_patterns(
+    cp: cp_model.CpModel,
+    y: Sequence[cp_model.IntVar],
+    g: GpuType,
+    gpus: int,
+    chosen: Iterable[Option],
+) -> None:
+    """Hint the pattern variables with a packing of the hinted options' shares, so the
+    hint is a complete solution (CP-SAT need not repair it)."""
+    chosen = tuple(chosen)
+    shares = {s: sum(o.shares(g, s) for o in chosen) for s in SHARE_SIZES}
+    whole = sum(o.whole_units_at_least(g, UNITS_PER_GPU) for o in chosen) // UNITS_PER_GPU
+    packed = pack_shares(shares, gpus - whole)
+    if packed is None:
+        return  # the hint does not fit: CP-SAT repairs it
+    for v, n in zip(y, pattern_counts(packed), strict=True):
+        cp.add_hint(v, n)
 
 
 def bounds(
@@ -305,7 +338,7 @@ def solve_options(
     cp = cp_model.CpModel()
     x = Variables(cp, options)
     one_option_per_model(cp, x)
-    gpu_budget(cp, x, problem)
+    gpu_budget(cp, x, problem, hint)
     latency_slos(cp, x, problem)
     bounds(cp, x, problem, limits)
     if goal == "latency":

@@ -135,6 +135,17 @@ def pack_shares(shares: Mapping[int, int], bins: int) -> tuple[tuple[int, ...], 
     return _fill_patterns(items, counts)
 
 
+def pattern_counts(gpus: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
+    """How many of the packed GPUs follow each of `SHARE_PATTERNS` (room left on a GPU
+    counted as parts of one eighth): the pattern variables of a packing."""
+    counts = [0] * len(SHARE_PATTERNS)
+    index = {p: i for i, p in enumerate(SHARE_PATTERNS)}
+    for content in gpus:
+        full = tuple(sorted(content, reverse=True)) + (1,) * (UNITS_PER_GPU - sum(content))
+        counts[index[full]] += 1
+    return tuple(counts)
+
+
 def _best_fit_decreasing(items: Mapping[int, int]) -> tuple[tuple[int, ...], ...]:
     gpus: list[list[int]] = []
     for size in sorted(items, reverse=True):
