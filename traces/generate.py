@@ -213,7 +213,6 @@ class BlockIds:
         return out  # a trailing partial block is never cached, so it has no id
 
 
-
 @dataclass(frozen=True)
 class ModelTiming:
     """How long a call to one model takes on one H100-class replica at moderate load."""

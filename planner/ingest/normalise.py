@@ -244,8 +244,8 @@ def normalise_batch(
         )
     )
     block_tokens = _block_tokens(col, mapping, n)
-    bad_block = (block_tokens < 1) | (np.floor(block_tokens) != block_tokens) | np.isinf(
-        block_tokens
+    bad_block = (
+        (block_tokens < 1) | (np.floor(block_tokens) != block_tokens) | np.isinf(block_tokens)
     )
     bad_block |= unparsed_mask(col.get("prefix_block_tokens"), block_tokens)
     has_hashes = np.asarray([h is not None for h in hashes], dtype=bool)
@@ -262,12 +262,11 @@ def normalise_batch(
             "prefix_block_tokens: missing for a row with prefix_hashes",
             col.name("prefix_block_tokens"),
             has_hashes & np.isnan(block_tokens) & is_llm,
-            "add a prefix_block_tokens column, or set prefix_block_tokens in the --mapping "
-            "file",
+            "add a prefix_block_tokens column, or set prefix_block_tokens in the --mapping file",
         )
     )
     has_hashes &= is_llm
-    hashes = np.where(has_hashes, hashes, None)
+    hashes[~has_hashes] = None
     block_tokens = np.where(has_hashes, block_tokens, np.nan)
 
     status = to_categorical(col.get("status"), n, default="ok", lower=True)

@@ -147,12 +147,14 @@ class _Windows:
     def earlier(self, window: float) -> np.ndarray:
         """Keys in [key - window, key) (none when window is 0)."""
         low = np.searchsorted(self.sorted, self.sorted - window, side="left")
-        return np.maximum(self.index - low, 0)[self.position]
+        counts: np.ndarray = np.maximum(self.index - low, 0)[self.position]
+        return counts
 
     def later(self, window: float) -> np.ndarray:
         """Keys in (key, key + window]."""
         high = np.searchsorted(self.sorted, self.sorted + window, side="right")
-        return np.maximum(high - self.index - 1, 0)[self.position]
+        counts: np.ndarray = np.maximum(high - self.index - 1, 0)[self.position]
+        return counts
 
 
 def _histogram(counts: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
@@ -205,6 +207,4 @@ def hit_rate(
     if blocks >= per_replica[-1]:
         return HitPrediction(float(hits[-1] / curves.input_tokens), math.inf, blocks)
     t = float(np.interp(blocks, per_replica, curves.grid_s))
-    return HitPrediction(
-        float(np.interp(t, curves.grid_s, hits) / curves.input_tokens), t, blocks
-    )
+    return HitPrediction(float(np.interp(t, curves.grid_s, hits) / curves.input_tokens), t, blocks)
