@@ -141,6 +141,7 @@ def deploy_plan(
             options,
             catalog.gpus,
             {CLUSTER_KEY: cluster_yaml(cluster), PLACEMENT_FILE: where},
+            {m.model: m.routing for m in plan.models if m.prefix_hit_rate > 0},
         )
         return Deployment(plan, placement, rendered, text, where)
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -31,6 +31,7 @@ from planner.cli.options import (
     GpuTypeOpt,
     HeadroomOpt,
     MappingOpt,
+    PrefixCachingOpt,
     ProfilesOpt,
     SloOpt,
     TargetRateOpt,
@@ -72,6 +73,7 @@ class PlanningOptions:
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
     window_s: float | None = None  # plan on the workflows of the trace's last window_s seconds
+    prefix_caching: bool = True  # predict hit rates per option (off: prompts computed in full)
 
 
 PLANNING_DEFAULTS = PlanningOptions()
@@ -102,6 +104,7 @@ def run_planning(
         SearchInfeasible: no plan meets the target on the cluster (exit 3).
     """
     from planner.aggregate import aggregate_pipeline
+    from planner.aggregate.reuse import prefix_references
     from planner.catalog import resolve_model
     from planner.io.configs import default_configs_dir, load_catalog
     from planner.io.plan_file import inputs_digest
@@ -131,6 +134,7 @@ def run_planning(
         targets,
         opts.utilisation_cap,
         growth=growth.pools if growth is not None else (),
+        reuse=prefix_references(calls) if opts.prefix_caching else None,
     )
     settings = SolveSettings(
         objective=opts.objective,
@@ -158,7 +162,10 @@ def _check_options(opts: PlanningOptions) -> None:
 
 
 def _digest_options(opts: PlanningOptions, cluster: Cluster) -> dict[str, Any]:
+    # Prefix caching off plans as before this option existed: same options, same digest.
+    cache = {"prefix_caching": True} if opts.prefix_caching else {}
     return {
+        **cache,
         "objective": opts.objective,
         "target_rate_per_s": opts.target_rate_per_s,
         "headroom": opts.headroom,
@@ -201,6 +208,13 @@ def parse_slos(values: list[str]) -> dict[str, tuple[float, str]]:
             raise InputError(f"--slo {value!r}: expected TYPE=SECONDS or TYPE=SECONDS:p95")
         out[name] = (_positive(seconds, f"--slo {name}"), kind)
     return out
+
+
+def parse_on_off(value: str, where: str) -> bool:
+    """`on` / `off` (case-insensitive) as a bool."""
+    if value.lower() not in ("on", "off"):
+        raise InputError(f"{where} {value!r}: use on or off")
+    return value.lower() == "on"
 
 
 def _positive(text: str, where: str) -> float:
@@ -274,6 +288,7 @@ def plan(
     mapping: MappingOpt = None,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
+    prefix_caching: PrefixCachingOpt = "on",
     sharing: SharingOpt = _RENDER.sharing,
     namespace: NamespaceOpt = _RENDER.namespace,
     vllm_image: VllmImageOpt = _RENDER.vllm_image,
@@ -310,6 +325,7 @@ def plan(
         mapping=mapping,
         configs_dir=configs,
         profiles_dir=profiles,
+        prefix_caching=parse_on_off(prefix_caching, "--prefix-caching"),
     )
     deploy_options = render_options(
         sharing,
@@ -329,6 +345,7 @@ def plan(
             f"--objective={objective}",
             f"--headroom={headroom:g}",
             f"--utilisation-cap={utilisation_cap:g}",
+            f"--prefix-caching={prefix_caching}",
             *targets,
         ),
     )
@@ -437,6 +454,11 @@ def summary(plan: Plan, path: Path) -> str:
         lines.append(
             f"  {m.model:<40} demand {m.demand_per_s:8.3g}/s  capacity {m.capacity_per_s:8.3g}/s"
             f"  utilisation {m.utilisation:5.1%}  call latency {m.call_latency_s:.3f} s"
+            + (
+                f"  prefix hits {m.prefix_hit_rate:5.1%} ({m.routing} routing)"
+                if m.prefix_hit_rate > 0 or m.routing != "balanced"
+                else ""
+            )
         )
     s = plan.solver
     lines += [

@@ -17,7 +17,14 @@ import yaml
 
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
-from planner.types.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+from planner.types.plan import (
+    Allocation,
+    ModelPrediction,
+    Plan,
+    Routing,
+    SolverFacts,
+    WorkflowPrediction,
+)
 from planner.types.shapes import share_eighths
 
 PLAN_SCHEMA_VERSION = 1
@@ -61,6 +68,7 @@ def plan_document(
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
+                "kv_cache_tokens": a.kv_cache_tokens,
             }
             for a in plan.allocations
         ],
@@ -82,6 +90,8 @@ def plan_document(
                     "capacity_per_s": _num(m.capacity_per_s),
                     "utilisation": _num(m.utilisation),
                     "call_latency_s": _num(m.call_latency_s),
+                    "prefix_hit_rate": _num(m.prefix_hit_rate),
+                    "routing": m.routing,
                 }
                 for m in plan.models
             ],
@@ -132,6 +142,12 @@ def read_plan(path: Path) -> Plan:
         raise ConfigError(f"{path}: malformed plan ({exc!r}); re-run `planner plan`") from exc
 
 
+def _routing(value: Any) -> Routing:
+    if value not in ("balanced", "session"):
+        raise ValueError(f"routing {value!r} is not balanced or session")
+    return "session" if value == "session" else "balanced"
+
+
 def _f(x: Any) -> float:
     return math.nan if x is None else float(x)
 
@@ -139,6 +155,11 @@ def _f(x: Any) -> float:
 def _plan_from(data: dict[str, Any]) -> Plan:
     s = data["solver"]
     pred = data["predicted"]
+    # Routing and hit rate are the model's; allocations carry them for prediction.
+    cache = {
+        m["model"]: (_routing(m.get("routing", "balanced")), _f(m.get("prefix_hit_rate", 0.0)))
+        for m in pred["models"]
+    }
     return Plan(
         objective=data["objective"],
         allocations=tuple(
@@ -148,6 +169,9 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["tensor_parallel"]),
                 share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
+                cache.get(a["model"], ("balanced", 0.0))[0],
+                cache.get(a["model"], ("balanced", 0.0))[1],
+                int(a.get("kv_cache_tokens", 0)),
             )
             for a in data["allocations"]
         ),
@@ -168,6 +192,8 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 _f(m["capacity_per_s"]),
                 _f(m["utilisation"]),
                 _f(m["call_latency_s"]),
+                cache[m["model"]][1],
+                cache[m["model"]][0],
             )
             for m in pred["models"]
         ),

@@ -17,6 +17,7 @@ from planner.render.settings import SHARING_BACKENDS, RenderOptions, Sharing
 from planner.render.workloads import model_deployments, model_service
 from planner.types.cluster import Cluster
 from planner.types.names import GpuType, ModelName
+from planner.types.plan import Routing
 
 __all__ = [
     "CLUSTER_KEY",
@@ -58,6 +59,7 @@ def render_manifests(
     options: RenderOptions,
     gpus: Mapping[GpuType, GpuSpec] | None = None,
     extra_files: Mapping[str, str] | None = None,
+    caching: Mapping[ModelName, Routing] | None = None,
 ) -> Rendered:
     """Build every object for a placed plan.
 
@@ -69,6 +71,9 @@ def render_manifests(
         options: namespace, images, sharing backend, replan schedule.
         gpus: GPU specs, for `nvidia.com/gpu.product` affinity on unnamed pools.
         extra_files: more files for the plan ConfigMap (e.g. `cluster.yaml`).
+        caching: the models whose plan predicts prefix-cache hits, with their routing
+            (served with prefix caching; `session` routing gives the Service
+            sessionAffinity ClientIP).
 
     Raises:
         ProfileError: the placement names a model the catalog lacks.
@@ -81,8 +86,13 @@ def render_manifests(
             )
     digest = plan_hash(plan_text, extra_files)
     served = sorted({r.model for r in placement.replicas})
-    services = [model_service(models[m], options, digest) for m in served]
-    deployments = model_deployments(placement, cluster, models, gpus or {}, options, digest)
+    cached = dict(caching or {})
+    services = [
+        model_service(models[m], options, digest, cached.get(m) == "session") for m in served
+    ]
+    deployments = model_deployments(
+        placement, cluster, models, gpus or {}, options, digest, frozenset(cached)
+    )
     files = {**(extra_files or {}), PLAN_KEY: plan_text}
     serving: list[object] = [plan_configmap(files, options, digest), *services, *deployments]
     return Rendered(digest, tuple(serving), tuple(replan_objects(options, digest)))

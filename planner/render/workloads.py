@@ -12,6 +12,12 @@ Replica groups:
 Every pod carries `serves.planner.dev/<model>: "true"` for each model it serves and names
 the model's container port `port_name(model)`, so one Service per model reaches all of its
 replicas whatever port they listen on.
+
+Prefix caching: a model whose plan predicts prefix-cache hits is served with
+`--enable-prefix-caching` (vLLM's default, stated so the manifests carry the plan's
+assumption); where the plan chose session-affine routing, its Service sets
+`sessionAffinity: ClientIP` (the stock-cluster form: one client's calls stay on one
+replica; a gateway with session or prefix-aware routing does it per session).
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ class _Server:
     tp: int
     memory_utilization: float
     port: int
+    prefix_caching: bool = False
 
 
 def service_name(model: ModelName) -> str:
@@ -62,7 +69,9 @@ def service_name(model: ModelName) -> str:
     return name if name[0].isalpha() else dns_name("m", model)
 
 
-def model_service(model: ModelSpec, options: RenderOptions, plan_hash: str) -> k8s.V1Service:
+def model_service(
+    model: ModelSpec, options: RenderOptions, plan_hash: str, session_affine: bool = False
+) -> k8s.V1Service:
     name = service_name(model.name)
     return k8s.V1Service(
         api_version="v1",
@@ -75,6 +84,7 @@ def model_service(model: ModelSpec, options: RenderOptions, plan_hash: str) -> k
                     name="http", port=80, target_port=port_name(model.name), protocol="TCP"
                 )
             ],
+            session_affinity="ClientIP" if session_affine else None,
         ),
     )
 
@@ -86,6 +96,7 @@ def model_deployments(
     gpus: Mapping[GpuType, GpuSpec],
     options: RenderOptions,
     plan_hash: str,
+    prefix_cached: frozenset[ModelName] = frozenset(),
 ) -> list[k8s.V1Deployment]:
     pools = {p.name: p for p in cluster.pools}
     out: list[k8s.V1Deployment] = []
@@ -101,7 +112,8 @@ def model_deployments(
             sliced[(r.model, r.share_eighths, r.node)].append(r)
 
     for (model, _gpu_type, tp, node), reps in sorted(whole.items()):
-        server = _Server(models[model], tp, options.memory_utilization, options.port)
+        cached = model in prefix_cached
+        server = _Server(models[model], tp, options.memory_utilization, options.port, cached)
         name = dns_name(model, f"tp{tp}", node)
         out.append(
             _deployment(name, reps, [server], pools[reps[0].pool], gpus, options, plan_hash, tp)
@@ -121,6 +133,7 @@ def model_deployments(
                 1,
                 round(eighths / UNITS_PER_GPU * options.memory_utilization, 4),
                 options.port + i,
+                model in prefix_cached,
             )
             for i, (model, eighths) in enumerate(ordered)
         ]
@@ -130,7 +143,8 @@ def model_deployments(
         )
     for (model, eighths, node), reps in sorted(sliced.items()):
         # HAMi shows the slice as the whole device, so vLLM keeps its usual utilisation.
-        server = _Server(models[model], 1, options.memory_utilization, options.port)
+        cached = model in prefix_cached
+        server = _Server(models[model], 1, options.memory_utilization, options.port, cached)
         percent = max(1, round(eighths * 100 / UNITS_PER_GPU))
         name = dns_name(model, f"{percent}pct", node)
         extra = {
@@ -253,6 +267,7 @@ def _serve_args(server: _Server) -> list[str]:
         str(server.tp),
         "--gpu-memory-utilization",
         f"{server.memory_utilization:g}",
+        *(["--enable-prefix-caching"] if server.prefix_caching else []),
         *m.vllm_args,
     ]
 
