@@ -113,7 +113,14 @@ def evaluate(
     workload = compile_workload(calls_table)
     settings = SimSettings(calls=calls, pattern=pattern, seed=seed)
     ev = evaluate_plans(workload, plans, profiles, settings, rate or None, canonical_names(catalog))
-    doc = evaluation_document(ev)
+    from planner.aggregate.reuse import prefix_references
+    from planner.simulate.prefix_hits import check_prefix_hits, observed_calls_per_s
+
+    names = canonical_names(catalog)
+    hits = check_prefix_hits(
+        plan, prefix_references(calls_table), names, observed_calls_per_s(apl, names), seed
+    )
+    doc = evaluation_document(ev, hits)
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=False))
     else:

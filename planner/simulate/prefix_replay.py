@@ -16,6 +16,7 @@ workflow (sessionAffinity). Deterministic for a given seed.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +37,7 @@ class ReplayResult:
 
 def replay_prefix_cache(
     refs: BlockReferences,
-    cache_tokens: float,
+    cache_tokens: float | Sequence[float],
     replicas: int,
     routing: Routing,
     *,
@@ -46,7 +47,8 @@ def replay_prefix_cache(
     """Replay a model's block references against `replicas` LRU caches.
 
     Args:
-        cache_tokens: KV tokens per replica available to cached blocks.
+        cache_tokens: KV tokens per replica available to cached blocks (one figure for
+            all replicas, or one per replica).
         rate_scale: target / observed workflow rate (workflow starts move closer by it).
 
     Raises:
@@ -54,8 +56,15 @@ def replay_prefix_cache(
     """
     if replicas < 1 or routing not in ROUTINGS or rate_scale <= 0:
         raise ValueError(f"bad replay arguments: replicas={replicas}, routing={routing!r}")
-    capacity = int(max(cache_tokens, 0.0) // refs.block_tokens)
-    if not len(refs) or capacity <= 0:
+    tokens_each = (
+        [float(cache_tokens)] * replicas
+        if isinstance(cache_tokens, int | float)
+        else [float(c) for c in cache_tokens]
+    )
+    if len(tokens_each) != replicas:
+        raise ValueError(f"{len(tokens_each)} cache sizes for {replicas} replicas")
+    capacities = [int(max(c, 0.0) // refs.block_tokens) for c in tokens_each]
+    if not len(refs) or max(capacities) <= 0:
         return ReplayResult(0.0, 0.0, refs.input_tokens, 0)
     time = refs.workflow_start_s / rate_scale + (refs.time_s - refs.workflow_start_s)
     # Calls in (scaled) time order; a call's references stay in prompt order.
@@ -79,6 +88,7 @@ def replay_prefix_cache(
     for k, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
         replica = session_replica[session[lo]] if routing == "session" else per_call[k]
         cache = caches[replica]
+        capacity = capacities[replica]
         for i in range(lo, hi):
             if block[i] not in cache:
                 break
