@@ -191,13 +191,25 @@ def model_options(
                 latency = mixture_latency_s(parts, demand)
                 out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
                 continue
-            option = _cached_option(problem, model, parts, demand)
+            option = cached_option(problem, model, parts, demand)
             if option is not None:
                 out.append(option)
     return prune_dominated(out, caps)
 
 
-def _cached_option(
+def fewest_cached(
+    problem: SearchProblem,
+    model: ModelCandidates,
+    shape: ShapeCandidate,
+    demand: float,
+    budget: int,
+) -> Option | None:
+    """The fewest replicas of `shape` meeting the demand at their own hit rate."""
+    net = _cached_net(problem, model, shape, demand, budget, DEFAULT_RESOLUTION)
+    return net[0] if net else None
+
+
+def cached_option(
     problem: SearchProblem,
     model: ModelCandidates,
     parts: Sequence[tuple[ShapeCandidate, int]],
@@ -233,7 +245,7 @@ def _cached_net(
     kept: list[Option] = []
     misses = 0
     for count in range(lowest, budget + 1):
-        option = _cached_option(problem, model, [(shape, count)], demand)
+        option = cached_option(problem, model, [(shape, count)], demand)
         if option is not None and (
             not kept or option.latency_s < kept[-1].latency_s / (1 + resolution)
         ):
