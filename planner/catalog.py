@@ -57,6 +57,9 @@ class ModelSpec:
     active_params_b: float | None = None
     # Input embedding and LM head share one matrix (small models): counted once.
     tie_word_embeddings: bool = False
+    # Hugging Face serves the weights only to accounts that accepted the licence: the pods
+    # need a token, so rendering requires `--hf-token-secret`.
+    gated: bool = False
 
     @property
     def embedding_params_b(self) -> float:

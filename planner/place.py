@@ -75,7 +75,14 @@ class ReplicaPlacement:
     replica: int  # index among the allocation's replicas
     pool: str
     node: str
-    gpu_indices: tuple[int, ...]
+    gpu_indices: tuple[int, ...]  # on every node of the replica
+    pipeline_parallel: int = 1
+    other_nodes: tuple[str, ...] = ()  # a replica spanning nodes: pipeline stages 2, 3, ...
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every node the replica runs on, first pipeline stage first."""
+        return (self.node, *self.other_nodes)
 
     @property
     def allocation(self) -> Allocation:

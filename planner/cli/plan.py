@@ -16,11 +16,24 @@ import typer
 
 from planner.cli import app
 from planner.cli.deploy_options import (
+    ApiKeyOpt,
+    AutoscalerOpt,
+    CacheClaimOpt,
+    CacheHostPathOpt,
     ClaimOpt,
+    CredentialsOpt,
+    GatewayNameOpt,
+    GatewayNamespaceOpt,
+    GatewayOpt,
+    HfTokenOpt,
+    NamespaceObjectOpt,
     NamespaceOpt,
+    NetworkPolicyOpt,
     PlannerImageOpt,
+    PrefixRoutingOpt,
     ScheduleOpt,
     SharingOpt,
+    TargetOpt,
     TracesOpt,
     VllmImageOpt,
 )
@@ -41,7 +54,7 @@ from planner.cli.options import (
 from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE, Cluster
 from planner.errors import InputError
 from planner.plan import Objective, Plan
-from planner.render.options import RenderOptions
+from planner.render.options import RenderOptions, ReplanInputs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -274,12 +287,25 @@ def plan(
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
     sharing: SharingOpt = _RENDER.sharing,
+    target: TargetOpt = _RENDER.target,
     namespace: NamespaceOpt = _RENDER.namespace,
+    namespace_object: NamespaceObjectOpt = _RENDER.create_namespace,
     vllm_image: VllmImageOpt = _RENDER.vllm_image,
     planner_image: PlannerImageOpt = _RENDER.planner_image,
+    hf_token_secret: HfTokenOpt = _RENDER.hf_token_secret,
+    api_key_secret: ApiKeyOpt = _RENDER.api_key_secret,
+    model_cache_claim: CacheClaimOpt = _RENDER.model_cache_claim,
+    model_cache_host_path: CacheHostPathOpt = _RENDER.model_cache_host_path,
+    network_policy: NetworkPolicyOpt = _RENDER.network_policy,
+    gateway: GatewayOpt = _RENDER.gateway,
+    gateway_name: GatewayNameOpt = _RENDER.gateway_name,
+    gateway_namespace: GatewayNamespaceOpt = _RENDER.gateway_namespace,
+    prefix_routing: PrefixRoutingOpt = _RENDER.prefix_routing,
+    autoscaler: AutoscalerOpt = _RENDER.autoscaler,
     replan_schedule: ScheduleOpt = _RENDER.replan_schedule,
-    replan_traces: TracesOpt = _RENDER.replan_traces,
+    replan_traces: TracesOpt = _RENDER.replan_traces_url,
     replan_traces_claim: ClaimOpt = _RENDER.replan_traces_claim,
+    replan_credentials_secret: CredentialsOpt = _RENDER.replan_credentials_secret,
 ) -> None:
     """Choose replicas, TP degrees and GPU shares for the traces' models; write plan.yaml.
 
@@ -311,33 +337,41 @@ def plan(
         profiles_dir=profiles,
     )
     deploy_options = render_options(
-        sharing,
-        namespace,
-        vllm_image,
-        planner_image,
-        replan_schedule,
-        replan_traces,
-        replan_traces_claim,
-    )
-    # The CronJob re-plans toward the same targets this plan was made for.
-    targets = [f"--target-rate={t}" for t in target_rate or []]
-    targets += [f"--slo={s}" for s in slo or []]
-    deploy_options = replace(
-        deploy_options,
-        replan_args=(
-            f"--objective={objective}",
-            f"--headroom={headroom:g}",
-            f"--utilisation-cap={utilisation_cap:g}",
-            *targets,
-        ),
+        sharing=sharing,
+        target=target,
+        namespace=namespace,
+        create_namespace=namespace_object,
+        vllm_image=vllm_image,
+        planner_image=planner_image,
+        hf_token_secret=hf_token_secret,
+        api_key_secret=api_key_secret,
+        model_cache_claim=model_cache_claim,
+        model_cache_host_path=model_cache_host_path,
+        network_policy=network_policy,
+        gateway=gateway,
+        gateway_name=gateway_name,
+        gateway_namespace=gateway_namespace,
+        prefix_routing=prefix_routing,
+        autoscaler=autoscaler,
+        replan_schedule=replan_schedule,
+        replan_traces_url=replan_traces,
+        replan_traces_claim=replan_traces_claim,
+        replan_credentials_secret=replan_credentials_secret,
     )
     cluster = resolve_cluster(gpus, gpu_type, gpus_per_node, cluster_file, configs)
     growth = None
     if cluster_file is None:  # count missing GPUs in full nodes of the requested shape
         growth = resolve_cluster(gpus_per_node, gpu_type, gpus_per_node, None, configs)
     result = run_planning(traces, cluster, options, cluster_file, growth)
+    # Read only after planning loaded it: a missing or bad mapping is reported there.
+    mapping_text = mapping.read_text(encoding="utf-8") if mapping is not None else ""
     deployment = deploy_plan(
-        result.plan, cluster, result.catalog, deploy_options, research_without(result, options)
+        result.plan,
+        cluster,
+        result.catalog,
+        deploy_options,
+        research_without(result, options),
+        replan=replan_inputs(options, mapping_text),
     )
     path = write_plan(deployment.plan, output)
     write_text_atomic(output / PLACEMENT_FILE, deployment.placement_text)
@@ -347,8 +381,31 @@ def plan(
     else:
         typer.echo(summary(deployment.plan, path))
         typer.echo(
-            placement_summary(deployment.placement, manifests, len(deployment.rendered.objects))
+            placement_summary(
+                deployment.placement,
+                manifests,
+                len(deployment.rendered.objects),
+                deploy_options.replans,
+            )
         )
+
+
+def replan_inputs(opts: PlanningOptions, mapping_text: str = "") -> ReplanInputs:
+    """What the re-planning CronJob plans toward: the same request this plan answered."""
+    rates: tuple[tuple[str, float], ...] = ()
+    if isinstance(opts.target_rate_per_s, dict):
+        rates = tuple(sorted(opts.target_rate_per_s.items()))
+    elif opts.target_rate_per_s is not None:
+        rates = (("", opts.target_rate_per_s),)
+    return ReplanInputs(
+        objective=opts.objective,
+        headroom=opts.headroom,
+        utilisation_cap=opts.utilisation_cap,
+        target_rates=rates,
+        slos=tuple((w, s, k) for w, (s, k) in sorted(opts.slo_s.items())),
+        time_limit_s=opts.time_limit_s,
+        mapping_text=mapping_text,
+    )
 
 
 def research_without(

@@ -9,11 +9,24 @@ import typer
 
 from planner.cli import app
 from planner.cli.deploy_options import (
+    ApiKeyOpt,
+    AutoscalerOpt,
+    CacheClaimOpt,
+    CacheHostPathOpt,
     ClaimOpt,
+    CredentialsOpt,
+    GatewayNameOpt,
+    GatewayNamespaceOpt,
+    GatewayOpt,
+    HfTokenOpt,
+    NamespaceObjectOpt,
     NamespaceOpt,
+    NetworkPolicyOpt,
     PlannerImageOpt,
+    PrefixRoutingOpt,
     ScheduleOpt,
     SharingOpt,
+    TargetOpt,
     TracesOpt,
     VllmImageOpt,
 )
@@ -42,12 +55,25 @@ def render_command(
     gpus_per_node: GpusPerNodeOpt = DEFAULT_GPUS_PER_NODE,
     configs: ConfigsOpt = None,
     sharing: SharingOpt = _D.sharing,
+    target: TargetOpt = _D.target,
     namespace: NamespaceOpt = _D.namespace,
+    namespace_object: NamespaceObjectOpt = _D.create_namespace,
     vllm_image: VllmImageOpt = _D.vllm_image,
     planner_image: PlannerImageOpt = _D.planner_image,
+    hf_token_secret: HfTokenOpt = _D.hf_token_secret,
+    api_key_secret: ApiKeyOpt = _D.api_key_secret,
+    model_cache_claim: CacheClaimOpt = _D.model_cache_claim,
+    model_cache_host_path: CacheHostPathOpt = _D.model_cache_host_path,
+    network_policy: NetworkPolicyOpt = _D.network_policy,
+    gateway: GatewayOpt = _D.gateway,
+    gateway_name: GatewayNameOpt = _D.gateway_name,
+    gateway_namespace: GatewayNamespaceOpt = _D.gateway_namespace,
+    prefix_routing: PrefixRoutingOpt = _D.prefix_routing,
+    autoscaler: AutoscalerOpt = _D.autoscaler,
     replan_schedule: ScheduleOpt = _D.replan_schedule,
-    replan_traces: TracesOpt = _D.replan_traces,
+    replan_traces: TracesOpt = _D.replan_traces_url,
     replan_traces_claim: ClaimOpt = _D.replan_traces_claim,
+    replan_credentials_secret: CredentialsOpt = _D.replan_credentials_secret,
 ) -> None:
     """Place a plan on the cluster (nodes and GPU indices) and write Kubernetes manifests."""
     from planner.catalog import resolve_gpu
@@ -64,13 +90,26 @@ def render_command(
     from planner.io.plan import PLAN_FILE, read_plan
 
     options = render_options(
-        sharing,
-        namespace,
-        vllm_image,
-        planner_image,
-        replan_schedule,
-        replan_traces,
-        replan_traces_claim,
+        sharing=sharing,
+        target=target,
+        namespace=namespace,
+        create_namespace=namespace_object,
+        vllm_image=vllm_image,
+        planner_image=planner_image,
+        hf_token_secret=hf_token_secret,
+        api_key_secret=api_key_secret,
+        model_cache_claim=model_cache_claim,
+        model_cache_host_path=model_cache_host_path,
+        network_policy=network_policy,
+        gateway=gateway,
+        gateway_name=gateway_name,
+        gateway_namespace=gateway_namespace,
+        prefix_routing=prefix_routing,
+        autoscaler=autoscaler,
+        replan_schedule=replan_schedule,
+        replan_traces_url=replan_traces,
+        replan_traces_claim=replan_traces_claim,
+        replan_credentials_secret=replan_credentials_secret,
     )
     catalog = load_catalog(configs)
     if cluster_file is not None:
@@ -80,6 +119,14 @@ def render_command(
     else:
         raise InputError("give the cluster: --cluster FILE or --gpus N")
     plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
-    deployment = deploy_plan(plan, cluster, catalog, options)
-    target = write_deployment(output, deployment.rendered)
-    typer.echo(placement_summary(deployment.placement, target, len(deployment.rendered.objects)))
+    from planner.render import ReplanInputs
+
+    # The CronJob keeps the plan's objective; the other planning defaults apply.
+    replan = ReplanInputs(objective=plan.objective)
+    deployment = deploy_plan(plan, cluster, catalog, options, replan=replan)
+    manifests = write_deployment(output, deployment.rendered)
+    typer.echo(
+        placement_summary(
+            deployment.placement, manifests, len(deployment.rendered.objects), options.replans
+        )
+    )

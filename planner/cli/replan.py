@@ -21,6 +21,7 @@ from planner.cli.deploy_options import NamespaceOpt, SharingOpt, VllmImageOpt
 from planner.cli.options import (
     ConfigsOpt,
     HeadroomOpt,
+    MappingOpt,
     ProfilesOpt,
     SloOpt,
     TargetRateOpt,
@@ -62,7 +63,7 @@ def replan_step(
         traces: local trace file or directory.
         planning: planning options (objective, window, solver limits).
         policy: margin, per-run cap, utilisation threshold.
-        render: namespace, sharing backend, images.
+        render: render settings, used when the ConfigMap holds none (`render.yaml`).
         explicit_objective: keep `planning.objective`; else use the running plan's.
 
     Raises:
@@ -74,7 +75,8 @@ def replan_step(
     from planner.cli.plan import research_without, run_planning
     from planner.errors import InputError
     from planner.io.cluster import parse_cluster
-    from planner.render import CLUSTER_KEY, PLAN_KEY
+    from planner.io.render_settings import parse_settings
+    from planner.render import CLUSTER_KEY, PLAN_KEY, SETTINGS_KEY
     from planner.replan import decide_replan
     from planner.search.predict import make_plan
 
@@ -84,6 +86,8 @@ def replan_step(
             "apply manifests written by `planner plan -o DIR` first"
         )
     cluster = parse_cluster(yaml.safe_load(stored[CLUSTER_KEY]), f"ConfigMap {CLUSTER_KEY}")
+    if SETTINGS_KEY in stored:  # render the step for the stack the user applied
+        render = parse_settings(stored[SETTINGS_KEY], f"ConfigMap {SETTINGS_KEY}")
     running = _parse_plan(stored[PLAN_KEY])
     if running is not None and not explicit_objective:
         planning = replace(planning, objective=running.objective)
@@ -155,6 +159,7 @@ def replan_command(
     workers: WorkersOpt = PLANNING_DEFAULTS.num_workers,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
+    mapping: MappingOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Decide and show changes; the server persists nothing."),
@@ -171,10 +176,8 @@ def replan_command(
     from planner.render.common import PLAN_CONFIGMAP
     from planner.replan import ReplanPolicy, parse_duration_s
 
-    render = replace(
-        render_options(sharing, namespace, vllm_image, _D.planner_image, "", "", ""),
-        replan_schedule=_D.replan_schedule,
-    )
+    # Used only for a ConfigMap written before render settings were stored beside the plan.
+    render = render_options(sharing=sharing, namespace=namespace, vllm_image=vllm_image)
     if objective is not None and objective not in OBJECTIVES:
         raise InputError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     planning = PlanningOptions(
@@ -187,6 +190,7 @@ def replan_command(
         num_workers=workers,
         configs_dir=configs,
         profiles_dir=profiles,
+        mapping=mapping,
         window_s=parse_duration_s(window),
     )
     policy = ReplanPolicy(margin, max_changes, max_utilisation)
