@@ -11,7 +11,7 @@ import dataclasses
 import yaml
 
 from planner.config import SCHEMA_VERSION, parse_config
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
 
 
 def settings_yaml(options: RenderOptions) -> str:

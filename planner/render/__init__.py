@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from planner.catalog import GpuSpec, GpuType, ModelName, ModelSpec
-from planner.cluster import Cluster
+from planner.catalog import GpuSpec, ModelSpec
 from planner.errors import InputError, ProfileError, did_you_mean
 from planner.place import Placement
 from planner.render.autoscale import autoscalers
@@ -29,7 +28,7 @@ from planner.render.gateway import gateway_objects, gateway_shared
 from planner.render.groups import ServingGroup, model_ports, serving_groups
 from planner.render.kserve import inference_service
 from planner.render.lws import leader_worker_set
-from planner.render.options import (
+from planner.render.settings import (
     AUTOSCALERS,
     SHARING_BACKENDS,
     TARGETS,
@@ -39,6 +38,8 @@ from planner.render.options import (
     check_options,
 )
 from planner.render.workloads import disruption_budget, group_deployment, model_service
+from planner.types.cluster import Cluster
+from planner.types.names import GpuType, ModelName
 
 __all__ = [
     "AUTOSCALERS",

@@ -18,14 +18,14 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from planner.cluster import NodePool
+from planner.defaults import UNITS_PER_GPU
 from planner.place import Placement
 from planner.render.common import metadata
 from planner.render.groups import ServingGroup
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
+from planner.types.cluster import NodePool
 
 WAITING_METRIC = "vllm:num_requests_waiting"
-_EPS = 1e-9
 # Scale down one pod per 5 minutes after 10 quiet minutes: a GPU pod takes minutes to load
 # its weights, so a pod removed too eagerly is expensive to bring back.
 _SCALE_DOWN_WINDOW_S = 600
@@ -41,24 +41,25 @@ def max_replicas(group: ServingGroup, placement: Placement) -> int:
     ]
     extra = 0
     if group.kind == "sliced":
-        f = group.share_of_gpu
-        extra = sum(int((1 - u) / f + _EPS) for n in usable for u in n.used_fraction)
+        extra = sum(
+            (UNITS_PER_GPU - u) // group.share_eighths for n in usable for u in n.used_eighths
+        )
     elif group.multi_node:
         # A whole replica per set of nodes that each have a pipeline stage's GPUs free.
-        fit = sum(1 for n in usable if _free_in_domains(n.used_fraction, pool, group) >= 1)
+        fit = sum(1 for n in usable if _free_in_domains(n.used_eighths, pool, group) >= 1)
         extra = fit // group.pods_per_replica
     else:
-        extra = sum(_free_in_domains(n.used_fraction, pool, group) for n in usable)
+        extra = sum(_free_in_domains(n.used_eighths, pool, group) for n in usable)
     return len(group.replicas) + extra
 
 
-def _free_in_domains(used: tuple[float, ...], pool: NodePool, group: ServingGroup) -> int:
+def _free_in_domains(used: tuple[int, ...], pool: NodePool, group: ServingGroup) -> int:
     """How many more pods of `group.gpus_per_pod` whole GPUs fit one node's free GPUs,
     each inside one NVLink domain."""
     size = pool.nvlink_domain_size
     count = 0
     for start in range(0, len(used), size):
-        free = sum(1 for u in used[start : start + size] if u <= _EPS)
+        free = sum(1 for u in used[start : start + size] if u == 0)
         count += free // group.gpus_per_pod
     return count
 

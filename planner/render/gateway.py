@@ -29,7 +29,7 @@ from planner.render.common import (
     metadata,
     pod_security,
 )
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
 from planner.render.workloads import service_name
 
 POOL_GROUP = "inference.networking.k8s.io"

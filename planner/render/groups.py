@@ -18,11 +18,13 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from planner.catalog import ModelName, ModelSpec
-from planner.cluster import Cluster, NodePool
+from planner.catalog import ModelSpec
+from planner.defaults import UNITS_PER_GPU
 from planner.place import Placement, ReplicaPlacement
 from planner.render.common import dns_name
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
+from planner.types.cluster import Cluster, NodePool
+from planner.types.names import ModelName
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Server:
     """One `vllm serve` process inside a pod."""
 
     model: ModelSpec
-    tensor_parallel: int
+    tp: int
     memory_utilization: float
     port: int
     pipeline_parallel: int = 1  # > 1: the replica spans this many nodes (one pod per node)
@@ -51,7 +53,7 @@ class ServingGroup:
     gpus_per_pod: int
     extra_limits: tuple[tuple[str, str], ...] = ()
     pods_per_replica: int = 1
-    share_of_gpu: float = 1.0  # HAMi slices: the share each pod holds
+    share_eighths: int = UNITS_PER_GPU  # HAMi slices: the share each pod holds
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -81,14 +83,14 @@ def serving_groups(
         list
     )
     shared_gpu: dict[tuple[str, int], list[ReplicaPlacement]] = defaultdict(list)
-    sliced: dict[tuple[str, float, str], list[ReplicaPlacement]] = defaultdict(list)
+    sliced: dict[tuple[str, int, str], list[ReplicaPlacement]] = defaultdict(list)
     for r in placement.replicas:
-        if r.gpu_fraction >= 1 - 1e-9:
-            whole[(r.model, r.gpu_type, r.tensor_parallel, r.pipeline_parallel, r.nodes)].append(r)
+        if r.share_eighths == UNITS_PER_GPU:
+            whole[(r.model, r.gpu_type, r.tp, r.pipeline_parallel, r.nodes)].append(r)
         elif options.sharing == "process":
             shared_gpu[(r.node, r.gpu_indices[0])].append(r)
         else:
-            sliced[(r.model, r.gpu_fraction, r.node)].append(r)
+            sliced[(r.model, r.share_eighths, r.node)].append(r)
 
     out: list[ServingGroup] = []
     for (model, _gpu, tp, pp, nodes), reps in sorted(whole.items()):
@@ -101,22 +103,22 @@ def serving_groups(
         # Shares of one model on one GPU run as one server with their summed share: one
         # port per model keeps the Service simple, and one larger KV cache serves at least
         # as well as two halves.
-        share: dict[ModelName, float] = defaultdict(float)
+        share: dict[ModelName, int] = defaultdict(int)  # eighths
         for r in reps:
-            share[r.model] += r.gpu_fraction
+            share[r.model] += r.share_eighths
         # Largest share starts first: it profiles memory while the GPU is emptiest.
         ordered = sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))
         servers = tuple(
-            Server(models[m], 1, round(f * options.memory_utilization, 4), ports[m])
-            for m, f in ordered
+            Server(models[m], 1, round(e / UNITS_PER_GPU * options.memory_utilization, 4), ports[m])
+            for m, e in ordered
         )
         name = dns_name("shared", node, f"gpu{index}")
         # One pod for every share on this GPU: the group has one replica.
         out.append(ServingGroup(name, "shared", (reps[0],), servers, pools[reps[0].pool], 1))
-    for (model, fraction, node), reps in sorted(sliced.items()):
+    for (model, eighths, node), reps in sorted(sliced.items()):
         # HAMi shows the slice as the whole device, so vLLM keeps its usual utilisation.
         server = Server(models[model], 1, options.memory_utilization, ports[model])
-        percent = max(1, round(fraction * 100))
+        percent = max(1, round(eighths * 100 / UNITS_PER_GPU))
         extra = (
             ("nvidia.com/gpumem-percentage", str(percent)),
             ("nvidia.com/gpucores", str(percent)),
@@ -125,7 +127,7 @@ def serving_groups(
         pool = pools[reps[0].pool]
         out.append(
             ServingGroup(
-                name, "sliced", tuple(reps), (server,), pool, 1, extra, share_of_gpu=fraction
+                name, "sliced", tuple(reps), (server,), pool, 1, extra, share_eighths=eighths
             )
         )
     return out

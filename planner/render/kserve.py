@@ -17,14 +17,15 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from planner.catalog import GpuSpec, GpuType
+from planner.catalog import GpuSpec
 from planner.place import Placement
 from planner.render.autoscale import keda_trigger, max_replicas
 from planner.render.common import metadata
 from planner.render.groups import ServingGroup
 from planner.render.lws import leader_script, worker_script
-from planner.render.options import RenderOptions
 from planner.render.pods import pod_template
+from planner.render.settings import RenderOptions
+from planner.types.names import GpuType
 
 KIND = "LLMInferenceService"
 MAIN_CONTAINER = "main"
@@ -48,7 +49,7 @@ def inference_service(
     leader = _plain(pod_template(group, gpus, options, command, container_name=MAIN_CONTAINER))
     spec: dict[str, Any] = {
         "model": {"uri": f"hf://{model.hf_id}", "name": model.served_name},
-        "parallelism": {"tensor": server.tensor_parallel},
+        "parallelism": {"tensor": server.tp},
         "labels": leader["metadata"]["labels"],
         "annotations": leader["metadata"]["annotations"],
         "template": leader["spec"],

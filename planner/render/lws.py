@@ -18,11 +18,12 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from planner.catalog import GpuSpec, GpuType
+from planner.catalog import GpuSpec
 from planner.render.common import metadata
 from planner.render.groups import ServingGroup
-from planner.render.options import RenderOptions
 from planner.render.pods import pod_template, serve_args
+from planner.render.settings import RenderOptions
+from planner.types.names import GpuType
 
 RAY_PORT = 6379
 

@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from kubernetes import client as k8s
 
-from planner.catalog import GpuSpec, GpuType
-from planner.cluster import NodePool
+from planner.catalog import GpuSpec
 from planner.render.common import (
     DEPLOYMENT_LABEL,
     MANAGED_BY,
@@ -27,7 +26,9 @@ from planner.render.common import (
     port_name,
 )
 from planner.render.groups import Server, ServingGroup
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
+from planner.types.cluster import NodePool
+from planner.types.names import GpuType
 
 HEALTH_PATH = "/health"  # vLLM's OpenAI server answers 200 once the engine is up
 CACHE_DIR = "/cache"  # writable HOME and HF cache for a non-root user
@@ -116,7 +117,7 @@ def pod_template(
 
 def serve_args(server: Server, extra: Sequence[str] = ()) -> list[str]:
     m = server.model
-    parallel = ["--tensor-parallel-size", str(server.tensor_parallel)]
+    parallel = ["--tensor-parallel-size", str(server.tp)]
     if server.pipeline_parallel > 1:
         parallel += ["--pipeline-parallel-size", str(server.pipeline_parallel)]
     return [

@@ -10,11 +10,12 @@ from collections.abc import Mapping
 
 from kubernetes import client as k8s
 
-from planner.catalog import GpuSpec, GpuType, ModelName, ModelSpec
+from planner.catalog import GpuSpec, ModelSpec
 from planner.render.common import DEPLOYMENT_LABEL, SERVES_PREFIX, dns_name, metadata, port_name
 from planner.render.groups import ServingGroup
-from planner.render.options import RenderOptions
 from planner.render.pods import pod_template
+from planner.render.settings import RenderOptions
+from planner.types.names import GpuType, ModelName
 
 
 def service_name(model: ModelName) -> str:
