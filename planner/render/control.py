@@ -38,6 +38,7 @@ MAPPING_KEY = "mapping.yaml"
 INPUTS_CONFIGMAP = "planner-replan-inputs"  # the trace mapping the CronJob plans with
 INPUTS_DIR = "/etc/planner"
 TRACES_DIR = "/traces"
+IMAGE_PROFILES_DIR = "/app/profiles"  # where the Dockerfile puts the stored profiles
 _SERVING_VERBS = ["create", "delete", "get", "list", "patch"]
 
 # apiVersion and plural resource of every kind `planner replan` may apply or prune.
@@ -122,6 +123,8 @@ def replan_args(inputs: ReplanInputs, options: RenderOptions) -> list[str]:
         f"{inputs.utilisation_cap:g}",
         "--time-limit",
         f"{inputs.time_limit_s:g}",
+        "--profiles",
+        IMAGE_PROFILES_DIR,
     ]
     for workflow, rate in inputs.target_rates:
         args += ["--target-rate", f"{workflow}={rate:g}" if workflow else f"{rate:g}"]
