@@ -22,16 +22,18 @@ $(VENV)/.test-deps: $(VENV)/.run-deps
 	touch $@
 
 run: $(VENV)/.run-deps
-	$(BIN)/planner plan traces/ --gpus 8 -o out
+	$(BIN)/planner plan traces/ --gpus 8 --hf-token-secret hf-token -o out
 
 # Regenerates the committed example traces (byte-identical with the same library versions).
 traces-sample: $(VENV)/.run-deps
 	$(BIN)/python traces/generate.py --out traces/ --seed 7
 
+EXAMPLE_FLAGS := --hf-token-secret hf-token --replan-traces-claim planner-traces
 # Regenerates the committed example output in manifests/ (tests/test_examples.py checks it).
 examples: $(VENV)/.run-deps
-	$(BIN)/planner plan traces/ --gpus 8 -o manifests/h100x8
-	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml -o manifests/cluster
+	$(BIN)/planner plan traces/ --gpus 8 $(EXAMPLE_FLAGS) -o manifests/h100x8
+	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml $(EXAMPLE_FLAGS) \
+		--gateway --autoscaler hpa -o manifests/cluster
 
 # The re-planning CronJob's image, tagged with the package version (the default of
 # --planner-image). Push it (IMAGE=registry/planner) and pin by digest: docs/deploy.md.

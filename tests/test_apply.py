@@ -18,7 +18,11 @@ def objects(*allocs: Allocation) -> list[dict[str, Any]]:
     plan = make_plan(*allocs)
     cluster, catalog = named_cluster(), make_catalog()
     r = render_manifests(
-        place(plan, cluster), cluster, catalog.models, plan_text(plan), RenderOptions()
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(replan_traces_claim="traces"),
     )
     return [to_dict(o) for o in r.objects]
 
@@ -55,9 +59,9 @@ def test_first_apply_creates_everything() -> None:
     result = plan_apply(desired, [], prune=True)
     assert len(result.of("create")) == len(desired)
     assert result.of("prune") == ()
-    # ConfigMap and RBAC before the workloads that use them; CronJob last.
+    # The Namespace, then ConfigMap and RBAC before the workloads that use them; CronJob last.
     kinds = [c.ref.kind for c in result.changes]
-    assert kinds[0] == "ConfigMap" and kinds[-1] == "CronJob"
+    assert kinds[:2] == ["Namespace", "ConfigMap"] and kinds[-1] == "CronJob"
     assert kinds.index("RoleBinding") < kinds.index("Deployment")
 
 
@@ -80,18 +84,25 @@ def test_replan_scales_up_before_down_and_prunes_only_planner_objects() -> None:
     assert names(result, "create") == [
         "Service/llama-3-1-70b",
         "Deployment/llama-3-1-70b-tp4-gpu-node-a",
+        "PodDisruptionBudget/llama-3-1-70b-tp4-gpu-node-a",
     ]
+    # Prunes in reverse dependency order: the budget before its workload.
     assert names(result, "prune") == [
+        "PodDisruptionBudget/bge-reranker-tp1-gpu-node-a",
         "Deployment/bge-reranker-tp1-gpu-node-a",
         "Service/bge-reranker",
     ]
-    down = next(c for c in result.changes if c.ref.name == "llama-3-1-8b-tp1-gpu-node-a")
+    down = next(
+        c
+        for c in result.changes
+        if c.ref.name == "llama-3-1-8b-tp1-gpu-node-a" and c.ref.kind == "Deployment"
+    )
     assert down.action == "update" and down.replicas_delta == -2
     assert "spec.replicas" in down.fields
     order = [c.ref.name for c in result.changes]
     # The new 70B replica comes up before the 8B scales down; prunes come last.
     assert order.index("llama-3-1-70b-tp4-gpu-node-a") < order.index("llama-3-1-8b-tp1-gpu-node-a")
-    assert [c.action for c in result.changes[-2:]] == ["prune", "prune"]
+    assert [c.action for c in result.changes[-3:]] == ["prune", "prune", "prune"]
     # Everything labelled for this plan changed hash, so the ConfigMap updates too.
     assert "ConfigMap/planner-plan" in names(result, "update")
 
@@ -110,7 +121,11 @@ def test_replan_prunes_serving_kinds_only() -> None:
     result = plan_apply(
         serving_new, [as_live(o) for o in old], prune=True, prune_kinds=SERVING_KINDS
     )
-    assert {c.ref.kind for c in result.of("prune")} == {"Deployment", "Service"}
+    assert {c.ref.kind for c in result.of("prune")} == {
+        "Deployment",
+        "PodDisruptionBudget",
+        "Service",
+    }
 
 
 def test_object_ref_ignores_api_version() -> None:

@@ -18,6 +18,7 @@ from planner.io.plan_file import write_plan
 from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"
+TOKEN = ["--hf-token-secret", "hf-token"]  # the shipped Llama models are gated
 
 
 def shipped_plan(tmp_path: Path, *allocs: Allocation) -> Path:
@@ -52,7 +53,8 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
     outputs = []
     for out in ("a", "b"):
         result = CliRunner().invoke(
-            app, ["render", str(plan), "--cluster", cluster, "-o", str(tmp_path / out)]
+            app,
+            ["render", str(plan), "--cluster", cluster, "-o", str(tmp_path / out), *TOKEN],
         )
         assert result.exit_code == 0, result.output
         assert (
@@ -80,7 +82,9 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
 
 def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
     plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 8, 2))
-    proc = run("render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    proc = run(
+        "render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), *TOKEN, cwd=tmp_path
+    )
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "Error: the plan needs 16 H100-SXM-80GB GPUs but the cluster has 8"
@@ -95,6 +99,16 @@ def test_render_bad_sharing_exits_2(tmp_path: Path) -> None:
     assert "--sharing 'mig': choose one of process, hami" in proc.stderr
 
 
+def test_render_gated_model_without_token_exits_2(tmp_path: Path) -> None:
+    plan = shipped_plan(tmp_path)
+    proc = run("render", str(plan), "--gpus", "16", "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: Llama-3.1-70B-Instruct, Llama-3.1-8B-Instruct: gated")
+    assert "--hf-token-secret" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> None:
     manifests = repo / "tests" / "golden" / "manifests-process"
     proc = run("apply", str(manifests), "--dry-run", cwd=tmp_path)
@@ -106,7 +120,8 @@ def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> 
 def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
     out = tmp_path / "out"
     args = ["plan", "--gpus", "16", "-o", str(out), "--time-limit", "10", "--workers", "1"]
-    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *"]
+    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *", *TOKEN]
+    args += ["--replan-traces-claim", "planner-traces"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote 14 objects" in result.output or "objects to" in result.output
@@ -125,7 +140,8 @@ def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
     assert cron["spec"]["schedule"] == "*/15 * * * *"
     replan_args = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert replan_args[0] == "replan"
-    assert "--slo=rag=30" in replan_args and "--objective=min-latency" in replan_args
+    assert replan_args[replan_args.index("--slo") + 1] == "rag=30:mean"
+    assert replan_args[replan_args.index("--objective") + 1] == "min-latency"
     # `planner replan` parses the CronJob's arguments (--help stops before any work).
     parsed = CliRunner().invoke(app, [*replan_args, "--help"])
     assert parsed.exit_code == 0, parsed.output

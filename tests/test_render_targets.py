@@ -26,7 +26,7 @@ from planner.io.manifests import to_dict
 from planner.io.render_settings import parse_settings, settings_yaml
 from planner.place import place
 from planner.render import Rendered, RenderOptions, ReplanInputs, render_manifests
-from planner.render.common import DEPLOYMENT_LABEL, SERVES_PREFIX, dns_name
+from planner.render.common import DEPLOYMENT_LABEL, SERVES_PREFIX
 from planner.render.control import RESOURCES, replan_args
 from planner.render.gateway import MODEL_HEADER
 from planner.types.plan import Allocation

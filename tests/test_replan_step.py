@@ -17,6 +17,7 @@ from planner.replan import ReplanPolicy
 from planner.types.cluster import uniform_cluster
 
 OPTS = PlanningOptions(time_limit_s=10, num_workers=1)
+RENDER = RenderOptions(hf_token_secret="hf-token")  # the shipped traces use gated Llama models
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def deployed(repo: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
     """What `planner plan --gpus 16 -o DIR` stores in the ConfigMap for the shipped traces."""
     cluster = uniform_cluster(16, "H100-SXM-80GB", 8)
     result = run_planning(repo / "traces", cluster, OPTS)
-    dep = deploy_plan(result.plan, cluster, result.catalog, RenderOptions())
+    dep = deploy_plan(result.plan, cluster, result.catalog, RENDER)
     objects = [to_dict(o) for o in dep.rendered.serving]
     data = objects[0]["data"]
     assert isinstance(data, dict)
@@ -33,7 +34,7 @@ def deployed(repo: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
 
 def test_same_traffic_keeps_the_running_plan(repo: Path, deployed: tuple) -> None:  # type: ignore[type-arg]
     stored, _ = deployed
-    out = replan_step(stored, repo / "traces", OPTS, ReplanPolicy(), RenderOptions())
+    out = replan_step(stored, repo / "traces", OPTS, ReplanPolicy(), RENDER)
     assert not out.decision.apply and out.deployment is None
     assert out.decision.log_line().startswith(
         "replan: keep: the current plan sustains the load and the new one is only 0.0% better"
@@ -52,6 +53,8 @@ def test_undersized_running_plan_is_scaled_up_first_and_capped(
     busiest = max(doc["allocations"], key=lambda a: a["replicas"])
     busiest["replicas"] -= 1
     shrunk = {**stored, PLAN_KEY: yaml.safe_dump(doc, sort_keys=False)}
+    # Default render flags (no token Secret, which the gated models need): the settings
+    # stored beside the plan (render.yaml) are the ones the step is rendered with.
     out = replan_step(
         shrunk, repo / "traces", OPTS, ReplanPolicy(max_replica_changes=1), RenderOptions()
     )
@@ -71,6 +74,6 @@ def test_undersized_running_plan_is_scaled_up_first_and_capped(
 def test_window_limits_the_traffic(repo: Path, deployed: tuple) -> None:  # type: ignore[type-arg]
     stored, _ = deployed
     out = replan_step(
-        stored, repo / "traces", replace(OPTS, window_s=3600.0), ReplanPolicy(), RenderOptions()
+        stored, repo / "traces", replace(OPTS, window_s=3600.0), ReplanPolicy(), RENDER
     )
     assert "replan:" in out.decision.log_line()
