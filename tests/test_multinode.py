@@ -219,15 +219,24 @@ def test_kserve_runs_a_multi_node_replica_with_a_worker_spec(planned: Any) -> No
     assert "ports" not in spec["worker"]["containers"][0]
 
 
-def test_golden_multinode_manifests(planned: Any) -> None:
-    result, cluster = planned
+def test_golden_multinode_manifests() -> None:
+    """A hand-made plan (independent of the solver): one 405B replica on two H100 nodes
+    and two Qwen3-32B TP-8 replicas, with the gateway."""
+    from deploy_helpers import make_plan
+
+    catalog = load_catalog(None)
+    plan = make_plan(
+        Allocation(BIG, H100, 8, UNITS_PER_GPU, 1, 2),
+        Allocation("Qwen3-32B", H100, 8, UNITS_PER_GPU, 2),
+    )
+    cluster = uniform_cluster(32, H100, 8)
     r = render_manifests(
-        place(result.plan, cluster),
+        place(plan, cluster),
         cluster,
-        result.catalog.models,
+        catalog.models,
         "plan",
         RenderOptions(hf_token_secret="hf-token", gateway=True),
-        result.catalog.gpus,
+        catalog.gpus,
     )
     files = manifest_files(r.objects)
     if UPDATE:
@@ -235,3 +244,5 @@ def test_golden_multinode_manifests(planned: Any) -> None:
     assert sorted(p.name for p in GOLDEN.iterdir()) == sorted(files)
     for name, text in files.items():
         assert (GOLDEN / name).read_text(encoding="utf-8") == text, name
+    for obj in r.objects:
+        validate_object(to_dict(obj))
