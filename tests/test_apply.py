@@ -3,9 +3,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from deploy_helpers import make_catalog, make_plan, named_cluster, plan_text
 
-from planner.apply import SERVING_KINDS, ObjectRef, plan_apply
+from planner.apply import PRUNABLE_KINDS, SERVING_KINDS, ObjectRef, plan_apply
 from planner.io.manifests import to_dict
 from planner.place import place
 from planner.render import RenderOptions, render_manifests
@@ -133,3 +134,50 @@ def test_object_ref_ignores_api_version() -> None:
     b = ObjectRef.of({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}})
     assert a == b
     assert str(a) == "cronjob/x"
+
+
+class _FakeResources:
+    """Stands in for DynamicClient.resources: records list calls, serves known kinds."""
+
+    def __init__(self, served: set[str]) -> None:
+        self.served = served
+        self.lists: list[tuple[str, str]] = []
+
+    def get(self, api_version: str, kind: str) -> Any:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        if kind not in self.served:
+            raise ResourceNotFoundError(f"{api_version}/{kind}")
+        outer = self
+
+        class _Resource:
+            def get(self, name: str = "", namespace: str = "", label_selector: str = "") -> None:
+                if label_selector:
+                    outer.lists.append((kind, namespace))
+
+        return _Resource()
+
+
+def test_live_listing_stays_in_the_plan_namespace_with_a_namespace_object() -> None:
+    from types import SimpleNamespace
+
+    from planner.io.kube import live_objects
+
+    desired = objects(Allocation("llama-3.1-8b", H100, 1, 8, 1))
+    assert any(o["kind"] == "Namespace" for o in desired)
+    resources = _FakeResources({o["kind"] for o in desired})
+    live_objects(SimpleNamespace(resources=resources), desired, PRUNABLE_KINDS)
+    # An empty namespace would list every namespace and prune beyond the plan's.
+    assert resources.lists and {ns for _, ns in resources.lists} == {"llm-serving"}
+
+
+def test_a_kind_the_server_lacks_is_one_error_line() -> None:
+    from types import SimpleNamespace
+
+    from planner.io.kube import ClusterAccessError, live_objects
+
+    desired = [{"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+                "metadata": {"name": "x", "namespace": "llm-serving"}}]  # fmt: skip
+    with pytest.raises(ClusterAccessError) as exc:
+        live_objects(SimpleNamespace(resources=_FakeResources(set())), desired)
+    assert "does not serve LeaderWorkerSet" in str(exc.value) and "\n" not in str(exc.value)
