@@ -19,6 +19,8 @@ from deploy_helpers import (
     plan_text,
     validate_object,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from planner.catalog import Catalog
 from planner.errors import InputError
@@ -440,3 +442,94 @@ def test_shared_gpu_pod_is_ready_only_when_every_server_is() -> None:
         per_group[o["kind"]] += 1
     assert per_group["PodDisruptionBudget"] == 1
     assert dep["spec"]["selector"]["matchLabels"] == {DEPLOYMENT_LABEL: dep["metadata"]["name"]}
+
+
+# --- random plans on unseen clusters, every stack ---------------------------------------
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    allocs=st.lists(
+        st.builds(
+            Allocation,
+            model=st.sampled_from(["llama-3.1-70b", "llama-3.1-8b", "bge-reranker"]),
+            gpu_type=st.just(H100),
+            tp=st.sampled_from([1, 2, 4, 8]),
+            share_eighths=st.sampled_from([8, 4, 2, 1]),
+            replicas=st.integers(1, 3),
+            pp=st.sampled_from([1, 1, 2]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    nodes=st.integers(1, 4),
+    named=st.booleans(),
+    target=st.sampled_from(["deployments", "lws", "kserve"]),
+    sharing=st.sampled_from(["process", "hami"]),
+    autoscaler=st.sampled_from(["none", "hpa", "keda"]),
+    gateway=st.booleans(),
+)
+def test_property_every_stack_renders_valid_objects(
+    allocs: list[Allocation],
+    nodes: int,
+    named: bool,
+    target: str,
+    sharing: str,
+    autoscaler: str,
+    gateway: bool,
+) -> None:
+    from hypothesis import assume
+
+    from planner.place import PlacementError
+    from planner.types.cluster import Cluster, NodePool
+
+    # Valid shapes only: shares with TP 1, pipelines of whole GPUs.
+    unique = {
+        a.shape: a
+        for a in allocs
+        if (a.tp == 1 or a.share_eighths == 8) and (a.pp == 1 or a.share_eighths == 8)
+    }
+    assume(unique and not (target == "kserve" and autoscaler == "hpa"))
+    names = tuple(f"node-{i}" for i in range(nodes)) if named else ()
+    cluster = Cluster((NodePool("p", H100, nodes, 8, 8, node_names=names),))
+    plan = make_plan(*unique.values())
+    try:
+        placement = place(plan, cluster)
+    except PlacementError:
+        return
+    catalog = make_catalog()
+    r = render_manifests(
+        placement,
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(
+            target=target,  # type: ignore[arg-type]
+            sharing=sharing,  # type: ignore[arg-type]
+            autoscaler=autoscaler,  # type: ignore[arg-type]
+            gateway=gateway,
+            replan_traces_claim="t",
+        ),
+    )
+    items = objs(r)
+    for obj in items:
+        validate_object(obj)
+    for s in of_kind(items, "HorizontalPodAutoscaler"):
+        assert 1 <= s["spec"]["minReplicas"] <= s["spec"]["maxReplicas"]
+    for s in of_kind(items, "ScaledObject"):
+        assert 1 <= s["spec"]["minReplicaCount"] <= s["spec"]["maxReplicaCount"]
+    pods = serving_pods(items)
+    for pool in of_kind(items, "InferencePool"):
+        match = pool["spec"]["selector"]["matchLabels"]
+        assert any(
+            all(p["metadata"]["labels"].get(k) == v for k, v in match.items()) for _, p in pods
+        )
+    # Every replica spanning nodes is a group of pp pods, whatever the target.
+    for a in unique.values():
+        if a.pp > 1 and target != "kserve":
+            sets = [
+                o
+                for o in of_kind(items, "LeaderWorkerSet")
+                if o["spec"]["leaderWorkerTemplate"]["size"] == a.pp
+            ]
+            assert sets
