@@ -17,8 +17,9 @@ from planner.io.manifests import manifest_files, to_dict, write_manifests
 from planner.io.plan_file import read_plan, write_plan
 from planner.place import PlacementError, place
 from planner.profiles.analytic import AnalyticProfiles, pipeline_hops_ms, steady_state
-from planner.render import RenderOptions, render_manifests
 from planner.render.common import SERVES_PREFIX
+from planner.render.objects import render_manifests
+from planner.render.settings import RenderOptions
 from planner.search.problem import pipeline_shapes
 from planner.types.cluster import Cluster, NodePool, uniform_cluster
 from planner.types.plan import Allocation
@@ -136,12 +137,14 @@ def write_trace(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from planner.cli.plan import PlanningOptions, run_planning
+    from planner.jobs.planning import plan_job
+    from planner.jobs.requests import ClusterSpec, PlanRequest
+    from planner.types.settings import SolveSettings
 
     trace = write_trace(tmp_path_factory.mktemp("trace") / "agent.csv")
-    cluster = uniform_cluster(32, H100, 8)
-    result = run_planning(trace, cluster, PlanningOptions(time_limit_s=10))
-    return result, cluster
+    request = PlanRequest(trace, ClusterSpec(32, H100, 8), solve=SolveSettings(time_limit_s=10))
+    result = plan_job(request)
+    return result, result.cluster
 
 
 def test_plan_of_an_unseen_workload_gives_the_405b_a_two_node_replica(planned: Any) -> None:

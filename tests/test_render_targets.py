@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,10 +28,11 @@ from planner.errors import InputError
 from planner.io.manifests import to_dict
 from planner.io.render_settings import parse_settings, settings_yaml
 from planner.place import place
-from planner.render import Rendered, RenderOptions, ReplanInputs, render_manifests
 from planner.render.common import DEPLOYMENT_LABEL, SERVES_PREFIX
 from planner.render.control import RESOURCES, replan_args
 from planner.render.gateway import MODEL_HEADER
+from planner.render.objects import Rendered, render_manifests
+from planner.render.settings import RenderOptions, ReplanInputs
 from planner.types.plan import Allocation
 
 WITH_CRON = {"replan_traces_claim": "planner-traces", "hf_token_secret": "hf-token"}
@@ -339,13 +341,17 @@ def test_no_cronjob_without_a_traces_source() -> None:
 
 
 def test_cronjob_reads_traces_from_the_claim_and_mapping_from_a_configmap() -> None:
-    replan = ReplanInputs(
-        objective="min-gpus",
-        headroom=1.5,
-        target_rates=(("coding", 2.0), ("rag", 0.5)),
-        slos=(("rag", 8.0, "p95"),),
-        mapping_text="schema_version: 1\ncolumns: {}\n",
+    from planner.jobs.requests import PlanRequest, replan_flags
+    from planner.types.settings import SolveSettings, WorkloadTargets
+
+    request = PlanRequest(
+        Path("traces"),
+        targets=WorkloadTargets(
+            headroom=1.5, target_rate_per_s={"coding": 2.0, "rag": 0.5}, slo_s={"rag": (8.0, "p95")}
+        ),
+        solve=SolveSettings(objective="min-gpus"),
     )
+    replan = ReplanInputs(replan_flags(request), "schema_version: 1\ncolumns: {}\n")
     items = objs(render(replan=replan, **WITH_CRON))
     pod = cron_pod(items)
     (c,) = pod["containers"]
@@ -361,6 +367,17 @@ def test_cronjob_reads_traces_from_the_claim_and_mapping_from_a_configmap() -> N
     assert cm["data"][key] == replan.mapping_text
     assert params["objective"] == "min-gpus" and params["headroom"] == 1.5
     assert params["target_rate"] == ["coding=2", "rag=0.5"] and params["slo"] == ["rag=8:p95"]
+    # The request the CronJob plans toward is the one the plan answered.
+    from planner.cli.flags import solve_settings, targets
+
+    assert (
+        targets(params["target_rate"], params["headroom"], params["slo"], params["utilisation_cap"])
+        == request.targets
+    )
+    assert (
+        solve_settings(params["objective"], params["time_limit"], params["workers"])
+        == request.solve
+    )
     assert params["namespace"] == "llm-serving"
     assert str(params["profiles"]) == "/app/profiles"
     assert c["image"].startswith("planner:") and c["image"] == RenderOptions().planner_image
@@ -405,14 +422,28 @@ def test_replan_role_covers_exactly_what_replan_applies(settings: dict[str, Any]
         assert not {"roles", "rolebindings", "cronjobs", "secrets"} & set(rule["resources"])
 
 
-def test_replan_args_come_from_the_planning_request() -> None:
-    from planner.cli.plan import PlanningOptions, replan_inputs
+def test_plan_job_renders_the_cronjob_from_its_request(tmp_path: Path) -> None:
+    """`planner plan`'s job: the CronJob's arguments are the request's."""
+    from planner.jobs.deploying import plan_and_deploy
+    from planner.jobs.requests import ClusterSpec, PlanRequest
+    from planner.types.settings import SolveSettings, WorkloadTargets
 
-    opts = PlanningOptions(objective="max-throughput", target_rate_per_s=3.0, headroom=1.2)
-    args = replan_args(replan_inputs(opts), RenderOptions(replan_traces_claim="t"))
-    params = parse_replan(args)
-    assert params["objective"] == "max-throughput" and params["target_rate"] == ["3"]
-    assert params["headroom"] == 1.2 and params["mapping"] is None
+    repo = Path(__file__).resolve().parents[1]
+    request = PlanRequest(
+        repo / "traces",
+        ClusterSpec(16),
+        targets=WorkloadTargets(headroom=1.2),
+        solve=SolveSettings(objective="max-throughput", time_limit_s=10),
+    )
+    settings = RenderOptions(replan_traces_claim="t", hf_token_secret="hf-token")
+    outcome = plan_and_deploy(request, settings, tmp_path / "out")
+    (c,) = cron_pod(objs(outcome.deployment.rendered))["containers"]
+    params = parse_replan(c["args"])
+    assert params["objective"] == "max-throughput" and params["headroom"] == 1.2
+    assert params["mapping"] is None
+    assert (
+        replan_args(ReplanInputs(("--objective=min-gpus",)), settings)[-1] == "--objective=min-gpus"
+    )
 
 
 def test_render_settings_round_trip_through_the_plan_configmap() -> None:

@@ -115,21 +115,10 @@ def replan_args(inputs: ReplanInputs, options: RenderOptions) -> list[str]:
         options.replan_window,
         "--namespace",
         options.namespace,
-        "--objective",
-        inputs.objective,
-        "--headroom",
-        f"{inputs.headroom:g}",
-        "--utilisation-cap",
-        f"{inputs.utilisation_cap:g}",
-        "--time-limit",
-        f"{inputs.time_limit_s:g}",
         "--profiles",
         IMAGE_PROFILES_DIR,
+        *inputs.planning_flags,
     ]
-    for workflow, rate in inputs.target_rates:
-        args += ["--target-rate", f"{workflow}={rate:g}" if workflow else f"{rate:g}"]
-    for workflow, seconds, statistic in inputs.slos:
-        args += ["--slo", f"{workflow}={seconds:g}:{statistic}"]
     if inputs.mapping_text:
         args += ["--mapping", f"{INPUTS_DIR}/{MAPPING_KEY}"]
     return args

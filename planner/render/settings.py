@@ -34,19 +34,13 @@ PLANNER_IMAGE = f"planner:{__version__}"
 
 @dataclass(frozen=True)
 class ReplanInputs:
-    """What the re-planning CronJob plans toward, taken from the planning request.
+    """What the re-planning CronJob plans toward: the planning request as `planner replan`
+    flags (`planner.jobs.requests.replan_flags`, which parse back to the same request) and
+    the text of the trace mapping the plan used ("" = none). `render.control.replan_args`
+    builds the CronJob's arguments from it."""
 
-    `planner plan` fills it from its parsed options (`planner.cli.plan.replan_inputs`);
-    the CronJob's arguments are generated from it by `render.control.replan_args`.
-    """
-
-    objective: str = "min-latency"
-    headroom: float = 1.0
-    utilisation_cap: float = 0.85
-    target_rates: tuple[tuple[str, float], ...] = ()  # (workflow type or "*", rate/s)
-    slos: tuple[tuple[str, float, str], ...] = ()  # (workflow type, seconds, statistic)
-    time_limit_s: float = 30.0
-    mapping_text: str = ""  # the trace mapping YAML the plan used ("" = none)
+    planning_flags: tuple[str, ...] = ()
+    mapping_text: str = ""
 
 
 @dataclass(frozen=True)
