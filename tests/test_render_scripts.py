@@ -119,7 +119,11 @@ def test_launcher_starts_servers_in_turn_and_probe_needs_all(fake_vllm: dict[str
     # Nothing up: not ready.
     assert run_probe(probe, fake_vllm) != 0
     launcher = subprocess.Popen(
-        c["command"], env=fake_vllm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        c["command"],
+        env=fake_vllm,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         assert wait_for(lambda: all(healthy(p) for p in ports)), "servers did not come up"
@@ -130,8 +134,9 @@ def test_launcher_starts_servers_in_turn_and_probe_needs_all(fake_vllm: dict[str
         assert run_probe(probe, fake_vllm) != 0
         assert launcher.wait(timeout=20) != 0
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, 9)  # the group this test started, by its id
+        launcher.wait(timeout=10)
         for p in ports:
             _kill_server(fake_vllm, p)
 
@@ -142,3 +147,73 @@ def _kill_server(env: dict[str, str], port: int) -> None:
     if pid_file.exists():
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid_file.read_text()), 15)
+
+
+FAKE_RAY_CLI = """#!/bin/bash
+# `ray start --head` registers the head; `ray start --address=... --block` a worker that stays.
+echo "$*" >> "$FAKE_RAY_NODES"
+if [[ " $* " == *" --block "* ]]; then exec sleep 600; fi
+"""
+
+FAKE_RAY_MODULE = """import os
+def init(address=None, logging_level=None):
+    pass
+def nodes():
+    with open(os.environ["FAKE_RAY_NODES"]) as f:
+        return [{"Alive": True} for line in f if line.strip()]
+"""
+
+
+def test_multi_node_leader_serves_only_once_every_worker_joined(
+    fake_vllm: dict[str, str], tmp_path: Path
+) -> None:
+    base = free_base_port()
+    plan = make_plan(Allocation("llama-3.1-70b", H100, 8, 8, 1, 2))
+    cluster, catalog = named_cluster(), make_catalog()
+    r = render_manifests(
+        place(plan, cluster), cluster, catalog.models, plan_text(plan), RenderOptions(port=base)
+    )
+    (lws,) = [to_dict(o) for o in r.objects if to_dict(o)["kind"] == "LeaderWorkerSet"]
+    template = lws["spec"]["leaderWorkerTemplate"]
+    (leader,) = template["leaderTemplate"]["spec"]["containers"]
+    (worker,) = template["workerTemplate"]["spec"]["containers"]
+    bin_dir = Path(fake_vllm["PATH"].split(os.pathsep)[0])
+    (bin_dir / "ray").write_text(FAKE_RAY_CLI, encoding="utf-8")
+    (bin_dir / "ray").chmod(0o755)
+    module_dir = tmp_path / "site"
+    module_dir.mkdir()
+    (module_dir / "ray.py").write_text(FAKE_RAY_MODULE, encoding="utf-8")
+    env = {
+        **fake_vllm,
+        "FAKE_RAY_NODES": str(tmp_path / "ray-nodes"),
+        "PYTHONPATH": str(module_dir),
+        "LWS_GROUP_SIZE": str(template["size"]),  # injected by LeaderWorkerSet
+        "LWS_LEADER_ADDRESS": "leader.example",
+    }
+    port = leader["ports"][0]["containerPort"]
+    # Own process groups: the scripts' children (ray, vllm) stop with them.
+    procs = [
+        subprocess.Popen(
+            leader["command"], env=env, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+    ]
+    try:
+        # The head alone (1 of 2 nodes): no server yet.
+        assert wait_for(lambda: (tmp_path / "ray-nodes").exists())
+        time.sleep(1.5)
+        assert not healthy(port)
+        procs.append(
+            subprocess.Popen(
+                worker["command"], env=env, stdout=subprocess.DEVNULL, start_new_session=True
+            )
+        )
+        assert wait_for(lambda: healthy(port), timeout_s=30), "leader did not start serving"
+        joined = (tmp_path / "ray-nodes").read_text().splitlines()
+        assert joined[0].startswith("start --head")
+        assert joined[1] == "start --address=leader.example:6379 --block"
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, 9)  # the group this test started, by its id
+            p.wait(timeout=10)
+        _kill_server(fake_vllm, port)
