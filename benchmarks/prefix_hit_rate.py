@@ -34,11 +34,12 @@ from planner.profiles.prefix_cache import ROUTINGS, reference_curves
 from planner.profiles.prefix_cache import hit_rate as predicted_hit_rate
 from planner.search import SolveSettings, search_plan
 from planner.search.predict import make_plan
-from planner.search.problem import WorkloadTargets, build_problem, candidate_shapes
+from planner.search.problem import build_problem, candidate_shapes
 from planner.simulate.prefix_replay import replay_prefix_cache
 from planner.types.cluster import uniform_cluster
 from planner.types.plan import Plan
 from planner.types.reuse import BlockReferences
+from planner.types.settings import WorkloadTargets
 from planner.types.shapes import ShapeKey
 
 REPO = Path(__file__).resolve().parents[1]

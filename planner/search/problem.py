@@ -11,17 +11,18 @@ problems by hand; `build_problem` builds real ones from the stages before search
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from planner.catalog import ModelSpec
-from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
+from planner.defaults import PP_DEGREES, SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
 from planner.errors import InputError, ProfileError
 from planner.profiles import ProfileTable
 from planner.types.apl import AggregatePipeline
 from planner.types.cluster import Cluster, NodePool
 from planner.types.names import GpuType, ModelName, WorkflowType
+from planner.types.settings import SloKind, WorkloadTargets
 from planner.types.shapes import ShapeKey
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 DEFAULT_LADDER: tuple[float, ...] = (
     0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.995,
 )  # fmt: skip
-
-SloKind = Literal["mean", "p95"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,6 @@ class WorkflowDemand:
     slo_s: float | None = None
     slo_kind: SloKind = "mean"
     p95_over_mean: float = 1.0
-    observed_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,14 +163,26 @@ class SearchProblem:
     def gpu_types(self) -> tuple[GpuType, ...]:
         return tuple(sorted({p.gpu_type for p in self.cluster.pools}))
 
-
-@dataclass(frozen=True)
-class WorkloadTargets:
-    """How target rates and SLOs are derived from the observed APL."""
-
-    headroom: float = 1.0  # target = observed rate x headroom (unless a rate is given)
-    target_rate_per_s: Mapping[WorkflowType, float] | float | None = None  # per type or total
-    slo_s: Mapping[WorkflowType, tuple[float, SloKind]] = field(default_factory=dict)
+    def without_shape(
+        self, model: ModelName, gpu_type: GpuType, tp: int, reason: str
+    ) -> SearchProblem:
+        """The problem minus `model`'s shapes on `gpu_type` at TP `tp` (0: every TP), with
+        a note saying why (placement could not honour them)."""
+        models = tuple(
+            replace(
+                m,
+                shapes=tuple(
+                    s
+                    for s in m.shapes
+                    if not (
+                        s.key.model == model and s.key.gpu_type == gpu_type and tp in (0, s.key.tp)
+                    )
+                ),
+            )
+            for m in self.models
+        )
+        note = f"placement: excluded {model} TP {tp or 'any'} on {gpu_type} ({reason})"
+        return replace(self, models=models, notes=(*self.notes, note))
 
 
 def workflow_demands(
@@ -235,7 +245,6 @@ def workflow_demands(
                 slo_s=slo[0] if slo else None,
                 slo_kind=slo[1] if slo else "mean",
                 p95_over_mean=p95_ratio,
-                observed_rate_per_s=rate,
             )
         )
     return tuple(out)
@@ -271,13 +280,39 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
     return tuple(sorted(keys))
 
 
+def pipeline_shapes(
+    spec: ModelSpec, cluster: Cluster, fits: Callable[[ShapeKey], bool]
+) -> tuple[ShapeKey, ...]:
+    """Replicas spanning nodes, for GPU types on which no single-domain shape fits.
+
+    Per pool of such a type: TP = the widest degree inside one NVLink domain that divides
+    the heads, and the fewest pipeline stages (PP_DEGREES) whose memory fits and whose
+    GPUs the pool holds. Fewest stages: each stage adds a hop between nodes, and more
+    stages of one replica buy KV cache that more replicas would buy with higher throughput.
+    """
+    keys: set[ShapeKey] = set()
+    for pool in cluster.pools:
+        domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
+        tps = [t for t in TP_DEGREES if t <= domain and not spec.heads % t]
+        if not tps:
+            continue
+        single = (ShapeKey(spec.name, pool.gpu_type, t) for t in tps)
+        if any(fits(k) for k in single):
+            continue
+        for pp in PP_DEGREES:
+            key = ShapeKey(spec.name, pool.gpu_type, tps[-1], UNITS_PER_GPU, pp)
+            if tps[-1] * pp <= pool.gpus and fits(key):
+                keys.add(key)
+                break
+    return tuple(sorted(keys))
+
+
 def build_problem(
     apl: AggregatePipeline,
     profiles: ProfileTable,
     cluster: Cluster,
     specs: Mapping[ModelName, ModelSpec],
     targets: WorkloadTargets | None = None,
-    utilisation_cap: float = UTILISATION_CAP,
     ladder: Sequence[float] = DEFAULT_LADDER,
     growth: Sequence[NodePool] = (),
     reuse: Mapping[ModelName, BlockReferences] | None = None,
@@ -286,8 +321,7 @@ def build_problem(
 
     Args:
         specs: the catalog entry of every model the APL names (keyed by the APL's name).
-        targets: target rates and SLOs (default: observed rates).
-        utilisation_cap: a replica's load stays below this fraction of its capacity.
+        targets: target rates, SLOs and the utilisation cap (default: observed rates).
         growth: node shapes to count "GPUs that would suffice" in (default: the pools').
         reuse: prefix-block references per trace model name (prefix caching on); models
             with references get their shapes profiled on the hit grid and each option
@@ -308,11 +342,16 @@ def build_problem(
         inp, out = _merged_token_shape(
             apl, [n for n in apl.models() if specs[n].name == catalog_name]
         )
+        every_pool = Cluster((*cluster.pools, *growth))
         shapes = [
             _profile_shape(profiles, key, inp, out, ladder)
             # growth pools may allow wider TP: profile those shapes too (the solve on
             # `cluster` rejects them, the count of GPUs that would suffice uses them)
-            for key in candidate_shapes(spec, Cluster((*cluster.pools, *growth)))
+            for key in candidate_shapes(spec, every_pool)
+        ]
+        shapes += [
+            _profile_shape(profiles, key, inp, out, ladder)
+            for key in pipeline_shapes(spec, every_pool, lambda k: profiles.memory(k).fits)
         ]
         prefix = None
         refs = _references_of(reuse, [n for n in apl.models() if specs[n].name == catalog_name])
@@ -320,7 +359,9 @@ def build_problem(
             scale = _rate_scale(flows, apl, catalog_name, specs)
             prefix = prefix_candidates(profiles, refs, scale, shapes, inp, out, ladder)
         models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes), prefix))
-    return SearchProblem(flows, tuple(models), cluster, utilisation_cap, growth=tuple(growth))
+    return SearchProblem(
+        flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
+    )
 
 
 def _references_of(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from planner.errors import InputError
 from planner.profiles import ProfileTable
 from planner.simulate import build_replicas
+from planner.simulate.prefix_hits import PrefixHitCheck
 from planner.simulate.rates import (
     CRITERION,
     RateSearch,
@@ -77,6 +78,8 @@ class Evaluation:
     criterion: str
     settings: SimSettings
     candidates: tuple[CandidateResult, ...]
+    # The plan's predicted prefix-cache hit rates against a block-level LRU replay.
+    prefix_hits: tuple[PrefixHitCheck, ...] = ()
 
     def candidate(self, name: str) -> CandidateResult:
         for c in self.candidates:

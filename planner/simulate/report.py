@@ -97,9 +97,7 @@ def prefix_hit_document(checks: Sequence[PrefixHitCheck]) -> dict[str, Any]:
     }
 
 
-def evaluation_document(
-    ev: Evaluation, prefix_hits: Sequence[PrefixHitCheck] = ()
-) -> dict[str, Any]:
+def evaluation_document(ev: Evaluation) -> dict[str, Any]:
     """The whole evaluation; the first candidate is the plan. `prefix_hit_rate` holds
     each model's predicted and replayed prefix-cache hit rate (planner.simulate.prefix_hits)."""
     plan, *others = ev.candidates
@@ -134,7 +132,7 @@ def evaluation_document(
             "definition": "(APL prediction - simulation) / simulation; max rate: the APL's "
             "saturation rate sum_w R_w min_m C_m/D_m; latency: at the target rate",
         },
-        "prefix_hit_rate": prefix_hit_document(prefix_hits),
+        "prefix_hit_rate": prefix_hit_document(ev.prefix_hits),
     }
 
 

@@ -34,13 +34,14 @@ class Allocation:
     tp: int
     share_eighths: int  # of each GPU, 8 = whole GPUs (see ShapeKey)
     replicas: int
+    pp: int = 1  # pipeline stages per replica (> 1: the replica spans nodes)
     routing: Routing = "balanced"
     prefix_hit_rate: float = 0.0
     kv_cache_tokens: int = 0
 
     @property
     def shape(self) -> ShapeKey:
-        return ShapeKey(self.model, self.gpu_type, self.tp, self.share_eighths)
+        return ShapeKey(self.model, self.gpu_type, self.tp, self.share_eighths, self.pp)
 
     @property
     def gpu_fraction(self) -> float:
