@@ -49,6 +49,7 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     from planner.io.plan_file import read_plan
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
+    from planner.profiles.cached import CachedPrefixProfiles
     from planner.simulate import compile_workload
     from planner.simulate.candidates import canonical_names, evaluation_candidates
     from planner.simulate.evaluate import evaluate_plans
@@ -74,10 +75,13 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     workload = compile_workload(calls)
     rate = request.rate_per_s or None
     names = canonical_names(catalog)
-    evaluation = evaluate_plans(workload, plans, profiles, settings, rate, names)
+    # The plan's hit rates, replayed block by block on its replicas; the simulated calls of
+    # every candidate skip that share of prefill (the baselines get the plan's rates).
     hits = check_prefix_hits(
         plan, prefix_references(calls), names, observed_calls_per_s(apl, names), request.seed
     )
+    simulated = CachedPrefixProfiles(profiles, {c.model: c.simulated for c in hits})
+    evaluation = evaluate_plans(workload, plans, simulated, settings, rate, names)
     return replace(evaluation, prefix_hits=hits)
 
 
