@@ -40,7 +40,8 @@ with status ERROR, re-sent ones with ``gen_ai.request.retry``, dependencies as s
 planner reads both into the same pipeline (a test checks it). Write them outside traces/.
 
 Columns: ``workflow_id, workflow_type, kind, agent, model, call_id, parent_call_id,
-start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status``. Times are
+start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status,
+prefix_hashes, prefix_block_tokens``. Times are
 epoch seconds (the window starts 2026-01-01T00:00:00Z) rounded to milliseconds. Tool rows
 have ``kind = tool``, no model, zero tokens, and the tool's name as ``agent`` (retrieve,
 read_file, grep, run_tests). ``parent_call_id`` names the call whose end the call waited
@@ -82,6 +83,16 @@ prefix the same model saw before, in 16-token blocks as vLLM reports it: shared 
 prompts, an agent's own previous context (hit with probability 0.9: the rest models
 eviction), a beam's prompt and path, a retried prompt.
 
+``prefix_hashes`` are the prompt's chained 64-token block ids (``PREFIX_BLOCK_TOKENS``),
+counted up in order of first appearance per workflow type, like Mooncake's ``hash_ids``.
+A prompt is a sequence of named segments (``Prompt``): equal names are equal text, so
+prompts share block ids as far as their segments agree. Every agent's system prompt and
+tool definitions are shared by all workflows; an agent's later calls re-send its growing
+context (explorer, engineer, reviewer); beam siblings share the problem and path; RAG
+prompts put the retrieved documents, drawn Zipf-like (exponent 0.9) from one corpus of
+20,000 chunks and ranked popular-first, before the question, so workflows whose top
+document agrees share a prefix; the reranker's prompts share instruction and question.
+
 A call's duration on an H100 is ``TTFT + output_tokens x TPOT``, with ``TTFT = base +
 uncached_input_tokens x prefill time per token``; TTFT and TPOT each get a log-normal
 jitter (sigma 0.25 and 0.12). The 70B and 32B constants (below, ``MODELS``) are read off
@@ -95,12 +106,14 @@ retrieval 50-300 ms, file reads and greps as in TraceLab's tool latencies (tens 
 of ms), test runs seconds to minutes.
 
 Sizing: the default mix is sized with planner's own analytic H100 profiles: at the
-observed rates ``min-gpus`` needs 7.125 GPUs (Llama-3.1-70B TP4, Qwen3-32B TP2,
-Llama-3.1-8B on one GPU, the reranker on 1/8 of one, under the 0.85 utilisation cap), and
-8 GPUs sustain 1.18x the observed rates (6 GPUs: 0.69x). Demand over the ~32-minute span
-(``--summary`` prints it): 70B 0.4 calls/s and 140 output tokens/s, 32B 3.0 calls/s and
-670 tokens/s, 8B 1.5 calls/s and 280 tokens/s, reranker 9.7 scoring calls/s; uncached
-prompt tokens/s 1,000 / 1,400 / 3,700 / 3,300. Resulting structure (planner ingest, and an
+observed rates ``min-gpus`` needs 6.625 GPUs (Llama-3.1-70B TP4, Qwen3-32B TP2,
+Llama-3.1-8B on half a GPU, the reranker on 1/8 of one, under the 0.85 utilisation cap),
+and 8 GPUs sustain 1.32x the observed rates (6 GPUs: 0.73x) with prefix caching off;
+with it (the default), 8 GPUs sustain 2.78x and 6 GPUs 0.78x. Demand over the ~32-minute
+span (``--summary`` prints it): 70B 0.4 calls/s and 140 output tokens/s, 32B 3.0 calls/s
+and 670 tokens/s, 8B 1.5 calls/s and 280 tokens/s, reranker 10.0 scoring calls/s;
+uncached prompt tokens/s (as the provider-style ``cached_input_tokens`` count them)
+1,000 / 1,400 / 3,400 / 3,300. Resulting structure (planner ingest, and an
 independent computation in tests/test_generator.py): beam_search's 32B makes ~59 calls per
 workflow with parallelism ~4.3 (stragglers keep it below the width); rag's reranker 15
 calls per workflow with parallelism ~8; coding_agent's calls are serial, its LLMs busy
