@@ -22,7 +22,7 @@ $(VENV)/.test-deps: $(VENV)/.run-deps
 	touch $@
 
 run: $(VENV)/.run-deps
-	$(BIN)/planner plan traces/ --gpus 8 --hf-token-secret hf-token -o out
+	$(BIN)/planner plan traces/ --gpus 8 -o out
 
 # Regenerates the committed example traces (byte-identical with the same library versions).
 traces-sample: $(VENV)/.run-deps

@@ -93,9 +93,9 @@ def test_render_bad_sharing_exits_2(tmp_path: Path) -> None:
 
 def test_render_gated_model_without_token_exits_2(tmp_path: Path) -> None:
     plan = shipped_plan(tmp_path)
-    code, _, stderr = run(
-        "render", str(plan), "--gpus", "16", "-o", str(tmp_path / "out"), cwd=tmp_path
-    )
+    out = str(tmp_path / "out")
+    no_token = ["--hf-token-secret", ""]
+    code, _, stderr = run("render", str(plan), "--gpus", "16", *no_token, "-o", out, cwd=tmp_path)
     assert code == 2
     (line,) = stderr.strip().splitlines()
     assert line.startswith("Error: Llama-3.1-70B-Instruct, Llama-3.1-8B-Instruct: gated")

@@ -113,7 +113,8 @@ HfTokenOpt = Annotated[
     str,
     typer.Option(
         "--hf-token-secret",
-        help="Secret (key 'token') with the Hugging Face token; required for gated models.",
+        help="Secret (key 'token') with the Hugging Face token, read by every vLLM pod; "
+        "gated models need one (an empty name fails for them at render time).",
     ),
 ]
 ApiKeyOpt = Annotated[

@@ -56,9 +56,10 @@ class RenderOptions:
     # --gpu-memory-utilization of a whole GPU; a share f gets f * this, so co-located
     # servers leave the same headroom per GPU (the value the profiles' memory fit assumes).
     memory_utilization: float = GPU_MEMORY_UTILIZATION
-    # Secret holding the Hugging Face token (key `hf_token_key`). Required when the plan
-    # serves a gated model (catalog `gated: true`); rendering fails without it.
-    hf_token_secret: str = ""
+    # Secret holding the Hugging Face token (key `hf_token_key`), referenced by every vLLM
+    # container. A gated model (catalog `gated: true`) cannot start without it, so an empty
+    # name with a gated model fails at render time, not at pod start.
+    hf_token_secret: str = "hf-token"
     hf_token_key: str = "token"
     # Secret whose key `api-key` becomes VLLM_API_KEY: the servers then demand a bearer key.
     api_key_secret: str = ""
