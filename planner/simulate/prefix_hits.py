@@ -68,12 +68,12 @@ def check_prefix_hits(
             by_model[key] = refs
     out = []
     for m in plan.models:
-        found = by_model.get(m.model)
+        found = by_model.get(name(m.model))  # plans name models by catalog or trace name
         allocs = [a for a in plan.allocations if a.model == m.model]
         if found is None or not allocs:
             continue
         capacities = [float(a.kv_cache_tokens) for a in allocs for _ in range(a.replicas)]
-        observed = observed_per_s.get(m.model, 0.0)
+        observed = observed_per_s.get(name(m.model), 0.0)
         scale = m.demand_per_s / observed if observed > 0 and m.demand_per_s > 0 else 1.0
         replay = replay_prefix_cache(
             found, capacities, len(capacities), m.routing, rate_scale=scale, seed=seed
