@@ -102,30 +102,35 @@ def reference_curves(refs: BlockReferences, rate_scale: float = 1.0) -> HitCurve
         return HitCurves(refs.model, refs.source, refs.block_tokens, refs.input_tokens, span,
                          grid, back, back_all, fwd, fwd_all)  # fmt: skip
     end = float(time.max())
-    # Keys sorted by (block, time): a window of one block is a contiguous slice.
-    stride = top * 4 + span + 1.0
-    by_block = _Windows(refs.block.astype(np.float64) * stride + (time - time.min()))
-    session_rank = np.unique(refs.session, return_inverse=True)[1]
-    pair = refs.block.astype(np.float64) * (session_rank.max() + 1) + session_rank
+    # Only blocks referenced more than once need window searches: a single reference has
+    # no earlier or later one (most of a serving trace's blocks are such singletons).
+    shared = np.flatnonzero(np.bincount(refs.block)[refs.block] > 1)
+    relative = time[shared] - time.min()
+    stride = top * 4 + span + 1.0  # keys of one block are contiguous and far from others
+    by_block = _Windows(refs.block[shared].astype(np.float64) * stride + relative)
+    session_rank = np.unique(refs.session, return_inverse=True)[1].astype(np.float64)
+    pair = refs.block[shared].astype(np.float64) * (session_rank.max() + 1) + session_rank[shared]
     # A session that never repeats a block (serving-level traces: one call each) makes
     # session routing count like balanced routing: skip its searches.
-    repeats = len(np.unique(pair)) < n
-    by_session = _Windows(pair * stride + (time - time.min())) if repeats else None
+    repeats = len(np.unique(pair)) < len(pair)
+    by_session = _Windows(pair * stride + relative) if repeats else None
     weight = refs.tokens
-    zero = np.zeros(n, dtype=np.int64)
+    earlier, later = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    same_before, same_after = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     for t, window in enumerate(grid):
-        earlier = by_block.earlier(window)
-        later = by_block.later(window)
-        same_before = by_session.earlier(window) if by_session else zero
-        same_after = by_session.later(window) if by_session else zero
+        earlier[shared] = by_block.earlier(window)
+        later[shared] = by_block.later(window)
+        if by_session is not None:
+            same_before[shared] = by_session.earlier(window)
+            same_after[shared] = by_session.later(window)
         past_end = time + window > end
-        later = np.where(past_end, MAX_COUNT, later)
+        ended = np.where(past_end, MAX_COUNT, later)
         same_earlier = same_before > 0
         other_earlier = earlier - same_before
         same_later = (same_after > 0) | past_end
         other_later = np.where(past_end, MAX_COUNT, later - same_after)
         back_all[t] = _histogram(earlier, weight)
-        fwd_all[t] = _histogram(later, None)
+        fwd_all[t] = _histogram(ended, None)
         back[t] = _histogram2(same_earlier, other_earlier, weight)
         fwd[t] = _histogram2(same_later, other_later, None)
     return HitCurves(refs.model, refs.source, refs.block_tokens, refs.input_tokens, span,
