@@ -168,3 +168,24 @@ def test_mooncake_hash_ids_are_prefix_hashes() -> None:
                 reused += min(512, max(0, length - 512 * i))
         seen.update(record["hash_ids"])
     assert refs.potential() == pytest.approx(reused / total, rel=1e-9)
+
+
+def test_many_references_are_grouped_by_their_last_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import planner.aggregate.reuse as reuse
+
+    path = tmp_path / "calls.jsonl"
+    _check_hashes(_write(path))
+    monkeypatch.setattr(reuse, "MAX_REFERENCES", 4)  # 7 references: groups of 2
+    (refs,) = prefix_references(read_calls(path)).values()
+    assert refs.block_tokens == 20 and len(refs) == 4
+    # Call 1: [11 12][13 14] -> ids of 12 and 14; call 2: [11 12][21] -> 12 and 21.
+    assert list(refs.tokens) == [20.0, 20.0, 20.0, 10.0]
+    assert refs.potential() == pytest.approx(20 / 70)  # the shared group still repeats
+
+
+def _write(path: Path) -> Path:
+    frame = _frame()
+    path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict(orient="records")))
+    return path

@@ -16,6 +16,8 @@ Precedence (traces/README.md, "Prefix reuse evidence"), per model:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -24,6 +26,9 @@ from planner.types.names import ModelName
 from planner.types.reuse import BlockReferences, ReuseSource
 
 SESSION_BLOCK_TOKENS = 64  # pseudo-block size of session-derived references
+# References kept per model: beyond it, consecutive hashed blocks are grouped (the hit
+# rate is then resolved to the group's tokens) so tabulating stays within seconds.
+MAX_REFERENCES = 1_000_000
 
 
 def prefix_references(calls: CallTable) -> dict[ModelName, BlockReferences]:
@@ -74,6 +79,8 @@ def _references(
         position = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         sizes = np.repeat(block_sizes, lengths)
         covered = np.clip(inputs[call] - position * sizes, 0.0, sizes)
+        ids, call, covered, factor = _coarsened(ids, call, position, lengths, covered)
+        block_tokens *= factor
     elif _has_sessions(wf, agent):
         source = "session"
         block_tokens = SESSION_BLOCK_TOKENS
@@ -101,6 +108,26 @@ def _references(
         calls=len(rows),
         reported_cached_tokens=reported,
     )
+
+
+def _coarsened(
+    ids: np.ndarray,
+    call: np.ndarray,
+    position: np.ndarray,
+    lengths: np.ndarray,
+    covered: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """At most about MAX_REFERENCES references: groups of k consecutive blocks of a prompt
+    become one block named by its last hash (exact for chained hashes: the last hash of a
+    group names the whole prefix), plus each prompt's trailing partial group."""
+    factor = max(1, math.ceil(len(ids) / MAX_REFERENCES))
+    if factor == 1:
+        return ids, call, covered, 1
+    last = np.repeat(lengths, lengths) - 1
+    keep = np.flatnonzero(((position + 1) % factor == 0) | (position == last))
+    totals = np.cumsum(covered)[keep]
+    grouped = np.diff(np.concatenate([[0.0], totals]))
+    return ids[keep], call[keep], grouped, factor
 
 
 def _has_sessions(wf: np.ndarray, agent: np.ndarray) -> bool:
