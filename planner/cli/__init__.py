@@ -15,10 +15,12 @@ from typing import Annotated
 import typer
 
 from planner import __version__
+from planner.cli.failures import PlannerGroup
 from planner.errors import PlannerError
 
 app = typer.Typer(
     name="planner",
+    cls=PlannerGroup,
     help="Plan GPU allocations for multi-LLM agentic workflows from their invocation logs.",
     no_args_is_help=True,
     add_completion=False,

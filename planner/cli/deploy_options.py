@@ -166,13 +166,22 @@ def without_shape(problem: SearchProblem, error: PlacementError) -> SearchProble
     return replace(problem, models=tuple(models), notes=(*problem.notes, note))
 
 
-def write_deployment(output: Path, rendered: Rendered) -> Path:
-    """Write `output/manifests/` (all files or none); return the directory."""
-    from planner.io.manifests import write_manifests
+def write_deployment(
+    output: Path, deployment: Deployment, catalog: Catalog, cluster: Cluster
+) -> Path:
+    """Replace `output` with plan.yaml, placement.yaml and manifests/, all or nothing;
+    return the manifests directory."""
+    from planner.io.output import write_deployment_output
 
-    target = output / MANIFESTS_DIR
-    write_manifests(target, rendered.objects)
-    return target
+    write_deployment_output(
+        output,
+        deployment.plan_text,
+        deployment.placement_text,
+        deployment.rendered.objects,
+        catalog,
+        cluster,
+    )
+    return output / MANIFESTS_DIR
 
 
 def placement_summary(placement: Placement, manifests: Path, objects: int) -> str:

@@ -89,6 +89,7 @@ def evaluate(
     from planner.io.plan_file import read_plan
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
+    from planner.search.validate import validate_plan
     from planner.simulate import compile_workload
     from planner.simulate.candidates import canonical_names, evaluation_candidates
     from planner.simulate.evaluate import evaluate_plans
@@ -104,6 +105,7 @@ def evaluate(
     catalog = load_catalog(configs)
     profiles = load_profiles(profiles_dir, catalog)
     cluster = _cluster(plan, gpus, gpu_type, cluster_file)
+    validate_plan(plan, catalog, None, str(plan_path))
     user = None
     if allocation is not None:
         from planner.io.allocation import load_allocation

@@ -293,9 +293,7 @@ def plan(
         render_options,
         write_deployment,
     )
-    from planner.io.atomic import write_text_atomic
-    from planner.io.placement import PLACEMENT_FILE
-    from planner.io.plan_file import write_plan
+    from planner.io.plan_file import PLAN_FILE
 
     if objective not in OBJECTIVES:
         raise InputError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
@@ -340,9 +338,8 @@ def plan(
     deployment = deploy_plan(
         result.plan, cluster, result.catalog, deploy_options, research_without(result, options)
     )
-    path = write_plan(deployment.plan, output)
-    write_text_atomic(output / PLACEMENT_FILE, deployment.placement_text)
-    manifests = write_deployment(output, deployment.rendered)
+    manifests = write_deployment(output, deployment, result.catalog, cluster)
+    path = output / PLAN_FILE
     if as_json:
         typer.echo(json.dumps(plan_json(deployment.plan, path), indent=2, allow_nan=False))
     else:

@@ -61,6 +61,7 @@ def render_command(
     from planner.io.cluster_file import load_cluster
     from planner.io.configs import load_catalog
     from planner.io.plan_file import PLAN_FILE, read_plan
+    from planner.search.validate import validate_plan
     from planner.types.cluster import uniform_cluster
 
     options = render_options(
@@ -79,7 +80,8 @@ def render_command(
         cluster = uniform_cluster(gpus, resolve_gpu(catalog, gpu_type).name, gpus_per_node)
     else:
         raise InputError("give the cluster: --cluster FILE or --gpus N")
-    plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
+    path = plan_path / PLAN_FILE if plan_path.is_dir() else plan_path
+    plan = validate_plan(read_plan(path), catalog, cluster, str(path))
     deployment = deploy_plan(plan, cluster, catalog, options)
-    target = write_deployment(output, deployment.rendered)
+    target = write_deployment(output, deployment, catalog, cluster)
     typer.echo(placement_summary(deployment.placement, target, len(deployment.rendered.objects)))

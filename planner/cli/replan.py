@@ -77,6 +77,7 @@ def replan_step(
     from planner.render import CLUSTER_KEY, PLAN_KEY
     from planner.replan import decide_replan
     from planner.search.predict import make_plan
+    from planner.search.validate import validate_plan
 
     if CLUSTER_KEY not in stored or PLAN_KEY not in stored:
         raise InputError(
@@ -90,6 +91,7 @@ def replan_step(
     result = run_planning(traces, cluster, planning)
     current = None
     if running is not None:
+        validate_plan(running, result.catalog, cluster, f"ConfigMap {PLAN_KEY}", min_replicas=0)
         # The running allocations, predicted on the same window as the proposal.
         current = make_plan(result.problem, running.allocations, running.objective, running.solver)
     decision = decide_replan(current, result.plan, cluster.gpus_by_type(), policy)
@@ -172,7 +174,9 @@ def replan_command(
     from planner.replan import ReplanPolicy, parse_duration_s
 
     render = replace(
-        render_options(sharing, namespace, vllm_image, _D.planner_image, "", "", ""),
+        render_options(
+            sharing, namespace, vllm_image, _D.planner_image, _D.replan_schedule, "", ""
+        ),
         replan_schedule=_D.replan_schedule,
     )
     if objective is not None and objective not in OBJECTIVES:

@@ -115,10 +115,17 @@ def read_plan(path: Path) -> Plan:
     """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{path}: permission denied reading the plan; check its permissions"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; pass the plan.yaml inside it") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML ({detail})") from None
     if not isinstance(data, dict) or data.get("kind") != "plan":
         raise ConfigError(f"{path}: not a plan file (expected `kind: plan`)")
     if data.get("schema_version") != PLAN_SCHEMA_VERSION:
@@ -128,8 +135,12 @@ def read_plan(path: Path) -> Plan:
         )
     try:
         return _plan_from(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+    except KeyError as exc:
+        raise ConfigError(
+            f"{path}: malformed plan (missing key {exc}); re-run `planner plan`"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: malformed plan ({exc}); re-run `planner plan`") from None
 
 
 def _f(x: Any) -> float:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from planner.defaults import GPU_MEMORY_UTILIZATION
+from planner.render.schedule import check_namespace, check_schedule
 
 # process: one pod holds the GPU and runs the co-located vLLM servers (stock cluster).
 # hami: one pod per share, with HAMi's enforced memory/compute slices.
@@ -34,3 +35,8 @@ class RenderOptions:
     replan_traces_claim: str = ""  # PVC mounted read-only at /traces when set
     replan_window: str = "1h"
     replan_args: tuple[str, ...] = ()  # extra `planner replan` flags (margin, caps, ...)
+
+    def __post_init__(self) -> None:
+        # Checked when the settings are made, so a bad flag fails before any planning.
+        check_namespace(self.namespace)
+        check_schedule(self.replan_schedule)

@@ -33,14 +33,13 @@ from planner.render.common import (
     PART_OF,
     SERVES_PREFIX,
     container_security,
-    dns_name,
     metadata,
     pod_security,
     port_name,
 )
 from planner.render.settings import RenderOptions
 from planner.types.cluster import Cluster, NodePool
-from planner.types.names import GpuType, ModelName
+from planner.types.names import GpuType, ModelName, dns_name
 
 HEALTH_PATH = "/health"  # vLLM's OpenAI server answers 200 once the engine is up
 CACHE_DIR = "/cache"  # writable HOME and HF cache for a non-root user

@@ -12,8 +12,12 @@ the brute-force tests compare the solver against.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 
+from planner.catalog import Catalog, resolve_model
+from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU
+from planner.errors import ConfigError, ProfileError, did_you_mean
 from planner.search.packing import first_fit_decreasing
 from planner.search.predict import (
     find_shape,
@@ -23,10 +27,15 @@ from planner.search.predict import (
     throughput_scale,
 )
 from planner.search.problem import SearchProblem
+from planner.types.cluster import Cluster
+from planner.types.names import ModelName
 from planner.types.plan import Allocation, Plan
 
-_GRID = (1.0, 0.5, 0.25, 0.125)
 _REL = 1e-6  # float tolerance on utilisation and SLO comparisons
+
+
+class PlanInvalid(ConfigError):
+    """A plan read from a file breaks a rule every plan must keep (exit 2)."""
 
 
 def check_plan(problem: SearchProblem, plan: Plan) -> tuple[str, ...]:
@@ -39,48 +48,144 @@ def check_allocations(problem: SearchProblem, allocations: Iterable[Allocation])
     errors: list[str] = []
     errors += _shapes(problem, allocs)
     errors += _service(problem, allocs)
-    errors += _packing(problem, allocs)
+    errors += _packing(problem.cluster, allocs)
     if not errors:
         errors += _slos(problem, allocs)
     return tuple(errors)
 
 
-def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]:
-    errors = []
-    names = {m.model for m in problem.models}
+def check_plan_structure(
+    plan: Plan,
+    heads: Mapping[ModelName, int],
+    cluster: Cluster | None,
+    known: Sequence[ModelName] = (),
+    min_replicas: int = 1,
+) -> tuple[str, ...]:
+    """The rules every plan keeps, whatever the traces: for a plan read from a file.
+
+    Args:
+        plan: the plan as read (`render`, `evaluate` and `replan` read plan.yaml).
+        heads: attention heads of the plan's models that the catalog knows; a model not
+            in it is an error.
+        cluster: where the plan is to run; None checks the plan alone.
+        known: the catalog's model names, for "did you mean".
+        min_replicas: 0 for a running plan (`replan`), where a model may be scaled to 0.
+    """
+    allocs = plan.allocations
+    errors: list[str] = []
+    if not allocs:
+        errors.append("no allocations: the plan serves no model")
+    if plan.gpus_total < 1:
+        errors.append(f"gpus_total is {plan.gpus_total}; a plan has at least one GPU")
     for a in allocs:
-        where = f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.gpu_fraction}"
-        if a.model not in names:
-            errors.append(f"{where}: model not in the problem")
-            continue
-        if a.replicas < 1:
-            errors.append(f"{where}: {a.replicas} replicas")
+        if a.model not in heads:
+            hint = did_you_mean(a.model, known or heads)
+            errors.append(f"{_where(a)}: model '{a.model}' is not in the catalog{hint}")
+    # Whether the replicas fit the cluster is placement's question (exit 3 when not).
+    errors += structural_errors(allocs, heads, cluster, min_replicas)
+    used = sum(a.units for a in allocs if a.replicas > 0)
+    if cluster is None and plan.gpus_total >= 1 and used > plan.gpus_total * UNITS_PER_GPU:
+        errors.append(f"allocations use more than the plan's {plan.gpus_total} GPUs")
+    for value, name in _numbers(plan):
+        if not (math.isnan(value) or (value >= 0)):
+            errors.append(f"{name} is {value:g}; predictions are never negative")
+    return tuple(errors)
+
+
+def validate_plan(
+    plan: Plan, catalog: Catalog, cluster: Cluster | None, where: str, min_replicas: int = 1
+) -> Plan:
+    """`plan` when `check_plan_structure` finds nothing, else PlanInvalid naming the rule.
+
+    Every plan read from disk (`render`, `evaluate`, `replan`) goes through this, as every
+    fresh solve goes through `check_plan`; both share `structural_errors` and the packing.
+
+    Raises:
+        PlanInvalid: the first violated rules, with `where` (the file) and the fix.
+    """
+    heads: dict[ModelName, int] = {}
+    for a in plan.allocations:  # plans name models as the traces did (any alias)
+        with suppress(ProfileError):
+            heads[a.model] = resolve_model(catalog, a.model).heads
+    errors = check_plan_structure(plan, heads, cluster, tuple(catalog.models), min_replicas)
+    if errors:
+        more = f" (and {len(errors) - 2} more)" if len(errors) > 2 else ""
+        raise PlanInvalid(
+            f"{where}: invalid plan: {'; '.join(errors[:2])}{more}; re-run `planner plan` "
+            "rather than editing plan.yaml by hand"
+        )
+    return plan
+
+
+def structural_errors(
+    allocs: Sequence[Allocation],
+    heads: Mapping[ModelName, int],
+    cluster: Cluster | None,
+    min_replicas: int = 1,
+) -> list[str]:
+    """Replicas, TP degree, GPU share and NVLink domain of each allocation."""
+    errors = []
+    for a in allocs:
+        where = _where(a)
+        if a.replicas < min_replicas:
+            errors.append(f"{where}: {a.replicas} replicas (at least {min_replicas})")
         tp = a.tp
-        heads = problem.model(a.model).attention_heads
-        if tp < 1 or tp & (tp - 1) or heads % tp:
-            errors.append(f"{where}: TP {tp} is not a power of two dividing {heads} heads")
-        if a.gpu_fraction not in _GRID or (tp > 1 and a.gpu_fraction != 1.0):
+        n_heads = heads.get(a.model)
+        if tp not in TP_DEGREES or (n_heads is not None and n_heads % tp):
+            of = f" dividing {n_heads} heads" if n_heads is not None else ""
+            errors.append(f"{where}: TP {tp} is not a power of two{of}")
+        if a.share_eighths not in SHARE_EIGHTHS or (tp > 1 and a.share_eighths != UNITS_PER_GPU):
             errors.append(f"{where}: fraction must be 1, 1/2, 1/4 or 1/8, and 1 when TP > 1")
-        pools = [p for p in problem.cluster.pools if p.gpu_type == a.gpu_type]
-        if not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
-            errors.append(f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs")
-        if a.gpu_fraction < 1 and a.replicas > 1:
-            errors.append(f"{where}: {a.replicas} shares of one model (one share per model)")
+        if cluster is not None:
+            pools = [p for p in cluster.pools if p.gpu_type == a.gpu_type]
+            # A type the cluster lacks is placement's infeasibility (exit 3), not a bad plan.
+            if pools and not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
+                errors.append(f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs")
+    return errors
+
+
+def _where(a: Allocation) -> str:
+    return f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.share_eighths}/8"
+
+
+def _numbers(plan: Plan) -> Iterable[tuple[float, str]]:
+    for w in plan.workflows:
+        yield w.target_rate_per_s, f"{w.workflow_type}: target_rate_per_s"
+        yield w.throughput_per_s, f"{w.workflow_type}: throughput_per_s"
+        yield w.mean_latency_s, f"{w.workflow_type}: mean_latency_s"
+    for m in plan.models:
+        yield m.demand_per_s, f"{m.model}: demand_per_s"
+        yield m.capacity_per_s, f"{m.model}: capacity_per_s"
+        yield m.utilisation, f"{m.model}: utilisation"
+        yield m.call_latency_s, f"{m.model}: call_latency_s"
+
+
+def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]:
+    names = {m.model for m in problem.models}
+    errors = [f"{_where(a)}: model not in the problem" for a in allocs if a.model not in names]
+    known = tuple(a for a in allocs if a.model in names)
+    heads = {m.model: m.attention_heads for m in problem.models}
+    errors += structural_errors(known, heads, problem.cluster)
+    # The search gives a model at most one share of a GPU (one replica, one shape).
+    for a in known:
+        if a.share_eighths < UNITS_PER_GPU and a.replicas > 1:
+            errors.append(f"{_where(a)}: {a.replicas} shares of one model (one share per model)")
+    shares: dict[str, int] = {}
+    for a in known:
+        if a.share_eighths < UNITS_PER_GPU:
+            shares[a.model] = shares.get(a.model, 0) + 1
+    for model, n in sorted(shares.items()):
+        if n > 1:
+            errors.append(f"{model}: shares of a GPU in {n} shapes (one share per model)")
+    for a in known:
         shape = find_shape(problem, a)
         if shape is None:
-            errors.append(f"{where}: shape has no profile in the problem")
+            errors.append(f"{_where(a)}: shape has no profile in the problem")
         elif not shape.fits_memory:
             errors.append(
-                f"{where}: weights {shape.weights_gib:.1f} GiB + KV cache do not fit "
+                f"{_where(a)}: weights {shape.weights_gib:.1f} GiB + KV cache do not fit "
                 f"the {shape.share_gib:.1f} GiB share"
             )
-    shares: dict[str, int] = {}
-    for a in allocs:
-        if a.gpu_fraction < 1:
-            shares[a.model] = shares.get(a.model, 0) + a.replicas
-    for model, n in sorted(shares.items()):
-        if n > 1 and sum(1 for a in allocs if a.model == model and a.gpu_fraction < 1) > 1:
-            errors.append(f"{model}: {n} shares of a GPU in several shapes (one share per model)")
     return errors
 
 
@@ -100,19 +205,20 @@ def _service(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str
     return errors
 
 
-def _packing(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]:
+def _packing(cluster: Cluster, allocs: Sequence[Allocation]) -> list[str]:
+    # Every replica is placed by first-fit decreasing on the cluster's GPUs.
     errors = []
-    types = {p.gpu_type for p in problem.cluster.pools}
+    types = {p.gpu_type for p in cluster.pools}
     for a in allocs:
         if a.gpu_type not in types:
             errors.append(f"{a.model}: GPU type {a.gpu_type} is not in the cluster")
     for gpu_type in sorted(types):
         counts: dict[int, int] = {}
         for a in allocs:
-            if a.gpu_type == gpu_type:
+            if a.gpu_type == gpu_type and a.replicas > 0:
                 size = a.shape.units
                 counts[size] = counts.get(size, 0) + a.replicas
-        left = first_fit_decreasing(counts, problem.cluster, gpu_type)
+        left = first_fit_decreasing(counts, cluster, gpu_type)
         if left:
             errors.append(f"{gpu_type}: {left} replicas cannot be placed on the cluster's GPUs")
     return errors
