@@ -58,11 +58,26 @@ class PlannerGroup(TyperGroup):
     """The app's group: expected failures become one line and an exit code."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
-        from planner.io.signals import Interrupted, interrupts_raise
+        from planner.io.signals import (
+            Interrupted,
+            check_interrupted,
+            interrupts_raise,
+            received,
+        )
 
         try:
             with interrupts_raise():
-                return super().invoke(ctx)
+                try:
+                    result = super().invoke(ctx)
+                    check_interrupted()
+                    return result
+                except Exception as exc:
+                    # An interrupt whose exception a library turned into another one
+                    # (an import cut short becomes ImportError) is still the interrupt.
+                    interrupt = received()
+                    if interrupt is None or isinstance(exc, typer.Exit):
+                        raise
+                    raise interrupt from None
         except PlannerError as exc:
             _fail(f"Error: {exc}", exc.exit_code)
         except Interrupted as exc:

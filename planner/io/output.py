@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from planner.errors import PlannerError
-from planner.io.signals import note_change, signals_deferred
+from planner.io.signals import check_interrupted, note_change, signals_deferred
 
 if TYPE_CHECKING:
     from planner.catalog import Catalog
@@ -84,6 +84,7 @@ def write_output(
         if validate is not None:
             validate(staging)
         with signals_deferred():
+            check_interrupted()  # one that a library swallowed still stops the swap
             _swap(staging, directory)
             note_change(f"{directory} holds the complete new output")
     except OSError as exc:
@@ -160,7 +161,7 @@ def _write_all(staging: Path, files: Mapping[str, str]) -> None:
 def _check_staged(staging: Path, files: Mapping[str, str]) -> None:
     """Every file reads back as written, and the kustomization lists exactly the manifests."""
     for name, text in files.items():
-        if (staging / name).read_text(encoding="utf-8") != text:
+        if (staging / name).read_bytes() != text.encode("utf-8"):
             raise OutputError(f"{staging / name}: read back differently; check the disk")
     manifests = staging / MANIFESTS_DIR
     if manifests.is_dir():

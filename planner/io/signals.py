@@ -40,6 +40,26 @@ class Interrupted(KeyboardInterrupt):
 
 
 _changed: list[str] = []
+_received: list[int] = []  # signals received since interrupts_raise() was entered
+
+
+def received() -> Interrupted | None:
+    """The interrupt that arrived (even if some library swallowed its exception), or None.
+
+    A handler's exception can be lost: raised during an import it becomes an ImportError
+    that a library's `except ImportError` fallback catches. Callers check this before
+    anything irreversible (the output swap) and when a command fails.
+    """
+    if not _received:
+        return None
+    return Interrupted(_received[0], "; ".join(_changed) if _changed else None)
+
+
+def check_interrupted() -> None:
+    """Raise the interrupt that arrived earlier, if one did."""
+    interrupt = received()
+    if interrupt is not None:
+        raise interrupt
 
 
 def note_change(what: str) -> None:
@@ -48,6 +68,7 @@ def note_change(what: str) -> None:
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
     raise Interrupted(signum, "; ".join(_changed) if _changed else None)
 
 
@@ -64,6 +85,7 @@ def interrupts_raise() -> Iterator[None]:
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     _changed.clear()
+    _received.clear()
     for s in SIGNALS:
         signal.signal(s, _raise)
     try:
