@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from planner.cli import app
 from planner.errors import PlannerError
-from planner.io.output import WRITE_DELAY_ENV, OutputError, write_output
+from planner.io.outputs import WRITE_DELAY_ENV, OutputError, write_output
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN_ARGS = ["plan", str(REPO / "traces"), "--gpus", "8"]
@@ -87,7 +87,7 @@ def test_interrupt_during_write_keeps_old_output(
     proc = start(out, delay_s=0.3)
     wait_for_staging(tmp_path, proc)
     proc.send_signal(signum)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, stderr
     assert stderr.strip() == "interrupted, nothing changed"
     assert "Traceback" not in stderr
@@ -105,7 +105,7 @@ def test_interrupt_early_or_during_solve_keeps_old_output(
     proc = start(out, delay_s=0.3)
     time.sleep(after_s)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert "Traceback" not in stderr
     assert proc.returncode == 130, (proc.returncode, stderr)
     assert stderr.strip() == "interrupted, nothing changed"

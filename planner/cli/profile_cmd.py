@@ -8,14 +8,8 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import app
+from planner.cli import profile_app
 from planner.defaults import GPU_MEMORY_UTILIZATION
-
-profile_app = typer.Typer(
-    help="Performance profiles: predict latency and throughput of a model on a GPU shape.",
-    no_args_is_help=True,
-)
-app.add_typer(profile_app, name="profile")
 
 
 @profile_app.command("predict")

@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import app
-
-cluster_app = typer.Typer(
-    help="Describe the GPU cluster plans are placed on.", no_args_is_help=True
-)
-app.add_typer(cluster_app, name="cluster")
+from planner.cli import cluster_app
 
 
 @cluster_app.command("discover")

@@ -1,11 +1,12 @@
-"""The output directory (plan.yaml, placement.yaml, manifests/), replaced all or nothing.
+"""A plan's output directory (plan.yaml, placement.yaml, manifests/), all or nothing.
 
-`write_output` writes every file into a sibling staging directory, checks it (each file
-reads back; the caller's validator re-reads the plan), and swaps it for the old output in
-one step: Linux `renameat2(RENAME_EXCHANGE)`, or two renames with signals deferred where
-that call is missing. The old output stays untouched until the swap and is removed after
-it. On any error or interrupt the staging directory is removed and the old output is
-what it was. Files are created with the process's umask (0644/0755 under the usual 022).
+`write_plan_outputs` (and the general `write_output`) writes every file into a sibling
+staging directory, checks it (each file reads back; the caller's validator re-reads the
+plan), and swaps it for the old output in one step: Linux `renameat2(RENAME_EXCHANGE)`,
+or two renames with signals deferred where that call is missing. The old output stays
+untouched until the swap and is removed after it. On any error or interrupt the staging
+directory is removed and the old output is what it was. Files are created with the
+process's umask (0644/0755 under the usual 022).
 
 Entries in an existing output directory that planner did not write are never deleted:
 `write_output` refuses (OutputError) and names them. Planner's entries are plan.yaml,
@@ -242,39 +243,47 @@ def _os_error(exc: OSError, directory: Path) -> OutputError:
     return OutputError(f"{where}: cannot write the output ({exc.strerror or exc})")
 
 
-def output_files(
-    plan_text: str, placement_text: str, manifests: Mapping[str, str]
-) -> dict[str, str]:
-    """The output directory's files: plan.yaml, placement.yaml and manifests/<file>."""
-    files = {"plan.yaml": plan_text, "placement.yaml": placement_text}
-    files.update({f"{MANIFESTS_DIR}/{name}": text for name, text in manifests.items()})
-    return files
-
-
-def write_deployment_output(
-    directory: Path,
-    plan_text: str,
-    placement_text: str,
+def write_plan_outputs(
+    output: Path,
+    files: Mapping[str, str],
     objects: Sequence[object],
-    catalog: Catalog,
-    cluster: Cluster,
+    check: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Replace `directory` with plan.yaml, placement.yaml and manifests/ in one step.
+    """Replace `output` with the top-level `files` (name -> text: plan.yaml,
+    placement.yaml) and manifests/ holding one file per object, in one step.
 
-    Before the swap the staged plan.yaml is read back and validated against the catalog
-    and the cluster, and manifests/ is read back through its kustomization.
+    Before the swap the staged manifests are read back through their kustomization and
+    `check` (see `plan_check`) runs on the staged directory.
+
+    Returns:
+        The manifests directory.
 
     Raises:
         OutputError: see `write_output`.
         ConfigError: two objects would be written under one file name.
     """
     from planner.io.manifests import manifest_files, read_manifests
-    from planner.io.plan_file import PLAN_FILE, read_plan
-    from planner.search.validate import validate_plan
 
     def validate(staging: Path) -> None:
-        validate_plan(read_plan(staging / PLAN_FILE), catalog, cluster, PLAN_FILE)
         read_manifests(staging / MANIFESTS_DIR)
+        if check is not None:
+            check(staging)
 
-    files = output_files(plan_text, placement_text, manifest_files(objects))
-    return write_output(directory, files, validate)
+    every = dict(files)
+    every.update(
+        {f"{MANIFESTS_DIR}/{name}": text for name, text in manifest_files(objects).items()}
+    )
+    write_output(output, every, validate)
+    return output / MANIFESTS_DIR
+
+
+def plan_check(catalog: Catalog, cluster: Cluster) -> Callable[[Path], None]:
+    """A staged-output check: plan.yaml reads back and passes the plan validator."""
+
+    def check(staging: Path) -> None:
+        from planner.io.plan_file import PLAN_FILE, read_plan
+        from planner.search.validate import validate_plan
+
+        validate_plan(read_plan(staging / PLAN_FILE), catalog, cluster, PLAN_FILE)
+
+    return check
