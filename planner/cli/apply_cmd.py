@@ -32,6 +32,14 @@ def apply_command(
             "longer contain. Objects without planner's label are never touched.",
         ),
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="With --prune, allow deleting every serving Deployment of a namespace "
+            "(refused otherwise: it usually means a broken plan or manifests folder).",
+        ),
+    ] = False,
 ) -> None:
     """Server-side apply the manifests with field manager `planner` and print the changes."""
     from planner.apply import PRUNABLE_KINDS, plan_apply
@@ -41,7 +49,7 @@ def apply_command(
     desired = read_manifests(directory)
     client = connect()
     live = live_objects(client, desired, PRUNABLE_KINDS if prune else ())
-    changes = plan_apply(desired, live, prune=prune)
+    changes = plan_apply(desired, live, prune=prune, allow_empty=allow_empty)
     for change in changes.changes:
         if change.action != "unchanged":
             typer.echo(change.line())

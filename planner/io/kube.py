@@ -51,21 +51,46 @@ def connect() -> Any:
 
 def _resource(client: Any, obj_or_ref: Mapping[str, Any] | ObjectRef, api_version: str = "") -> Any:
     if isinstance(obj_or_ref, ObjectRef):
-        return client.resources.get(api_version=api_version, kind=obj_or_ref.kind)
-    return client.resources.get(api_version=obj_or_ref["apiVersion"], kind=obj_or_ref["kind"])
+        api_version, kind = api_version, obj_or_ref.kind
+    else:
+        api_version, kind = str(obj_or_ref["apiVersion"]), str(obj_or_ref["kind"])
+    return _call(
+        f"look up {kind} ({api_version})",
+        client.resources.get,
+        api_version=api_version,
+        kind=kind,
+        missing_ok=False,
+    )
 
 
 def _call(what: str, fn: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Any:
     """Run one API call; a 404 is None when `missing_ok`, every other failure one error."""
     from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+    from urllib3.exceptions import HTTPError
 
     try:
         return fn(*args, **kwargs)
+    except ResourceNotFoundError as exc:
+        raise ClusterAccessError(
+            f"{what}: the API server does not serve this kind ({exc}); check the cluster's "
+            "Kubernetes version or installed CRDs"
+        ) from None
     except ApiException as exc:
         if exc.status == 404 and missing_ok:
             return None
-        hint = " (does the namespace exist?)" if exc.status == 404 else ""
+        hint = {
+            404: " (does the namespace exist? create it with kubectl create namespace)",
+            401: " (credentials rejected: refresh your kubeconfig)",
+            403: " (forbidden: the account lacks RBAC permission for this)",
+        }.get(exc.status or 0, "")
         raise ClusterAccessError(f"{what}: HTTP {exc.status} {exc.reason}{hint}") from None
+    except (HTTPError, OSError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ClusterAccessError(
+            f"{what}: cannot reach the Kubernetes API server ({detail}); check the "
+            "kubeconfig context and the network"
+        ) from None
 
 
 def live_objects(
@@ -87,7 +112,13 @@ def live_objects(
     for kind in sorted(prune_kinds):
         if kind not in versions:
             continue
-        resource = client.resources.get(api_version=versions[kind], kind=kind)
+        resource = _call(
+            f"look up {kind}",
+            client.resources.get,
+            api_version=versions[kind],
+            kind=kind,
+            missing_ok=False,
+        )
         for ns in namespaces:
             found = _call(
                 f"list {kind}", resource.get, namespace=ns, label_selector=f"{MANAGED_BY}={MANAGER}"
@@ -134,7 +165,7 @@ def execute(
 
 def read_configmap(client: Any, namespace: str, name: str) -> dict[str, str] | None:
     """A ConfigMap's data, or None when it does not exist."""
-    resource = client.resources.get(api_version="v1", kind="ConfigMap")
+    resource = _call("look up ConfigMap", client.resources.get, api_version="v1", kind="ConfigMap")
     got = _call(f"get configmap/{name}", resource.get, name=name, namespace=namespace)
     if got is None:
         return None
