@@ -23,6 +23,7 @@ from planner.cli.flags import (
     ProfilesOpt,
     ScheduleOpt,
     SharingOpt,
+    SkipBadRowsOpt,
     SloOpt,
     TargetRateOpt,
     TimeLimitOpt,
@@ -74,6 +75,7 @@ def plan(
     time_limit: TimeLimitOpt = TIME_LIMIT_S,
     workers: WorkersOpt = NUM_WORKERS,
     mapping: MappingOpt = None,
+    skip_bad_rows: SkipBadRowsOpt = False,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
     sharing: SharingOpt = _RENDER.sharing,
@@ -99,7 +101,7 @@ def plan(
         cluster=ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file),
         targets=targets(target_rate, headroom, slo, utilisation_cap),
         solve=solve_settings(objective, time_limit, workers),
-        inputs=InputPaths(mapping, configs, profiles),
+        inputs=InputPaths(mapping, configs, profiles, skip_bad_rows),
     )
     settings = render_settings(
         sharing,
