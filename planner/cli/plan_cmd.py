@@ -51,9 +51,9 @@ _RENDER = RenderOptions()  # deploy flag defaults live in RenderOptions
 @app.command()
 def plan(
     traces: Annotated[
-        Path,
+        Path | None,
         typer.Argument(help="A trace file or directory (default: the shipped example traces)."),
-    ] = Path("traces"),
+    ] = None,
     gpus: Annotated[
         int | None,
         typer.Option("--gpus", help=f"GPUs in the cluster (full nodes; default {DEFAULT_GPUS})."),
@@ -91,13 +91,14 @@ def plan(
     Also places the plan on the cluster and writes placement.yaml and manifests/ (apply
     them with `kubectl apply -k DIR/manifests`).
     """
+    from planner.io.shipped import example_traces
     from planner.jobs.deploying import plan_and_deploy
     from planner.summaries import placement_summary, plan_json, plan_summary
 
     if gpus is None and cluster_file is None:
         gpus = DEFAULT_GPUS
     request = PlanRequest(
-        traces=traces,
+        traces=traces if traces is not None else example_traces(),
         cluster=ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file),
         targets=targets(target_rate, headroom, slo, utilisation_cap),
         solve=solve_settings(objective, time_limit, workers),
