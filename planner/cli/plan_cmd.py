@@ -91,6 +91,7 @@ def plan(
     Also places the plan on the cluster and writes placement.yaml and manifests/ (apply
     them with `kubectl apply -k DIR/manifests`).
     """
+    from planner.cli.progress_display import progress_shown
     from planner.io.shipped import example_traces
     from planner.jobs.deploying import plan_and_deploy
     from planner.summaries import placement_summary, plan_json, plan_summary
@@ -113,7 +114,8 @@ def plan(
         replan_traces,
         replan_traces_claim,
     )
-    outcome = plan_and_deploy(request, settings, output)
+    with progress_shown(not as_json):
+        outcome = plan_and_deploy(request, settings, output)
     deployment = outcome.deployment
     if as_json:
         doc = plan_json(deployment.plan, outcome.plan_path)

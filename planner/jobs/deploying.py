@@ -10,6 +10,7 @@ from planner.catalog import Catalog
 from planner.jobs.clusters import resolve_cluster
 from planner.jobs.requests import ClusterSpec, PlanRequest, replan_flags
 from planner.place import Placement, PlacementError, place
+from planner.progress import stage
 from planner.render.objects import Rendered, render_manifests
 from planner.render.settings import RenderOptions
 from planner.types.cluster import Cluster
@@ -99,10 +100,12 @@ def plan_and_deploy(request: PlanRequest, settings: RenderOptions, output: Path)
     result = plan_job(request)
     settings = replace(settings, replan_args=replan_flags(request))
     research = research_without(result.problem, request.solve)
-    deployment = deploy_plan(result.plan, result.cluster, result.catalog, settings, research)
+    with stage("place and render"):
+        deployment = deploy_plan(result.plan, result.cluster, result.catalog, settings, research)
     files = {PLAN_FILE: dump_plan(deployment.plan), PLACEMENT_FILE: deployment.placement_text}
     check = plan_check(result.catalog, result.cluster)
-    manifests = write_plan_outputs(output, files, deployment.rendered.objects, check)
+    with stage("write"):
+        manifests = write_plan_outputs(output, files, deployment.rendered.objects, check)
     return PlanOutcome(deployment, output / PLAN_FILE, manifests)
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 from planner.catalog import Catalog
 from planner.jobs.clusters import resolve_cluster
 from planner.jobs.requests import ClusterSpec, InputPaths
+from planner.progress import stage
 from planner.simulate.evaluate import Evaluation
 from planner.types.cluster import Cluster
 from planner.types.plan import Plan
@@ -57,8 +58,9 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     plan = read_plan(request.plan_path)
     inputs = request.inputs
     mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
-    calls = read_calls(request.traces, mapping)
-    apl = aggregate_pipeline(calls)
+    with stage("ingest"):
+        calls = read_calls(request.traces, mapping)
+        apl = aggregate_pipeline(calls)
     catalog = load_catalog(inputs.configs_dir)
     profiles = load_profiles(inputs.profiles_dir, catalog)
     cluster = evaluation_cluster(request, plan, catalog)
