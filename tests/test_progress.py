@@ -21,7 +21,8 @@ def test_stage_logs_its_time_and_tells_listeners(caplog: pytest.LogCaptureFixtur
     seen: list[tuple[str, float | None]] = []
     with (
         caplog.at_level(logging.INFO, logger="planner.progress"),
-        listening(lambda name, s: seen.append((name, s))),stage("search")
+        listening(lambda name, s: seen.append((name, s))),
+        stage("search"),
     ):
         pass
     assert seen[0] == ("search", None) and seen[1][0] == "search" and seen[1][1] is not None
