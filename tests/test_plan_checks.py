@@ -16,7 +16,7 @@ from planner.errors import ConfigError, InputError
 from planner.io.cluster_file import parse_cluster
 from planner.io.kube import ClusterAccessError, _call
 from planner.render.schedule import check_namespace, check_schedule
-from planner.render.settings import RenderOptions
+from planner.render.settings import RenderOptions, check_options
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_PLAN = REPO / "manifests" / "h100x8" / "plan.yaml"
@@ -107,7 +107,7 @@ def test_valid_cron_schedules_pass(schedule: str) -> None:
 def test_namespace_rules() -> None:
     check_namespace("llm-serving")
     with pytest.raises(InputError, match="not a valid Kubernetes namespace"):
-        RenderOptions(namespace="LLM")
+        check_options(RenderOptions(namespace="LLM"))
 
 
 def test_node_names_colliding_in_kubernetes_are_a_config_error() -> None:

@@ -51,31 +51,36 @@ def connect() -> Any:
 
 def _resource(client: Any, obj_or_ref: Mapping[str, Any] | ObjectRef, api_version: str = "") -> Any:
     if isinstance(obj_or_ref, ObjectRef):
-        api_version, kind = api_version, obj_or_ref.kind
-    else:
-        api_version, kind = str(obj_or_ref["apiVersion"]), str(obj_or_ref["kind"])
-    return _call(
-        f"look up {kind} ({api_version})",
-        client.resources.get,
-        api_version=api_version,
-        kind=kind,
-        missing_ok=False,
-    )
+        return _served(client, api_version, obj_or_ref.kind)
+    return _served(client, obj_or_ref["apiVersion"], obj_or_ref["kind"])
+
+
+def _served(client: Any, api_version: str, kind: str) -> Any:
+    """The API resource for a kind, or one error line when the server lacks its CRD."""
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    try:
+        return _call(
+            f"look up {kind} ({api_version})",
+            client.resources.get,
+            api_version=api_version,
+            kind=kind,
+            missing_ok=False,
+        )
+    except ResourceNotFoundError:
+        raise ClusterAccessError(
+            f"the API server does not serve {kind} ({api_version}); install its CRD and "
+            "controller (docs/deploy.md section 3) or render without the flag that adds it"
+        ) from None
 
 
 def _call(what: str, fn: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Any:
     """Run one API call; a 404 is None when `missing_ok`, every other failure one error."""
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.dynamic.exceptions import ResourceNotFoundError
     from urllib3.exceptions import HTTPError
 
     try:
         return fn(*args, **kwargs)
-    except ResourceNotFoundError as exc:
-        raise ClusterAccessError(
-            f"{what}: the API server does not serve this kind ({exc}); check the cluster's "
-            "Kubernetes version or installed CRDs"
-        ) from None
     except ApiException as exc:
         if exc.status == 404 and missing_ok:
             return None
@@ -100,7 +105,9 @@ def live_objects(
     in the namespaces `desired` uses."""
     out: dict[ObjectRef, dict[str, Any]] = {}
     versions: dict[str, str] = {}
-    namespaces = sorted({ObjectRef.of(o).namespace for o in desired})
+    # Cluster-scoped objects (the Namespace) have none: an empty namespace would list
+    # every namespace, and prune beyond the plan's.
+    namespaces = sorted({ObjectRef.of(o).namespace for o in desired} - {""})
     for obj in desired:
         ref = ObjectRef.of(obj)
         versions[ref.kind] = obj["apiVersion"]
@@ -112,13 +119,7 @@ def live_objects(
     for kind in sorted(prune_kinds):
         if kind not in versions:
             continue
-        resource = _call(
-            f"look up {kind}",
-            client.resources.get,
-            api_version=versions[kind],
-            kind=kind,
-            missing_ok=False,
-        )
+        resource = _served(client, versions[kind], kind)
         for ns in namespaces:
             found = _call(
                 f"list {kind}", resource.get, namespace=ns, label_selector=f"{MANAGED_BY}={MANAGER}"
@@ -165,7 +166,7 @@ def execute(
 
 def read_configmap(client: Any, namespace: str, name: str) -> dict[str, str] | None:
     """A ConfigMap's data, or None when it does not exist."""
-    resource = _call("look up ConfigMap", client.resources.get, api_version="v1", kind="ConfigMap")
+    resource = _served(client, "v1", "ConfigMap")
     got = _call(f"get configmap/{name}", resource.get, name=name, namespace=namespace)
     if got is None:
         return None
