@@ -206,3 +206,14 @@ def test_stale_staging_of_a_dead_process_is_removed(tmp_path: Path) -> None:
     (stale / "manifests").mkdir(parents=True)
     write_output(tmp_path / "out", {"plan.yaml": "x\n"})
     assert leftovers(tmp_path) == []
+
+
+def test_atomic_single_files_follow_umask(tmp_path: Path) -> None:
+    from planner.io.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "apl.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "apl.json").stat().st_mode) == 0o644
