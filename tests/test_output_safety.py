@@ -217,3 +217,19 @@ def test_atomic_single_files_follow_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "apl.json").stat().st_mode) == 0o644
+
+
+def test_interrupt_message_says_what_changed() -> None:
+    from planner.io.signals import Interrupted, interrupts_raise, note_change
+
+    with pytest.raises(Interrupted) as first, interrupts_raise():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    assert first.value.message == "interrupted, nothing changed"
+    assert first.value.exit_code == 143
+    with pytest.raises(Interrupted) as second, interrupts_raise():
+        note_change("some cluster changes may already be applied")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert second.value.message == "interrupted; some cluster changes may already be applied"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

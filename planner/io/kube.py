@@ -13,6 +13,7 @@ from typing import Any
 
 from planner.apply import ApplyPlan, ObjectRef
 from planner.errors import PlannerError
+from planner.io.signals import note_change
 from planner.render.common import MANAGED_BY, MANAGER
 
 FIELD_MANAGER = "planner"
@@ -138,6 +139,9 @@ def execute(
     by_ref = {ObjectRef.of(o): o for o in desired}
     versions = {ObjectRef.of(o).kind: o["apiVersion"] for o in desired}
     dry = "All" if dry_run else None
+    if not dry_run and any(c.action in ("create", "update", "prune") for c in plan.changes):
+        # From here an interrupt cannot claim that nothing changed.
+        note_change("some cluster changes may already be applied; run planner apply again")
     for change in plan.changes:
         if change.action in ("create", "update"):
             body = by_ref[change.ref]
