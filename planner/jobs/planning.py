@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from planner.catalog import Catalog, resolve_model
+from planner.catalog import Catalog, resolve_model, served_max_model_len
 from planner.ingest.plausibility import context_overflow_notes
 from planner.jobs.clusters import ResolvedCluster, resolve_cluster
 from planner.jobs.requests import PlanRequest
@@ -71,7 +71,7 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
     digest = _inputs_digest(request, resolved.cluster)
     # What the user must know about the input (skipped rows, requests over the context
     # limit) travels with the plan: printed, and kept in plan.yaml.
-    limits = {name: spec.max_model_len for name, spec in specs.items()}
+    limits = {name: served_max_model_len(spec) for name, spec in specs.items()}
     notes = (*apl.notes, *context_overflow_notes(calls.frame, limits), *plan.notes)
     plan = replace(plan, inputs_digest=digest, notes=notes)
     return PlanningResult(apl, problem, plan, catalog, resolved.cluster)
