@@ -233,3 +233,12 @@ def test_interrupt_message_says_what_changed() -> None:
         time.sleep(1)
     assert second.value.message == "interrupted; some cluster changes may already be applied"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_current_directory_is_never_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match="cannot be the current directory"):
+        write_output(Path("."), {"plan.yaml": "x\n"})
+    assert list(tmp_path.iterdir()) == []
