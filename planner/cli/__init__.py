@@ -62,6 +62,7 @@ def _register() -> None:
         cluster,
         evaluate,
         ingest,
+        model,
         plan,
         profile,
         profile_store,

@@ -1,9 +1,11 @@
 """Performance profiles: how fast each model runs on each GPU shape.
 
-A shape is (model, gpu_type, tensor-parallel degree, GPU fraction). Three sources feed
-one ProfileTable with one schema: `measured` (our profiler driving real vLLM),
-`imported` (`vllm bench serve --save-result` JSON) and `analytic` (a calibrated
-roofline model). Measured beats imported beats analytic.
+A shape is (model, gpu_type, tensor-parallel degree, GPU fraction, expert parallelism).
+Four sources feed one ProfileTable with one schema: `measured` (our profiler driving real
+vLLM), `imported` (`vllm bench serve --save-result` JSON), `kernels` (engine steps
+composed per layer from vLLM kernel latencies measured on real GPUs, for GPU types with
+shipped tables) and `roofline` (a calibrated roofline model, the fallback for GPU types
+without tables). Measured beats imported beats kernels beats roofline.
 
 This module holds the contract every later stage codes against; the sources live in
 submodules.
@@ -16,7 +18,7 @@ from typing import Literal, Protocol
 
 from planner.catalog import GpuType, ModelName
 
-Source = Literal["measured", "imported", "analytic"]
+Source = Literal["measured", "imported", "kernels", "roofline"]
 
 #: `--gpu-memory-utilization` of a whole GPU (vLLM's current default, REFERENCE.md 2). The
 #: analytic memory fit assumes it and the manifests deploy it (a share f gets f times it),
@@ -32,6 +34,9 @@ class ShapeKey:
     gpu_type: GpuType
     tp: int
     gpu_fraction: float  # 1.0 for whole GPUs; < 1 only when tp == 1
+    # MoE only: experts split across the TP GPUs (vLLM --enable-expert-parallel, EP = TP)
+    # instead of each expert's intermediate dimension.
+    expert_parallel: bool = False
 
     @property
     def gpus(self) -> float:

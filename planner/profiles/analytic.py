@@ -156,7 +156,7 @@ def steady_state(
         e2e_ms=e2e_run + wait,
         kv_cache_tokens=kv_cache_tokens,
         max_concurrency=max_conc,
-        source="analytic",
+        source="roofline",
     )
 
 
