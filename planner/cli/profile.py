@@ -36,6 +36,13 @@ def predict(
         float, typer.Option("--concurrency", min=0, help="Requests in flight (closed loop).")
     ],
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    expert_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--enable-expert-parallel/--no-expert-parallel",
+            help="MoE only: split the experts across the TP GPUs (vLLM's EP = TP).",
+        ),
+    ] = False,
     gpu_fraction: Annotated[
         float,
         typer.Option(
@@ -53,25 +60,42 @@ def predict(
         Path | None,
         typer.Option("--configs", help="Catalog folder with models/ and gpus/ (default: shipped)."),
     ] = None,
+    profiles_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles",
+            help="Folder of stored measured/imported points (default: the shipped profiles/).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Predict TTFT, TPOT, end-to-end latency and throughput with the analytic model."""
+    """Predict TTFT, TPOT, end-to-end latency and throughput of one shape.
+
+    The answer comes from the best source that has the shape: stored measured points,
+    then imported ones, then engine steps composed from measured kernels (GPU types with
+    shipped tables), then the calibrated roofline; `source` says which.
+    """
     from planner.catalog import resolve_gpu, resolve_model
     from planner.io.configs import load_catalog
+    from planner.io.profiles import load_profiles
     from planner.profiles import ShapeKey
-    from planner.profiles.analytic import AnalyticProfiles
 
     catalog = load_catalog(configs)
     spec = resolve_model(catalog, model)
     gpu = resolve_gpu(catalog, gpu_type)
-    profiles = AnalyticProfiles(catalog, gpu_memory_utilization)
-    key = ShapeKey(spec.name, gpu.name, tp, gpu_fraction)
+    profiles = load_profiles(profiles_dir, catalog, gpu_memory_utilization)
+    key = ShapeKey(spec.name, gpu.name, tp, gpu_fraction, expert_parallel)
     point = profiles.at_concurrency(key, input_tokens, output_tokens, concurrency)
     fit = profiles.memory(key)
+    source_of = getattr(profiles, "source_of", None)
+    source = source_of(key) if source_of is not None else point.source
+    extrapolated = getattr(profiles, "extrapolated", None)
+    notes = list(extrapolated(key)) if extrapolated is not None and source == "kernels" else []
     out = {
         "model": spec.name,
         "gpu_type": gpu.name,
         "tp": tp,
+        "expert_parallel": expert_parallel,
         "gpu_fraction": gpu_fraction,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
@@ -85,13 +109,18 @@ def predict(
         "max_concurrency": round(point.max_concurrency, 3),
         "weights_gib_per_gpu": round(fit.weights_gib, 3),
         "kv_cache_gib_per_gpu": round(fit.kv_cache_gib, 3),
-        "source": point.source,
+        "weights_gib_by_part": {k: round(v, 3) for k, v in spec.weight_gib_by_part().items()},
+        "source": source,
+        "extrapolated": notes,
     }
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(f"{spec.name} on {tp}x {gpu.name} (fraction {gpu_fraction:g}), source analytic")
+    ep = ", expert-parallel" if expert_parallel else ""
+    typer.echo(f"{spec.name} on {tp}x {gpu.name}{ep} (fraction {gpu_fraction:g}), source {source}")
     width = max(len(k) for k in out)
     for name, value in out.items():
-        if name not in ("model", "gpu_type", "source"):
+        if name not in ("model", "gpu_type", "source", "extrapolated"):
             typer.echo(f"  {name:<{width}}  {value}")
+    for note in notes:
+        typer.echo(f"  extrapolated beyond the measured kernel grid: {note}")

@@ -36,7 +36,7 @@ from dataclasses import replace
 
 from planner.catalog import Catalog, GpuSpec, ModelSpec, resolve_gpu, resolve_model
 from planner.errors import InfeasibleError, ProfileError
-from planner.profiles import GPU_MEMORY_UTILIZATION, MemoryFit, PerfPoint, ShapeKey
+from planner.profiles import GPU_MEMORY_UTILIZATION, MemoryFit, PerfPoint, ShapeKey, Source
 from planner.profiles.roofline import (
     GIB,
     decode_terms,
@@ -206,6 +206,10 @@ class AnalyticProfiles:
         self._memory = functools.lru_cache(maxsize=4096)(self._memory_uncached)
         self._point = functools.lru_cache(maxsize=65536)(self._point_uncached)
         self._rate = functools.lru_cache(maxsize=65536)(self._rate_uncached)
+
+    def source_of(self, key: ShapeKey) -> Source:
+        """Which source answers `key`: always the roofline here."""
+        return "roofline"
 
     def _specs(self, key: ShapeKey) -> tuple[ModelSpec, GpuSpec]:
         if key.tp < 1:

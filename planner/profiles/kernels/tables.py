@@ -242,6 +242,9 @@ class KernelTables:
 
     # ---- MoE -----------------------------------------------------------------------
 
+    def moe_dtypes(self) -> tuple[str, ...]:
+        return tuple(sorted(_read(self.system, "moe")["moe_dtype"].unique()))
+
     def moe(
         self,
         dtype: str,
