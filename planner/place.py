@@ -76,11 +76,19 @@ class ReplicaPlacement:
     pool: str
     node: str
     gpu_indices: tuple[int, ...]
+    expert_parallel: bool = False  # MoE: experts split across the TP GPUs
 
     @property
     def allocation(self) -> Allocation:
         """The plan allocation this replica belongs to (with replicas=1)."""
-        return Allocation(self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction, 1)
+        return Allocation(
+            self.model,
+            self.gpu_type,
+            self.tensor_parallel,
+            self.gpu_fraction,
+            1,
+            self.expert_parallel,
+        )
 
 
 @dataclass(frozen=True)
@@ -302,6 +310,7 @@ def _replica(
         pool=node.pool.name,
         node=node.name,
         gpu_indices=gpus,
+        expert_parallel=alloc.expert_parallel,
     )
 
 

@@ -24,10 +24,14 @@ class Allocation:
     tensor_parallel: int
     gpu_fraction: float
     replicas: int
+    # MoE: experts split across the TP GPUs (vLLM --enable-expert-parallel).
+    expert_parallel: bool = False
 
     @property
     def shape(self) -> ShapeKey:
-        return ShapeKey(self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction)
+        return ShapeKey(
+            self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction, self.expert_parallel
+        )
 
     @property
     def gpus(self) -> float:

@@ -32,6 +32,7 @@ def placement_document(placement: Placement) -> dict[str, Any]:
                 "replica": r.replica,
                 "node": r.node,
                 "gpus": list(r.gpu_indices),
+                **({"expert_parallel": True} if r.expert_parallel else {}),
             }
             for r in placement.replicas
         ],

@@ -60,6 +60,8 @@ def plan_document(
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
+                # Written only when set, so dense plans keep their bytes.
+                **({"expert_parallel": True} if a.expert_parallel else {}),
             }
             for a in plan.allocations
         ],
@@ -147,6 +149,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["tensor_parallel"]),
                 float(a["gpu_fraction"]),
                 int(a["replicas"]),
+                bool(a.get("expert_parallel", False)),
             )
             for a in data["allocations"]
         ),

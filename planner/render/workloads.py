@@ -52,6 +52,7 @@ class _Server:
     tensor_parallel: int
     memory_utilization: float
     port: int
+    expert_parallel: bool = False  # MoE: --enable-expert-parallel (EP = TP)
 
 
 def service_name(model: ModelName) -> str:
@@ -87,20 +88,20 @@ def model_deployments(
 ) -> list[k8s.V1Deployment]:
     pools = {p.name: p for p in cluster.pools}
     out: list[k8s.V1Deployment] = []
-    whole: dict[tuple[str, str, int, str], list[ReplicaPlacement]] = defaultdict(list)
+    whole: dict[tuple[str, str, int, str, bool], list[ReplicaPlacement]] = defaultdict(list)
     shared_gpu: dict[tuple[str, int], list[ReplicaPlacement]] = defaultdict(list)
     sliced: dict[tuple[str, float, str], list[ReplicaPlacement]] = defaultdict(list)
     for r in placement.replicas:
         if r.gpu_fraction >= 1 - 1e-9:
-            whole[(r.model, r.gpu_type, r.tensor_parallel, r.node)].append(r)
+            whole[(r.model, r.gpu_type, r.tensor_parallel, r.node, r.expert_parallel)].append(r)
         elif options.sharing == "process":
             shared_gpu[(r.node, r.gpu_indices[0])].append(r)
         else:
             sliced[(r.model, r.gpu_fraction, r.node)].append(r)
 
-    for (model, _gpu_type, tp, node), reps in sorted(whole.items()):
-        server = _Server(models[model], tp, options.memory_utilization, options.port)
-        name = dns_name(model, f"tp{tp}", node)
+    for (model, _gpu_type, tp, node, ep), reps in sorted(whole.items()):
+        server = _Server(models[model], tp, options.memory_utilization, options.port, ep)
+        name = dns_name(model, f"tp{tp}", *(("ep",) if ep else ()), node)
         out.append(
             _deployment(name, reps, [server], pools[reps[0].pool], gpus, options, plan_hash, tp)
         )
@@ -251,6 +252,7 @@ def _serve_args(server: _Server) -> list[str]:
         str(server.tensor_parallel),
         "--gpu-memory-utilization",
         f"{server.memory_utilization:g}",
+        *(["--enable-expert-parallel"] if server.expert_parallel else []),
         *m.vllm_args,
     ]
 

@@ -165,7 +165,7 @@ def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bo
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
     key = shape.key
-    return Allocation(model, key.gpu_type, key.tp, key.gpu_fraction, replicas)
+    return Allocation(model, key.gpu_type, key.tp, key.gpu_fraction, replicas, key.expert_parallel)
 
 
 def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
@@ -200,7 +200,7 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             if victim.replicas > 1:
                 out.append(
                     Allocation(victim.model, victim.gpu_type, victim.tensor_parallel,
-                               victim.gpu_fraction, victim.replicas - 1)
+                               victim.gpu_fraction, victim.replicas - 1, victim.expert_parallel)
                 )  # fmt: skip
             elif not served_elsewhere(victim, [*out, victim]):
                 # Its last replica: shrink it to the next smaller shape that runs the
