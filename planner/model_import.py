@@ -69,15 +69,16 @@ def _quant_dtypes(
 ) -> tuple[Dtype, Dtype, str, Dtype]:
     """(weight dtype of attention/dense parts, expert dtype, fp8 scaling, KV dtype)."""
     kv: Dtype = "bf16"
+    body: Dtype
     if modelopt is not None:
         q = modelopt.get("quantization", modelopt)
         algo = str(q.get("quant_algo", "")).upper()
         excluded = [str(p) for p in q.get("exclude_modules", []) or []]
         if str(q.get("kv_cache_quant_algo", "")).upper() == "FP8":
             kv = "fp8"
-        body = _modelopt_dtype(algo, where)
-        attention = "bf16" if _ignored(excluded, "self_attn") else body
-        return attention, body, "tensor", kv
+        nvidia = _modelopt_dtype(algo, where)
+        attention: Dtype = "bf16" if _ignored(excluded, "self_attn") else nvidia
+        return attention, nvidia, "tensor", kv
     method = str(quant.get("quant_method", ""))
     if not method:
         return "bf16", "bf16", "block", kv
@@ -96,11 +97,12 @@ def _quant_dtypes(
         attention = "bf16" if _ignored(ignore, "self_attn") else body
         return attention, body, "tensor", kv
     if method == "compressed-tensors":
-        groups = quant.get("config_groups") or {}
-        weights = next(iter(groups.values()), {}).get("weights", {}) if groups else {}
+        groups: Mapping[str, Any] = quant.get("config_groups") or {}
+        first: Mapping[str, Any] = next(iter(groups.values()), {}) if groups else {}
+        weights: Mapping[str, Any] = first.get("weights") or {}
         bits, kind = weights.get("num_bits"), weights.get("type")
         if bits == 4 and kind == "int":
-            body: Dtype = "int4"
+            body = "int4"
         elif bits == 4 and kind == "float":
             body = "fp4"
         elif bits == 8 and kind == "float":

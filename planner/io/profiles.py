@@ -155,7 +155,7 @@ def load_profiles(
         gpu_memory_utilization: vLLM's `--gpu-memory-utilization` of a whole GPU
             (default: planner's).
     """
-    from planner.profiles import GPU_MEMORY_UTILIZATION
+    from planner.defaults import GPU_MEMORY_UTILIZATION
     from planner.profiles.kernels import KernelProfiles
     from planner.profiles.table import StoredProfiles
 

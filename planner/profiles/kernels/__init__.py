@@ -18,11 +18,13 @@ from dataclasses import fields
 
 from planner.catalog import Catalog
 from planner.errors import ProfileError
-from planner.profiles import GPU_MEMORY_UTILIZATION, PerfPoint, ShapeKey, Source
+from planner.defaults import GPU_MEMORY_UTILIZATION
+from planner.profiles import PerfPoint, Source
 from planner.profiles.analytic import AnalyticProfiles, max_concurrency
 from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
 from planner.profiles.kernels.step import StepModel
 from planner.profiles.kernels.tables import DATA_PACKAGE, kernel_tables, shipped_systems
+from planner.types.shapes import ShapeKey
 
 OVERHEAD_FILE = "engine_overhead.json"
 

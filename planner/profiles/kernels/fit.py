@@ -18,11 +18,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.profiles import ShapeKey
 from planner.profiles.analytic import max_concurrency, memory_fit
 from planner.profiles.calibrate import MEASURED_GPU_MEMORY_UTILIZATION, MeasuredPoint, nelder_mead
 from planner.profiles.kernels import KernelProfiles
 from planner.profiles.kernels.steady import EngineOverhead, StepCosts, combine, step_costs
+from planner.types.shapes import ShapeKey
 
 TTFT_WEIGHT = 0.5
 ITERATIONS = 600
@@ -66,7 +66,7 @@ def point_costs(catalog: Catalog, points: Sequence[MeasuredPoint]) -> list[Point
     profiles = KernelProfiles(catalog, MEASURED_GPU_MEMORY_UTILIZATION)
     out = []
     for p in points:
-        key = ShapeKey(p.model, p.gpu_type, p.tp, 1.0)
+        key = ShapeKey(p.model, p.gpu_type, p.tp)
         if profiles.source_of(key) != "kernels":
             continue
         model, gpu = catalog.models[p.model], catalog.gpus[p.gpu_type]

@@ -136,9 +136,7 @@ def combine(costs: StepCosts, o: EngineOverhead) -> Latency:
     ttft = first + o.wait_fraction * (b - 1.0) * marginal
     e2e = first + (osl - 1.0) * dec + o.interference * (b - 1.0) * marginal
     tpot = np.where(osl > 1, (e2e - ttft) / np.maximum(osl - 1.0, 1.0), 0.0)
-    if np.ndim(tpot) == 0:
-        tpot = float(tpot)
-    return Latency(ttft_ms=ttft, tpot_ms=tpot, e2e_ms=e2e)
+    return Latency(ttft_ms=ttft, tpot_ms=tpot if np.ndim(tpot) else float(tpot), e2e_ms=e2e)
 
 
 def kernel_steady_state(

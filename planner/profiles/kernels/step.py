@@ -264,7 +264,8 @@ class StepModel:
                 full,
             )
             self._flag("mla context", flags)
-            return model.layers * ms * share / self.fraction
+            mla: np.ndarray = model.layers * ms * share / self.fraction
+            return mla
         args = (self._kv_dtype(), model.head_dim)
         heads = (self.heads_per_gpu, self.kv_heads_per_gpu)
         ms, flags = self.tables.context_attention(*args, 0, *heads, one, full)
@@ -278,4 +279,5 @@ class StepModel:
             )
             self._flag("context attention (sliding window)", flags)
             total = total + model.sliding_layers * ms_w * x / full
-        return total / self.fraction
+        out: np.ndarray = total / self.fraction
+        return out

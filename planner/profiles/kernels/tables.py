@@ -53,7 +53,8 @@ def _read(system: str, table: str) -> pd.DataFrame:
     resource = importlib.resources.files(DATA_PACKAGE).joinpath("data", system, f"{table}.parquet")
     if not resource.is_file():
         return pd.DataFrame()
-    return pq.read_table(io.BytesIO(resource.read_bytes())).to_pandas()
+    frame: pd.DataFrame = pq.read_table(io.BytesIO(resource.read_bytes())).to_pandas()
+    return frame
 
 
 def _nearest(values: np.ndarray, wanted: float) -> float:
