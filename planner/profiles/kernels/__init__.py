@@ -14,11 +14,14 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-from dataclasses import fields
+import math
+from dataclasses import fields, replace
+
+import numpy as np
 
 from planner.catalog import Catalog
 from planner.errors import ProfileError
-from planner.defaults import GPU_MEMORY_UTILIZATION
+from planner.defaults import GPU_MEMORY_UTILIZATION, UNITS_PER_GPU
 from planner.profiles import PerfPoint, Source
 from planner.profiles.analytic import AnalyticProfiles, max_concurrency
 from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
@@ -27,6 +30,7 @@ from planner.profiles.kernels.tables import DATA_PACKAGE, kernel_tables, shipped
 from planner.types.shapes import ShapeKey
 
 OVERHEAD_FILE = "engine_overhead.json"
+_RATE_TABLE_POINTS = 40
 
 
 @functools.cache
@@ -58,6 +62,7 @@ class KernelProfiles(AnalyticProfiles):
         super().__init__(catalog, gpu_memory_utilization)
         self._overhead = overhead
         self._steps: dict[ShapeKey, StepModel] = {}
+        self._tables: dict[tuple[ShapeKey, float, float], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def overhead(self) -> EngineOverhead:
@@ -68,6 +73,7 @@ class KernelProfiles(AnalyticProfiles):
         """`kernels` for a GPU type with shipped tables, else `roofline`."""
         _, gpu = self._specs(key)
         return "kernels" if gpu.kernel_tables in shipped_systems() else "roofline"
+
 
     def step_model(self, key: ShapeKey) -> StepModel:
         """The kernel-composed step model of a shape (cached).
@@ -96,8 +102,67 @@ class KernelProfiles(AnalyticProfiles):
 
     def extrapolated(self, key: ShapeKey) -> tuple[str, ...]:
         """Kernels whose lookups for this shape left the measured grid (so far), sorted."""
-        step = self._steps.get(key)
-        return tuple(sorted(step.extrapolated)) if step is not None else ()
+        noted: set[str] = set()
+        for k in (key, replace(key, share_eighths=UNITS_PER_GPU)):
+            step = self._steps.get(k)
+            if step is not None:
+                noted |= step.noted()
+        return tuple(sorted(noted))
+
+    def _running_at_rate(
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        top: float,
+    ) -> PerfPoint:
+        """The closed-loop point whose throughput equals `rate_per_s` (no slot queue).
+
+        Throughput X(C) rises with concurrency: it is tabulated once per shape and token
+        shape at 40 concurrencies (geometric, 1e-4 x top to top), inverted by log-log
+        interpolation, and refined by two secant steps on exact steady states, within
+        1e-6 of the rate in practice (the roofline's bracketing solve needs about 9 exact
+        steady states per rate; this needs 2).
+        """
+        if self.source_of(key) != "kernels":
+            return super()._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
+        at_top = self._point(key, input_tokens, output_tokens, top)
+        if rate_per_s >= at_top.requests_per_s:
+            return replace(at_top, saturated=True)
+        table = self._throughput_table(key, input_tokens, output_tokens, top)
+        log_c, log_x = table
+        target = math.log(max(rate_per_s, 1e-300))
+        c = math.exp(float(np.interp(target, log_x, log_c)))
+        point = self._point_uncached(key, input_tokens, output_tokens, c)
+        for _ in range(2):
+            x = point.requests_per_s
+            if x <= 0 or abs(x - rate_per_s) <= 1e-9 * rate_per_s:
+                break
+            # Local slope d log C / d log X from the table (X ~ C at low load).
+            i = int(np.clip(np.searchsorted(log_x, target), 1, len(log_x) - 1))
+            slope = (log_c[i] - log_c[i - 1]) / max(log_x[i] - log_x[i - 1], 1e-12)
+            c = min(top, c * math.exp(slope * (target - math.log(x))))
+            point = self._point_uncached(key, input_tokens, output_tokens, c)
+        return point
+
+    def _throughput_table(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, top: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        cache_key = (key, input_tokens, output_tokens)
+        table = self._tables.get(cache_key)
+        if table is None:
+            c = top * np.geomspace(1e-4, 1.0, _RATE_TABLE_POINTS)
+            x = np.array(
+                [
+                    self._point_uncached(key, input_tokens, output_tokens, float(v)).requests_per_s
+                    for v in c
+                ]
+            )
+            x = np.maximum.accumulate(np.maximum(x, 1e-300))  # monotone for the inversion
+            table = (np.log(c), np.log(x))
+            self._tables[cache_key] = table
+        return table
 
     def _point_uncached(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
@@ -108,8 +173,11 @@ class KernelProfiles(AnalyticProfiles):
         top = max_concurrency(
             fit.kv_cache_tokens, input_tokens, output_tokens, gpu.vllm_max_num_seqs
         )
+        # Kernel time on a share f is the whole GPU's divided by f: every share of a
+        # model reads the whole-GPU step model's curves.
+        whole = replace(key, share_eighths=UNITS_PER_GPU)
         return kernel_steady_state(
-            self.step_model(key),
+            self.step_model(whole),
             self.overhead,
             gpu.vllm_max_num_batched_tokens,
             input_tokens,
@@ -117,4 +185,5 @@ class KernelProfiles(AnalyticProfiles):
             concurrency,
             top,
             fit.kv_cache_tokens,
+            key.gpu_fraction,
         )

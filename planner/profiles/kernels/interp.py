@@ -121,7 +121,7 @@ def log_grid(
 ) -> LogGrid:
     """Build a LogGrid from rows holding `keys` (positive numbers) and `value` (ms).
 
-    Duplicate keys keep their mean. Unmeasured cells are filled along each axis in turn
+    Duplicate keys keep their (geometric) mean. Unmeasured cells are filled along each axis in turn
     (first axis first), from the measured cells on the same grid line.
 
     Raises:
@@ -129,17 +129,20 @@ def log_grid(
     """
     if frame.empty:
         raise ValueError("log_grid needs at least one row")
-    grouped = frame.groupby(list(keys), sort=True)[value].mean()
-    axes_values = [np.unique(frame[k].to_numpy(float)) for k in keys]
+    axes_values = []
+    index = []
+    for k in keys:
+        values, inverse = np.unique(frame[k].to_numpy(float), return_inverse=True)
+        axes_values.append(values)
+        index.append(inverse)
     shape = tuple(a.size for a in axes_values)
-    log_ms = np.zeros(shape)
-    measured = np.zeros(shape, dtype=bool)
-    index = tuple(
-        np.searchsorted(a, grouped.index.get_level_values(i).to_numpy(float))
-        for i, a in enumerate(axes_values)
-    )
-    log_ms[index] = np.log(np.maximum(grouped.to_numpy(float), 1e-9))
-    measured[index] = True
+    latency = np.maximum(frame[value].to_numpy(float), 1e-9)
+    # Duplicate keys keep their mean (sum and count per cell).
+    flat = np.ravel_multi_index(tuple(index), shape)
+    total = np.bincount(flat, weights=np.log(latency), minlength=int(np.prod(shape)))
+    count = np.bincount(flat, minlength=int(np.prod(shape)))
+    measured = (count > 0).reshape(shape)
+    log_ms = np.where(count > 0, total / np.maximum(count, 1), 0.0).reshape(shape)
     known = measured.copy()
     axes = tuple(np.log(a) for a in axes_values)
     for _ in range(len(keys)):

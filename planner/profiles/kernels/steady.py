@@ -31,7 +31,7 @@ with k (interference, physically about 1) and g <= k fitted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -76,36 +76,34 @@ class StepCosts:
 def step_costs(
     step: StepModel, budget: int, batch: float, input_tokens: float, output_tokens: float
 ) -> StepCosts:
-    """Kernel costs of the steady state with `batch` requests running (pure)."""
+    """Kernel costs of the steady state with `batch` requests running (pure; reads the
+    shape's cached curves, so each call is a few microseconds of arithmetic)."""
+    curves = step.curves()
     b = max(batch, 1.0)
     isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
     context = isl + osl / 2.0
     others = b - 1.0
     chunk = max(float(budget) - others, 16.0)
     chunks = max(1, math.ceil(isl / chunk))
-    sizes = np.full(chunks, chunk)
-    sizes[-1] = isl - chunk * (chunks - 1)
-    before = np.concatenate(([0.0], np.cumsum(sizes)[:-1]))
-    attention = step.prefill_attention(sizes, before)
-    decode_attn = float(step.decode_attention(np.array([b]), np.array([context]))[0])
-    others_attn = (
-        float(step.decode_attention(np.array([others]), np.array([context]))[0])
-        if others >= 1
-        else 0.0
-    )
-    lm_b = float(step.lm_head(np.array([b]))[0])
-    lm_own = float(step.lm_head(np.array([others + 1.0]))[0])
-    base = step.linear_at(others)
-    with_chunk = np.array([step.linear_at(others + x) for x in sizes])
-    own = float(np.sum(with_chunk + lm_own + others_attn + attention))
-    marginal = float(np.sum(with_chunk - base + attention))
+    others_attn = curves.decode_attention(others, context) if others >= 1 else 0.0
+    lm_own = curves.lm_head(others + 1.0)
+    base = curves.linear(others)
+    own = marginal = 0.0
+    before = 0.0
+    for j in range(chunks):
+        size = chunk if j < chunks - 1 else isl - chunk * (chunks - 1)
+        attention = curves.prefill_attention(size, before)
+        with_chunk = curves.linear(others + size)
+        own += with_chunk + lm_own + others_attn + attention
+        marginal += with_chunk - base + attention
+        before += size
     return StepCosts(
         batch=b,
         layers=step.model.layers,
         input_tokens=isl,
         output_tokens=osl,
         chunks=chunks,
-        decode_ms=step.linear_at(b) + lm_b + decode_attn,
+        decode_ms=curves.linear(b) + curves.lm_head(b) + curves.decode_attention(b, context),
         own_prefill_ms=own,
         marginal_prefill_ms=marginal,
     )
@@ -148,11 +146,22 @@ def kernel_steady_state(
     concurrency: float,
     max_concurrency: float,
     kv_cache_tokens: int,
+    fraction: float = 1.0,
 ) -> PerfPoint:
-    """Closed-loop steady state with `concurrency` requests in the system (pure)."""
+    """Closed-loop steady state with `concurrency` requests in the system (pure).
+
+    `fraction`: the replica's share of the GPU; kernel time is the whole GPU's / share.
+    """
     osl = max(1.0, output_tokens)
     running = min(concurrency, max_concurrency)
     costs = step_costs(step, budget, max(running, 1.0), input_tokens, output_tokens)
+    if fraction != 1.0:
+        costs = replace(
+            costs,
+            decode_ms=costs.decode_ms / fraction,
+            own_prefill_ms=costs.own_prefill_ms / fraction,
+            marginal_prefill_ms=costs.marginal_prefill_ms / fraction,
+        )
     lat = combine(costs, overhead)
     per_ms = running / lat.e2e_ms
     queued = max(concurrency - running, 0.0)

@@ -29,11 +29,13 @@ bandwidth shared as under MPS limits), as the roofline assumes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from planner.catalog import ModelSpec
+from planner.profiles.kernels.curves import LogCurve, LogSurface
 from planner.profiles.kernels.tables import KernelTables
 
 #: vLLM's largest CUDA-graph batch (max_cudagraph_capture_size default, V1 engine).
@@ -77,6 +79,31 @@ def moe_dtype(model: ModelSpec, tables: KernelTables) -> str:
     return _MOE_DTYPE.get(dtype, "bfloat16")
 
 
+@dataclass(frozen=True)
+class StepCurves:
+    """A shape's kernel costs as fast curves (see `planner.profiles.kernels.curves`)."""
+
+    linear: LogCurve  # token-proportional kernels of a step, by tokens
+    lm_head: LogCurve  # by sampling sequences
+    decode_attention: LogSurface  # by (decoding sequences, KV length)
+    prompt_full: LogCurve  # whole-prompt attention of the full-attention layers, by length
+    prompt_window: LogCurve | None  # ... of the sliding-window layers (None: none)
+
+    def noted(self) -> set[str]:
+        parts = [self.linear, self.lm_head, self.decode_attention, self.prompt_full]
+        if self.prompt_window is not None:
+            parts.append(self.prompt_window)
+        return set().union(*(p.noted for p in parts))
+
+    def prefill_attention(self, chunk: float, before: float) -> float:
+        """`StepModel.prefill_attention` of one chunk, from the curves."""
+        full = before + chunk
+        out = self.prompt_full(full) * (full**2 - before**2) / full**2
+        if self.prompt_window is not None:
+            out += self.prompt_window(full) * chunk / full
+        return out
+
+
 @dataclass
 class StepModel:
     """Kernel-composed step costs of one model on one TP (x EP) shape of one GPU type.
@@ -96,8 +123,7 @@ class StepModel:
     expert_parallel: bool = False
     fraction: float = 1.0
     extrapolated: set[str] = field(default_factory=set)
-    _curve: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-    _curve_flags: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _curves: StepCurves | None = field(default=None, repr=False)
     _collect: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     # ---- shapes --------------------------------------------------------------------
@@ -184,32 +210,44 @@ class StepModel:
         parts = self.layer_kernels(m, graph)
         return np.sum(list(parts.values()), axis=0) if parts else np.zeros_like(m)
 
-    def linear_curve(self) -> tuple[np.ndarray, np.ndarray]:
-        """(log tokens, log ms) of `linear_ms` + the LM head of one sequence per token,
-        on a fixed grid of 1 to 65,536 tokens: steady-state queries interpolate it
-        instead of composing the kernels again (the curve is smooth between points)."""
-        if self._curve is None:
-            grid = np.unique(np.round(np.logspace(0, math.log10(65536), 161)))
-            self._collect = {}
-            try:
-                ms = self.linear_ms(grid)
-            finally:
-                self._curve_flags, self._collect = self._collect, None
-            self._curve = (np.log(grid), np.log(np.maximum(ms, 1e-9)))
-        return self._curve
+    def _collected(
+        self, fn: Callable[..., np.ndarray], *args: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """`fn(*args)` with the extrapolation flags of each kernel per argument point."""
+        self._collect = {}
+        try:
+            ms = fn(*args)
+            flags = self._collect
+        finally:
+            self._collect = None
+        return ms, flags
 
-    def linear_at(self, tokens: float) -> float:
-        """`linear_ms` at one token count, from the cached curve (0 for no tokens);
-        kernels extrapolated at the bracketing grid points are noted."""
-        if tokens <= 0:
-            return 0.0
-        x, y = self.linear_curve()
-        at = math.log(tokens)
-        i = int(np.clip(np.searchsorted(x, at), 1, x.size - 1))
-        for name, flags in self._curve_flags.items():
-            if flags[i - 1] or flags[i]:
-                self.extrapolated.add(name)
-        return math.exp(float(np.interp(at, x, y)))
+    def curves(self) -> StepCurves:
+        """The shape's kernel costs as cached curves for fast scalar lookups (built once)."""
+        if self._curves is None:
+            self._curves = StepCurves(
+                linear=LogCurve.build(lambda x: self._collected(self.linear_ms, x), 65536),
+                lm_head=LogCurve.build(lambda x: self._collected(self.lm_head, x), 4096),
+                decode_attention=LogSurface.build(
+                    lambda b, s: self._collected(self.decode_attention, b, s), 4096, 262144
+                ),
+                prompt_full=LogCurve.build(
+                    lambda f: self._collected(lambda x: self.prompt_attention(x)[0], f), 262144
+                ),
+                prompt_window=LogCurve.build(
+                    lambda f: self._collected(lambda x: self.prompt_attention(x)[1], f), 262144
+                )
+                if self.model.sliding_layers
+                else None,
+            )
+        return self._curves
+
+    def noted(self) -> set[str]:
+        """Kernels whose lookups (direct or through the curves) left the measured grid."""
+        out = set(self.extrapolated)
+        if self._curves is not None:
+            out |= self._curves.noted()
+        return out
 
     # ---- attention -----------------------------------------------------------------
 
@@ -246,14 +284,12 @@ class StepModel:
             total = total + model.sliding_layers * ms
         return total / self.fraction
 
-    def prefill_attention(self, chunk: np.ndarray, before: np.ndarray) -> np.ndarray:
-        """Attention of a prefill chunk of `chunk` tokens after `before` tokens, all layers."""
+    def prompt_attention(self, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Context attention of whole prompts of `full` tokens, all layers: (the
+        full-attention layers, the sliding-window layers)."""
         model = self.model
-        x = np.maximum(np.asarray(chunk, dtype=float), 1.0)
-        o = np.maximum(np.asarray(before, dtype=float), 0.0)
-        full = o + x
-        share = (full**2 - o**2) / full**2
-        one = np.ones_like(full)
+        f = np.maximum(np.asarray(full, dtype=float), 1.0)
+        one = np.ones_like(f)
         if model.is_mla:
             ms, flags = self.tables.mla(
                 "context",
@@ -261,23 +297,34 @@ class StepModel:
                 gemm_dtype(model, model.weight_dtype),
                 self.heads_per_gpu,
                 one,
-                full,
+                f,
             )
             self._flag("mla context", flags)
-            mla: np.ndarray = model.layers * ms * share / self.fraction
-            return mla
+            return model.layers * ms / self.fraction, np.zeros_like(f)
         args = (self._kv_dtype(), model.head_dim)
         heads = (self.heads_per_gpu, self.kv_heads_per_gpu)
-        ms, flags = self.tables.context_attention(*args, 0, *heads, one, full)
+        ms, flags = self.tables.context_attention(*args, 0, *heads, one, f)
         self._flag("context attention", flags)
-        total = (model.layers - model.sliding_layers) * ms * share
+        full_layers = (model.layers - model.sliding_layers) * ms / self.fraction
+        window = np.zeros_like(f)
         if model.sliding_layers:
-            # A window-w layer's query attends to at most w keys: its cost grows with the
-            # chunk's queries, read off the windowed kernel at the whole prompt's length.
             ms_w, flags = self.tables.context_attention(
-                *args, model.sliding_window, *heads, one, full
+                *args, model.sliding_window, *heads, one, f
             )
             self._flag("context attention (sliding window)", flags)
-            total = total + model.sliding_layers * ms_w * x / full
-        out: np.ndarray = total / self.fraction
+            window = model.sliding_layers * ms_w / self.fraction
+        return full_layers, window
+
+    def prefill_attention(self, chunk: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """Attention of a prefill chunk of `chunk` tokens after `before` tokens, all layers.
+
+        Full attention: the chunk's share ((o + x)^2 - o^2) / (o + x)^2 of the whole
+        prompt's causal work. A window-w layer's query attends to at most w keys: its
+        cost grows with the chunk's queries, x / (o + x) of the whole prompt's.
+        """
+        x = np.maximum(np.asarray(chunk, dtype=float), 1.0)
+        o = np.maximum(np.asarray(before, dtype=float), 0.0)
+        full = o + x
+        full_ms, window_ms = self.prompt_attention(full)
+        out: np.ndarray = full_ms * (full**2 - o**2) / full**2 + window_ms * x / full
         return out

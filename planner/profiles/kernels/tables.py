@@ -26,6 +26,7 @@ import functools
 import importlib.resources
 import io
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ Lookup = tuple[np.ndarray, np.ndarray]
 _UP, _FLAT = 1.0, 0.0
 
 
+@functools.cache
 def shipped_systems() -> tuple[str, ...]:
     """The GPU systems whose tables ship in the package."""
     root = importlib.resources.files(DATA_PACKAGE).joinpath("data")
@@ -55,6 +57,29 @@ def _read(system: str, table: str) -> pd.DataFrame:
         return pd.DataFrame()
     frame: pd.DataFrame = pq.read_table(io.BytesIO(resource.read_bytes())).to_pandas()
     return frame
+
+
+_ATTENTION_KEYS = ("kv_cache_dtype", "head_dim", "window_size", "num_heads", "num_key_value_heads")
+_MOE_KEYS = (
+    "moe_dtype",
+    "distribution",
+    "moe_tp_size",
+    "moe_ep_size",
+    "hidden_size",
+    "inter_size",
+    "topk",
+    "num_experts",
+)
+
+
+@functools.cache
+def _groups(system: str, table: str, keys: tuple[str, ...]) -> dict[tuple[Any, ...], pd.DataFrame]:
+    """A table split once by `keys` (lookups then pick groups by plain tuple keys)."""
+    frame = _read(system, table)
+    return {
+        tuple(k) if isinstance(k, tuple) else (k,): g
+        for k, g in frame.groupby(list(keys), sort=True)
+    }
 
 
 def _nearest(values: np.ndarray, wanted: float) -> float:
@@ -124,40 +149,38 @@ class KernelTables:
         key = (table, kv_dtype, head_dim, window, heads, kv_heads)
         if key in self._grids:
             return self._grids[key]
-        frame = _read(self.system, table)
+        groups = _groups(self.system, table, _ATTENTION_KEYS)
         flagged = False
-        rows = frame[frame["kv_cache_dtype"] == kv_dtype]
-        if rows.empty:
-            rows, flagged = frame[frame["kv_cache_dtype"] == "bfloat16"], True
+        keys = [k for k in groups if k[0] == kv_dtype]
+        if not keys:
+            keys, flagged = [k for k in groups if k[0] == "bfloat16"], True
         scale = 1.0
-        dims = rows["head_dim"].unique()
-        dim = _nearest(dims, head_dim)
+        dim = int(_nearest(np.array(sorted({k[1] for k in keys})), head_dim))
         if dim != head_dim:
             scale *= head_dim / dim
             flagged = True
-        rows = rows[rows["head_dim"] == dim]
-        windows = rows["window_size"].unique()
+        keys = [k for k in keys if k[1] == dim]
+        windows = sorted({k[2] for k in keys})
         if window not in windows:
             flagged = True
             window = 0 if 0 in windows else int(windows[0])
-        rows = rows[rows["window_size"] == window]
-        pairs = rows[["num_heads", "num_key_value_heads"]].drop_duplicates()
-        exact = pairs[(pairs["num_heads"] == heads) & (pairs["num_key_value_heads"] == kv_heads)]
-        if exact.empty:
-            flagged = True
-            # Same grouping (heads per KV head) if measured, else the nearest KV-head count;
-            # then the nearest head count. Work scales with heads (context: FLOPs per
-            # query head; generation: KV bytes per KV head).
-            same_kv = pairs[pairs["num_key_value_heads"] == kv_heads]
-            if same_kv.empty:
-                kv = _nearest(pairs["num_key_value_heads"].to_numpy(), kv_heads)
-                same_kv = pairs[pairs["num_key_value_heads"] == kv]
-            h = _nearest(same_kv["num_heads"].to_numpy(), heads)
-            kv = float(same_kv["num_key_value_heads"].iloc[0])
-            scale *= heads / h if table == "context_attention" else kv_heads / kv
-            rows = rows[(rows["num_heads"] == h) & (rows["num_key_value_heads"] == kv)]
+        keys = [k for k in keys if k[2] == window]
+        exact = [k for k in keys if (k[3], k[4]) == (heads, kv_heads)]
+        if exact:
+            chosen = exact[0]
         else:
-            rows = rows[(rows["num_heads"] == heads) & (rows["num_key_value_heads"] == kv_heads)]
+            flagged = True
+            # Same KV-head count if measured, else the nearest; then the nearest head
+            # count. Work scales with heads (context: FLOPs per query head; generation:
+            # KV bytes per KV head).
+            same_kv = [k for k in keys if k[4] == kv_heads]
+            if not same_kv:
+                kv = _nearest(np.array(sorted({k[4] for k in keys})), kv_heads)
+                same_kv = [k for k in keys if k[4] == kv]
+            h = _nearest(np.array(sorted({k[3] for k in same_kv})), heads)
+            chosen = next(k for k in same_kv if k[3] == h)
+            scale *= heads / h if table == "context_attention" else kv_heads / chosen[4]
+        rows = groups[chosen]
         seq = "isl" if table == "context_attention" else "step"
         # Context attention grows with the square of the prompt above the largest length.
         slope_seq = 2.0 if table == "context_attention" else _UP
@@ -279,49 +302,35 @@ class KernelTables:
         moe_ep: int,
         distribution: str,
     ) -> tuple[LogGrid, float, bool]:
-        frame = _read(self.system, "moe")
+        groups = _groups(self.system, "moe", _MOE_KEYS)
         flagged = False
-        rows = frame[frame["moe_dtype"] == dtype]
-        if rows.empty:
+        keys = [k for k in groups if k[0] == dtype]
+        if not keys:
             for alt in _MOE_FALLBACK.get(dtype, ()) + ("fp8_block", "bfloat16"):
-                rows = frame[frame["moe_dtype"] == alt]
-                if not rows.empty:
+                keys = [k for k in groups if k[0] == alt]
+                if keys:
                     flagged = True
                     break
-        by_dist = rows[rows["distribution"] == distribution]
-        rows = by_dist if not by_dist.empty else rows[rows["distribution"] == "balanced"]
-        par = rows[(rows["moe_tp_size"] == moe_tp) & (rows["moe_ep_size"] == moe_ep)]
-        if par.empty:  # the nearest split measured: same total split
+        by_dist = [k for k in keys if k[1] == distribution]
+        keys = by_dist or [k for k in keys if k[1] == "balanced"]
+        par = [k for k in keys if (k[2], k[3]) == (moe_tp, moe_ep)]
+        if not par:  # the nearest split measured: the same total split, else none
             flagged = True
-            par = rows[rows["moe_tp_size"] * rows["moe_ep_size"] == moe_tp * moe_ep]
-            if par.empty:
-                par = rows[(rows["moe_tp_size"] == 1) & (rows["moe_ep_size"] == 1)]
-        shapes = par[["hidden_size", "inter_size", "topk", "num_experts"]].drop_duplicates()
+            par = [k for k in keys if k[2] * k[3] == moe_tp * moe_ep]
+            par = par or [k for k in keys if (k[2], k[3]) == (1, 1)]
         wanted = np.log([hidden, inter, topk, experts])
-        distance = np.abs(np.log(shapes.to_numpy(float)) - wanted).sum(axis=1)
-        best = shapes.iloc[int(np.argmin(distance))]
+        shapes = np.array([k[4:8] for k in par], dtype=float)
+        distance = np.abs(np.log(shapes) - wanted).sum(axis=1)
+        best = par[int(np.argmin(distance))]
         scale = 1.0
         if float(distance.min()) > 1e-9:
             flagged = True
             # Expert work per token: topk experts of hidden x inter (FLOPs and, at small
             # batches, bytes of the experts touched) relative to the measured shape.
-            scale = (hidden * inter * topk) / (
-                float(best["hidden_size"]) * float(best["inter_size"]) * float(best["topk"])
-            )
-        chosen = par[
-            (par["hidden_size"] == best["hidden_size"])
-            & (par["inter_size"] == best["inter_size"])
-            & (par["topk"] == best["topk"])
-            & (par["num_experts"] == best["num_experts"])
-        ]
-        if moe_tp * moe_ep != int(chosen["moe_tp_size"].iloc[0] * chosen["moe_ep_size"].iloc[0]):
-            scale *= int(chosen["moe_tp_size"].iloc[0] * chosen["moe_ep_size"].iloc[0]) / (
-                moe_tp * moe_ep
-            )
-        chosen = chosen[
-            (chosen["moe_tp_size"] == chosen["moe_tp_size"].iloc[0])
-            & (chosen["moe_ep_size"] == chosen["moe_ep_size"].iloc[0])
-        ]
+            scale = (hidden * inter * topk) / (best[4] * best[5] * best[6])
+        if moe_tp * moe_ep != best[2] * best[3]:
+            scale *= best[2] * best[3] / (moe_tp * moe_ep)
+        chosen = groups[best]
         grid = log_grid(chosen, ["num_tokens"], (_FLAT,), (_UP,))
         return grid, scale, flagged
 
