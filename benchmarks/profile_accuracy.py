@@ -38,7 +38,6 @@ from planner.profiles.calibrate import (  # noqa: E402
     mape,
     predict,
 )
-
 from planner.profiles.kernels import shipped_overhead  # noqa: E402
 from planner.profiles.kernels.fit import (  # noqa: E402
     PointCosts,

@@ -177,7 +177,9 @@ def model_spec_from_hf(
         rope = int(_need(text, "qk_rope_head_dim", arch, where))
         nope = int(_need(text, "qk_nope_head_dim", arch, where))
         v_dim = int(_need(text, "v_head_dim", arch, where))
-        q_params = (h * q_lora + q_lora * heads * (nope + rope)) if q_lora else h * heads * (nope + rope)
+        q_params = (
+            (h * q_lora + q_lora * heads * (nope + rope)) if q_lora else h * heads * (nope + rope)
+        )
         attention = q_params + h * (kv_lora + rope) + kv_lora * heads * (nope + v_dim)
         attention += heads * v_dim * h
         head_dim = nope + rope

@@ -57,7 +57,7 @@ def test_grid_extrapolates_with_the_edge_slopes_and_says_so() -> None:
     grid = log_grid(_grid(), ["m", "n"], (0.0, 0.0), (1.0, 1.0))
     above, flag_above = grid(64.0, 10.0)  # slope 1 beyond m = 16: 4x the work, 4x the time
     below, flag_below = grid(0.5, 10.0)  # slope 0 below m = 1: the launch floor
-    inside, flag_inside = grid(8.0, 10.0)
+    _, flag_inside = grid(8.0, 10.0)
     assert float(above) == pytest.approx(0.01 * 16**0.5 * 10 * 4)
     assert float(below) == pytest.approx(0.1)
     assert bool(flag_above) and bool(flag_below) and not bool(flag_inside)
@@ -92,7 +92,8 @@ def test_a_measured_gemm_row_is_returned_as_measured() -> None:
     tables = kernel_tables("h100_sxm")
     ms, flagged = tables.gemm("bfloat16", 8192, 8192, np.array([64.0]))
     frame = pd.read_parquet(
-        __import__("importlib.resources").resources.files("planner.profiles.kernels")
+        __import__("importlib.resources")
+        .resources.files("planner.profiles.kernels")
         .joinpath("data", "h100_sxm", "gemm.parquet")
         .open("rb")
     )

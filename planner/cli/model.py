@@ -9,8 +9,9 @@ import typer
 
 from planner.cli import app
 
-model_app = typer.Typer(help="Model catalog: add models from Hugging Face configs.",
-                        no_args_is_help=True)
+model_app = typer.Typer(
+    help="Model catalog: add models from Hugging Face configs.", no_args_is_help=True
+)
 app.add_typer(model_app, name="model")
 
 

@@ -20,8 +20,8 @@ from dataclasses import fields, replace
 import numpy as np
 
 from planner.catalog import Catalog
-from planner.errors import ProfileError
 from planner.defaults import GPU_MEMORY_UTILIZATION, UNITS_PER_GPU
+from planner.errors import ProfileError
 from planner.profiles import PerfPoint, Source
 from planner.profiles.analytic import AnalyticProfiles, max_concurrency
 from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
@@ -73,7 +73,6 @@ class KernelProfiles(AnalyticProfiles):
         """`kernels` for a GPU type with shipped tables, else `roofline`."""
         _, gpu = self._specs(key)
         return "kernels" if gpu.kernel_tables in shipped_systems() else "roofline"
-
 
     def step_model(self, key: ShapeKey) -> StepModel:
         """The kernel-composed step model of a shape (cached).

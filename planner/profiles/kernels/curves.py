@@ -34,10 +34,8 @@ class LogCurve:
     noted: set[str] = field(default_factory=set)
 
     @classmethod
-    def build(
-        cls, fn: Callable[[np.ndarray], tuple[np.ndarray, Flags]], top: float
-    ) -> LogCurve:
-        n = int(math.ceil(math.log2(top) * PER_DOUBLING)) + 2
+    def build(cls, fn: Callable[[np.ndarray], tuple[np.ndarray, Flags]], top: float) -> LogCurve:
+        n = math.ceil(math.log2(top) * PER_DOUBLING) + 2
         x = 2.0 ** (np.arange(n) / PER_DOUBLING)
         ms, flags = fn(x)
         segments = [
@@ -73,8 +71,8 @@ class LogSurface:
         top_b: float,
     ) -> LogSurface:
         step = SURFACE_PER_DOUBLING
-        na = int(math.ceil(math.log2(top_a) * step)) + 2
-        nb = int(math.ceil(math.log2(top_b) * step)) + 2
+        na = math.ceil(math.log2(top_a) * step) + 2
+        nb = math.ceil(math.log2(top_b) * step) + 2
         a = 2.0 ** (np.arange(na) / step)
         b = 2.0 ** (np.arange(nb) / step)
         aa, bb = np.meshgrid(a, b, indexing="ij")

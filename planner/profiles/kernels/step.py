@@ -90,10 +90,11 @@ class StepCurves:
     prompt_window: LogCurve | None  # ... of the sliding-window layers (None: none)
 
     def noted(self) -> set[str]:
-        parts = [self.linear, self.lm_head, self.decode_attention, self.prompt_full]
+        out = self.linear.noted | self.lm_head.noted | self.decode_attention.noted
+        out |= self.prompt_full.noted
         if self.prompt_window is not None:
-            parts.append(self.prompt_window)
-        return set().union(*(p.noted for p in parts))
+            out |= self.prompt_window.noted
+        return out
 
     def prefill_attention(self, chunk: float, before: float) -> float:
         """`StepModel.prefill_attention` of one chunk, from the curves."""
@@ -277,9 +278,7 @@ class StepModel:
         self._flag("generation attention", flags)
         total = full * ms
         if model.sliding_layers:
-            ms, flags = self.tables.generation_attention(
-                *args, model.sliding_window, *heads, b, s
-            )
+            ms, flags = self.tables.generation_attention(*args, model.sliding_window, *heads, b, s)
             self._flag("generation attention (sliding window)", flags)
             total = total + model.sliding_layers * ms
         return total / self.fraction
@@ -308,9 +307,7 @@ class StepModel:
         full_layers = (model.layers - model.sliding_layers) * ms / self.fraction
         window = np.zeros_like(f)
         if model.sliding_layers:
-            ms_w, flags = self.tables.context_attention(
-                *args, model.sliding_window, *heads, one, f
-            )
+            ms_w, flags = self.tables.context_attention(*args, model.sliding_window, *heads, one, f)
             self._flag("context attention (sliding window)", flags)
             window = model.sliding_layers * ms_w / self.fraction
         return full_layers, window

@@ -4,15 +4,16 @@
 collected data by benchmarks/build_kernel_tables.py; attribution in `data/NOTICE`),
 latency in ms per kernel call on one GPU:
 
-| table | keys |
-|---|---|
-| gemm | gemm_dtype (bfloat16, fp8, fp8_block, nvfp4), m tokens, n out features, k in features |
-| context_attention | kv_cache_dtype, head_dim, window_size, heads and KV heads per GPU, batch_size prompts x isl |
-| generation_attention | same heads keys, batch_size sequences, step = KV history |
-| moe | moe_dtype, distribution, hidden_size, inter_size (per expert), topk, num_experts, moe_tp_size, moe_ep_size, num_tokens |
-| allreduce | backend (vllm_graph, vllm_eager), num_gpus, message_size (elements, bf16) |
-| nccl | op_name, num_gpus, message_size (elements, fp16) |
-| mla_context / mla_generation | kv_cache_dtype, gemm_type, heads per GPU, batch_size, isl / step (KV length incl. the new token) |
+- gemm: gemm_dtype (bfloat16, fp8, fp8_block, nvfp4), m tokens, n out and k in features;
+- context_attention: kv_cache_dtype, head_dim, window_size, heads and KV heads per GPU,
+  batch_size prompts x isl;
+- generation_attention: the same head keys, batch_size sequences, step = KV history;
+- moe: moe_dtype, distribution, hidden_size, inter_size (per expert), topk,
+  num_experts, moe_tp_size, moe_ep_size, num_tokens;
+- allreduce: backend (vllm_graph, vllm_eager), num_gpus, message_size (BF16 elements);
+- nccl: op_name, num_gpus, message_size (FP16 elements);
+- mla_context / mla_generation: kv_cache_dtype, gemm_type, heads per GPU, batch_size,
+  isl / step (KV length including the new token).
 
 Lookups are vectorised over the token (or batch) axis and return (latency_ms,
 extrapolated) arrays; `planner.profiles.kernels.interp` does the log-space work.
@@ -306,7 +307,7 @@ class KernelTables:
         flagged = False
         keys = [k for k in groups if k[0] == dtype]
         if not keys:
-            for alt in _MOE_FALLBACK.get(dtype, ()) + ("fp8_block", "bfloat16"):
+            for alt in (*_MOE_FALLBACK.get(dtype, ()), "fp8_block", "bfloat16"):
                 keys = [k for k in groups if k[0] == alt]
                 if keys:
                     flagged = True
