@@ -179,6 +179,10 @@ def erlang_c_wait_ms(slots: float, offered: float, service_ms: float) -> float:
         blocking = 1.0  # Erlang B by its stable recursion
         for k in range(1, servers + 1):
             blocking = offered * blocking / (k + offered * blocking)
+            if k > offered and blocking < 1e-20:
+                # Past k = offered the recursion only shrinks: the wait is below 1e-20 of
+                # the service time already; the remaining steps cannot change the figure.
+                break
         waiting = servers * blocking / (servers - offered * (1.0 - blocking))
         return waiting * service_ms / (servers - offered)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import bisect
 import json
 import math
 from dataclasses import fields, replace
@@ -30,7 +31,7 @@ from planner.profiles.kernels.tables import DATA_PACKAGE, kernel_tables, shipped
 from planner.types.shapes import ShapeKey
 
 OVERHEAD_FILE = "engine_overhead.json"
-_RATE_TABLE_POINTS = 40
+_RATE_TABLE_POINTS = 25
 
 
 @functools.cache
@@ -62,7 +63,8 @@ class KernelProfiles(AnalyticProfiles):
         super().__init__(catalog, gpu_memory_utilization)
         self._overhead = overhead
         self._steps: dict[ShapeKey, StepModel] = {}
-        self._tables: dict[tuple[ShapeKey, float, float], tuple[np.ndarray, np.ndarray]] = {}
+        self._sources: dict[ShapeKey, Source] = {}
+        self._tables: dict[tuple[ShapeKey, float, float], tuple[list[float], list[float]]] = {}
 
     @property
     def overhead(self) -> EngineOverhead:
@@ -71,8 +73,12 @@ class KernelProfiles(AnalyticProfiles):
 
     def source_of(self, key: ShapeKey) -> Source:
         """`kernels` for a GPU type with shipped tables, else `roofline`."""
-        _, gpu = self._specs(key)
-        return "kernels" if gpu.kernel_tables in shipped_systems() else "roofline"
+        source = self._sources.get(key)
+        if source is None:
+            _, gpu = self._specs(key)
+            source = "kernels" if gpu.kernel_tables in shipped_systems() else "roofline"
+            self._sources[key] = source
+        return source
 
     def step_model(self, key: ShapeKey) -> StepModel:
         """The kernel-composed step model of a shape (cached).
@@ -119,7 +125,7 @@ class KernelProfiles(AnalyticProfiles):
         """The closed-loop point whose throughput equals `rate_per_s` (no slot queue).
 
         Throughput X(C) rises with concurrency: it is tabulated once per shape and token
-        shape at 40 concurrencies (geometric, 1e-4 x top to top), inverted by log-log
+        shape at 25 concurrencies (geometric, 1e-4 x top to top), inverted by log-log
         interpolation, and refined by two secant steps on exact steady states, within
         1e-6 of the rate in practice (the roofline's bracketing solve needs about 9 exact
         steady states per rate; this needs 2).
@@ -129,25 +135,24 @@ class KernelProfiles(AnalyticProfiles):
         at_top = self._point(key, input_tokens, output_tokens, top)
         if rate_per_s >= at_top.requests_per_s:
             return replace(at_top, saturated=True)
-        table = self._throughput_table(key, input_tokens, output_tokens, top)
-        log_c, log_x = table
+        log_c, log_x = self._throughput_table(key, input_tokens, output_tokens, top)
         target = math.log(max(rate_per_s, 1e-300))
-        c = math.exp(float(np.interp(target, log_x, log_c)))
+        i = min(max(bisect.bisect_left(log_x, target), 1), len(log_x) - 1)
+        # Local slope d log C / d log X of the bracketing table segment (X ~ C at low load).
+        slope = (log_c[i] - log_c[i - 1]) / max(log_x[i] - log_x[i - 1], 1e-12)
+        c = min(top, math.exp(log_c[i - 1] + slope * (target - log_x[i - 1])))
         point = self._point_uncached(key, input_tokens, output_tokens, c)
         for _ in range(2):
             x = point.requests_per_s
             if x <= 0 or abs(x - rate_per_s) <= 1e-9 * rate_per_s:
                 break
-            # Local slope d log C / d log X from the table (X ~ C at low load).
-            i = int(np.clip(np.searchsorted(log_x, target), 1, len(log_x) - 1))
-            slope = (log_c[i] - log_c[i - 1]) / max(log_x[i] - log_x[i - 1], 1e-12)
             c = min(top, c * math.exp(slope * (target - math.log(x))))
             point = self._point_uncached(key, input_tokens, output_tokens, c)
         return point
 
     def _throughput_table(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, top: float
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[list[float], list[float]]:
         cache_key = (key, input_tokens, output_tokens)
         table = self._tables.get(cache_key)
         if table is None:
@@ -159,7 +164,7 @@ class KernelProfiles(AnalyticProfiles):
                 ]
             )
             x = np.maximum.accumulate(np.maximum(x, 1e-300))  # monotone for the inversion
-            table = (np.log(c), np.log(x))
+            table = (np.log(c).tolist(), np.log(x).tolist())
             self._tables[cache_key] = table
         return table
 

@@ -3,7 +3,7 @@
 The steady-state solver asks for the same few functions (token-proportional kernels,
 LM head, decode attention, prefill attention) thousands of times per shape at scalar
 arguments. Each is evaluated once, vectorised, on a uniform grid in log2 of its
-arguments (8 points per doubling), and then read back by linear interpolation in log
+arguments (4 points per doubling), and then read back by linear interpolation in log
 space in O(1) pure-Python arithmetic: between grid points the curve is the power law
 through its neighbours, as the tables themselves are interpolated. The grid is far
 finer than the measured one (2 points per doubling or fewer), so this adds well under
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PER_DOUBLING = 8
-SURFACE_PER_DOUBLING = 4  # decode attention is smooth in both arguments
+PER_DOUBLING = 4
+SURFACE_PER_DOUBLING = 4
 
 Flags = dict[str, np.ndarray]
 
@@ -60,7 +60,7 @@ class LogSurface:
     """f(a, b) on a, b = 2^(i / SURFACE_PER_DOUBLING) (log values, rows by a)."""
 
     log_ms: list[list[float]]
-    flagged: dict[str, set[tuple[int, int]]]  # grid cells each kernel was extrapolated at
+    flagged: dict[str, list[list[bool]]]  # grid cells each kernel was extrapolated at
     noted: set[str] = field(default_factory=set)
 
     @classmethod
@@ -78,10 +78,7 @@ class LogSurface:
         aa, bb = np.meshgrid(a, b, indexing="ij")
         ms, flags = fn(aa.ravel(), bb.ravel())
         log_ms = np.log(np.maximum(ms, 1e-12)).reshape(na, nb)
-        flagged = {
-            k: {(int(i), int(j)) for i, j in zip(*np.nonzero(v.reshape(na, nb)), strict=True)}
-            for k, v in flags.items()
-        }
+        flagged = {k: v.reshape(na, nb).tolist() for k, v in flags.items() if v.any()}
         return cls(log_ms.tolist(), flagged)
 
     def __call__(self, a: float, b: float) -> float:
@@ -93,8 +90,8 @@ class LogSurface:
         pb = max(math.log2(max(b, 1.0)) * SURFACE_PER_DOUBLING, 0.0)
         i, j = min(int(pa), na - 2), min(int(pb), nb - 2)
         ta, tb = pa - i, pb - j
-        for name, cells in self.flagged.items():
-            if cells and {(i, j), (i + 1, j), (i, j + 1), (i + 1, j + 1)} & cells:
+        for name, f in self.flagged.items():
+            if f[i][j] or f[i + 1][j] or f[i][j + 1] or f[i + 1][j + 1]:
                 self.noted.add(name)
         y = (
             (1 - ta) * (1 - tb) * grid[i][j]

@@ -31,7 +31,7 @@ with k (interference, physically about 1) and g <= k fitted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,10 +74,16 @@ class StepCosts:
 
 
 def step_costs(
-    step: StepModel, budget: int, batch: float, input_tokens: float, output_tokens: float
+    step: StepModel,
+    budget: int,
+    batch: float,
+    input_tokens: float,
+    output_tokens: float,
+    fraction: float = 1.0,
 ) -> StepCosts:
     """Kernel costs of the steady state with `batch` requests running (pure; reads the
-    shape's cached curves, so each call is a few microseconds of arithmetic)."""
+    shape's cached curves, so each call is a few microseconds of arithmetic). On a GPU
+    share `fraction` kernel time is the whole GPU's divided by the share."""
     curves = step.curves()
     b = max(batch, 1.0)
     isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
@@ -103,9 +109,10 @@ def step_costs(
         input_tokens=isl,
         output_tokens=osl,
         chunks=chunks,
-        decode_ms=curves.linear(b) + curves.lm_head(b) + curves.decode_attention(b, context),
-        own_prefill_ms=own,
-        marginal_prefill_ms=marginal,
+        decode_ms=(curves.linear(b) + curves.lm_head(b) + curves.decode_attention(b, context))
+        / fraction,
+        own_prefill_ms=own / fraction,
+        marginal_prefill_ms=marginal / fraction,
     )
 
 
@@ -154,14 +161,7 @@ def kernel_steady_state(
     """
     osl = max(1.0, output_tokens)
     running = min(concurrency, max_concurrency)
-    costs = step_costs(step, budget, max(running, 1.0), input_tokens, output_tokens)
-    if fraction != 1.0:
-        costs = replace(
-            costs,
-            decode_ms=costs.decode_ms / fraction,
-            own_prefill_ms=costs.own_prefill_ms / fraction,
-            marginal_prefill_ms=costs.marginal_prefill_ms / fraction,
-        )
+    costs = step_costs(step, budget, max(running, 1.0), input_tokens, output_tokens, fraction)
     lat = combine(costs, overhead)
     per_ms = running / lat.e2e_ms
     queued = max(concurrency - running, 0.0)

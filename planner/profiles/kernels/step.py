@@ -226,17 +226,22 @@ class StepModel:
     def curves(self) -> StepCurves:
         """The shape's kernel costs as cached curves for fast scalar lookups (built once)."""
         if self._curves is None:
+            # Ranges: a step holds at most max-num-batched-tokens + max-num-seqs tokens
+            # (16k covers every catalog GPU), 2,048 sequences, and contexts up to the
+            # model's max_model_len; beyond them the last segment's power law extends.
+            tokens, seqs = 16384, 2048
+            context = max(self.model.max_model_len, 1024)
             self._curves = StepCurves(
-                linear=LogCurve.build(lambda x: self._collected(self.linear_ms, x), 65536),
-                lm_head=LogCurve.build(lambda x: self._collected(self.lm_head, x), 4096),
+                linear=LogCurve.build(lambda x: self._collected(self.linear_ms, x), tokens),
+                lm_head=LogCurve.build(lambda x: self._collected(self.lm_head, x), seqs),
                 decode_attention=LogSurface.build(
-                    lambda b, s: self._collected(self.decode_attention, b, s), 4096, 262144
+                    lambda b, s: self._collected(self.decode_attention, b, s), seqs, context
                 ),
                 prompt_full=LogCurve.build(
-                    lambda f: self._collected(lambda x: self.prompt_attention(x)[0], f), 262144
+                    lambda f: self._collected(lambda x: self.prompt_attention(x)[0], f), context
                 ),
                 prompt_window=LogCurve.build(
-                    lambda f: self._collected(lambda x: self.prompt_attention(x)[1], f), 262144
+                    lambda f: self._collected(lambda x: self.prompt_attention(x)[1], f), context
                 )
                 if self.model.sliding_layers
                 else None,
