@@ -16,7 +16,8 @@ import time
 from planner.catalog import ModelSpec
 from planner.io.manifests import manifest_files
 from planner.place import place
-from planner.render import RenderOptions, render_manifests
+from planner.render.objects import render_manifests
+from planner.render.settings import RenderOptions
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Allocation, Plan, SolverFacts
 

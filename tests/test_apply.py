@@ -8,7 +8,8 @@ from deploy_helpers import make_catalog, make_plan, named_cluster, plan_text
 from planner.apply import SERVING_KINDS, ObjectRef, plan_apply
 from planner.io.manifests import to_dict
 from planner.place import place
-from planner.render import RenderOptions, render_manifests
+from planner.render.objects import render_manifests
+from planner.render.settings import RenderOptions
 from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"

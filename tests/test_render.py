@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from planner.errors import ProfileError
 from planner.io.manifests import dump_yaml, manifest_files, read_manifests, to_dict, write_manifests
 from planner.place import place
-from planner.render import Rendered, RenderOptions, render_manifests
 from planner.render.common import MANAGED_BY, PLAN_HASH, SERVES_PREFIX
+from planner.render.objects import Rendered, render_manifests
+from planner.render.settings import RenderOptions
 from planner.types.plan import Allocation
 
 K8S_VERSION = "1.33"  # a current release the kubernetes-validate package ships schemas for

@@ -116,22 +116,33 @@ def read_plan(path: Path) -> Plan:
         ConfigError: the file is missing, not a plan, or of another schema version.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
+    return parse_plan(text, str(path))
+
+
+def parse_plan(text: str, where: str) -> Plan:
+    """A plan document's text (a file's, or the plan ConfigMap's) as a Plan.
+
+    Raises:
+        ConfigError: not YAML, not a plan, another schema version, or malformed.
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict) or data.get("kind") != "plan":
-        raise ConfigError(f"{path}: not a plan file (expected `kind: plan`)")
+        raise ConfigError(f"{where}: not a plan file (expected `kind: plan`)")
     if data.get("schema_version") != PLAN_SCHEMA_VERSION:
         raise ConfigError(
-            f"{path}: plan schema_version {data.get('schema_version')!r}, this planner reads "
+            f"{where}: plan schema_version {data.get('schema_version')!r}, this planner reads "
             f"{PLAN_SCHEMA_VERSION}; re-run `planner plan`"
         )
     try:
         return _plan_from(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+        raise ConfigError(f"{where}: malformed plan ({exc!r}); re-run `planner plan`") from exc
 
 
 def _f(x: Any) -> float:

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from planner.defaults import UNITS_PER_GPU
 from planner.search.choices import (
-    DEFAULT_RESOLUTION,
     Option,
     model_options,
     shape_fits_memory,
@@ -37,6 +36,7 @@ from planner.search.problem import SearchProblem, ShapeCandidate
 from planner.search.validate import mean_latency_s
 from planner.types.names import ModelName
 from planner.types.plan import Allocation, Plan, SolverFacts
+from planner.types.settings import DEFAULT_RESOLUTION
 
 
 def uniform_plan(problem: SearchProblem) -> Plan:

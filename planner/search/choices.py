@@ -32,14 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
-from planner.search.mixtures import MixBound, mixtures
+from planner.search.mixtures import mixtures
 from planner.search.packing import item_threshold, threshold_capacities
 from planner.search.predict import mixture_latency_s, option_latency_s
 from planner.search.problem import ModelCandidates, SearchProblem, ShapeCandidate
 from planner.types.names import GpuType, ModelName
+from planner.types.settings import DEFAULT_RESOLUTION, MixBound
 from planner.types.shapes import ShapeKey
-
-DEFAULT_RESOLUTION = 0.002
 
 
 @dataclass(frozen=True)

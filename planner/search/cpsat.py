@@ -48,38 +48,29 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ortools.sat.python import cp_model
 from ortools.sat.python.cp_model import LinearExpr
 
 from planner.errors import PlannerError
-from planner.search.choices import DEFAULT_RESOLUTION, Option, model_options
-from planner.search.mixtures import DEFAULT_MIX, MixBound
+from planner.search.choices import Option, model_options
 from planner.search.packing import threshold_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
 from planner.types.names import GpuType, ModelName
 from planner.types.plan import Allocation, Objective, Plan, SolverFacts
+from planner.types.settings import SolveSettings
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
+
+#: What a solve optimises: "latency" (rate-weighted mean latency), "units" (GPU eighths),
+#: or "first" (the first plan found, with units as the guide: max-throughput's probes).
+Goal = Literal["latency", "units", "first"]
 
 
 class SolverTimeout(PlannerError):
     """No plan found within the time limit (not proven infeasible)."""
-
-
-@dataclass(frozen=True)
-class SolveSettings:
-    """How to search. `num_workers` and `random_seed` are pinned for determinism."""
-
-    objective: Objective = "min-latency"
-    time_limit_s: float = 30.0
-    num_workers: int = 1  # one worker is deterministic and, here, fastest (benchmarks)
-    random_seed: int = 0
-    resolution: float = DEFAULT_RESOLUTION  # latency net of options.py
-    mix: MixBound | None = DEFAULT_MIX  # two-shape mixtures (mixtures.py); None: one shape
-    use_hint: bool = True
-    max_units: int | None = None  # extra cap on total units (lexicographic 2nd stage)
 
 
 @dataclass(frozen=True)
@@ -212,13 +203,12 @@ def _status_name(solver: cp_model.CpSolver, status: cp_model.CpSolverStatus) -> 
 def solve_options(
     problem: SearchProblem,
     options: Mapping[ModelName, Sequence[Option]],
-    goal: str,
+    goal: Goal,
     settings: SolveSettings,
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency", "units", "feasible", or "first": the
-    first plan found with units as guide); None when infeasible.
+    """Solve the option model for `goal`; None when infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -233,7 +223,7 @@ def solve_options(
     latency_slos(cp, x, problem)
     if goal == "latency":
         cp.minimize(latency_objective(x, problem))
-    elif goal in ("units", "first"):
+    else:
         cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from planner.catalog import ModelSpec
 from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
@@ -21,6 +20,7 @@ from planner.profiles import ProfileTable
 from planner.types.apl import AggregatePipeline
 from planner.types.cluster import Cluster, NodePool
 from planner.types.names import GpuType, ModelName, WorkflowType
+from planner.types.settings import SloKind, WorkloadTargets
 from planner.types.shapes import ShapeKey
 
 # Per-replica loads at which latency is tabulated, as fractions of saturation capacity.
@@ -29,8 +29,6 @@ from planner.types.shapes import ShapeKey
 DEFAULT_LADDER: tuple[float, ...] = (
     0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.995,
 )  # fmt: skip
-
-SloKind = Literal["mean", "p95"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,6 @@ class WorkflowDemand:
     slo_s: float | None = None
     slo_kind: SloKind = "mean"
     p95_over_mean: float = 1.0
-    observed_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,14 +139,26 @@ class SearchProblem:
     def gpu_types(self) -> tuple[GpuType, ...]:
         return tuple(sorted({p.gpu_type for p in self.cluster.pools}))
 
-
-@dataclass(frozen=True)
-class WorkloadTargets:
-    """How target rates and SLOs are derived from the observed APL."""
-
-    headroom: float = 1.0  # target = observed rate x headroom (unless a rate is given)
-    target_rate_per_s: Mapping[WorkflowType, float] | float | None = None  # per type or total
-    slo_s: Mapping[WorkflowType, tuple[float, SloKind]] = field(default_factory=dict)
+    def without_shape(
+        self, model: ModelName, gpu_type: GpuType, tp: int, reason: str
+    ) -> SearchProblem:
+        """The problem minus `model`'s shapes on `gpu_type` at TP `tp` (0: every TP), with
+        a note saying why (placement could not honour them)."""
+        models = tuple(
+            replace(
+                m,
+                shapes=tuple(
+                    s
+                    for s in m.shapes
+                    if not (
+                        s.key.model == model and s.key.gpu_type == gpu_type and tp in (0, s.key.tp)
+                    )
+                ),
+            )
+            for m in self.models
+        )
+        note = f"placement: excluded {model} TP {tp or 'any'} on {gpu_type} ({reason})"
+        return replace(self, models=models, notes=(*self.notes, note))
 
 
 def workflow_demands(
@@ -212,7 +221,6 @@ def workflow_demands(
                 slo_s=slo[0] if slo else None,
                 slo_kind=slo[1] if slo else "mean",
                 p95_over_mean=p95_ratio,
-                observed_rate_per_s=rate,
             )
         )
     return tuple(out)
@@ -260,7 +268,6 @@ def build_problem(
     cluster: Cluster,
     specs: Mapping[ModelName, ModelSpec],
     targets: WorkloadTargets | None = None,
-    utilisation_cap: float = UTILISATION_CAP,
     ladder: Sequence[float] = DEFAULT_LADDER,
     growth: Sequence[NodePool] = (),
 ) -> SearchProblem:
@@ -268,8 +275,7 @@ def build_problem(
 
     Args:
         specs: the catalog entry of every model the APL names (keyed by the APL's name).
-        targets: target rates and SLOs (default: observed rates).
-        utilisation_cap: a replica's load stays below this fraction of its capacity.
+        targets: target rates, SLOs and the utilisation cap (default: observed rates).
         growth: node shapes to count "GPUs that would suffice" in (default: the pools').
     Raises:
         ProfileError: a model of the APL has no catalog entry.
@@ -294,7 +300,9 @@ def build_problem(
             for key in candidate_shapes(spec, Cluster((*cluster.pools, *growth)))
         ]
         models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
-    return SearchProblem(flows, tuple(models), cluster, utilisation_cap, growth=tuple(growth))
+    return SearchProblem(
+        flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
+    )
 
 
 def _rename(

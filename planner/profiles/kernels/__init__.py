@@ -11,9 +11,9 @@ Memory fit, open-loop rates, capacity and the request checks are the roofline mo
 
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib.resources
-import bisect
 import json
 import math
 from dataclasses import fields, replace

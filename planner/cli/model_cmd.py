@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import app
-
-model_app = typer.Typer(
-    help="Model catalog: add models from Hugging Face configs.", no_args_is_help=True
-)
-app.add_typer(model_app, name="model")
+from planner.cli import model_app
 
 
 @model_app.command("add")
@@ -44,13 +39,19 @@ def add(
     ] = False,
 ) -> None:
     """Write configs/models/<name>.yaml for a model from its Hugging Face config."""
-    from planner.io.configs import default_configs_dir
-    from planner.io.model_file import add_model_from_hf
+    from planner.jobs.models import add_model_job
 
-    root = configs if configs is not None else default_configs_dir()
-    spec, path = add_model_from_hf(
-        config, root, hf_id=hf_id, quant_config_path=quant_config, name=name, overwrite=overwrite
+    added = add_model_job(
+        config,
+        configs,
+        hf_id=hf_id,
+        quant_config_path=quant_config,
+        name=name,
+        overwrite=overwrite,
     )
+    spec = added.spec
     parts = ", ".join(f"{k} {v:.1f} GiB" for k, v in spec.weight_gib_by_part().items() if v)
     kind = f"MoE {spec.moe_experts} experts top-{spec.moe_top_k}" if spec.is_moe else "dense"
-    typer.echo(f"wrote {path}: {spec.hf_id}, {spec.params_b:g}B params ({kind}); weights {parts}")
+    typer.echo(
+        f"wrote {added.path}: {spec.hf_id}, {spec.params_b:g}B params ({kind}); weights {parts}"
+    )

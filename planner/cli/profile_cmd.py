@@ -8,14 +8,8 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import app
+from planner.cli import profile_app
 from planner.defaults import GPU_MEMORY_UTILIZATION
-
-profile_app = typer.Typer(
-    help="Performance profiles: predict latency and throughput of a model on a GPU shape.",
-    no_args_is_help=True,
-)
-app.add_typer(profile_app, name="profile")
 
 
 @profile_app.command("predict")
@@ -75,54 +69,32 @@ def predict(
     then imported ones, then engine steps composed from measured kernels (GPU types with
     shipped tables), then the calibrated roofline; `source` says which.
     """
-    from planner.catalog import resolve_gpu, resolve_model
-    from planner.errors import InputError
-    from planner.io.configs import load_catalog
-    from planner.io.profiles import load_profiles
-    from planner.types.shapes import ShapeKey, share_eighths
+    from planner.jobs.predicting import PredictRequest, predict_job
 
-    catalog = load_catalog(configs)
-    spec = resolve_model(catalog, model)
-    gpu = resolve_gpu(catalog, gpu_type)
-    profiles = load_profiles(profiles_dir, catalog, gpu_memory_utilization)
-    try:
-        share = share_eighths(gpu_fraction, "--gpu-fraction")
-    except ValueError as exc:
-        raise InputError(f"{exc}; give k/8 such as 1, 0.5, 0.25 or 0.125") from None
-    key = ShapeKey(spec.name, gpu.name, tp, share, expert_parallel)
-    point = profiles.at_concurrency(key, input_tokens, output_tokens, concurrency)
-    fit = profiles.memory(key)
-    source_of = getattr(profiles, "source_of", None)
-    source = source_of(key) if source_of is not None else point.source
-    extrapolated = getattr(profiles, "extrapolated", None)
-    notes = list(extrapolated(key)) if extrapolated is not None and source == "kernels" else []
-    out = {
-        "model": spec.name,
-        "gpu_type": gpu.name,
-        "tp": tp,
-        "expert_parallel": expert_parallel,
-        "gpu_fraction": gpu_fraction,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "concurrency": concurrency,
-        "ttft_ms": round(point.ttft_ms, 3),
-        "tpot_ms": round(point.tpot_ms, 3),
-        "e2e_ms": round(point.e2e_ms, 3),
-        "output_tokens_per_s": round(point.output_tokens_per_s, 3),
-        "requests_per_s": round(point.requests_per_s, 5),
-        "kv_cache_tokens": point.kv_cache_tokens,
-        "max_concurrency": round(point.max_concurrency, 3),
-        "weights_gib_per_gpu": round(fit.weights_gib, 3),
-        "kv_cache_gib_per_gpu": round(fit.kv_cache_gib, 3),
-        "weights_gib_by_part": {k: round(v, 3) for k, v in spec.weight_gib_by_part().items()},
-        "source": source,
-        "extrapolated": notes,
-    }
+    out = predict_job(
+        PredictRequest(
+            model,
+            gpu_type,
+            input_tokens,
+            output_tokens,
+            concurrency,
+            tp,
+            expert_parallel,
+            gpu_fraction,
+            gpu_memory_utilization,
+            configs,
+            profiles_dir,
+        )
+    )
+    notes = out["extrapolated"]
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
     ep = ", expert-parallel" if expert_parallel else ""
-    typer.echo(f"{spec.name} on {tp}x {gpu.name}{ep} (fraction {gpu_fraction:g}), source {source}")
+    typer.echo(
+        f"{out['model']} on {tp}x {out['gpu_type']}{ep} (fraction {gpu_fraction:g}), "
+        f"source {out['source']}"
+    )
     width = max(len(k) for k in out)
     for name, value in out.items():
         if name not in ("model", "gpu_type", "source", "extrapolated"):
