@@ -236,3 +236,26 @@ def test_moe_models_get_expert_parallel_shapes_dense_ones_do_not() -> None:
     ep = sorted(k.tp for k in moe if k.expert_parallel)
     assert ep == [2, 4, 8] and not any(k.expert_parallel for k in dense)
     assert sum(not k.expert_parallel for k in moe) == sum(1 for _ in dense)
+
+
+def test_cached_curves_agree_with_direct_composition_of_a_mixed_step() -> None:
+    profiles = KernelProfiles(CATALOG)
+    step = profiles.step_model(ShapeKey("gpt-oss-120b", H100, 2))  # MoE + sliding window
+    b, isl, osl, budget = 16.0, 3000.0, 500.0, 8192
+    costs = step_costs(step, budget, b, isl, osl)
+    others, context = b - 1, isl + osl / 2
+    m = np.array([others + isl])
+    direct_own = (
+        float(step.linear_ms(m)[0])
+        + float(step.lm_head(np.array([b]))[0])
+        + float(step.decode_attention(np.array([others]), np.array([context]))[0])
+        + float(step.prefill_attention(np.array([isl]), np.array([0.0]))[0])
+    )
+    direct_marginal = (
+        float(step.linear_ms(m)[0])
+        - float(step.linear_ms(np.array([others]))[0])
+        + float(step.prefill_attention(np.array([isl]), np.array([0.0]))[0])
+    )
+    assert costs.chunks == 1
+    assert costs.own_prefill_ms == pytest.approx(direct_own, rel=0.02)
+    assert costs.marginal_prefill_ms == pytest.approx(direct_marginal, rel=0.02)
