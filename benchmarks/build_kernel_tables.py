@@ -26,7 +26,16 @@ DEFAULT_KERNELS = REPO.parent / "shared" / "data" / "kernels"
 OUT = REPO / "planner" / "profiles" / "kernels" / "data"
 
 # Tables directories shipped: every system a catalog GPU maps to (configs/gpus kernel_tables).
-SYSTEMS = ("h100_sxm", "h200_sxm", "b200_sxm", "b300_sxm", "a100_sxm", "l40s")
+SYSTEMS = (
+    "h100_sxm",
+    "h200_sxm",
+    "b200_sxm",
+    "b300_sxm",
+    "gb200",
+    "a100_sxm",
+    "l40s",
+    "rtx_pro_6000_server",
+)
 
 TABLES: dict[str, tuple[str, list[str]]] = {
     "gemm": ("gemm/gemm_perf.parquet", ["gemm_dtype", "m", "n", "k"]),
