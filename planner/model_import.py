@@ -1,8 +1,9 @@
 """A catalog model from a Hugging Face `config.json` (and its quantisation config), pure.
 
 Supported architectures (the `architectures` entry of the config, or of its
-`text_config` for vision-language wrappers such as Kimi-K2.5): Llama, Mistral, Qwen2,
-Qwen3 (dense), Qwen3-MoE, gpt-oss, Mixtral, MiniMax-M2 and DeepSeek-V3/Kimi-K2 (MLA).
+`text_config` for vision-language wrappers such as Kimi-K2.5 and Qwen3-VL): Llama,
+Mistral, Qwen2, Qwen3 (dense), Qwen3-MoE, gpt-oss, Mixtral, MiniMax-M2 and
+DeepSeek-V3/Kimi-K2 (MLA).
 
 Parameters are counted from the architecture (attention, dense or routed MLPs, shared
 experts, router, embeddings; norms and biases are left out, under 0.1%). Quantisation
@@ -32,6 +33,10 @@ SUPPORTED_ARCHITECTURES: dict[str, str] = {
     "MixtralForCausalLM": "mixtral",
     "MiniMaxM2ForCausalLM": "mixtral",
     "DeepseekV3ForCausalLM": "deepseek_v3",
+    # Vision-language wrappers whose `text_config` is a supported language model (the
+    # vision tower is not counted: it runs once per image, not per generated token).
+    "Qwen3VLForConditionalGeneration": "llama",
+    "Qwen3VLMoeForConditionalGeneration": "qwen3_moe",
 }
 #: The longest context a catalog entry plans for by default (vLLM reserves KV for one).
 DEFAULT_MAX_MODEL_LEN = 32768
@@ -50,8 +55,17 @@ def _need(cfg: Mapping[str, Any], key: str, arch: str, where: str) -> Any:
 
 
 def _text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The language model's config: `text_config` of a vision-language wrapper that
+    names its own architecture (Kimi-K2.5) or whose wrapper is a known one (Qwen3-VL)."""
     text = config.get("text_config")
-    return text if isinstance(text, Mapping) and text.get("architectures") else config
+    if not isinstance(text, Mapping):
+        return config
+    if text.get("architectures"):
+        return text
+    wrapper = [str(a) for a in config.get("architectures") or []]
+    if any(a in SUPPORTED_ARCHITECTURES for a in wrapper):
+        return {**text, "architectures": wrapper}
+    return config
 
 
 def _quant(config: Mapping[str, Any], text: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -167,7 +181,7 @@ def model_spec_from_hf(
     vocab = int(_need(text, "vocab_size", arch, where))
     head_dim = int(text.get("head_dim") or h // heads)
     inter = int(_need(text, "intermediate_size", arch, where))
-    tied = bool(text.get("tie_word_embeddings", False))
+    tied = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False)))
     extra: dict[str, Any] = {}
 
     # Attention parameters per layer.

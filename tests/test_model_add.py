@@ -29,6 +29,7 @@ FAMILIES = [
     ("deepseek-ai--DeepSeek-V3", {"kv_lora_rank": 512, "dense_layers": 3, "weight_dtype": "fp8"}),
     ("moonshotai--Kimi-K2.5", {"kv_lora_rank": 512, "expert_dtype": "int4", "moe_experts": 384}),
     ("nvidia--MiniMax-M2.5-NVFP4", {"expert_dtype": "fp4", "kv_dtype": "fp8"}),
+    ("Qwen--Qwen3-VL-30B-A3B-Instruct", {"moe_experts": 128, "layers": 48, "hidden": 2048}),
 ]
 
 
