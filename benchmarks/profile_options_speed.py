@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/profile_options_speed.py [--models 50]
 
 Builds 50 models (the shipped catalog plus every supported Hugging Face config in
-../shared/data/models; 39 distinct today, padded with renamed copies to 50) and, for
+../shared/data/models; 46 distinct today, padded with renamed copies to 50) and, for
 3 GPU types (H100, H200, B200), does what candidate generation does for every shape
 the search may pick (TP 1-8, the GPU shares of TP 1, expert parallelism for MoE): the
 memory fit, the capacity and the 16-point latency ladder of `planner.search.problem`
