@@ -234,7 +234,8 @@ def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
     every = [n for m in catalog.models.values() for n in model_names(m)]
     raise ProfileError(
         f"unknown model '{name}'{did_you_mean(name, every)}; known models: "
-        f"{', '.join(sorted(catalog.models))}. To add one, add configs/models/<name>.yaml "
+        f"{', '.join(sorted(catalog.models))}. To add one, run `planner model add "
+        f"CONFIG.json` with its Hugging Face config.json, or add configs/models/<name>.yaml "
         f"(copy a similar model's file, set its architecture numbers, and list '{name}' "
         f"under aliases)"
     )
