@@ -100,6 +100,10 @@ class ModelSpec:
         """Weight dtype of the routed experts."""
         return self.expert_dtype or self.weight_dtype
 
+    # Hugging Face serves the weights only to accounts that accepted the licence: the pods
+    # need a token, so rendering requires `--hf-token-secret`.
+    gated: bool = False
+
     @property
     def embedding_params_b(self) -> float:
         """Embedding + LM-head parameters, billions; quantised checkpoints keep them 16-bit."""
@@ -191,6 +195,10 @@ class GpuSpec:
     # Folder of shipped measured kernel tables (planner/profiles/kernels/data/<name>);
     # empty: none, the roofline answers for this GPU.
     kernel_tables: str = ""
+    # Between nodes (pipeline-parallel hops of a replica spanning nodes): bandwidth per GPU
+    # per direction and the point-to-point latency. 0: unknown, no multi-node shapes.
+    inter_node_gb_per_s: float = 0.0
+    inter_node_latency_us: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def predict_job(request: PredictRequest) -> dict[str, Any]:
         share = share_eighths(request.gpu_fraction, "--gpu-fraction")
     except ValueError as exc:
         raise InputError(f"{exc}; give k/8 such as 1, 0.5, 0.25 or 0.125") from None
-    key = ShapeKey(spec.name, gpu.name, request.tp, share, request.expert_parallel)
+    key = ShapeKey(spec.name, gpu.name, request.tp, share, expert_parallel=request.expert_parallel)
     isl, osl = request.input_tokens, request.output_tokens
     point = profiles.at_concurrency(key, isl, osl, request.concurrency)
     fit = profiles.memory(key)

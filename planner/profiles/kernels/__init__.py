@@ -72,11 +72,14 @@ class KernelProfiles(AnalyticProfiles):
         return self._overhead if self._overhead is not None else shipped_overhead()
 
     def source_of(self, key: ShapeKey) -> Source:
-        """`kernels` for a GPU type with shipped tables, else `roofline`."""
+        """`kernels` for a GPU type with shipped tables, else `roofline`. Replicas that
+        span nodes in pipeline stages (pp > 1) are the roofline's: the tables hold no
+        inter-node transfers to compose the stage hops from."""
         source = self._sources.get(key)
         if source is None:
             _, gpu = self._specs(key)
-            source = "kernels" if gpu.kernel_tables in shipped_systems() else "roofline"
+            tables = gpu.kernel_tables in shipped_systems()
+            source = "kernels" if tables and key.pp == 1 else "roofline"
             self._sources[key] = source
         return source
 
