@@ -464,3 +464,19 @@ def test_expert_parallel_allocation_renders_the_vllm_flag_and_round_trips(tmp_pa
     assert text.count("expert_parallel: true") == 1
     (tmp_path / "plan.yaml").write_text(text)
     assert read_plan(tmp_path / "plan.yaml").allocations == plan.allocations
+    # KServe carries it as parallelism.expert, validated against the real CRD.
+    kserve = render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing="process", target="kserve", autoscaler="none"),
+        catalog.gpus,
+    )
+    services = of_kind(dicts(kserve), "LLMInferenceService")
+    expert = [s for s in services if s["spec"]["parallelism"].get("expert")]
+    assert len(expert) == 1 and expert[0]["spec"]["parallelism"]["tensor"] == 2
+    from deploy_helpers import validate_object
+
+    for obj in services:
+        validate_object(obj)
