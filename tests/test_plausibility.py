@@ -206,3 +206,17 @@ def test_linked_subdirectory_is_read_and_a_link_loop_is_named(tmp_path: Path) ->
     (elsewhere / "loop").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(InputError, match=r"loop \(already read, through a link\)"):
         trace_files(traces)
+
+
+def test_plan_with_skip_bad_rows_reads_a_linked_duplicate_once(tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    (traces / "t.csv").write_text(trace(seconds_rows(offset=1.7e9)))
+    (traces / "again.csv").symlink_to(traces / "t.csv")
+    out = tmp_path / "out"
+    failed = CliRunner().invoke(app, ["plan", str(traces), "-o", str(out)])
+    assert failed.exit_code == 2 and "through a link" in failed.output
+    args = ["plan", str(traces), "--skip-bad-rows", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "through a link" in result.output  # the note, in the summary

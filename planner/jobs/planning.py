@@ -101,7 +101,9 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
     inputs = request.inputs
     configs = inputs.configs_dir or default_configs_dir()
     profiles = inputs.profiles_dir or PROFILES_DIR
-    files: list[Path] = [*trace_files(request.traces), *sorted(configs.rglob("*.yaml"))]
+    skipped: list[str] | None = [] if inputs.skip_bad_rows else None  # as read_calls did
+    files: list[Path] = [*trace_files(request.traces, skipped=skipped)]
+    files += sorted(configs.rglob("*.yaml"))
     files += [p for p in (inputs.mapping, request.cluster.cluster_file) if p is not None]
     if profiles.is_dir():
         files += sorted(profiles.rglob("*.parquet"))
