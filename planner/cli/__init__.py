@@ -35,8 +35,10 @@ profile_app = _group(
     "Performance profiles: predict latency and throughput of a model on a GPU shape."
 )
 cluster_app = _group("Describe the GPU cluster plans are placed on.")
+model_app = _group("Model catalog: add models from Hugging Face configs.")
 app.add_typer(profile_app, name="profile")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(model_app, name="model")
 
 
 def _show_version(value: bool) -> None:
@@ -75,6 +77,7 @@ def _register() -> None:
         cluster_cmd,
         evaluate_cmd,
         ingest_cmd,
+        model_cmd,
         plan_cmd,
         profile_cmd,
         profile_store_cmd,

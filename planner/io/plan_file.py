@@ -70,6 +70,8 @@ def plan_document(
                 **({"pipeline_parallel": a.pp} if a.pp > 1 else {}),
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
+                # Written only when set, so dense plans keep their bytes.
+                **({"expert_parallel": True} if a.expert_parallel else {}),
                 "kv_cache_tokens": a.kv_cache_tokens,
             }
             for a in plan.allocations
@@ -194,6 +196,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
                 int(a.get("pipeline_parallel", 1)),
+                bool(a.get("expert_parallel", False)),
                 cache.get(a["model"], ("balanced", 0.0))[0],
                 cache.get(a["model"], ("balanced", 0.0))[1],
                 int(a.get("kv_cache_tokens", 0)),
