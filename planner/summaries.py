@@ -81,6 +81,11 @@ def plan_summary(plan: Plan, path: Path) -> str:
         lines.append(
             f"  {m.model:<40} demand {m.demand_per_s:8.3g}/s  capacity {m.capacity_per_s:8.3g}/s"
             f"  utilisation {m.utilisation:5.1%}  call latency {m.call_latency_s:.3f} s"
+            + (
+                f"  prefix hits {m.prefix_hit_rate:5.1%} ({m.routing} routing)"
+                if m.prefix_hit_rate > 0 or m.routing != "balanced"
+                else ""
+            )
         )
     s = plan.solver
     lines += [

@@ -8,9 +8,11 @@ figures (NaN, unbounded) are null.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from planner.simulate.evaluate import CandidateResult, Evaluation
+from planner.simulate.prefix_hits import PrefixHitCheck
 
 SCHEMA_VERSION = 1
 
@@ -80,8 +82,24 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
     return doc
 
 
+def prefix_hit_document(checks: Sequence[PrefixHitCheck]) -> dict[str, Any]:
+    """Per model: the plan's predicted hit rate and the block-level LRU replay's."""
+    return {
+        c.model: {
+            "predicted": _num(c.predicted),
+            "simulated": _num(c.simulated),
+            "error_pp": _num(c.error_pp),
+            "routing": c.routing,
+            "replicas": c.replicas,
+            "evidence": c.source,
+        }
+        for c in checks
+    }
+
+
 def evaluation_document(ev: Evaluation) -> dict[str, Any]:
-    """The whole evaluation; the first candidate is the plan."""
+    """The whole evaluation; the first candidate is the plan. `prefix_hit_rate` holds
+    each model's predicted and replayed prefix-cache hit rate (planner.simulate.prefix_hits)."""
     plan, *others = ev.candidates
     s = ev.settings
     return {
@@ -114,6 +132,7 @@ def evaluation_document(ev: Evaluation) -> dict[str, Any]:
             "definition": "(APL prediction - simulation) / simulation; max rate: the APL's "
             "saturation rate sum_w R_w min_m C_m/D_m; latency: at the target rate",
         },
+        "prefix_hit_rate": prefix_hit_document(ev.prefix_hits),
     }
 
 
