@@ -59,6 +59,7 @@ def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
     from planner.cli import (  # noqa: F401
         apply,
+        characterise,
         cluster,
         evaluate,
         ingest,
