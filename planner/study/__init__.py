@@ -23,6 +23,7 @@ from planner.study.numbers import burstiness, count_histogram, distribution, log
 from planner.study.roles import role_patterns, role_stats
 from planner.study.types import (
     SHAPES,
+    DepthSource,
     Distribution,
     Failures,
     ModelStability,
@@ -76,9 +77,7 @@ def characterise_workload(calls: CallTable) -> WorkloadStudy:
                 max_concurrency=_per_wf(facts.max_concurrency, wfs),
                 max_children=_per_wf(facts.max_children, wfs),
                 depth=_per_wf(facts.depth, wfs),
-                depth_source="parent_ids"
-                if facts.depth_source == "parent_ids"
-                else ("timing" if facts.depth_source == "timing" else None),
+                depth_source=_depth_source(facts, wfs, ix.timed),
                 shapes=_shapes(facts.shape[wfs]),
                 time_split=_time_split(facts, wfs),
                 failures=_failures(status[rows], failed_wf[wfs]),
@@ -122,6 +121,15 @@ def _required(d: Distribution | None) -> Distribution:
 
 def _per_wf(values: np.ndarray | None, wfs: np.ndarray) -> Distribution | None:
     return distribution(values[wfs]) if values is not None else None
+
+
+def _depth_source(facts: GraphFacts, wfs: np.ndarray, timed: bool) -> DepthSource | None:
+    linked = int(facts.linked[wfs].sum())
+    if linked == len(wfs):
+        return "parent_ids"
+    if not timed:
+        return None
+    return "timing" if linked == 0 else "mixed"
 
 
 def _shapes(shape: np.ndarray) -> tuple[tuple[str, int], ...]:

@@ -39,16 +39,17 @@ class GraphFacts:
     Attributes:
         max_concurrency: most LLM calls in flight at once (None untimed).
         max_children: most children of one call, or roots of the workflow (None without
-            parent ids).
-        depth: longest dependency chain (calls); depth_source says how it was found.
+            parent ids; NaN in workflows where no call names a parent).
+        depth: longest dependency chain (calls): from parent ids in workflows where a
+            call names a parent (`linked`), else from timing (NaN untimed).
         shape: index into SHAPES, NO_SHAPE when the trace cannot tell.
         llm_s, tool_s, orchestration_s: time split of the wall time (None untimed).
     """
 
     max_concurrency: np.ndarray | None
     max_children: np.ndarray | None
-    depth: np.ndarray | None
-    depth_source: str | None
+    depth: np.ndarray
+    linked: np.ndarray
     shape: np.ndarray
     llm_s: np.ndarray | None
     tool_s: np.ndarray | None
@@ -72,15 +73,16 @@ def graph_facts(ix: Indexed, frame: pd.DataFrame, llm_role: np.ndarray) -> Graph
     )
     parent = parent_rows(ix, frame)
     children = branching = None
-    depth: np.ndarray | None = None
-    source: str | None = None
-    if parent is not None:
-        children, branching, depth = _parent_graph(ix, parent, counted)
-        source = "parent_ids"
-    elif ix.timed:
+    linked = np.zeros(n, dtype=bool)
+    depth = np.full(n, np.nan)
+    if ix.timed:
         rows = np.flatnonzero(counted)
-        depth = sequential_depth(ix.wf[rows], start[rows], end[rows], n)
-        source = "timing"
+        depth = sequential_depth(ix.wf[rows], start[rows], end[rows], n).astype(np.float64)
+    if parent is not None:
+        children, branching, by_parent = _parent_graph(ix, parent, counted)
+        linked[ix.wf[parent >= 0]] = True
+        depth = np.where(linked, by_parent, depth)
+        children = np.where(linked, children, np.nan)
 
     llm_calls = np.bincount(ix.llm_wf, minlength=n)
     shape = np.full(n, NO_SHAPE, dtype=np.int64)
@@ -102,7 +104,7 @@ def graph_facts(ix: Indexed, frame: pd.DataFrame, llm_role: np.ndarray) -> Graph
     llm_s = tool_s = orch_s = None
     if ix.timed:
         llm_s, tool_s, orch_s = _time_split(ix, start, end, counted)
-    return GraphFacts(concurrency, children, depth, source, shape, llm_s, tool_s, orch_s)
+    return GraphFacts(concurrency, children, depth, linked, shape, llm_s, tool_s, orch_s)
 
 
 def _parent_graph(
@@ -134,28 +136,35 @@ def _parent_graph(
 
 
 def sequential_depth(wf: np.ndarray, start: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
-    """Most intervals per group that follow one another without overlapping.
+    """Most intervals per group that follow one another without overlapping (an
+    interval may start when the previous one ends).
 
-    The greedy of interval scheduling (take the interval that ends first among those
-    starting at or after the last end) is optimal; it runs for all groups at once, one
-    step per chain link, with a vectorised binary search inside each group.
+    The greedy of interval scheduling (take the interval that ends first among those not
+    yet taken that start at or after the last end) is optimal; it runs for all groups at
+    once, one step per chain link, with a vectorised binary search inside each group.
     """
     depth = np.zeros(n, dtype=np.int64)
     if len(wf) == 0:
         return depth
-    order = np.lexsort((start, wf))
+    order = np.lexsort((end, start, wf))
     g, s, e = wf[order], start[order], end[order]
-    # Earliest end among the group's intervals from here on (suffix minimum per group).
-    suffix_end = pd.Series(e[::-1]).groupby(g[::-1]).cummin().to_numpy()[::-1]
+    # Per position: the position of the earliest end at or after it in its group (the
+    # first one on ties), from suffix minima of the ends and of their record positions.
+    reverse = pd.Series(e[::-1])
+    suffix_min = reverse.groupby(g[::-1]).cummin().to_numpy()[::-1]
+    record = np.where(e == suffix_min, np.arange(len(e)), len(e))
+    earliest = pd.Series(record[::-1]).groupby(g[::-1]).cummin().to_numpy()[::-1]
     bounds = np.searchsorted(g, np.arange(n + 1))
     groups = np.flatnonzero(bounds[1:] > bounds[:-1])
-    lo_all, hi_all = bounds[groups], bounds[groups + 1]
+    first, stop = bounds[groups], bounds[groups + 1]
     last_end = np.full(len(groups), -np.inf)
+    taken = first - 1  # position of the last interval taken
     active = np.arange(len(groups))
     while len(active):
-        lo, hi = lo_all[active].copy(), hi_all[active].copy()
+        # First position after the last one taken whose start is >= the last end.
+        lo, hi = taken[active] + 1, stop[active].copy()
         target = last_end[active]
-        while True:  # first position with start >= target, in [lo, hi]
+        while True:
             open_ = lo < hi
             if not open_.any():
                 break
@@ -163,9 +172,11 @@ def sequential_depth(wf: np.ndarray, start: np.ndarray, end: np.ndarray, n: int)
             below = open_ & (s[np.minimum(mid, len(s) - 1)] < target)
             lo = np.where(below, mid + 1, lo)
             hi = np.where(open_ & ~below, mid, hi)
-        found = lo < hi_all[active]
-        active = active[found]
-        last_end[active] = suffix_end[lo[found]]
+        found = lo < stop[active]
+        active, lo = active[found], lo[found]
+        chosen = earliest[lo]
+        taken[active] = chosen
+        last_end[active] = e[chosen]
         depth[groups[active]] += 1
     return depth
 

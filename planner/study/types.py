@@ -16,7 +16,7 @@ from planner.calls import ModelName, WorkflowType
 Shape = Literal["single", "tree", "fan-out/fan-in", "fan-out", "loop", "chain"]
 SHAPES: tuple[Shape, ...] = ("single", "tree", "fan-out/fan-in", "fan-out", "loop", "chain")
 
-DepthSource = Literal["parent_ids", "timing"]
+DepthSource = Literal["parent_ids", "timing", "mixed"]
 
 
 @dataclass(frozen=True)
@@ -194,9 +194,10 @@ class WorkflowStudy:
         max_concurrency: most LLM calls of a workflow in flight at once (None untimed).
         max_children: most calls (LLM or tool) naming one call as parent, per workflow
             (the explicit fan-out; None without parent ids).
-        depth: longest dependency chain of LLM and tool calls per workflow; from parent
-            ids when the trace has them, else from timing (the most calls of the
-            workflow that run one after another without overlapping).
+        depth: longest dependency chain of LLM and tool calls per workflow: from parent
+            ids in workflows where a call names a parent, else from timing (the most
+            calls of the workflow that run one after another without overlapping);
+            depth_source says which ("mixed": some workflows each way).
         shapes: workflows per graph shape class (see docs/characterise.md).
         time_split: critical-path split of end-to-end time (None untimed).
         latency_s: end-to-end latency (None untimed); latency_cv its std / mean.
