@@ -84,10 +84,6 @@ class ApplyPlan:
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action == action)
 
-    @property
-    def to_apply(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action in ("create", "update"))
-
     def summary(self) -> str:
         counts = {a: len(self.of(a)) for a in ("create", "update", "unchanged", "prune")}
         return ", ".join(f"{n} {a}" for a, n in counts.items())

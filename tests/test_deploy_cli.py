@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes_validate
 import yaml
+from cli_helpers import invoke
 from deploy_helpers import make_plan
 from typer.testing import CliRunner
 
 from planner.cli import app
 from planner.io.manifests import read_manifests
-from planner.io.plan import write_plan
-from planner.plan import Allocation
+from planner.io.plan_file import write_plan
+from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"
 
@@ -25,25 +23,19 @@ def shipped_plan(tmp_path: Path, *allocs: Allocation) -> Path:
         *(
             allocs
             or (
-                Allocation("Llama-3.1-70B-Instruct", H100, 4, 1.0, 2),
-                Allocation("Llama-3.1-8B-Instruct", H100, 1, 0.5, 3),
-                Allocation("Qwen3-Reranker-0.6B", H100, 1, 0.25, 2),
+                Allocation("Llama-3.1-70B-Instruct", H100, 4, 8, 2),
+                Allocation("Llama-3.1-8B-Instruct", H100, 1, 4, 3),
+                Allocation("Qwen3-Reranker-0.6B", H100, 1, 2, 2),
             )
         )
     )
     return write_plan(plan, tmp_path)
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(cwd / "no-kubeconfig"), "HOME": str(cwd)}
-    return subprocess.run(
-        [sys.executable, "-m", "planner", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-    )
+def run(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """`planner ARGS` in-process, with no kubeconfig (no API server runs here)."""
+    env = {"KUBECONFIG": str(cwd / "no-kubeconfig"), "HOME": str(cwd)}
+    return invoke(*args, env=env)
 
 
 def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path) -> None:
@@ -79,10 +71,12 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
 
 
 def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
-    plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 1.0, 2))
-    proc = run("render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
+    plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 8, 2))
+    code, _, stderr = run(
+        "render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), cwd=tmp_path
+    )
+    assert code == 3, stderr
+    assert stderr.strip().splitlines() == [
         "Error: the plan needs 16 H100-SXM-80GB GPUs but the cluster has 8"
     ]
     assert not (tmp_path / "out").exists()
@@ -90,16 +84,16 @@ def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
 
 def test_render_bad_sharing_exits_2(tmp_path: Path) -> None:
     plan = shipped_plan(tmp_path)
-    proc = run("render", str(plan), "--gpus", "8", "--sharing", "mig", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "--sharing 'mig': choose one of process, hami" in proc.stderr
+    code, _, stderr = run("render", str(plan), "--gpus", "8", "--sharing", "mig", cwd=tmp_path)
+    assert code == 2
+    assert "--sharing 'mig': choose one of process, hami" in stderr
 
 
 def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> None:
     manifests = repo / "tests" / "golden" / "manifests-process"
-    proc = run("apply", str(manifests), "--dry-run", cwd=tmp_path)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
+    code, _, stderr = run("apply", str(manifests), "--dry-run", cwd=tmp_path)
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
     assert line.startswith("Error: no cluster credentials")
 
 

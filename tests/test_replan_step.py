@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from planner.apply import SERVING_KINDS, plan_apply
-from planner.cli.deploy_options import deploy_plan
-from planner.cli.plan import PlanningOptions, run_planning
-from planner.cli.replan import replan_step
-from planner.cluster import uniform_cluster
 from planner.io.manifests import to_dict
-from planner.render import CLUSTER_KEY, PLAN_KEY, RenderOptions
+from planner.jobs.clusters import ResolvedCluster
+from planner.jobs.deploying import deploy_plan
+from planner.jobs.planning import plan_job
+from planner.jobs.replanning import replan_step
+from planner.jobs.requests import PlanRequest
+from planner.render.control import CLUSTER_KEY, PLAN_KEY
+from planner.render.settings import RenderOptions
 from planner.replan import ReplanPolicy
+from planner.types.cluster import uniform_cluster
+from planner.types.settings import SolveSettings
 
-OPTS = PlanningOptions(time_limit_s=10, num_workers=1)
+
+def request(traces: Path, window_s: float | None = None) -> PlanRequest:
+    return PlanRequest(
+        traces, solve=SolveSettings(time_limit_s=10, num_workers=1), window_s=window_s
+    )
 
 
 @pytest.fixture(scope="module")
 def deployed(repo: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
     """What `planner plan --gpus 16 -o DIR` stores in the ConfigMap for the shipped traces."""
     cluster = uniform_cluster(16, "H100-SXM-80GB", 8)
-    result = run_planning(repo / "traces", cluster, OPTS)
+    result = plan_job(request(repo / "traces"), ResolvedCluster(cluster))
     dep = deploy_plan(result.plan, cluster, result.catalog, RenderOptions())
     objects = [to_dict(o) for o in dep.rendered.serving]
     data = objects[0]["data"]
@@ -33,7 +40,7 @@ def deployed(repo: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
 
 def test_same_traffic_keeps_the_running_plan(repo: Path, deployed: tuple) -> None:  # type: ignore[type-arg]
     stored, _ = deployed
-    out = replan_step(stored, repo / "traces", OPTS, ReplanPolicy(), RenderOptions())
+    out = replan_step(stored, request(repo / "traces"), ReplanPolicy(), RenderOptions())
     assert not out.decision.apply and out.deployment is None
     assert out.decision.log_line().startswith(
         "replan: keep: the current plan sustains the load and the new one is only 0.0% better"
@@ -53,7 +60,7 @@ def test_undersized_running_plan_is_scaled_up_first_and_capped(
     busiest["replicas"] -= 1
     shrunk = {**stored, PLAN_KEY: yaml.safe_dump(doc, sort_keys=False)}
     out = replan_step(
-        shrunk, repo / "traces", OPTS, ReplanPolicy(max_replica_changes=1), RenderOptions()
+        shrunk, request(repo / "traces"), ReplanPolicy(max_replica_changes=1), RenderOptions()
     )
     d = out.decision
     assert d.apply, d.log_line()
@@ -70,7 +77,5 @@ def test_undersized_running_plan_is_scaled_up_first_and_capped(
 
 def test_window_limits_the_traffic(repo: Path, deployed: tuple) -> None:  # type: ignore[type-arg]
     stored, _ = deployed
-    out = replan_step(
-        stored, repo / "traces", replace(OPTS, window_s=3600.0), ReplanPolicy(), RenderOptions()
-    )
+    out = replan_step(stored, request(repo / "traces", 3600.0), ReplanPolicy(), RenderOptions())
     assert "replan:" in out.decision.log_line()

@@ -10,7 +10,6 @@ solver runs with every count and every mixture (`EXACT`).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
 
 import pytest
@@ -18,8 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from search_factory import model, problem, shape
 
-from planner.cluster import Cluster, NodePool
-from planner.plan import Allocation
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.mixtures import MixBound
 from planner.search.packing import first_fit_decreasing, fits_thresholds, threshold_capacities
@@ -31,6 +28,8 @@ from planner.search.validate import (
     max_scale,
     mean_latency_s,
 )
+from planner.types.cluster import Cluster, NodePool
+from planner.types.plan import Allocation
 
 EXACT = SolveSettings(resolution=0.0, num_workers=1, mix=MixBound(None, 0.0))
 
@@ -40,7 +39,7 @@ def model_choices(p: SearchProblem, m: ModelCandidates) -> list[tuple[Allocation
     the validator rejects for this model alone (they fail in every combination)."""
     units = p.cluster.gpus * 8
     singles = [
-        Allocation(m.model, s.key.gpu_type, s.key.tp, s.key.gpu_fraction, c)
+        Allocation(m.model, s.key.gpu_type, s.key.tp, s.key.share_eighths, c)
         for s in m.shapes
         for c in range(1, units // max(1, s.units) + 1)
     ]
@@ -54,7 +53,9 @@ def model_choices(p: SearchProblem, m: ModelCandidates) -> list[tuple[Allocation
     return [
         c
         for c in choices
-        if all(e.startswith(tuple(f"{o}:" for o in others)) for e in check_allocations(p, c))
+        if all(
+            e.message.startswith(tuple(f"{o}:" for o in others)) for e in check_allocations(p, c)
+        )
     ]
 
 
@@ -192,15 +193,15 @@ def test_threshold_condition_equals_first_fit(
 
 
 def test_first_fit_places_mixed_sizes_exactly() -> None:
-    # One 8-GPU node: TP4 + TP2 + 1 + two halves + four eighths = 8 GPUs exactly.
+    # One 8-GPU node: TP4 + TP2 + 1 + a half + four eighths = 8 GPUs exactly.
     cl = Cluster((NodePool("p", "G", 1, 8, 8),))
-    full = {32: 1, 16: 1, 8: 1, 4: 1, 2: 2, 1: 4}
-    # 32 + 16 + 8 + 4 + 4 + 4 = 68 units > 64: one eighth too many... trim it
     full = {32: 1, 16: 1, 8: 1, 4: 1, 1: 4}
     assert sum(k * v for k, v in full.items()) == 64
     assert first_fit_decreasing(full, cl, "G") == 0
     assert first_fit_decreasing({**full, 1: 5}, cl, "G") == 1
-    assert not math.isnan(threshold_capacities(cl, "G")[1])
+    # The search's volume conditions agree with first fit on both counts.
+    caps = threshold_capacities(cl, "G")
+    assert fits_thresholds(full, caps) and not fits_thresholds({**full, 1: 5}, caps)
 
 
 @st.composite

@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from search_factory import model, problem, shape
 
-from planner.cluster import Cluster, NodePool
 from planner.place import place
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.problem import SearchProblem
+from planner.types.cluster import Cluster, NodePool
 
 SIZES = [(1, 1.0), (1, 0.5), (1, 0.25), (1, 0.125), (2, 1.0), (4, 1.0), (8, 1.0)]
 
@@ -39,4 +39,11 @@ def test_every_plan_is_placeable(p: SearchProblem, objective: str) -> None:
     except SearchInfeasible:
         return
     placement = place(plan, p.cluster)  # raises PlacementError when they disagree
-    assert placement is not None
+    # Every planned replica got a GPU of its type, and no GPU holds more than one GPU.
+    assert len(placement.replicas) == sum(a.replicas for a in plan.allocations)
+    pools = {pool.name: pool for pool in p.cluster.pools}
+    for r in placement.replicas:
+        assert pools[r.pool].gpu_type == r.gpu_type and len(r.gpu_indices) == r.tp
+    assert all(0 <= u <= 8 for n in placement.nodes for u in n.used_eighths)
+    placed_units = sum(u for n in placement.nodes for u in n.used_eighths)
+    assert placed_units == plan.units_used

@@ -3,6 +3,7 @@ the shipped and the real traces."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def test_sequential_depth_is_the_longest_non_overlapping_chain() -> None:
         best = 0
         for mask in range(1, 2**n):  # brute force: every subset that chains
             chosen = sorted((start[i], end[i]) for i in range(n) if mask >> i & 1)
-            if all(a[1] <= b[0] for a, b in zip(chosen, chosen[1:], strict=False)):
+            if all(a[1] <= b[0] for a, b in itertools.pairwise(chosen)):
                 best = max(best, len(chosen))
         got = sequential_depth(np.zeros(n, dtype=np.int64), start, end, 1)
         assert got[0] == best

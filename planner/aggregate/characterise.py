@@ -102,9 +102,7 @@ def _fanout(values: np.ndarray) -> dict[str, float] | None:
     return {"max": int(values.max()), "mean": float(values.mean())}
 
 
-def prefix_reuse(
-    ix: Indexed, frame: pd.DataFrame, llm_type: np.ndarray
-) -> list[dict[str, Any]]:
+def prefix_reuse(ix: Indexed, frame: pd.DataFrame, llm_type: np.ndarray) -> list[dict[str, Any]]:
     """Per type: share of input tokens served from prefix cache (where reported) and share
     of calls whose prefix key was already seen (where prefix keys exist)."""
     n_types = len(ix.type_names)

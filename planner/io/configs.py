@@ -8,6 +8,7 @@ overrides it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -44,9 +45,13 @@ def default_configs_dir() -> Path:
     )
 
 
+# libyaml's C loader parses the catalog several times faster than the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -80,6 +85,15 @@ def load_catalog(configs_dir: Path | None = None) -> Catalog:
     for sub in ("models", "gpus"):
         if not (root / sub).is_dir():
             raise ConfigError(f"{root}: missing folder '{sub}/' (expected {sub}/*.yaml)")
+    # Parsed once per process: the cache key is every file's name, size and mtime, so an
+    # edited catalog is read again.
+    files = sorted([*(root / "models").glob("*.yaml"), *(root / "gpus").glob("*.yaml")])
+    signature = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _parse_catalog(root.resolve(), signature)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_catalog(root: Path, signature: tuple[tuple[str, int, int], ...]) -> Catalog:
     models: dict[str, ModelSpec] = {}
     owners: dict[str, str] = {}
     for path in sorted((root / "models").glob("*.yaml")):

@@ -12,21 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
-from planner.calls import ModelName, WorkflowType
-from planner.catalog import GpuType, ModelSpec
-from planner.cluster import Cluster, NodePool
+from planner.catalog import ModelSpec
+from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
 from planner.errors import InputError, ProfileError
-from planner.pipeline import AggregatePipeline
-from planner.profiles import ProfileTable, ShapeKey
-
-# GPU shares on the 1/8 grid. With fractions 1, 1/2, 1/4, 1/8 and TP a power of two,
-# every replica's size divides every larger one's, which makes the per-pool volume
-# constraints of `model.py` exactly packable (see `packing.py`).
-GPU_FRACTIONS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
-TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-UNITS_PER_GPU = 8  # one unit = 1/8 GPU, the finest share
+from planner.profiles import ProfileTable
+from planner.types.apl import AggregatePipeline
+from planner.types.cluster import Cluster, NodePool
+from planner.types.names import GpuType, ModelName, WorkflowType
+from planner.types.settings import SloKind, WorkloadTargets
+from planner.types.shapes import ShapeKey
 
 # Per-replica loads at which latency is tabulated, as fractions of saturation capacity.
 # Dense near the utilisation cap where the curve bends; 0.995 lets baselines that run
@@ -34,8 +29,6 @@ UNITS_PER_GPU = 8  # one unit = 1/8 GPU, the finest share
 DEFAULT_LADDER: tuple[float, ...] = (
     0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.995,
 )  # fmt: skip
-
-SloKind = Literal["mean", "p95"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,6 @@ class WorkflowDemand:
     slo_s: float | None = None
     slo_kind: SloKind = "mean"
     p95_over_mean: float = 1.0
-    observed_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +73,7 @@ class ShapeCandidate:
     @property
     def units(self) -> int:
         """Size of one replica in 1/8-GPU units."""
-        return round(self.key.tp * self.key.gpu_fraction * UNITS_PER_GPU)
+        return self.key.units
 
 
 @dataclass(frozen=True)
@@ -102,7 +94,7 @@ class SearchProblem:
     workflows: tuple[WorkflowDemand, ...]
     models: tuple[ModelCandidates, ...]
     cluster: Cluster
-    utilisation_cap: float = 0.85
+    utilisation_cap: float = UTILISATION_CAP
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Node shapes added when counting the GPUs that would suffice (e.g. full 8-GPU nodes
     # for `--gpus N`); empty: grow the cluster's own pools.
@@ -147,14 +139,26 @@ class SearchProblem:
     def gpu_types(self) -> tuple[GpuType, ...]:
         return tuple(sorted({p.gpu_type for p in self.cluster.pools}))
 
-
-@dataclass(frozen=True)
-class WorkloadTargets:
-    """How target rates and SLOs are derived from the observed APL."""
-
-    headroom: float = 1.0  # target = observed rate x headroom (unless a rate is given)
-    target_rate_per_s: Mapping[WorkflowType, float] | float | None = None  # per type or total
-    slo_s: Mapping[WorkflowType, tuple[float, SloKind]] = field(default_factory=dict)
+    def without_shape(
+        self, model: ModelName, gpu_type: GpuType, tp: int, reason: str
+    ) -> SearchProblem:
+        """The problem minus `model`'s shapes on `gpu_type` at TP `tp` (0: every TP), with
+        a note saying why (placement could not honour them)."""
+        models = tuple(
+            replace(
+                m,
+                shapes=tuple(
+                    s
+                    for s in m.shapes
+                    if not (
+                        s.key.model == model and s.key.gpu_type == gpu_type and tp in (0, s.key.tp)
+                    )
+                ),
+            )
+            for m in self.models
+        )
+        note = f"placement: excluded {model} TP {tp or 'any'} on {gpu_type} ({reason})"
+        return replace(self, models=models, notes=(*self.notes, note))
 
 
 def workflow_demands(
@@ -217,7 +221,6 @@ def workflow_demands(
                 slo_s=slo[0] if slo else None,
                 slo_kind=slo[1] if slo else "mean",
                 p95_over_mean=p95_ratio,
-                observed_rate_per_s=rate,
             )
         )
     return tuple(out)
@@ -248,8 +251,8 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
         for tp in TP_DEGREES:
             if tp > domain or spec.heads % tp:
                 continue
-            fractions = GPU_FRACTIONS if tp == 1 else (1.0,)
-            keys.update(ShapeKey(spec.name, pool.gpu_type, tp, f) for f in fractions)
+            shares = SHARE_EIGHTHS if tp == 1 else (UNITS_PER_GPU,)
+            keys.update(ShapeKey(spec.name, pool.gpu_type, tp, s) for s in shares)
     return tuple(sorted(keys))
 
 
@@ -259,7 +262,6 @@ def build_problem(
     cluster: Cluster,
     specs: Mapping[ModelName, ModelSpec],
     targets: WorkloadTargets | None = None,
-    utilisation_cap: float = 0.85,
     ladder: Sequence[float] = DEFAULT_LADDER,
     growth: Sequence[NodePool] = (),
 ) -> SearchProblem:
@@ -267,8 +269,7 @@ def build_problem(
 
     Args:
         specs: the catalog entry of every model the APL names (keyed by the APL's name).
-        targets: target rates and SLOs (default: observed rates).
-        utilisation_cap: a replica's load stays below this fraction of its capacity.
+        targets: target rates, SLOs and the utilisation cap (default: observed rates).
         growth: node shapes to count "GPUs that would suffice" in (default: the pools').
     Raises:
         ProfileError: a model of the APL has no catalog entry.
@@ -293,7 +294,9 @@ def build_problem(
             for key in candidate_shapes(spec, Cluster((*cluster.pools, *growth)))
         ]
         models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
-    return SearchProblem(flows, tuple(models), cluster, utilisation_cap, growth=tuple(growth))
+    return SearchProblem(
+        flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
+    )
 
 
 def _rename(

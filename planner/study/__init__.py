@@ -17,7 +17,6 @@ import pandas as pd
 from planner.aggregate.characterise import prefix_reuse
 from planner.aggregate.indexed import Indexed, index_calls
 from planner.aggregate.models import model_stats
-from planner.calls import CallTable
 from planner.study.graph import NO_SHAPE, GraphFacts, graph_facts
 from planner.study.numbers import burstiness, count_histogram, distribution, log2_histogram
 from planner.study.roles import role_patterns, role_stats
@@ -28,10 +27,12 @@ from planner.study.types import (
     Failures,
     ModelStability,
     PrefixReuse,
+    Shape,
     TimeSplit,
     WorkflowStudy,
     WorkloadStudy,
 )
+from planner.types.calls import CallTable
 
 __all__ = ["characterise_workload"]
 
@@ -132,7 +133,7 @@ def _depth_source(facts: GraphFacts, wfs: np.ndarray, timed: bool) -> DepthSourc
     return "timing" if linked == 0 else "mixed"
 
 
-def _shapes(shape: np.ndarray) -> tuple[tuple[str, int], ...]:
+def _shapes(shape: np.ndarray) -> tuple[tuple[Shape, int], ...]:
     counts = np.bincount(shape[shape != NO_SHAPE], minlength=len(SHAPES))
     return tuple((SHAPES[i], int(c)) for i, c in enumerate(counts) if c)
 

@@ -188,10 +188,8 @@ def _fan_in(ix: Indexed) -> np.ndarray:
     np.maximum.at(last, ix.llm_wf, ix.llm_start)
     t = last[ix.llm_wf]
     ended = np.bincount(ix.llm_wf, weights=ix.llm_end <= t, minlength=n)
-    in_flight = np.bincount(
-        ix.llm_wf, weights=(ix.llm_start < t) & (ix.llm_end > t), minlength=n
-    )
-    return (ended >= 2) & (in_flight == 0)
+    in_flight = np.bincount(ix.llm_wf, weights=(ix.llm_start < t) & (ix.llm_end > t), minlength=n)
+    return np.asarray((ended >= 2) & (in_flight == 0))
 
 
 def _role_revisits(ix: Indexed, role: np.ndarray) -> np.ndarray:

@@ -58,7 +58,9 @@ def log2_histogram(values: np.ndarray) -> Histogram:
     return Histogram(tuple(float(e) for e in edges), tuple(int(c) for c in counts))
 
 
-def burstiness(starts: np.ndarray, windows_s: tuple[float, ...] = BURST_WINDOWS_S) -> tuple[Burst, ...]:
+def burstiness(
+    starts: np.ndarray, windows_s: tuple[float, ...] = BURST_WINDOWS_S
+) -> tuple[Burst, ...]:
     """Peak-to-mean of arrivals at each window no longer than the arrival span.
 
     Peak: most starts in any window [t, t + w) (t at an arrival, which is where the

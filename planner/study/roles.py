@@ -105,18 +105,18 @@ def role_patterns(ix: Indexed, frame: pd.DataFrame, t: int) -> tuple[RolePattern
     runs["skeleton"] = skeleton.reindex(runs["wf"]).to_numpy()
     counted = skeleton.value_counts()
     total = len(skeleton)
-    ranked = sorted(counted.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))[:MAX_PATTERNS]
+    ranked = sorted(((str(k), int(v)) for k, v in counted.items()), key=lambda kv: (-kv[1], kv[0]))[
+        :MAX_PATTERNS
+    ]
     chosen = runs[runs["skeleton"].isin([k for k, _ in ranked])]
     ranges = chosen.groupby(["skeleton", "step"], sort=True)["length"].agg(["min", "max"])
     out = []
     for key, count in ranked:
-        steps_frame = ranges.loc[key]
-        step_names = str(key).split(_SEPARATOR)
+        steps_frame = ranges.xs(key, level="skeleton")
+        step_names = key.split(_SEPARATOR)
         steps = tuple(
             PatternStep(name, int(lo), int(hi))
-            for name, lo, hi in zip(
-                step_names, steps_frame["min"], steps_frame["max"], strict=True
-            )
+            for name, lo, hi in zip(step_names, steps_frame["min"], steps_frame["max"], strict=True)
         )
         out.append(
             RolePattern(

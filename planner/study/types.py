@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from planner.calls import ModelName, WorkflowType
+from planner.types.names import ModelName, WorkflowType
 
 # The graph shape classes, in the order they are tested (first match wins).
 Shape = Literal["single", "tree", "fan-out/fan-in", "fan-out", "loop", "chain"]

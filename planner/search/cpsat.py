@@ -48,43 +48,29 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ortools.sat.python import cp_model
 from ortools.sat.python.cp_model import LinearExpr
 
-from planner.calls import ModelName
-from planner.catalog import GpuType
 from planner.errors import PlannerError
-from planner.plan import Allocation, Objective, Plan, SolverFacts
-from planner.search.mixtures import DEFAULT_MIX, MixBound
-from planner.search.options import (
-    DEFAULT_RESOLUTION,
-    Option,
-    model_options,
-)
+from planner.search.choices import Option, model_options
 from planner.search.packing import threshold_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
+from planner.types.names import GpuType, ModelName
+from planner.types.plan import Allocation, Objective, Plan, SolverFacts
+from planner.types.settings import SolveSettings
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
+
+#: What a solve optimises: "latency" (rate-weighted mean latency), "units" (GPU eighths),
+#: or "first" (the first plan found, with units as the guide: max-throughput's probes).
+Goal = Literal["latency", "units", "first"]
 
 
 class SolverTimeout(PlannerError):
     """No plan found within the time limit (not proven infeasible)."""
-
-
-@dataclass(frozen=True)
-class SolveSettings:
-    """How to search. `num_workers` and `random_seed` are pinned for determinism."""
-
-    objective: Objective = "min-latency"
-    time_limit_s: float = 30.0
-    num_workers: int = 1  # one worker is deterministic and, here, fastest (benchmarks)
-    random_seed: int = 0
-    resolution: float = DEFAULT_RESOLUTION  # latency net of options.py
-    mix: MixBound | None = DEFAULT_MIX  # two-shape mixtures (mixtures.py); None: one shape
-    use_hint: bool = True
-    max_units: int | None = None  # extra cap on total units (lexicographic 2nd stage)
 
 
 @dataclass(frozen=True)
@@ -217,13 +203,12 @@ def _status_name(solver: cp_model.CpSolver, status: cp_model.CpSolverStatus) -> 
 def solve_options(
     problem: SearchProblem,
     options: Mapping[ModelName, Sequence[Option]],
-    goal: str,
+    goal: Goal,
     settings: SolveSettings,
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency", "units", "feasible", or "first": the
-    first plan found with units as guide); None when infeasible.
+    """Solve the option model for `goal`; None when infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -238,7 +223,7 @@ def solve_options(
     latency_slos(cp, x, problem)
     if goal == "latency":
         cp.minimize(latency_objective(x, problem))
-    elif goal in ("units", "first"):
+    else:
         cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
@@ -274,7 +259,7 @@ def solve_options(
 def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
-            Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.gpu_fraction,
+            Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.share_eighths,
                        p.replicas)
             for o in chosen
             for p in o.parts

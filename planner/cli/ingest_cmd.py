@@ -10,7 +10,7 @@ import typer
 from planner.cli import app
 
 if TYPE_CHECKING:
-    from planner.pipeline import AggregatePipeline
+    from planner.types.apl import AggregatePipeline
 
 
 @app.command()
@@ -50,17 +50,10 @@ def ingest(
     ] = False,
 ) -> None:
     """Read traces, validate them and summarise each workflow type as an Aggregate LLM Pipeline."""
-    from planner.aggregate import aggregate_pipeline
-    from planner.io.atomic import write_text_atomic
-    from planner.io.pipeline import dumps_pipeline
-    from planner.io.traces import load_mapping, read_calls
+    from planner.jobs.ingesting import ingest_job
 
-    table_mapping = load_mapping(mapping) if mapping is not None else None
-    calls = read_calls(path, table_mapping, skip_bad_rows=skip_bad_rows)
-    apl = aggregate_pipeline(calls)
-    text = dumps_pipeline(apl)
-    if output is not None:
-        write_text_atomic(output, text)
+    ingested = ingest_job(path, mapping, skip_bad_rows, output)
+    calls, apl, text = ingested.calls, ingested.apl, ingested.apl_json
     if calls.skipped_rows:
         detail = ", ".join(f"{n} {reason}" for reason, n in calls.skipped_rows.items())
         typer.echo(f"Skipped {sum(calls.skipped_rows.values())} bad rows: {detail}", err=True)

@@ -17,7 +17,8 @@ import yaml
 
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
-from planner.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+from planner.types.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+from planner.types.shapes import share_eighths
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_FILE = "plan.yaml"
@@ -56,7 +57,7 @@ def plan_document(
             {
                 "model": a.model,
                 "gpu_type": a.gpu_type,
-                "tensor_parallel": a.tensor_parallel,
+                "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
@@ -113,22 +114,33 @@ def read_plan(path: Path) -> Plan:
         ConfigError: the file is missing, not a plan, or of another schema version.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
+    return parse_plan(text, str(path))
+
+
+def parse_plan(text: str, where: str) -> Plan:
+    """A plan document's text (a file's, or the plan ConfigMap's) as a Plan.
+
+    Raises:
+        ConfigError: not YAML, not a plan, another schema version, or malformed.
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict) or data.get("kind") != "plan":
-        raise ConfigError(f"{path}: not a plan file (expected `kind: plan`)")
+        raise ConfigError(f"{where}: not a plan file (expected `kind: plan`)")
     if data.get("schema_version") != PLAN_SCHEMA_VERSION:
         raise ConfigError(
-            f"{path}: plan schema_version {data.get('schema_version')!r}, this planner reads "
+            f"{where}: plan schema_version {data.get('schema_version')!r}, this planner reads "
             f"{PLAN_SCHEMA_VERSION}; re-run `planner plan`"
         )
     try:
         return _plan_from(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+        raise ConfigError(f"{where}: malformed plan ({exc!r}); re-run `planner plan`") from exc
 
 
 def _f(x: Any) -> float:
@@ -145,7 +157,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 a["model"],
                 a["gpu_type"],
                 int(a["tensor_parallel"]),
-                float(a["gpu_fraction"]),
+                share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
             )
             for a in data["allocations"]

@@ -2,22 +2,21 @@
 
 `run` starts real vLLM per configuration and stores what it measured; `import` reads
 `vllm bench serve --save-result` JSON; `show` lists what `profiles/` holds. The analytic
-`predict` verb lives beside these in `planner.cli.profile`.
+`predict` verb lives beside these in `planner.cli.profile_cmd`; the jobs are in
+`planner.jobs.profiling`.
 """
 
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from planner.catalog import Catalog, resolve_gpu, resolve_model
-from planner.cli.options import ConfigsOpt, ProfilesOpt
-from planner.cli.profile import profile_app
-from planner.errors import InputError, ProfileError
+from planner.cli import profile_app
+from planner.cli.flags import ConfigsOpt, ProfilesOpt
+from planner.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,57 +108,38 @@ def run(
     """Profile a model on real vLLM: sweep TP and GPU fraction, drive a ladder of loads."""
     from rich.progress import Progress
 
-    from planner.io import profiles as store
-    from planner.io import vllm_engine
-    from planner.io.configs import load_catalog
-    from planner.profiles.measured import SweepSpec, TokenShape, shapes_from_pipeline
-    from planner.profiles.points import SWEEP_COLUMNS
+    from planner.jobs.profiling import ProfileRunRequest, profile_run_job
 
-    catalog = load_catalog(configs)
-    spec_model = resolve_model(catalog, model)
-    if pipeline is not None:
-        shapes = shapes_from_pipeline(
-            _read_json(pipeline),
-            spec_model.name,
-            lambda n: _known_or_same(catalog, n),
-            str(pipeline),
-        )
-    elif input_tokens and output_tokens:
-        shapes = (TokenShape(input_tokens, output_tokens),)
-    else:
-        raise InputError("give --pipeline APL.json or both --input-tokens and --output-tokens")
-    gpu_name = _gpu_for_run(catalog, gpu_type or vllm_engine.detect_gpu_type()[0])
-    spec = SweepSpec(
-        model=spec_model.name,
-        model_path=model_path or spec_model.hf_id,
-        gpu_type=gpu_name,
+    request = ProfileRunRequest(
+        model=model,
         tps=_ints(tp, "--tp"),
         gpu_fractions=_floats(gpu_fraction, "--gpu-fraction"),
-        shapes=shapes,
         concurrencies=_ints(concurrency, "--concurrency"),
         request_rates=_floats(request_rate, "--request-rate"),
         prompts_per_client=prompts_per_client,
-        max_model_len=max_model_len,
+        pipeline=pipeline,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        model_path=model_path,
+        gpu_type=gpu_type,
+        vllm_args=tuple(vllm_arg or ()),
         kv_cache_gib=kv_cache_gib,
-        vllm_args=(*_without_max_len(spec_model.vllm_args, max_model_len), *(vllm_arg or ())),
+        max_model_len=max_model_len,
+        python=python,
+        start_timeout_s=start_timeout,
+        results_dir=results_dir,
+        configs_dir=configs,
+        profiles_dir=profiles_dir,
     )
-    if any(f > 1 for f in spec.gpu_fractions):
-        raise InputError(f"--gpu-fraction: shares must be at most 1, got '{gpu_fraction}'")
-    with tempfile.TemporaryDirectory(prefix="planner-profile-") as tmp:
-        work = results_dir or Path(tmp)
-        with Progress(transient=True) as bar:
-            task = bar.add_task("profiling", total=None)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("profiling", total=None)
 
-            def step(done: int, total: int, message: str) -> None:
-                bar.update(task, completed=done, total=total, description=message)
+        def step(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=message)
 
-            swept = vllm_engine.run_sweep(
-                spec, work, python=python, start_timeout_s=start_timeout, progress=step
-            )
-    target = profiles_dir or store.PROFILES_DIR
-    written = store.write_points(swept.points, target, replace_on=SWEEP_COLUMNS)
-    _print_points(swept.points)
-    for path in written:
+        stored = profile_run_job(request, step)
+    _print_points(stored.points)
+    for path in stored.written:
         typer.echo(f"wrote {path}")
 
 
@@ -186,21 +166,13 @@ def import_(
     profiles_dir: ProfilesOpt = None,
 ) -> None:
     """Import `vllm bench serve --save-result` JSON files as stored profile points."""
-    from planner.io import profiles as store
-    from planner.io.configs import load_catalog
+    from planner.jobs.profiling import profile_import_job
     from planner.profiles.imported import ImportOverrides
 
-    catalog = load_catalog(configs)
     overrides = ImportOverrides(model, gpu_type, tp, gpu_fraction)
-    points = store.read_bench_results(
-        files,
-        overrides,
-        resolve_model=lambda n: _resolve_name(catalog, n),
-        resolve_gpu=lambda n: _resolve_gpu_name(catalog, n),
-    )
-    written = store.write_points(points, profiles_dir or store.PROFILES_DIR)
-    _print_points(points)
-    for path in written:
+    stored = profile_import_job(files, overrides, configs, profiles_dir)
+    _print_points(stored.points)
+    for path in stored.written:
         typer.echo(f"wrote {path}")
 
 
@@ -231,55 +203,3 @@ def _print_points(points: pd.DataFrame) -> None:
     summary = summarise_points(points)
     if not summary.empty:
         typer.echo(summary.to_string(index=False))
-
-
-def _read_json(path: Path) -> Any:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def _resolve_name(catalog: Catalog, name: str) -> str:
-    return resolve_model(catalog, name).name
-
-
-def _known_or_same(catalog: Catalog, name: str) -> str:
-    """Catalog name of a trace's model, or the name itself for models outside the catalog."""
-    try:
-        return resolve_model(catalog, name).name
-    except ProfileError:
-        return name
-
-
-def _gpu_for_run(catalog: Catalog, name: str) -> str:
-    """Catalog GPU type of a user's or nvidia-smi's name, or `cpu`.
-
-    nvidia-smi says "NVIDIA H100 80GB HBM3" where Kubernetes product labels (which the
-    catalog lists) say "NVIDIA-H100-80GB-HBM3".
-    """
-    if name == "cpu":
-        return name
-    try:
-        return resolve_gpu(catalog, name).name
-    except ProfileError:
-        if " " not in name:
-            raise
-        return resolve_gpu(catalog, name.replace(" ", "-")).name
-
-
-def _resolve_gpu_name(catalog: Catalog, name: str) -> str:
-    """Catalog GPU name; `cpu` (our CI's engine) is kept as it is."""
-    return name if name == "cpu" else resolve_gpu(catalog, name).name
-
-
-def _without_max_len(args: tuple[str, ...], override: int | None) -> tuple[str, ...]:
-    """The catalog's vLLM args without its --max-model-len when the user gives one."""
-    if override is None or "--max-model-len" not in args:
-        return args
-    i = args.index("--max-model-len")
-    return (*args[:i], *args[i + 2 :])

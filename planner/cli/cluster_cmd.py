@@ -7,12 +7,7 @@ from typing import Annotated
 
 import typer
 
-from planner.cli import app
-
-cluster_app = typer.Typer(
-    help="Describe the GPU cluster plans are placed on.", no_args_is_help=True
-)
-app.add_typer(cluster_app, name="cluster")
+from planner.cli import cluster_app
 
 
 @cluster_app.command("discover")
@@ -31,26 +26,9 @@ def discover(
     to `product_labels` in configs/gpus; nodes that cannot be mapped are listed in the
     file's header, not silently dropped.
     """
-    from planner.discover import discover_cluster
-    from planner.errors import InputError
-    from planner.io.cluster import write_cluster
-    from planner.io.configs import load_catalog
-    from planner.io.kube import list_nodes
+    from planner.jobs.applying import discover_job
 
-    catalog = load_catalog(configs)
-    found = discover_cluster(list_nodes(), catalog.gpus)
-    if not found.cluster.pools:
-        raise InputError(
-            "no usable GPU nodes found: " + ("; ".join(found.notes) or "the cluster has no nodes")
-        )
-    header = "\n".join(
-        [
-            "Discovered by `planner cluster discover`. Review before planning with it:",
-            "nvlink_domain_size comes from the GPU catalog, not the hardware.",
-            *(f"note: {n}" for n in found.notes),
-        ]
-    )
-    write_cluster(found.cluster, output, header=header)
+    found = discover_job(output, configs)
     pools = ", ".join(f"{p.name} ({p.nodes}x{p.gpus_per_node})" for p in found.cluster.pools)
     typer.echo(f"wrote {output}: {found.cluster.gpus} GPUs in {pools}")
     for note in found.notes:

@@ -34,16 +34,10 @@ def apply_command(
     ] = False,
 ) -> None:
     """Server-side apply the manifests with field manager `planner` and print the changes."""
-    from planner.apply import PRUNABLE_KINDS, plan_apply
-    from planner.io.kube import connect, execute, live_objects
-    from planner.io.manifests import read_manifests
+    from planner.jobs.applying import apply_job
 
-    desired = read_manifests(directory)
-    client = connect()
-    live = live_objects(client, desired, PRUNABLE_KINDS if prune else ())
-    changes = plan_apply(desired, live, prune=prune)
+    changes = apply_job(directory, prune, dry_run).changes
     for change in changes.changes:
         if change.action != "unchanged":
             typer.echo(change.line())
-    execute(client, changes, desired, dry_run=dry_run)
     typer.echo(f"{'dry run: ' if dry_run else ''}{changes.summary()}")

@@ -8,18 +8,22 @@ from typing import Annotated
 import typer
 
 from planner.cli import app
-from planner.cli.deploy_options import (
+from planner.cli.flags import (
     ClaimOpt,
+    ConfigsOpt,
+    GpusPerNodeOpt,
+    GpuTypeOpt,
     NamespaceOpt,
     PlannerImageOpt,
     ScheduleOpt,
     SharingOpt,
     TracesOpt,
     VllmImageOpt,
+    render_settings,
 )
-from planner.cli.options import ConfigsOpt, GpusPerNodeOpt, GpuTypeOpt
-from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
-from planner.render.options import RenderOptions
+from planner.defaults import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
+from planner.jobs.requests import ClusterSpec
+from planner.render.settings import RenderOptions
 
 _D = RenderOptions()
 
@@ -50,20 +54,10 @@ def render_command(
     replan_traces_claim: ClaimOpt = _D.replan_traces_claim,
 ) -> None:
     """Place a plan on the cluster (nodes and GPU indices) and write Kubernetes manifests."""
-    from planner.catalog import resolve_gpu
-    from planner.cli.deploy_options import (
-        deploy_plan,
-        placement_summary,
-        render_options,
-        write_deployment,
-    )
-    from planner.cluster import uniform_cluster
-    from planner.errors import InputError
-    from planner.io.cluster import load_cluster
-    from planner.io.configs import load_catalog
-    from planner.io.plan import PLAN_FILE, read_plan
+    from planner.jobs.deploying import render_job
+    from planner.summaries import placement_summary
 
-    options = render_options(
+    settings = render_settings(
         sharing,
         namespace,
         vllm_image,
@@ -72,14 +66,7 @@ def render_command(
         replan_traces,
         replan_traces_claim,
     )
-    catalog = load_catalog(configs)
-    if cluster_file is not None:
-        cluster = load_cluster(cluster_file)
-    elif gpus is not None:
-        cluster = uniform_cluster(gpus, resolve_gpu(catalog, gpu_type).name, gpus_per_node)
-    else:
-        raise InputError("give the cluster: --cluster FILE or --gpus N")
-    plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
-    deployment = deploy_plan(plan, cluster, catalog, options)
-    target = write_deployment(output, deployment.rendered)
-    typer.echo(placement_summary(deployment.placement, target, len(deployment.rendered.objects)))
+    cluster = ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file)
+    outcome = render_job(plan_path, cluster, settings, output, configs)
+    objects = len(outcome.deployment.rendered.objects)
+    typer.echo(placement_summary(outcome.deployment.placement, outcome.manifests_dir, objects))

@@ -1,0 +1,130 @@
+"""Place -> render -> write: the deployment half of `plan`, and the `render` job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from planner.catalog import Catalog
+from planner.jobs.clusters import resolve_cluster
+from planner.jobs.requests import ClusterSpec, PlanRequest, replan_flags
+from planner.place import Placement, PlacementError, place
+from planner.render.objects import Rendered, render_manifests
+from planner.render.settings import RenderOptions
+from planner.types.cluster import Cluster
+from planner.types.plan import Plan
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A placed, rendered plan and the placement document stored beside it."""
+
+    plan: Plan
+    placement: Placement
+    rendered: Rendered
+    placement_text: str
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """What `plan_and_deploy` made and where it wrote it."""
+
+    deployment: Deployment
+    plan_path: Path
+    manifests_dir: Path
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    deployment: Deployment
+    manifests_dir: Path
+
+
+def deploy_plan(
+    plan: Plan,
+    cluster: Cluster,
+    catalog: Catalog,
+    settings: RenderOptions,
+    research: Callable[[Plan, PlacementError], Plan] | None = None,
+    attempts: int = 3,
+) -> Deployment:
+    """Place `plan` and build its objects. If placement fails and `research` is given,
+    search again without the failed shape (up to `attempts` placements), so a plan that
+    cannot be placed is never emitted.
+
+    Raises:
+        PlacementError: the plan (and its re-searches) do not fit the cluster (exit 3).
+    """
+    from planner.io.cluster_file import cluster_yaml
+    from planner.io.placement import PLACEMENT_FILE, placement_yaml
+    from planner.io.plan_file import dump_plan
+    from planner.render.control import CLUSTER_KEY
+
+    for attempt in range(attempts):
+        try:
+            placement = place(plan, cluster)
+        except PlacementError as exc:
+            if research is None or attempt == attempts - 1:
+                raise
+            plan = research(plan, exc)
+            continue
+        where = placement_yaml(placement)
+        rendered = render_manifests(
+            placement,
+            cluster,
+            catalog.models,
+            dump_plan(plan),
+            settings,
+            catalog.gpus,
+            {CLUSTER_KEY: cluster_yaml(cluster), PLACEMENT_FILE: where},
+        )
+        return Deployment(plan, placement, rendered, where)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def plan_and_deploy(request: PlanRequest, settings: RenderOptions, output: Path) -> PlanOutcome:
+    """The whole `planner plan` job: plan, place (re-searching around a shape placement
+    refuses), render with a CronJob that re-plans toward the same targets, and write
+    OUTPUT/plan.yaml, OUTPUT/placement.yaml and OUTPUT/manifests/.
+
+    Raises:
+        the errors of `plan_job` and `deploy_plan`.
+    """
+    from planner.io.outputs import write_plan_outputs
+    from planner.io.placement import PLACEMENT_FILE
+    from planner.io.plan_file import PLAN_FILE, dump_plan
+    from planner.jobs.planning import plan_job, research_without
+
+    result = plan_job(request)
+    settings = replace(settings, replan_args=replan_flags(request))
+    research = research_without(result.problem, request.solve)
+    deployment = deploy_plan(result.plan, result.cluster, result.catalog, settings, research)
+    files = {PLAN_FILE: dump_plan(deployment.plan), PLACEMENT_FILE: deployment.placement_text}
+    manifests = write_plan_outputs(output, files, deployment.rendered.objects)
+    return PlanOutcome(deployment, output / PLAN_FILE, manifests)
+
+
+def render_job(
+    plan_path: Path,
+    cluster: ClusterSpec,
+    settings: RenderOptions,
+    output: Path,
+    configs_dir: Path | None = None,
+) -> RenderOutcome:
+    """Place an existing plan.yaml (or its directory) on a cluster and write OUTPUT/manifests/.
+
+    Raises:
+        ConfigError: the plan file is missing or malformed.
+        PlacementError: the plan does not fit the cluster (exit 3).
+    """
+    from planner.io.configs import load_catalog
+    from planner.io.outputs import write_plan_outputs
+    from planner.io.plan_file import PLAN_FILE, read_plan
+
+    catalog = load_catalog(configs_dir)
+    resolved = resolve_cluster(cluster, catalog)
+    plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
+    deployment = deploy_plan(plan, resolved.cluster, catalog, settings)
+    manifests = write_plan_outputs(output, {}, deployment.rendered.objects)
+    return RenderOutcome(deployment, manifests)
