@@ -93,6 +93,7 @@ def _register() -> None:
         profile_store_cmd,
         render_cmd,
         replan_cmd,
+        report_cmd,
     )
 
 
