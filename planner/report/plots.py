@@ -238,7 +238,8 @@ def cluster_map(placement: Placement, colours: dict[ModelName, str]) -> str:
                 height = 0.8 * r.share_eighths / UNITS_PER_GPU
                 ax.add_patch(
                     Rectangle(
-                        (g, y + 0.8 * below / UNITS_PER_GPU),
+                        # Shares stack from the cell's bottom (rows grow downwards).
+                        (g, y + 0.8 - 0.8 * (below + r.share_eighths) / UNITS_PER_GPU),
                         0.9,
                         height,
                         facecolor=colours[r.model],
@@ -249,7 +250,7 @@ def cluster_map(placement: Placement, colours: dict[ModelName, str]) -> str:
                 if r.share_eighths < UNITS_PER_GPU:
                     ax.text(
                         g + 0.45,
-                        y + 0.8 * (below + r.share_eighths / 2) / UNITS_PER_GPU,
+                        y + 0.8 - 0.8 * (below + r.share_eighths / 2) / UNITS_PER_GPU,
                         f"{r.share_eighths}/8",
                         ha="center",
                         va="center",
