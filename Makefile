@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint clean traces-sample examples
+.PHONY: run test test-fast lint clean traces-sample examples image
 
 $(VENV)/.run-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +39,20 @@ run: $(VENV)/.run-deps
 traces-sample: $(VENV)/.run-deps
 	$(BIN)/python traces/generate.py --out traces/ --seed 7
 
+EXAMPLE_FLAGS := --hf-token-secret hf-token --replan-traces-claim planner-traces
 # Regenerates the committed example output in manifests/ (tests/test_examples.py checks it).
 examples: $(VENV)/.run-deps
-	$(BIN)/planner plan traces/ --gpus 8 -o manifests/h100x8
-	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml -o manifests/cluster
+	$(BIN)/planner plan traces/ --gpus 8 $(EXAMPLE_FLAGS) -o manifests/h100x8
+	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml $(EXAMPLE_FLAGS) \
+		--gateway --autoscaler hpa -o manifests/cluster
+
+# The re-planning CronJob's image, tagged with the package version (the default of
+# --planner-image). Push it (IMAGE=registry/planner) and pin by digest: docs/deploy.md.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= planner
+image:
+	docker build -t $(IMAGE):$(VERSION) .
+	@echo "built $(IMAGE):$(VERSION); after docker push, render with --planner-image $$(docker inspect --format '{{index .RepoDigests 0}}' $(IMAGE):$(VERSION) 2>/dev/null || echo '$(IMAGE)@sha256:...')"
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check planner tests benchmarks traces notebooks

@@ -20,16 +20,41 @@ Action = Literal["create", "update", "unchanged", "prune"]
 # Apply order: what others reference first (config, identity, RBAC), then Services, then
 # the workloads, then the CronJob that may re-plan them. Prunes run last, in reverse.
 KIND_ORDER = (
+    "Namespace",
     "ConfigMap",
     "ServiceAccount",
     "Role",
     "RoleBinding",
+    "NetworkPolicy",
     "Service",
     "Deployment",
+    "LeaderWorkerSet",
+    "LLMInferenceService",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "ScaledObject",
+    "InferencePool",
+    "HTTPRoute",
     "CronJob",
 )
-PRUNABLE_KINDS = frozenset(KIND_ORDER)
-SERVING_KINDS = frozenset({"ConfigMap", "Service", "Deployment"})
+# The Namespace is never pruned: deleting it would delete everything in it.
+PRUNABLE_KINDS = frozenset(KIND_ORDER) - {"Namespace"}
+WORKLOAD_KINDS = frozenset({"Deployment", "LeaderWorkerSet", "LLMInferenceService"})
+# What `planner replan` applies and prunes (render's `Rendered.serving`).
+SERVING_KINDS = frozenset(
+    {
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "LeaderWorkerSet",
+        "LLMInferenceService",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ScaledObject",
+        "InferencePool",
+        "HTTPRoute",
+    }
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +86,7 @@ class Change:
     ref: ObjectRef
     action: Action
     fields: tuple[str, ...] = ()  # changed field paths, for `update`
-    replicas_delta: int = 0  # Deployment scale change (desired - live)
+    replicas_delta: int = 0  # workload scale change (desired - live)
 
     def line(self) -> str:
         mark = {"create": "+", "update": "~", "unchanged": "=", "prune": "-"}[self.action]
@@ -114,7 +139,9 @@ def plan_apply(
             changes.append(Change(ref, "create", replicas_delta=_replicas(obj)))
             continue
         paths = tuple(_diff(obj, current, ""))
-        delta = _replicas(obj) - _replicas(current) if ref.kind == "Deployment" else 0
+        # An autoscaled workload leaves `replicas` unset: its count is the autoscaler's.
+        scaled = "replicas" in (obj.get("spec") or {})
+        delta = _replicas(obj) - _replicas(current) if scaled else 0
         changes.append(Change(ref, "update" if paths else "unchanged", paths, delta))
     if prune:
         for ref, obj in live_by_ref.items():
@@ -134,7 +161,7 @@ def _order(change: Change) -> tuple[int, int, int, ObjectRef]:
 
 
 def _replicas(obj: Mapping[str, Any]) -> int:
-    if obj.get("kind") != "Deployment":
+    if obj.get("kind") not in WORKLOAD_KINDS:
         return 0
     spec = obj.get("spec") or {}
     value = spec.get("replicas", 1)

@@ -55,6 +55,9 @@ class ModelSpec:
     active_params_b: float | None = None
     # Input embedding and LM head share one matrix (small models): counted once.
     tie_word_embeddings: bool = False
+    # Hugging Face serves the weights only to accounts that accepted the licence: the pods
+    # need a token, so rendering requires `--hf-token-secret`.
+    gated: bool = False
 
     @property
     def embedding_params_b(self) -> float:
@@ -119,6 +122,10 @@ class GpuSpec:
     vllm_max_num_batched_tokens: int = 2048
     aliases: tuple[str, ...] = ()
     source: str = ""
+    # Between nodes (pipeline-parallel hops of a replica spanning nodes): bandwidth per GPU
+    # per direction and the point-to-point latency. 0: unknown, no multi-node shapes.
+    inter_node_gb_per_s: float = 0.0
+    inter_node_latency_us: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -96,16 +96,22 @@ def plan_summary(plan: Plan, path: Path) -> str:
     return "\n".join(lines)
 
 
-def placement_summary(placement: Placement, manifests: Path, objects: int) -> str:
-    """Where the replicas went, what is left free, and what was written."""
+def placement_summary(
+    placement: Placement, manifests: Path, objects: int, replans: bool = True
+) -> str:
+    """Where the replicas went, what is left free, and what was written (and, when no
+    traces source was given, that no re-planning CronJob was)."""
     f = placement.fragmentation
-    nodes = sorted({r.node for r in placement.replicas})
-    return (
+    nodes = sorted({n for r in placement.replicas for n in r.nodes})
+    text = (
         f"placed {len(placement.replicas)} replicas on {len(nodes)} node(s); "
         f"free: {f.free_nodes} whole node(s), {f.free_gpus} whole GPU(s); "
         f"{f.partly_used_gpus} partly used GPU(s) leave {f.unused_share_gpus:g} GPU idle\n"
         f"wrote {objects} objects to {manifests} (kubectl apply -k {manifests})"
     )
+    if not replans:
+        text += "\nno re-planning CronJob: give --replan-traces-claim PVC or --replan-traces URL"
+    return text
 
 
 def evaluation_summary(ev: Evaluation) -> str:

@@ -10,20 +10,33 @@ import typer
 
 from planner.cli import app
 from planner.cli.flags import (
+    ApiKeyOpt,
+    AutoscalerOpt,
+    CacheClaimOpt,
+    CacheHostPathOpt,
     ClaimOpt,
     ClusterOpt,
     ConfigsOpt,
+    CredentialsOpt,
+    GatewayNameOpt,
+    GatewayNamespaceOpt,
+    GatewayOpt,
     GpusPerNodeOpt,
     GpuTypeOpt,
     HeadroomOpt,
+    HfTokenOpt,
     MappingOpt,
+    NamespaceObjectOpt,
     NamespaceOpt,
+    NetworkPolicyOpt,
     ObjectiveOpt,
     PlannerImageOpt,
+    PrefixRoutingOpt,
     ProfilesOpt,
     ScheduleOpt,
     SharingOpt,
     SloOpt,
+    TargetOpt,
     TargetRateOpt,
     TimeLimitOpt,
     TracesOpt,
@@ -77,12 +90,25 @@ def plan(
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
     sharing: SharingOpt = _RENDER.sharing,
+    target: TargetOpt = _RENDER.target,
     namespace: NamespaceOpt = _RENDER.namespace,
+    namespace_object: NamespaceObjectOpt = _RENDER.create_namespace,
     vllm_image: VllmImageOpt = _RENDER.vllm_image,
     planner_image: PlannerImageOpt = _RENDER.planner_image,
+    hf_token_secret: HfTokenOpt = _RENDER.hf_token_secret,
+    api_key_secret: ApiKeyOpt = _RENDER.api_key_secret,
+    model_cache_claim: CacheClaimOpt = _RENDER.model_cache_claim,
+    model_cache_host_path: CacheHostPathOpt = _RENDER.model_cache_host_path,
+    network_policy: NetworkPolicyOpt = _RENDER.network_policy,
+    gateway: GatewayOpt = _RENDER.gateway,
+    gateway_name: GatewayNameOpt = _RENDER.gateway_name,
+    gateway_namespace: GatewayNamespaceOpt = _RENDER.gateway_namespace,
+    prefix_routing: PrefixRoutingOpt = _RENDER.prefix_routing,
+    autoscaler: AutoscalerOpt = _RENDER.autoscaler,
     replan_schedule: ScheduleOpt = _RENDER.replan_schedule,
-    replan_traces: TracesOpt = _RENDER.replan_traces,
+    replan_traces: TracesOpt = _RENDER.replan_traces_url,
     replan_traces_claim: ClaimOpt = _RENDER.replan_traces_claim,
+    replan_credentials_secret: CredentialsOpt = _RENDER.replan_credentials_secret,
 ) -> None:
     """Choose replicas, TP degrees and GPU shares for the traces' models; write plan.yaml.
 
@@ -102,13 +128,26 @@ def plan(
         inputs=InputPaths(mapping, configs, profiles),
     )
     settings = render_settings(
-        sharing,
-        namespace,
-        vllm_image,
-        planner_image,
-        replan_schedule,
-        replan_traces,
-        replan_traces_claim,
+        sharing=sharing,
+        target=target,
+        namespace=namespace,
+        create_namespace=namespace_object,
+        vllm_image=vllm_image,
+        planner_image=planner_image,
+        hf_token_secret=hf_token_secret,
+        api_key_secret=api_key_secret,
+        model_cache_claim=model_cache_claim,
+        model_cache_host_path=model_cache_host_path,
+        network_policy=network_policy,
+        gateway=gateway,
+        gateway_name=gateway_name,
+        gateway_namespace=gateway_namespace,
+        prefix_routing=prefix_routing,
+        autoscaler=autoscaler,
+        replan_schedule=replan_schedule,
+        replan_traces_url=replan_traces,
+        replan_traces_claim=replan_traces_claim,
+        replan_credentials_secret=replan_credentials_secret,
     )
     outcome = plan_and_deploy(request, settings, output)
     deployment = outcome.deployment
@@ -118,4 +157,8 @@ def plan(
     else:
         typer.echo(plan_summary(deployment.plan, outcome.plan_path))
         objects = len(deployment.rendered.objects)
-        typer.echo(placement_summary(deployment.placement, outcome.manifests_dir, objects))
+        typer.echo(
+            placement_summary(
+                deployment.placement, outcome.manifests_dir, objects, settings.replans
+            )
+        )

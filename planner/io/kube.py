@@ -51,8 +51,21 @@ def connect() -> Any:
 
 def _resource(client: Any, obj_or_ref: Mapping[str, Any] | ObjectRef, api_version: str = "") -> Any:
     if isinstance(obj_or_ref, ObjectRef):
-        return client.resources.get(api_version=api_version, kind=obj_or_ref.kind)
-    return client.resources.get(api_version=obj_or_ref["apiVersion"], kind=obj_or_ref["kind"])
+        return _served(client, api_version, obj_or_ref.kind)
+    return _served(client, obj_or_ref["apiVersion"], obj_or_ref["kind"])
+
+
+def _served(client: Any, api_version: str, kind: str) -> Any:
+    """The API resource for a kind, or one error line when the server lacks its CRD."""
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    try:
+        return client.resources.get(api_version=api_version, kind=kind)
+    except ResourceNotFoundError:
+        raise ClusterAccessError(
+            f"the API server does not serve {kind} ({api_version}); install its CRD and "
+            "controller (docs/deploy.md section 3) or render without the flag that adds it"
+        ) from None
 
 
 def _call(what: str, fn: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Any:
@@ -75,7 +88,9 @@ def live_objects(
     in the namespaces `desired` uses."""
     out: dict[ObjectRef, dict[str, Any]] = {}
     versions: dict[str, str] = {}
-    namespaces = sorted({ObjectRef.of(o).namespace for o in desired})
+    # Cluster-scoped objects (the Namespace) have none: an empty namespace would list
+    # every namespace, and prune beyond the plan's.
+    namespaces = sorted({ObjectRef.of(o).namespace for o in desired} - {""})
     for obj in desired:
         ref = ObjectRef.of(obj)
         versions[ref.kind] = obj["apiVersion"]
@@ -87,7 +102,7 @@ def live_objects(
     for kind in sorted(prune_kinds):
         if kind not in versions:
             continue
-        resource = client.resources.get(api_version=versions[kind], kind=kind)
+        resource = _served(client, versions[kind], kind)
         for ns in namespaces:
             found = _call(
                 f"list {kind}", resource.get, namespace=ns, label_selector=f"{MANAGED_BY}={MANAGER}"

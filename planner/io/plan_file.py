@@ -59,6 +59,8 @@ def plan_document(
                 "gpu_type": a.gpu_type,
                 "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
+                # Written only for replicas that span pipeline stages (files stay as before).
+                **({"pipeline_parallel": a.pp} if a.pp > 1 else {}),
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
             }
@@ -159,6 +161,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["tensor_parallel"]),
                 share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
+                int(a.get("pipeline_parallel", 1)),
             )
             for a in data["allocations"]
         ),

@@ -260,7 +260,7 @@ def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
             Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.share_eighths,
-                       p.replicas)
+                       p.replicas, p.shape.key.pp)
             for o in chosen
             for p in o.parts
         )

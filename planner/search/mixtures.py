@@ -75,9 +75,9 @@ def mixtures(
 
 def _resources(shape: ShapeCandidate, dims: Sequence[tuple[GpuType, int]]) -> np.ndarray:
     """Units one replica of `shape` adds to each packing constraint (g, t)."""
-    g, size = shape.key.gpu_type, shape.units
+    g, size, stage = shape.key.gpu_type, shape.units, shape.key.stage_units
     return np.array(
-        [size if g == dg and item_threshold(size) >= t else 0 for dg, t in dims], dtype=np.int64
+        [size if g == dg and item_threshold(stage) >= t else 0 for dg, t in dims], dtype=np.int64
     )
 
 

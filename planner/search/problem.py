@@ -10,11 +10,11 @@ problems by hand; `build_problem` builds real ones from the stages before search
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from planner.catalog import ModelSpec
-from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
+from planner.defaults import PP_DEGREES, SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
 from planner.errors import InputError, ProfileError
 from planner.profiles import ProfileTable
 from planner.types.apl import AggregatePipeline
@@ -256,6 +256,33 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
     return tuple(sorted(keys))
 
 
+def pipeline_shapes(
+    spec: ModelSpec, cluster: Cluster, fits: Callable[[ShapeKey], bool]
+) -> tuple[ShapeKey, ...]:
+    """Replicas spanning nodes, for GPU types on which no single-domain shape fits.
+
+    Per pool of such a type: TP = the widest degree inside one NVLink domain that divides
+    the heads, and the fewest pipeline stages (PP_DEGREES) whose memory fits and whose
+    GPUs the pool holds. Fewest stages: each stage adds a hop between nodes, and more
+    stages of one replica buy KV cache that more replicas would buy with higher throughput.
+    """
+    keys: set[ShapeKey] = set()
+    for pool in cluster.pools:
+        domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
+        tps = [t for t in TP_DEGREES if t <= domain and not spec.heads % t]
+        if not tps:
+            continue
+        single = (ShapeKey(spec.name, pool.gpu_type, t) for t in tps)
+        if any(fits(k) for k in single):
+            continue
+        for pp in PP_DEGREES:
+            key = ShapeKey(spec.name, pool.gpu_type, tps[-1], UNITS_PER_GPU, pp)
+            if tps[-1] * pp <= pool.gpus and fits(key):
+                keys.add(key)
+                break
+    return tuple(sorted(keys))
+
+
 def build_problem(
     apl: AggregatePipeline,
     profiles: ProfileTable,
@@ -287,11 +314,16 @@ def build_problem(
         inp, out = _merged_token_shape(
             apl, [n for n in apl.models() if specs[n].name == catalog_name]
         )
+        every_pool = Cluster((*cluster.pools, *growth))
         shapes = [
             _profile_shape(profiles, key, inp, out, ladder)
             # growth pools may allow wider TP: profile those shapes too (the solve on
             # `cluster` rejects them, the count of GPUs that would suffice uses them)
-            for key in candidate_shapes(spec, Cluster((*cluster.pools, *growth)))
+            for key in candidate_shapes(spec, every_pool)
+        ]
+        shapes += [
+            _profile_shape(profiles, key, inp, out, ladder)
+            for key in pipeline_shapes(spec, every_pool, lambda k: profiles.memory(k).fits)
         ]
         models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
     return SearchProblem(

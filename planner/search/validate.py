@@ -168,8 +168,9 @@ def _packing(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[Vio
         counts: dict[int, int] = {}
         for a in allocs:
             if a.gpu_type == gpu_type:
-                size = a.shape.units
-                counts[size] = counts.get(size, 0) + a.replicas
+                # Each pipeline stage is packed as its own TP group.
+                size = a.shape.stage_units
+                counts[size] = counts.get(size, 0) + a.replicas * a.pp
         left = first_fit_decreasing(counts, problem.cluster, gpu_type)
         if left:
             message = f"{gpu_type}: {left} replicas cannot be placed on the cluster's GPUs"

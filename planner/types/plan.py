@@ -25,10 +25,11 @@ class Allocation:
     tp: int
     share_eighths: int  # of each GPU, 8 = whole GPUs (see ShapeKey)
     replicas: int
+    pp: int = 1  # pipeline stages per replica (> 1: the replica spans nodes)
 
     @property
     def shape(self) -> ShapeKey:
-        return ShapeKey(self.model, self.gpu_type, self.tp, self.share_eighths)
+        return ShapeKey(self.model, self.gpu_type, self.tp, self.share_eighths, self.pp)
 
     @property
     def gpu_fraction(self) -> float:
