@@ -44,7 +44,7 @@ def test_page_has_every_section_and_valid_images(report: Report) -> None:
         assert root.tag.endswith("svg")
     # Every model of the plan is in the allocation table and on the map's legend.
     for model in ("Llama-3.1-70B-Instruct", "Qwen3-32B", "Qwen3-Reranker-0.6B"):
-        assert f"<td class=\"l\">{model}</td>" in html
+        assert f'<td class="l">{model}</td>' in html
     assert "-&gt; explorer{" in html  # a role path pattern
 
 
