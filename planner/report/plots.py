@@ -14,10 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # before pyplot: no display, no GUI toolkit
-
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.typing import RcKeyType
@@ -54,12 +50,10 @@ def model_colours(models: Sequence[ModelName]) -> dict[ModelName, str]:
 
 @contextmanager
 def _figure(width_in: float, height_in: float) -> Iterator[Figure]:
-    with plt.rc_context(_STYLE):
-        fig = plt.figure(figsize=(width_in, height_in))
-        try:
-            yield fig
-        finally:
-            plt.close(fig)
+    # A bare Figure (no pyplot): no global figure registry, no backend switch, so a
+    # notebook's own plotting is untouched.
+    with matplotlib.rc_context(_STYLE):
+        yield Figure(figsize=(width_in, height_in))
 
 
 def _svg(fig: Figure) -> str:
