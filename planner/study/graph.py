@@ -75,14 +75,16 @@ def graph_facts(ix: Indexed, frame: pd.DataFrame, llm_role: np.ndarray) -> Graph
     children = branching = None
     linked = np.zeros(n, dtype=bool)
     depth = np.full(n, np.nan)
-    if ix.timed:
-        rows = np.flatnonzero(counted)
-        depth = sequential_depth(ix.wf[rows], start[rows], end[rows], n).astype(np.float64)
     if parent is not None:
         children, branching, by_parent = _parent_graph(ix, parent, counted)
         linked[ix.wf[parent >= 0]] = True
         depth = np.where(linked, by_parent, depth)
         children = np.where(linked, children, np.nan)
+    if ix.timed and not linked.all():
+        # Timing gives the depth of the workflows without parent links.
+        rows = np.flatnonzero(counted & ~linked[ix.wf])
+        timing = sequential_depth(ix.wf[rows], start[rows], end[rows], n)
+        depth = np.where(linked, depth, timing)
 
     llm_calls = np.bincount(ix.llm_wf, minlength=n)
     shape = np.full(n, NO_SHAPE, dtype=np.int64)

@@ -10,6 +10,8 @@ every LLM call names its agent take part.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -18,7 +20,6 @@ from planner.study.types import PatternStep, RolePattern, RoleStats
 
 # Patterns reported per workflow type, most common first.
 MAX_PATTERNS = 5
-_SEPARATOR = "\x1f"
 
 
 def role_stats(ix: Indexed, frame: pd.DataFrame, t: int) -> tuple[RoleStats, ...]:
@@ -89,41 +90,42 @@ def role_patterns(ix: Indexed, frame: pd.DataFrame, t: int) -> tuple[RolePattern
     new_run = np.ones(len(wf), dtype=bool)
     new_run[1:] = (wf[1:] != wf[:-1]) | (role[1:] != role[:-1])
     heads = np.flatnonzero(new_run)
-    runs = pd.DataFrame(
-        {
-            "wf": wf[heads],
-            "role": role[heads],
-            "length": np.diff(np.append(heads, len(wf))),
-        }
-    )
-    runs["step"] = runs.groupby("wf").cumcount()
-    names = np.asarray(agents.categories, dtype=object).astype(str)
-    runs["name"] = names[runs["role"].to_numpy()]
-    # One key per workflow: its step roles joined (per workflow, not per row) with a
-    # separator no role name holds.
-    skeleton = runs.groupby("wf", sort=True)["name"].agg(_SEPARATOR.join)
-    runs["skeleton"] = skeleton.reindex(runs["wf"]).to_numpy()
-    counted = skeleton.value_counts()
-    total = len(skeleton)
-    ranked = sorted(((str(k), int(v)) for k, v in counted.items()), key=lambda kv: (-kv[1], kv[0]))[
-        :MAX_PATTERNS
-    ]
-    chosen = runs[runs["skeleton"].isin([k for k, _ in ranked])]
-    ranges = chosen.groupby(["skeleton", "step"], sort=True)["length"].agg(["min", "max"])
+    run_wf, run_role = wf[heads], role[heads].astype(np.int64)
+    run_length = np.diff(np.append(heads, len(wf)))
+    # Workflow boundaries among the runs; each workflow's step roles as one bytes key
+    # (one Python step per workflow, not per row), factorised into skeleton ids.
+    first_run = np.flatnonzero(np.r_[True, run_wf[1:] != run_wf[:-1]])
+    bounds = np.append(first_run, len(run_wf))
+    step = np.arange(len(run_wf)) - np.repeat(first_run, np.diff(bounds))
+    packed = run_role.astype(np.int32)  # role codes fit 31 bits: one key per sequence
+    keys = [packed[lo:hi].tobytes() for lo, hi in itertools.pairwise(bounds)]
+    skeleton, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+    counts = np.bincount(skeleton, minlength=len(uniques))
+    names = [str(c) for c in agents.categories]
+    sequences = [
+        tuple(names[r] for r in np.frombuffer(u, dtype=np.int32)) for u in uniques
+    ]  # one per distinct path
+    ranked = sorted(range(len(uniques)), key=lambda k: (-counts[k], sequences[k]))
+    total = len(keys)
+    run_skeleton = np.repeat(skeleton, np.diff(bounds))
     out = []
-    for key, count in ranked:
-        steps_frame = ranges.xs(key, level="skeleton")
-        step_names = key.split(_SEPARATOR)
+    for k in ranked[:MAX_PATTERNS]:
+        mine = run_skeleton == k
+        n_steps = len(sequences[k])
+        lo = np.full(n_steps, np.iinfo(np.int64).max)
+        hi = np.zeros(n_steps, dtype=np.int64)
+        np.minimum.at(lo, step[mine], run_length[mine])
+        np.maximum.at(hi, step[mine], run_length[mine])
         steps = tuple(
-            PatternStep(name, int(lo), int(hi))
-            for name, lo, hi in zip(step_names, steps_frame["min"], steps_frame["max"], strict=True)
+            PatternStep(name, int(a), int(b))
+            for name, a, b in zip(sequences[k], lo, hi, strict=True)
         )
         out.append(
             RolePattern(
                 pattern=pattern_text(steps),
                 steps=steps,
-                workflows=int(count),
-                coverage=float(count / total),
+                workflows=int(counts[k]),
+                coverage=float(counts[k] / total),
             )
         )
     return tuple(out)
