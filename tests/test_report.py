@@ -152,3 +152,35 @@ def test_cli_rejects_a_bad_evaluation_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "--evaluation" in str(result.exception) or "--evaluation" in result.output
+
+
+def test_cluster_map_shows_free_gpus_shares_and_tp_groups(tmp_path: Path) -> None:
+    # matplotlib writes each text of an SVG as a comment beside its glyphs.
+    from planner.io.cluster_file import load_cluster
+    from planner.io.plan_file import read_plan
+    from planner.place import place
+    from planner.report import plots
+
+    plan = read_plan(REPO / "manifests" / "cluster" / "plan.yaml")
+    placement = place(plan, load_cluster(REPO / "configs" / "cluster.yaml"))
+    colours = plots.model_colours([a.model for a in plan.allocations])
+    svg = plots.cluster_map(placement, colours)
+    legend = 1
+    assert svg.count("<!-- free -->") == placement.fragmentation.free_gpus + legend
+    tp_groups = sum(1 for r in placement.replicas if r.tp > 1)
+    assert svg.count("<!-- TP8 -->") == tp_groups > 0
+    # A reranker on an eighth of a GPU: its share is labelled, the GPU is not free.
+    text = PLAN.read_text().replace(
+        "  tensor_parallel: 1\n  gpu_fraction: 1.0\n  replicas: 1\n  gpus: 1.0\npredicted",
+        "  tensor_parallel: 1\n  gpu_fraction: 0.125\n  replicas: 1\n  gpus: 0.125\npredicted",
+    )
+    assert "gpu_fraction: 0.125" in text
+    shared = tmp_path / "plan.yaml"
+    shared.write_text(text)
+    from planner.types.cluster import uniform_cluster
+
+    small = read_plan(shared)
+    placed = place(small, uniform_cluster(8, "H100-SXM-80GB", 8, 8))
+    svg = plots.cluster_map(placed, plots.model_colours([a.model for a in small.allocations]))
+    assert svg.count("<!-- 1/8 -->") == 1
+    assert svg.count("<!-- free -->") == legend  # the shared GPU is partly used, not free
