@@ -17,7 +17,7 @@ from planner.io.traces import load_mapping, read_calls
 from planner.study import characterise_workload
 from planner.study.graph import sequential_depth
 from planner.study.numbers import burstiness
-from planner.study.types import WorkflowStudy, WorkloadStudy
+from planner.study.types import PatternLoop, PatternStep, WorkflowStudy, WorkloadStudy
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "traces"
@@ -229,3 +229,22 @@ def test_real_traces(trace: str, mapping: str) -> None:
     for w in study.workflows:
         assert sum(n for _, n in w.shapes) <= w.workflow_count
         assert w.input_tokens.count == w.llm_calls
+
+
+def test_loops_fold_into_one_pattern(tmp_path: Path) -> None:
+    # w1: a b a b c (the a-b loop twice); w2: a b c (once); w3: a a b a b a b c (three
+    # times, the first a twice). One pattern covers all three workflows.
+    rows = []
+    for wf, roles in (("w1", "ababc"), ("w2", "abc"), ("w3", "aababab" + "c")):
+        for i, role in enumerate(roles):
+            rows.append(f"{wf},t,llm,m,{role},{i},{i + 1},10,1,,ok,,")
+    path = tmp_path / "calls.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    (w,) = characterise_workload(read_calls(path)).workflows
+    assert [(p.pattern, p.workflows, p.coverage) for p in w.patterns] == [
+        ("(a{1,2} -> b){1,3} -> c", 3, 1.0)
+    ]
+    (loop, last) = w.patterns[0].steps
+    assert isinstance(loop, PatternLoop) and (loop.min_iterations, loop.max_iterations) == (1, 3)
+    assert loop.loop[0] == PatternStep("a", 1, 2) and last == PatternStep("c", 1, 1)
+    assert dict(w.shapes) == {"loop": 2, "chain": 1}  # w2 runs the loop body once

@@ -2,10 +2,15 @@
 
 A workflow's role path is its LLM calls' agent names in start order, with consecutive
 calls of the same role collapsed into one step with a repeat count
-(`explorer explorer explorer` -> `explorer{3}`). Workflows with the same sequence of steps
-share a pattern; the pattern's repeat range per step is the smallest and largest count
-seen (`explorer{3,4}`; `{n}` when always n, nothing when always 1). Only workflows whose
-every LLM call names its agent take part.
+(`explorer explorer explorer` -> `explorer{3}`). Loops are then folded: a sequence of two
+or three distinct roles that some workflow of the type runs at least twice in a row
+(`engineer reviewer engineer reviewer`) is a loop body of the type, and every run of it,
+in any workflow of the type, once or more, becomes one loop step
+(`(engineer -> reviewer){2}`); bodies are tried shortest first, then by role names, left
+to right. Workflows with the same sequence of steps share a pattern; its ranges are the
+smallest and largest repeat counts and loop iterations seen (`explorer{3,4}`,
+`(engineer -> reviewer){1,3}`; `{n}` when always n, nothing when always 1). Only
+workflows whose every LLM call names its agent take part.
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ import numpy as np
 import pandas as pd
 
 from planner.aggregate.indexed import Indexed
-from planner.study.types import PatternStep, RolePattern, RoleStats
+from planner.study.types import PatternLoop, PatternStep, RolePattern, RoleStats
 
 # Patterns reported per workflow type, most common first.
 MAX_PATTERNS = 5
+# Longest loop body folded (roles per iteration).
+MAX_LOOP_PERIOD = 3
+
+# A folded path: ("role", code) or ("loop", body codes), per item.
+_Item = tuple[str, tuple[int, ...]]
 
 
 def role_stats(ix: Indexed, frame: pd.DataFrame, t: int) -> tuple[RoleStats, ...]:
@@ -102,41 +112,118 @@ def role_patterns(ix: Indexed, frame: pd.DataFrame, t: int) -> tuple[RolePattern
     skeleton, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
     counts = np.bincount(skeleton, minlength=len(uniques))
     names = [str(c) for c in agents.categories]
-    sequences = [
-        tuple(names[r] for r in np.frombuffer(u, dtype=np.int32)) for u in uniques
-    ]  # one per distinct path
-    ranked = sorted(range(len(uniques)), key=lambda k: (-counts[k], sequences[k]))
-    total = len(keys)
+    sequences = [tuple(int(r) for r in np.frombuffer(u, dtype=np.int32)) for u in uniques]
+    bodies = _loop_bodies(sequences, names)
+    # Per distinct path: its folded form, and per step the item and position in the item.
+    folded = [_fold(seq, bodies) for seq in sequences]
+    forms: dict[tuple[_Item, ...], list[int]] = {}
+    for k, (items, _, _, _) in enumerate(folded):
+        forms.setdefault(items, []).append(k)
+    offsets = np.concatenate([[0], np.cumsum([len(seq) for seq in sequences])])
+    flat_item = np.concatenate([f[1] for f in folded])
+    flat_inner = np.concatenate([f[2] for f in folded])
     run_skeleton = np.repeat(skeleton, np.diff(bounds))
+    run_slot = offsets[run_skeleton] + step
+    run_key = flat_item[run_slot] * MAX_LOOP_PERIOD + flat_inner[run_slot]
+
+    def text(items: tuple[_Item, ...]) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(names[r] for r in codes) for _, codes in items)
+
+    ranked = sorted(forms.items(), key=lambda kv: (-int(counts[kv[1]].sum()), text(kv[0])))[
+        :MAX_PATTERNS
+    ]
+    total = len(keys)
     out = []
-    for k in ranked[:MAX_PATTERNS]:
-        mine = run_skeleton == k
-        n_steps = len(sequences[k])
-        lo = np.full(n_steps, np.iinfo(np.int64).max)
-        hi = np.zeros(n_steps, dtype=np.int64)
-        np.minimum.at(lo, step[mine], run_length[mine])
-        np.maximum.at(hi, step[mine], run_length[mine])
-        steps = tuple(
-            PatternStep(name, int(a), int(b))
-            for name, a, b in zip(sequences[k], lo, hi, strict=True)
-        )
+    for items, members in ranked:
+        mine = np.isin(run_skeleton, members)
+        width = len(items) * MAX_LOOP_PERIOD
+        lo = np.full(width, np.iinfo(np.int64).max)
+        hi = np.zeros(width, dtype=np.int64)
+        np.minimum.at(lo, run_key[mine], run_length[mine])
+        np.maximum.at(hi, run_key[mine], run_length[mine])
+        steps: list[PatternStep | PatternLoop] = []
+        for j, (kind, codes) in enumerate(items):
+            inner = tuple(
+                PatternStep(
+                    names[r], int(lo[j * MAX_LOOP_PERIOD + i]), int(hi[j * MAX_LOOP_PERIOD + i])
+                )
+                for i, r in enumerate(codes)
+            )
+            if kind == "role":
+                steps.append(inner[0])
+            else:
+                turns = [folded[k][3][j] for k in members]
+                steps.append(PatternLoop(inner, min(turns), max(turns)))
+        workflows = int(counts[members].sum())
         out.append(
             RolePattern(
-                pattern=pattern_text(steps),
-                steps=steps,
-                workflows=int(counts[k]),
-                coverage=float(counts[k] / total),
+                pattern=pattern_text(tuple(steps)),
+                steps=tuple(steps),
+                workflows=workflows,
+                coverage=float(workflows / total),
             )
         )
     return tuple(out)
 
 
-def pattern_text(steps: tuple[PatternStep, ...]) -> str:
-    """`planner -> explorer{3,4} -> reviewer`: `{n}` for a fixed repeat n > 1."""
+def _loop_bodies(sequences: list[tuple[int, ...]], names: list[str]) -> list[tuple[int, ...]]:
+    """Bodies of 2..MAX_LOOP_PERIOD distinct roles run at least twice in a row somewhere,
+    shortest first, then by role names (one pass per distinct path, not per row)."""
+    bodies: set[tuple[int, ...]] = set()
+    for seq in sequences:
+        for period in range(2, MAX_LOOP_PERIOD + 1):
+            for i in range(len(seq) - 2 * period + 1):
+                body = seq[i : i + period]
+                if seq[i + period : i + 2 * period] == body and len(set(body)) == period:
+                    bodies.add(body)
+    return sorted(bodies, key=lambda b: (len(b), [names[r] for r in b]))
 
-    def one(s: PatternStep) -> str:
-        if s.min_repeat == s.max_repeat:
-            return s.role if s.min_repeat == 1 else f"{s.role}{{{s.min_repeat}}}"
-        return f"{s.role}{{{s.min_repeat},{s.max_repeat}}}"
+
+def _fold(
+    seq: tuple[int, ...], bodies: list[tuple[int, ...]]
+) -> tuple[tuple[_Item, ...], np.ndarray, np.ndarray, list[int]]:
+    """Folded items of a path; per step its item index and position inside the item; per
+    item its iterations (1 for a plain role)."""
+    items: list[_Item] = []
+    step_item: list[int] = []
+    step_inner: list[int] = []
+    turns: list[int] = []
+    i = 0
+    while i < len(seq):
+        for body in bodies:
+            p = len(body)
+            if seq[i : i + p] == body:
+                k = 1
+                while seq[i + k * p : i + (k + 1) * p] == body:
+                    k += 1
+                step_item += [len(items)] * (k * p)
+                step_inner += list(range(p)) * k
+                items.append(("loop", body))
+                turns.append(k)
+                i += k * p
+                break
+        else:
+            step_item.append(len(items))
+            step_inner.append(0)
+            items.append(("role", (seq[i],)))
+            turns.append(1)
+            i += 1
+    return tuple(items), np.array(step_item, dtype=np.int64), np.array(step_inner), turns
+
+
+def pattern_text(steps: tuple[PatternStep | PatternLoop, ...]) -> str:
+    """`planner -> explorer{3,4} -> (engineer -> reviewer){1,3}`: `{n}` for a fixed count
+    n > 1, nothing for always 1."""
+
+    def count(lo: int, hi: int) -> str:
+        if lo == hi:
+            return "" if lo == 1 else f"{{{lo}}}"
+        return f"{{{lo},{hi}}}"
+
+    def one(s: PatternStep | PatternLoop) -> str:
+        if isinstance(s, PatternLoop):
+            inner = " -> ".join(one(x) for x in s.loop)
+            return f"({inner}){count(s.min_iterations, s.max_iterations)}"
+        return f"{s.role}{count(s.min_repeat, s.max_repeat)}"
 
     return " -> ".join(one(s) for s in steps)

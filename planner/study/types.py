@@ -169,18 +169,29 @@ class PatternStep:
 
 
 @dataclass(frozen=True)
+class PatternLoop:
+    """Steps repeated as a whole (engineer then reviewer, again and again) between
+    min_iterations and max_iterations times."""
+
+    loop: tuple[PatternStep, ...]
+    min_iterations: int
+    max_iterations: int
+
+
+@dataclass(frozen=True)
 class RolePattern:
     """A workflow path over roles with repetition ranges, and the workflows it covers.
 
     Attributes:
-        pattern: the compact form, e.g. `planner -> explorer{3,4} -> reviewer`.
-        steps: the pattern's roles in order.
-        workflows: workflows whose run-collapsed role sequence is `steps`' roles.
+        pattern: the compact form, e.g.
+            `planner -> explorer{3,4} -> (engineer -> reviewer){1,3} -> verifier`.
+        steps: the pattern's roles and loops in order.
+        workflows: workflows whose path has this form.
         coverage: workflows / workflows of the type with named roles.
     """
 
     pattern: str
-    steps: tuple[PatternStep, ...]
+    steps: tuple[PatternStep | PatternLoop, ...]
     workflows: int
     coverage: float
 
