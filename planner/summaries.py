@@ -189,7 +189,7 @@ def study_summary(study: WorkloadStudy) -> str:
         r = w.prefix_reuse
         lines.append(
             f"  prefix reuse: cached {pct(r.cached_input_fraction)}, repeated prefixes "
-            f"{pct(r.repeated_prefix_fraction)}, context carry-over bound "
+            f"{pct(r.repeated_prefix_fraction)}, context carry-over "
             f"{pct(r.context_carryover_fraction)}"
         )
         lines.append(

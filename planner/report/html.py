@@ -166,7 +166,7 @@ def _workload(study: WorkloadStudy) -> str:
                 "retries",
                 "cached input",
                 "repeated prefixes",
-                "carry-over bound",
+                "context carry-over",
             ],
             rows,
         )

@@ -90,10 +90,11 @@ class PrefixReuse:
             server reported cached tokens (None when none did).
         repeated_prefix_fraction: share of calls whose prefix key was seen before in the
             type (None without prefix keys).
-        context_carryover_fraction: an upper bound for append-only conversations: each
+        context_carryover_fraction: the reuse an append-only conversation offers: each
             call may reuse min(its input, the previous call's input + output) tokens of
             the previous call of the same workflow and role (agent, else model); summed
-            over calls / all input tokens.
+            over calls / all input tokens. Not a bound: a cache also reuses prefixes
+            shared across roles and workflows (system prompts), which this leaves out.
     """
 
     cached_input_fraction: float | None
