@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from planner.errors import PlannerError
 from planner.render.common import MANAGED_BY, MANAGER
 
 Action = Literal["create", "update", "unchanged", "prune"]
@@ -114,11 +115,16 @@ class ApplyPlan:
         return ", ".join(f"{n} {a}" for a, n in counts.items())
 
 
+class PruneRefused(PlannerError):
+    """`--prune` would leave a namespace with no serving workload."""
+
+
 def plan_apply(
     desired: Sequence[Mapping[str, Any]],
     live: Iterable[Mapping[str, Any]],
     prune: bool = False,
     prune_kinds: frozenset[str] = PRUNABLE_KINDS,
+    allow_empty: bool = False,
 ) -> ApplyPlan:
     """Compare the manifests with what runs and list what applying them changes.
 
@@ -128,6 +134,11 @@ def plan_apply(
             planner-labelled object of `prune_kinds` in the namespaces concerned.
         prune: also delete planner-labelled live objects missing from `desired`.
         prune_kinds: kinds eligible for pruning (`planner replan` passes SERVING_KINDS).
+        allow_empty: let a prune delete every serving Deployment of a namespace.
+
+    Raises:
+        PruneRefused: pruning would leave a namespace that serves now with no Deployment
+            of one replica or more, and `allow_empty` is not set.
     """
     live_by_ref = {ObjectRef.of(o): o for o in live}
     wanted = {ObjectRef.of(o) for o in desired}
@@ -148,7 +159,31 @@ def plan_apply(
             labels = (obj.get("metadata") or {}).get("labels") or {}
             if ref not in wanted and ref.kind in prune_kinds and labels.get(MANAGED_BY) == MANAGER:
                 changes.append(Change(ref, "prune", replicas_delta=-_replicas(obj)))
-    return ApplyPlan(tuple(sorted(changes, key=_order)))
+    result = ApplyPlan(tuple(sorted(changes, key=_order)))
+    if prune and not allow_empty:
+        _refuse_emptying(desired, result)
+    return result
+
+
+def _refuse_emptying(desired: Sequence[Mapping[str, Any]], changes: ApplyPlan) -> None:
+    """A hand-edited plan (replicas 0 or negative) or a manifests folder without its
+    Deployments would otherwise, with --prune, silently delete all serving."""
+    serving = {
+        ObjectRef.of(o).namespace
+        for o in desired
+        if o.get("kind") == "Deployment" and _replicas(o) > 0
+    }
+    pruned: dict[str, int] = {}
+    for c in changes.of("prune"):
+        if c.ref.kind == "Deployment":
+            pruned[c.ref.namespace] = pruned.get(c.ref.namespace, 0) + 1
+    for namespace, count in sorted(pruned.items()):
+        if namespace not in serving:
+            raise PruneRefused(
+                f"namespace {namespace or '(default)'}: --prune would delete all {count} "
+                "serving Deployment(s) and the manifests serve nothing there; check the "
+                "manifests directory, or pass --allow-empty to remove all serving on purpose"
+            )
 
 
 def _order(change: Change) -> tuple[int, int, int, ObjectRef]:

@@ -75,6 +75,7 @@ class ReplicaPlacement:
     gpu_indices: tuple[int, ...]  # on `node` (each further stage takes `tp` GPUs of its node)
     pipeline_parallel: int = 1
     other_nodes: tuple[str, ...] = ()  # a replica spanning nodes: pipeline stages 2, 3, ...
+    expert_parallel: bool = False  # MoE: experts split across the TP GPUs
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -90,7 +91,13 @@ class ReplicaPlacement:
     def allocation(self) -> Allocation:
         """The plan allocation this replica belongs to (with replicas=1)."""
         return Allocation(
-            self.model, self.gpu_type, self.tp, self.share_eighths, 1, self.pipeline_parallel
+            self.model,
+            self.gpu_type,
+            self.tp,
+            self.share_eighths,
+            1,
+            self.pipeline_parallel,
+            self.expert_parallel,
         )
 
 
@@ -362,6 +369,7 @@ def _replica(
         gpu_indices=gpus,
         pipeline_parallel=alloc.pp,
         other_nodes=other_nodes,
+        expert_parallel=alloc.expert_parallel,
     )
 
 

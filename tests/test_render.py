@@ -425,3 +425,58 @@ def test_failed_write_leaves_previous_manifests_untouched(tmp_path: Path) -> Non
         write_manifests(target, [*rendered("hami").objects, object()])
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["manifests"]  # no staging left behind
+
+
+def test_expert_parallel_allocation_renders_the_vllm_flag_and_round_trips(tmp_path: Path) -> None:
+    from dataclasses import replace as dc_replace
+
+    from deploy_helpers import make_plan
+
+    from planner.io.plan_file import dump_plan, read_plan
+
+    catalog = make_catalog()
+    moe = dc_replace(
+        catalog.models["llama-3.1-8b"], moe_experts=8, moe_top_k=2, moe_intermediate=14336
+    )
+    catalog.models["llama-3.1-8b"] = moe
+    plan = make_plan(
+        Allocation("llama-3.1-8b", "H100-SXM-80GB", 2, 8, 1, expert_parallel=True),
+        Allocation("llama-3.1-70b", "H100-SXM-80GB", 2, 8, 1),
+    )
+    cluster = named_cluster()
+    out = render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing="process"),
+        catalog.gpus,
+    )
+    commands = {
+        d["metadata"]["name"]: serve_commands(d)[0] for d in of_kind(dicts(out), "Deployment")
+    }
+    ep = [c for name, c in commands.items() if "-ep-" in name]
+    assert len(ep) == 1 and "--enable-expert-parallel" in ep[0]
+    assert ep[0][ep[0].index("--tensor-parallel-size") + 1] == "2"
+    others = [c for name, c in commands.items() if "-ep-" not in name]
+    assert others and all("--enable-expert-parallel" not in c for c in others)
+    text = dump_plan(plan)
+    assert text.count("expert_parallel: true") == 1
+    (tmp_path / "plan.yaml").write_text(text)
+    assert read_plan(tmp_path / "plan.yaml").allocations == plan.allocations
+    # KServe carries it as parallelism.expert, validated against the real CRD.
+    kserve = render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing="process", target="kserve", autoscaler="none"),
+        catalog.gpus,
+    )
+    services = of_kind(dicts(kserve), "LLMInferenceService")
+    expert = [s for s in services if s["spec"]["parallelism"].get("expert")]
+    assert len(expert) == 1 and expert[0]["spec"]["parallelism"]["tensor"] == 2
+    from deploy_helpers import validate_object
+
+    for obj in services:
+        validate_object(obj)

@@ -256,7 +256,7 @@ def gated_catalog() -> Catalog:
 
 def test_gated_model_needs_a_token_secret_at_render_time() -> None:
     with pytest.raises(InputError) as exc:
-        render(catalog=gated_catalog())
+        render(catalog=gated_catalog(), hf_token_secret="")
     assert "llama-3.1-70b: gated" in str(exc.value) and "\n" not in str(exc.value)
     items = objs(render(catalog=gated_catalog(), hf_token_secret="hf"))
     for name, pod in serving_pods(items):

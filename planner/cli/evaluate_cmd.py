@@ -82,6 +82,7 @@ def evaluate(
     """Simulate the plan and the uniform, independent and greedy baselines on the same GPUs:
     maximum sustainable workflow rate, latency at the target rate, per-model utilisation,
     and the APL's prediction error against the simulation."""
+    from planner.cli.progress_display import progress_shown
     from planner.jobs.evaluating import EvaluateRequest, evaluate_job
     from planner.simulate.report import evaluation_document
     from planner.summaries import evaluation_summary
@@ -99,7 +100,8 @@ def evaluate(
         seed=seed,
         inputs=InputPaths(mapping, configs, profiles_dir),
     )
-    evaluation = evaluate_job(request)
+    with progress_shown(not as_json):
+        evaluation = evaluate_job(request)
     if as_json:
         typer.echo(json.dumps(evaluation_document(evaluation), indent=2, sort_keys=False))
     else:

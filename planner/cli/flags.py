@@ -54,6 +54,14 @@ MappingOpt = Annotated[
     Path | None,
     typer.Option("--mapping", help="YAML column mapping for non-canonical trace tables."),
 ]
+SkipBadRowsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad-rows",
+        help="Drop invalid or duplicated trace rows (and unreadable or twice-linked files) "
+        "and report their counts, instead of stopping at the first.",
+    ),
+]
 ConfigsOpt = Annotated[
     Path | None,
     typer.Option("--configs", help="Catalog folder with models/ and gpus/ (default: configs/)."),

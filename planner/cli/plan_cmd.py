@@ -35,6 +35,7 @@ from planner.cli.flags import (
     ProfilesOpt,
     ScheduleOpt,
     SharingOpt,
+    SkipBadRowsOpt,
     SloOpt,
     TargetOpt,
     TargetRateOpt,
@@ -63,9 +64,9 @@ _RENDER = RenderOptions()  # deploy flag defaults live in RenderOptions
 @app.command()
 def plan(
     traces: Annotated[
-        Path,
+        Path | None,
         typer.Argument(help="A trace file or directory (default: the shipped example traces)."),
-    ] = Path("traces"),
+    ] = None,
     gpus: Annotated[
         int | None,
         typer.Option("--gpus", help=f"GPUs in the cluster (full nodes; default {DEFAULT_GPUS})."),
@@ -87,6 +88,7 @@ def plan(
     time_limit: TimeLimitOpt = TIME_LIMIT_S,
     workers: WorkersOpt = NUM_WORKERS,
     mapping: MappingOpt = None,
+    skip_bad_rows: SkipBadRowsOpt = False,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
     sharing: SharingOpt = _RENDER.sharing,
@@ -115,17 +117,19 @@ def plan(
     Also places the plan on the cluster and writes placement.yaml and manifests/ (apply
     them with `kubectl apply -k DIR/manifests`).
     """
+    from planner.cli.progress_display import progress_shown
+    from planner.io.shipped import example_traces
     from planner.jobs.deploying import plan_and_deploy
     from planner.summaries import placement_summary, plan_json, plan_summary
 
     if gpus is None and cluster_file is None:
         gpus = DEFAULT_GPUS
     request = PlanRequest(
-        traces=traces,
+        traces=traces if traces is not None else example_traces(),
         cluster=ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file),
         targets=targets(target_rate, headroom, slo, utilisation_cap),
         solve=solve_settings(objective, time_limit, workers),
-        inputs=InputPaths(mapping, configs, profiles),
+        inputs=InputPaths(mapping, configs, profiles, skip_bad_rows),
     )
     settings = render_settings(
         sharing=sharing,
@@ -149,7 +153,8 @@ def plan(
         replan_traces_claim=replan_traces_claim,
         replan_credentials_secret=replan_credentials_secret,
     )
-    outcome = plan_and_deploy(request, settings, output)
+    with progress_shown(not as_json):
+        outcome = plan_and_deploy(request, settings, output)
     deployment = outcome.deployment
     if as_json:
         doc = plan_json(deployment.plan, outcome.plan_path)

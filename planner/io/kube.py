@@ -13,6 +13,7 @@ from typing import Any
 
 from planner.apply import ApplyPlan, ObjectRef
 from planner.errors import PlannerError
+from planner.io.signals import note_change
 from planner.render.common import MANAGED_BY, MANAGER
 
 FIELD_MANAGER = "planner"
@@ -60,7 +61,13 @@ def _served(client: Any, api_version: str, kind: str) -> Any:
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     try:
-        return client.resources.get(api_version=api_version, kind=kind)
+        return _call(
+            f"look up {kind} ({api_version})",
+            client.resources.get,
+            api_version=api_version,
+            kind=kind,
+            missing_ok=False,
+        )
     except ResourceNotFoundError:
         raise ClusterAccessError(
             f"the API server does not serve {kind} ({api_version}); install its CRD and "
@@ -71,14 +78,25 @@ def _served(client: Any, api_version: str, kind: str) -> Any:
 def _call(what: str, fn: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Any:
     """Run one API call; a 404 is None when `missing_ok`, every other failure one error."""
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     try:
         return fn(*args, **kwargs)
     except ApiException as exc:
         if exc.status == 404 and missing_ok:
             return None
-        hint = " (does the namespace exist?)" if exc.status == 404 else ""
+        hint = {
+            404: " (does the namespace exist? create it with kubectl create namespace)",
+            401: " (credentials rejected: refresh your kubeconfig)",
+            403: " (forbidden: the account lacks RBAC permission for this)",
+        }.get(exc.status or 0, "")
         raise ClusterAccessError(f"{what}: HTTP {exc.status} {exc.reason}{hint}") from None
+    except (HTTPError, OSError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ClusterAccessError(
+            f"{what}: cannot reach the Kubernetes API server ({detail}); check the "
+            "kubeconfig context and the network"
+        ) from None
 
 
 def live_objects(
@@ -121,6 +139,9 @@ def execute(
     by_ref = {ObjectRef.of(o): o for o in desired}
     versions = {ObjectRef.of(o).kind: o["apiVersion"] for o in desired}
     dry = "All" if dry_run else None
+    if not dry_run and any(c.action in ("create", "update", "prune") for c in plan.changes):
+        # From here an interrupt cannot claim that nothing changed.
+        note_change("some cluster changes may already be applied; run planner apply again")
     for change in plan.changes:
         if change.action in ("create", "update"):
             body = by_ref[change.ref]
@@ -149,7 +170,7 @@ def execute(
 
 def read_configmap(client: Any, namespace: str, name: str) -> dict[str, str] | None:
     """A ConfigMap's data, or None when it does not exist."""
-    resource = client.resources.get(api_version="v1", kind="ConfigMap")
+    resource = _served(client, "v1", "ConfigMap")
     got = _call(f"get configmap/{name}", resource.get, name=name, namespace=namespace)
     if got is None:
         return None

@@ -41,6 +41,7 @@ def placement_document(placement: Placement) -> dict[str, Any]:
                     if r.pipeline_parallel > 1
                     else {}
                 ),
+                **({"expert_parallel": True} if r.expert_parallel else {}),
             }
             for r in placement.replicas
         ],

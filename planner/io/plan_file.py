@@ -63,6 +63,8 @@ def plan_document(
                 **({"pipeline_parallel": a.pp} if a.pp > 1 else {}),
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
+                # Written only when set, so dense plans keep their bytes.
+                **({"expert_parallel": True} if a.expert_parallel else {}),
             }
             for a in plan.allocations
         ],
@@ -117,8 +119,14 @@ def read_plan(path: Path) -> Plan:
     """
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the plan; check its mode") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; pass the plan.yaml inside it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; pass a plan.yaml") from None
     return parse_plan(text, str(path))
 
 
@@ -131,7 +139,8 @@ def parse_plan(text: str, where: str) -> Plan:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{where}: not valid YAML ({detail})") from None
     if not isinstance(data, dict) or data.get("kind") != "plan":
         raise ConfigError(f"{where}: not a plan file (expected `kind: plan`)")
     if data.get("schema_version") != PLAN_SCHEMA_VERSION:
@@ -141,8 +150,12 @@ def parse_plan(text: str, where: str) -> Plan:
         )
     try:
         return _plan_from(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+    except KeyError as exc:
+        raise ConfigError(
+            f"{where}: malformed plan (missing key {exc}); re-run `planner plan`"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: malformed plan ({exc}); re-run `planner plan`") from None
 
 
 def _f(x: Any) -> float:
@@ -162,6 +175,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
                 int(a.get("pipeline_parallel", 1)),
+                bool(a.get("expert_parallel", False)),
             )
             for a in data["allocations"]
         ),

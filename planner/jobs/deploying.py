@@ -10,6 +10,7 @@ from planner.catalog import Catalog
 from planner.jobs.clusters import resolve_cluster
 from planner.jobs.requests import ClusterSpec, PlanRequest, replan_flags
 from planner.place import Placement, PlacementError, place
+from planner.progress import stage
 from planner.render.objects import Rendered, render_manifests
 from planner.render.settings import RenderOptions, ReplanInputs
 from planner.types.cluster import Cluster
@@ -100,7 +101,7 @@ def plan_and_deploy(request: PlanRequest, settings: RenderOptions, output: Path)
     Raises:
         the errors of `plan_job` and `deploy_plan`.
     """
-    from planner.io.outputs import write_plan_outputs
+    from planner.io.outputs import plan_check, write_plan_outputs
     from planner.io.placement import PLACEMENT_FILE
     from planner.io.plan_file import PLAN_FILE, dump_plan
     from planner.jobs.planning import plan_job, research_without
@@ -113,11 +114,14 @@ def plan_and_deploy(request: PlanRequest, settings: RenderOptions, output: Path)
         planning_flags=replan_flags(request),
         mapping_text=mapping.read_text(encoding="utf-8") if mapping is not None else "",
     )
-    deployment = deploy_plan(
-        result.plan, result.cluster, result.catalog, settings, research, replan=replan
-    )
+    with stage("place and render"):
+        deployment = deploy_plan(
+            result.plan, result.cluster, result.catalog, settings, research, replan=replan
+        )
     files = {PLAN_FILE: dump_plan(deployment.plan), PLACEMENT_FILE: deployment.placement_text}
-    manifests = write_plan_outputs(output, files, deployment.rendered.objects)
+    check = plan_check(result.catalog, result.cluster)
+    with stage("write"):
+        manifests = write_plan_outputs(output, files, deployment.rendered.objects, check)
     return PlanOutcome(deployment, output / PLAN_FILE, manifests)
 
 
@@ -128,21 +132,29 @@ def render_job(
     output: Path,
     configs_dir: Path | None = None,
 ) -> RenderOutcome:
-    """Place an existing plan.yaml (or its directory) on a cluster and write OUTPUT/manifests/.
+    """Place an existing plan.yaml (or its directory) on a cluster; replace OUTPUT with
+    plan.yaml, placement.yaml and manifests/.
 
     Raises:
-        ConfigError: the plan file is missing or malformed.
+        ConfigError: the plan file is missing, malformed or breaks a plan rule.
         PlacementError: the plan does not fit the cluster (exit 3).
     """
     from planner.io.configs import load_catalog
-    from planner.io.outputs import write_plan_outputs
-    from planner.io.plan_file import PLAN_FILE, read_plan
+    from planner.io.outputs import plan_check, write_plan_outputs
+    from planner.io.placement import PLACEMENT_FILE
+    from planner.io.plan_file import PLAN_FILE, dump_plan, read_plan
+    from planner.search.validate import validate_plan
 
     catalog = load_catalog(configs_dir)
     resolved = resolve_cluster(cluster, catalog)
-    plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
+    path = plan_path / PLAN_FILE if plan_path.is_dir() else plan_path
+    plan = validate_plan(read_plan(path), catalog, resolved.cluster, str(path))
     # The CronJob keeps the plan's objective; the other planning defaults apply.
     replan = ReplanInputs(planning_flags=(f"--objective={plan.objective}",))
     deployment = deploy_plan(plan, resolved.cluster, catalog, settings, replan=replan)
-    manifests = write_plan_outputs(output, {}, deployment.rendered.objects)
+    # The output directory is replaced whole: the plan and placement go beside the
+    # manifests, so the three always belong together.
+    files = {PLAN_FILE: dump_plan(deployment.plan), PLACEMENT_FILE: deployment.placement_text}
+    check = plan_check(catalog, resolved.cluster)
+    manifests = write_plan_outputs(output, files, deployment.rendered.objects, check)
     return RenderOutcome(deployment, manifests)

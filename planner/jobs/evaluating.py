@@ -9,6 +9,7 @@ from typing import Literal
 from planner.catalog import Catalog
 from planner.jobs.clusters import resolve_cluster
 from planner.jobs.requests import ClusterSpec, InputPaths
+from planner.progress import stage
 from planner.simulate.evaluate import Evaluation
 from planner.types.cluster import Cluster
 from planner.types.plan import Plan
@@ -48,6 +49,7 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     from planner.io.plan_file import read_plan
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
+    from planner.search.validate import validate_plan
     from planner.simulate import compile_workload
     from planner.simulate.candidates import canonical_names, evaluation_candidates
     from planner.simulate.evaluate import evaluate_plans
@@ -56,11 +58,13 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     plan = read_plan(request.plan_path)
     inputs = request.inputs
     mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
-    calls = read_calls(request.traces, mapping)
-    apl = aggregate_pipeline(calls)
+    with stage("ingest"):
+        calls = read_calls(request.traces, mapping)
+        apl = aggregate_pipeline(calls)
     catalog = load_catalog(inputs.configs_dir)
     profiles = load_profiles(inputs.profiles_dir, catalog)
     cluster = evaluation_cluster(request, plan, catalog)
+    validate_plan(plan, catalog, None, str(request.plan_path))
     user = None
     if request.allocation is not None:
         from planner.io.allocation import load_allocation

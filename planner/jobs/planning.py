@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from planner.catalog import Catalog, resolve_model
+from planner.ingest.plausibility import context_overflow_notes
 from planner.jobs.clusters import ResolvedCluster, resolve_cluster
 from planner.jobs.requests import PlanRequest
 from planner.place import PlacementError
+from planner.progress import stage
 from planner.search import search_plan
 from planner.search.problem import SearchProblem, build_problem
 from planner.types.apl import AggregatePipeline
@@ -50,22 +52,29 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
     catalog = load_catalog(inputs.configs_dir)
     resolved = resolved or resolve_cluster(request.cluster, catalog)
     mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
-    calls = read_calls(request.traces, mapping)
+    with stage("ingest"):
+        calls = read_calls(request.traces, mapping, skip_bad_rows=inputs.skip_bad_rows)
     if request.window_s is not None:
         from planner.replan import recent_window
 
         calls = recent_window(calls, request.window_s)
-    apl = aggregate_pipeline(calls)
+    with stage("aggregate"):
+        apl = aggregate_pipeline(calls)
     specs = {name: resolve_model(catalog, name) for name in apl.models()}
-    profiles = load_profiles(inputs.profiles_dir, catalog)
-    problem = build_problem(
-        apl, profiles, resolved.cluster, specs, request.targets, growth=resolved.growth
-    )
-    plan = search_plan(problem, request.solve)
+    with stage("profiles"):
+        profiles = load_profiles(inputs.profiles_dir, catalog)
+        problem = build_problem(
+            apl, profiles, resolved.cluster, specs, request.targets, growth=resolved.growth
+        )
+    with stage("search"):
+        plan = search_plan(problem, request.solve)
     digest = _inputs_digest(request, resolved.cluster)
-    return PlanningResult(
-        apl, problem, replace(plan, inputs_digest=digest), catalog, resolved.cluster
-    )
+    # What the user must know about the input (skipped rows, requests over the context
+    # limit) travels with the plan: printed, and kept in plan.yaml.
+    limits = {name: spec.max_model_len for name, spec in specs.items()}
+    notes = (*apl.notes, *context_overflow_notes(calls.frame, limits), *plan.notes)
+    plan = replace(plan, inputs_digest=digest, notes=notes)
+    return PlanningResult(apl, problem, plan, catalog, resolved.cluster)
 
 
 def research_without(

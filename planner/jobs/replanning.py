@@ -62,6 +62,7 @@ def replan_step(
     from planner.render.control import CLUSTER_KEY, PLAN_KEY, SETTINGS_KEY
     from planner.replan import decide_replan
     from planner.search.predict import make_plan
+    from planner.search.validate import validate_plan
 
     if CLUSTER_KEY not in stored or PLAN_KEY not in stored:
         raise InputError(
@@ -78,6 +79,8 @@ def replan_step(
     result = plan_job(request, ResolvedCluster(cluster))
     current = None
     if running is not None:
+        where = f"ConfigMap {PLAN_KEY}"
+        validate_plan(running, result.catalog, cluster, where, min_replicas=0)
         # The running allocations, predicted on the same window as the proposal.
         current = make_plan(result.problem, running.allocations, running.objective, running.solver)
     decision = decide_replan(current, result.plan, cluster.gpus_by_type(), policy)

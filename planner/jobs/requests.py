@@ -40,6 +40,7 @@ class InputPaths:
     mapping: Path | None = None
     configs_dir: Path | None = None  # default: the shipped catalog
     profiles_dir: Path | None = None  # default: the shipped profiles/ folder
+    skip_bad_rows: bool = False  # drop bad and duplicated rows, counted, instead of failing
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from dataclasses import replace
 from planner.catalog import Catalog, GpuSpec, ModelSpec, resolve_gpu, resolve_model
 from planner.defaults import GPU_MEMORY_UTILIZATION
 from planner.errors import InfeasibleError, ProfileError
-from planner.profiles import MemoryFit, PerfPoint
+from planner.profiles import MemoryFit, PerfPoint, Source
 from planner.profiles.roofline import (
     GIB,
     decode_terms,
@@ -190,7 +190,7 @@ def steady_state(
         e2e_ms=e2e_run + wait,
         kv_cache_tokens=kv_cache_tokens,
         max_concurrency=max_conc,
-        source="analytic",
+        source="roofline",
     )
 
 
@@ -211,6 +211,10 @@ def erlang_c_wait_ms(slots: float, offered: float, service_ms: float) -> float:
         blocking = 1.0  # Erlang B by its stable recursion
         for k in range(1, servers + 1):
             blocking = offered * blocking / (k + offered * blocking)
+            if k > offered and blocking < 1e-20:
+                # Past k = offered the recursion only shrinks: the wait is below 1e-20 of
+                # the service time already; the remaining steps cannot change the figure.
+                break
         waiting = servers * blocking / (servers - offered * (1.0 - blocking))
         return waiting * service_ms / (servers - offered)
 
@@ -240,6 +244,10 @@ class AnalyticProfiles:
         self._memory = functools.lru_cache(maxsize=4096)(self._memory_uncached)
         self._point = functools.lru_cache(maxsize=65536)(self._point_uncached)
         self._rate = functools.lru_cache(maxsize=65536)(self._rate_uncached)
+
+    def source_of(self, key: ShapeKey) -> Source:
+        """Which source answers `key`: always the roofline here."""
+        return "roofline"
 
     def _specs(self, key: ShapeKey) -> tuple[ModelSpec, GpuSpec]:
         if key.tp < 1:

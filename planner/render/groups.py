@@ -36,6 +36,7 @@ class Server:
     memory_utilization: float
     port: int
     pipeline_parallel: int = 1  # > 1: the replica spans this many nodes (one pod per node)
+    expert_parallel: bool = False  # MoE: --enable-expert-parallel (EP = TP)
 
 
 @dataclass(frozen=True)
@@ -79,24 +80,26 @@ def serving_groups(
     """Cut the placement into serving groups, in a deterministic order."""
     pools = {p.name: p for p in cluster.pools}
     ports = model_ports(placement, options)
-    whole: dict[tuple[str, str, int, int, tuple[str, ...]], list[ReplicaPlacement]] = defaultdict(
-        list
+    whole: dict[tuple[str, str, int, int, tuple[str, ...], bool], list[ReplicaPlacement]] = (
+        defaultdict(list)
     )
     shared_gpu: dict[tuple[str, int], list[ReplicaPlacement]] = defaultdict(list)
     sliced: dict[tuple[str, int, str], list[ReplicaPlacement]] = defaultdict(list)
     for r in placement.replicas:
         if r.share_eighths == UNITS_PER_GPU:
-            whole[(r.model, r.gpu_type, r.tp, r.pipeline_parallel, r.nodes)].append(r)
+            key = (r.model, r.gpu_type, r.tp, r.pipeline_parallel, r.nodes, r.expert_parallel)
+            whole[key].append(r)
         elif options.sharing == "process":
             shared_gpu[(r.node, r.gpu_indices[0])].append(r)
         else:
             sliced[(r.model, r.share_eighths, r.node)].append(r)
 
     out: list[ServingGroup] = []
-    for (model, _gpu, tp, pp, nodes), reps in sorted(whole.items()):
-        server = Server(models[model], tp, options.memory_utilization, ports[model], pp)
+    for (model, _gpu, tp, pp, nodes, ep), reps in sorted(whole.items()):
+        server = Server(models[model], tp, options.memory_utilization, ports[model], pp, ep)
         where = nodes[0] if pp == 1 else f"{len(nodes)}nodes-{nodes[0]}"
-        name = dns_name(model, f"tp{tp}" + (f"pp{pp}" if pp > 1 else ""), where)
+        shape = f"tp{tp}" + (f"pp{pp}" if pp > 1 else "") + ("-ep" if ep else "")
+        name = dns_name(model, shape, where)
         pool = pools[reps[0].pool]
         out.append(ServingGroup(name, "whole", tuple(reps), (server,), pool, tp, (), pp))
     for (node, index), reps in sorted(shared_gpu.items()):

@@ -49,7 +49,10 @@ def inference_service(
     leader = _plain(pod_template(group, gpus, options, command, container_name=MAIN_CONTAINER))
     spec: dict[str, Any] = {
         "model": {"uri": f"hf://{model.hf_id}", "name": model.served_name},
-        "parallelism": {"tensor": server.tp},
+        "parallelism": {
+            "tensor": server.tp,
+            **({"expert": True} if server.expert_parallel else {}),
+        },
         "labels": leader["metadata"]["labels"],
         "annotations": leader["metadata"]["annotations"],
         "template": leader["spec"],

@@ -13,7 +13,6 @@ from planner.catalog import GpuSpec, ModelSpec
 from planner.errors import InputError, ProfileError, did_you_mean
 from planner.place import Placement
 from planner.render.autoscale import autoscalers
-from planner.render.common import short_hash
 from planner.render.control import (
     PLAN_KEY,
     namespace_object,
@@ -28,7 +27,7 @@ from planner.render.lws import leader_worker_set
 from planner.render.settings import RenderOptions, ReplanInputs, check_options
 from planner.render.workloads import disruption_budget, group_deployment, model_service
 from planner.types.cluster import Cluster
-from planner.types.names import GpuType, ModelName
+from planner.types.names import GpuType, ModelName, short_hash
 
 
 @dataclass(frozen=True)

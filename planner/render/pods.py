@@ -120,6 +120,8 @@ def serve_args(server: Server, extra: Sequence[str] = ()) -> list[str]:
     parallel = ["--tensor-parallel-size", str(server.tp)]
     if server.pipeline_parallel > 1:
         parallel += ["--pipeline-parallel-size", str(server.pipeline_parallel)]
+    if server.expert_parallel:
+        parallel.append("--enable-expert-parallel")
     return [
         "vllm",
         "serve",

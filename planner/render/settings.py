@@ -12,6 +12,7 @@ from typing import Literal
 
 from planner import __version__
 from planner.defaults import GPU_MEMORY_UTILIZATION
+from planner.render.schedule import check_namespace, check_schedule
 
 # process: one pod holds the GPU and runs the co-located vLLM servers (stock cluster).
 # hami: one pod per share, with HAMi's enforced memory/compute slices.
@@ -122,8 +123,11 @@ def check_options(options: RenderOptions) -> None:
         raise InputError(
             f"--autoscaler {options.autoscaler!r}: choose one of {', '.join(AUTOSCALERS)}"
         )
-    if not options.namespace:
-        raise InputError("--namespace must not be empty")
+    # Kubernetes would refuse these only at apply time, after the output was written.
+    check_namespace(options.namespace)
+    if options.gateway_namespace:
+        check_namespace(options.gateway_namespace, "--gateway-namespace")
+    check_schedule(options.replan_schedule)
     if options.target == "kserve" and options.autoscaler == "hpa":
         raise InputError(
             "--target kserve --autoscaler hpa: an LLMInferenceService has no scale "

@@ -168,7 +168,9 @@ def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bo
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
     key = shape.key
-    return Allocation(model, key.gpu_type, key.tp, key.share_eighths, replicas, key.pp)
+    return Allocation(
+        model, key.gpu_type, key.tp, key.share_eighths, replicas, key.pp, key.expert_parallel
+    )
 
 
 def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
@@ -203,7 +205,8 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             if victim.replicas > 1:
                 out.append(
                     Allocation(victim.model, victim.gpu_type, victim.tp,
-                               victim.share_eighths, victim.replicas - 1, victim.pp)
+                               victim.share_eighths, victim.replicas - 1, victim.pp,
+                               victim.expert_parallel)
                 )  # fmt: skip
             elif not served_elsewhere(victim, [*out, victim]):
                 # Its last replica: shrink it to the next smaller shape that runs the

@@ -244,7 +244,8 @@ def token_shape(apl: AggregatePipeline, model: ModelName) -> tuple[float, float]
 
 def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
     """Every structurally valid shape: TP divides the heads, TP fits an NVLink domain and
-    a node, TP > 1 takes whole GPUs, fractions on the 1/8 grid."""
+    a node, TP > 1 takes whole GPUs, fractions on the 1/8 grid; MoE models also get each
+    TP > 1 shape with expert parallelism (EP = TP)."""
     keys: set[ShapeKey] = set()
     for pool in cluster.pools:
         domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
@@ -253,6 +254,11 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
                 continue
             shares = SHARE_EIGHTHS if tp == 1 else (UNITS_PER_GPU,)
             keys.update(ShapeKey(spec.name, pool.gpu_type, tp, s) for s in shares)
+            if spec.is_moe and tp > 1:
+                # Expert parallelism: the same GPUs with the experts split across them.
+                keys.add(
+                    ShapeKey(spec.name, pool.gpu_type, tp, UNITS_PER_GPU, expert_parallel=True)
+                )
     return tuple(sorted(keys))
 
 

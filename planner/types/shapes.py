@@ -25,6 +25,9 @@ class ShapeKey:
     tp: int
     share_eighths: int = UNITS_PER_GPU
     pp: int = 1
+    # MoE only: experts split across the TP GPUs (vLLM --enable-expert-parallel, EP = TP)
+    # instead of each expert's intermediate dimension.
+    expert_parallel: bool = False
 
     @property
     def stage_units(self) -> int:
