@@ -184,3 +184,14 @@ def test_cluster_map_shows_free_gpus_shares_and_tp_groups(tmp_path: Path) -> Non
     svg = plots.cluster_map(placed, plots.model_colours([a.model for a in small.allocations]))
     assert svg.count("<!-- 1/8 -->") == 1
     assert svg.count("<!-- free -->") == legend  # the shared GPU is partly used, not free
+
+
+def test_write_report_refuses_a_file_as_folder(tmp_path: Path) -> None:
+    from planner.io.outputs import OutputError
+    from planner.io.report_file import write_report
+
+    target = tmp_path / "page"
+    target.write_text("not a folder")
+    with pytest.raises(OutputError, match="is a file"):
+        write_report(target, "<html></html>")
+    assert write_report(tmp_path / "new", "<p>x</p>").read_text() == "<p>x</p>"

@@ -39,7 +39,21 @@ def read_evaluation_document(path: Path, flag: str) -> dict[str, Any]:
 
 
 def write_report(directory: Path, html: str) -> Path:
-    """Write the page as `directory/index.html` (atomically); returns its path."""
+    """Write the page as `directory/index.html` (atomically: a reader sees the old page
+    or the new one, never half of it); returns its path.
+
+    Raises:
+        OutputError: `directory` is a file, or cannot be written.
+    """
+    from planner.io.outputs import OutputError
+
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{directory}: is a file; -o/--output takes a folder for index.html")
     path = directory / REPORT_FILE
-    write_text_atomic(path, html)
+    try:
+        write_text_atomic(path, html)
+    except OSError as exc:
+        raise OutputError(
+            f"{directory}: cannot write {REPORT_FILE} ({exc.strerror}); pass another -o/--output"
+        ) from None
     return path
