@@ -195,3 +195,10 @@ def test_write_report_refuses_a_file_as_folder(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="is a file"):
         write_report(target, "<html></html>")
     assert write_report(tmp_path / "new", "<p>x</p>").read_text() == "<p>x</p>"
+
+
+def test_every_table_row_matches_its_header(report: Report) -> None:
+    for table in re.findall(r"<table>(.*?)</table>", report.html, re.S):
+        rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        widths = {len(re.findall(r"<t[hd][ >]", row)) for row in rows}
+        assert len(widths) == 1, table[:300]

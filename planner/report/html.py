@@ -412,8 +412,9 @@ def _profiles(views: Sequence[ProfileView]) -> str:
     if views:
         out.append(_img(plots.profiles(views), "profiles"))
     rows = [
-        [v.model, v.gpu_type, v.input_tokens, v.output_tokens, s.label, s.capacity_per_s,
-         s.used_point[0] if s.used_point else None, s.used_point[1] if s.used_point else None]
+        [v.model, v.gpu_type, v.input_tokens, v.output_tokens, s.label, ", ".join(s.sources),
+         s.capacity_per_s, s.used_point[0] if s.used_point else None,
+         s.used_point[1] if s.used_point else None]
         for v in views
         for s in v.series
     ]  # fmt: skip
@@ -425,6 +426,7 @@ def _profiles(views: Sequence[ProfileView]) -> str:
                 "input tokens",
                 "output tokens",
                 "shape",
+                "source",
                 "capacity/s",
                 "plan load/s",
                 "plan latency s",

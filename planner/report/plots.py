@@ -168,13 +168,18 @@ def stability(workflows: Sequence[WorkflowStudy]) -> str:
     with _figure(3.4 * cols, 2.6 * rows) as fig:
         for i, w in enumerate(workflows):
             ax = fig.add_subplot(rows, cols, i + 1)
-            labels = ["e2e latency"] + [_short(m.model) for m in w.stability]
-            values = [w.latency_cv if w.latency_cv is not None else 0.0] + [
-                m.execution_share_cv if math.isfinite(m.execution_share_cv) else 0.0
-                for m in w.stability
+            # Unknown values (no end times) are labelled, not drawn as zero.
+            bars = [("e2e latency", w.latency_cv, "#999999")] + [
+                (_short(m.model), m.execution_share_cv, PALETTE[0]) for m in w.stability
             ]
-            colours = ["#999999"] + [PALETTE[0]] * len(w.stability)
-            ax.barh(labels, values, color=colours)
+            labels = [
+                name if value is not None and math.isfinite(value) else f"{name} (n/a)"
+                for name, value, _ in bars
+            ]
+            values = [
+                value if value is not None and math.isfinite(value) else 0.0 for _, value, _ in bars
+            ]
+            ax.barh(labels, values, color=[colour for _, _, colour in bars])
             ax.invert_yaxis()
             ax.set_title(w.workflow_type)
             ax.set_xlabel("coefficient of variation")

@@ -32,6 +32,7 @@ class ProfileSeries:
     Attributes:
         used_point: the plan's load per replica on this shape and its latency (None when
             the plan does not use the shape).
+        sources: which profile sources answered (measured, imported, kernels, roofline).
     """
 
     tp: int
@@ -39,6 +40,7 @@ class ProfileSeries:
     capacity_per_s: float
     points: tuple[tuple[float, float], ...]
     used_point: tuple[float, float] | None
+    sources: tuple[str, ...] = ()  # the profile sources that answered, sorted
 
     @property
     def label(self) -> str:
@@ -107,9 +109,9 @@ def profile_views(
                 cap = profiles.capacity_per_s(key, inp, outp)
                 if not cap > 0:
                     continue
+                answers = [profiles.at_rate(key, inp, outp, f * cap) for f in LOAD_FRACTIONS]
                 points = tuple(
-                    (f * cap, profiles.at_rate(key, inp, outp, f * cap).e2e_ms / 1000)
-                    for f in LOAD_FRACTIONS
+                    (f * cap, a.e2e_ms / 1000) for f, a in zip(LOAD_FRACTIONS, answers, strict=True)
                 )
                 used_point = None
                 if key in capacity and total_capacity > 0:
@@ -117,7 +119,8 @@ def profile_views(
                     used_point = (rate, profiles.at_rate(key, inp, outp, rate).e2e_ms / 1000)
             except PlannerError:
                 continue  # a shape the model cannot run at (heads not divisible, ...)
-            series.append(ProfileSeries(tp, share, cap, points, used_point))
+            sources = tuple(sorted({a.source for a in answers}))
+            series.append(ProfileSeries(tp, share, cap, points, used_point, sources))
         out.append(ProfileView(model, gpu_type, inp, outp, tuple(series)))
     return tuple(out)
 
