@@ -138,6 +138,7 @@ def test_cli_with_evaluation_and_replay(tmp_path: Path) -> None:
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "<h3>Evaluation</h3>" in html and "<h3>Replay</h3>" in html
     assert "replayed s" in html
+    assert "was made for other allocations" not in html  # the same plan
     for name in ("uniform", "independent", "greedy"):
         assert f'<td class="l">{name}</td>' in html
 
@@ -202,3 +203,18 @@ def test_every_table_row_matches_its_header(report: Report) -> None:
         rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
         widths = {len(re.findall(r"<t[hd][ >]", row)) for row in rows}
         assert len(widths) == 1, table[:300]
+
+
+def test_an_evaluation_of_another_plan_is_flagged() -> None:
+    from planner.io.plan_file import read_plan
+    from planner.report.html import _mismatch
+
+    plan = read_plan(PLAN)
+    same = [
+        {"model": a.model, "gpu_type": a.gpu_type, "tensor_parallel": a.tp,
+         "gpu_fraction": a.gpu_fraction, "replicas": a.replicas}
+        for a in plan.allocations
+    ]  # fmt: skip
+    assert _mismatch(plan, {"plan": {"allocations": same}}, "--evaluation") == ""
+    other = [dict(same[0], replicas=same[0]["replicas"] + 1), *same[1:]]
+    assert "other allocations" in _mismatch(plan, {"plan": {"allocations": other}}, "--replay")

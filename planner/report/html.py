@@ -307,9 +307,11 @@ def _evidence(inputs: ReportInputs) -> str:
     out.append(_per_type(inputs))
     if inputs.evaluation is not None:
         out.append("<h3>Evaluation</h3>")
+        out.append(_mismatch(inputs.plan, inputs.evaluation, "--evaluation"))
         out.append(_evaluation_table(inputs.evaluation))
     if inputs.replay is not None:
         out.append("<h3>Replay</h3>")
+        out.append(_mismatch(inputs.plan, inputs.replay, "--replay"))
         out.append(_evaluation_table(inputs.replay, candidates=False))
     return "\n".join(out)
 
@@ -364,6 +366,28 @@ def _err(predicted: float | None, measured: float | None) -> float | None:
 
 def _float(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _mismatch(plan: Plan, doc: Mapping[str, Any], flag: str) -> str:
+    """A warning when the document's plan allocations are not this plan's."""
+    given = doc.get("plan", {}).get("allocations")
+    if not isinstance(given, list):
+        return ""
+    try:
+        theirs = sorted(
+            (str(a["model"]), str(a["gpu_type"]), int(a["tensor_parallel"]),
+             float(a["gpu_fraction"]), int(a["replicas"]))
+            for a in given
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        return f'<p class="note">{escape(flag)}: its plan allocations could not be read.</p>'
+    ours = sorted((a.model, a.gpu_type, a.tp, a.gpu_fraction, a.replicas) for a in plan.allocations)
+    if theirs == ours:
+        return ""
+    return (
+        f'<p class="note"><b>{escape(flag)} was made for other allocations than this plan'
+        "'s</b>; its figures describe that allocation.</p>"
+    )
 
 
 def _evaluation_table(doc: Mapping[str, Any], candidates: bool = True) -> str:
