@@ -248,3 +248,24 @@ def test_loops_fold_into_one_pattern(tmp_path: Path) -> None:
     assert isinstance(loop, PatternLoop) and (loop.min_iterations, loop.max_iterations) == (1, 3)
     assert loop.loop[0] == PatternStep("a", 1, 2) and last == PatternStep("c", 1, 1)
     assert dict(w.shapes) == {"loop": 2, "chain": 1}  # w2 runs the loop body once
+
+
+def test_otlp_spans_feed_roles_tools_and_the_graph(tmp_path: Path) -> None:
+    # The research workflow of tests/test_otlp.py: planner chat m1 [0,2), tool [2,3),
+    # writer chat m2 [3,6) linked to the tool, and m2 calling m1 [4,5) (a nested call).
+    from test_otlp import _current, _export
+
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps(_export(_current())))
+    (w,) = characterise_workload(read_calls(path)).workflows
+    assert (w.workflow_type, w.llm_calls, w.tool_calls) == ("research", 3, 1)
+    s = w.time_split
+    assert s is not None
+    assert (s.llm_s, s.tool_s, s.orchestration_s) == pytest.approx((5.0, 1.0, 0.0))
+    assert (w.depth_source, w.depth.max) == ("parent_ids", 3)  # type: ignore[union-attr]
+    assert w.max_children.max == 2  # type: ignore[union-attr]  # two root calls
+    assert w.max_concurrency.max == 2  # type: ignore[union-attr]
+    assert dict(w.shapes) == {"fan-out": 1}  # the nested call overlaps its caller
+    assert [(r.role, r.calls) for r in w.roles] == [("planner", 1), ("writer", 2)]
+    assert [p.pattern for p in w.patterns] == ["planner -> writer{2}"]
+    assert w.prefix_reuse.cached_input_fraction == pytest.approx(40 / 100)

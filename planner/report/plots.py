@@ -35,9 +35,13 @@ _STYLE: dict[RcKeyType, Any] = {
     "axes.spines.right": False,
     "figure.dpi": 100.0,
 }
+# Tableau 10, then the lighter tab20 companions: 20 distinct colours before any repeats
+# (models on the cluster map, roles, shapes).
 PALETTE = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
     "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#9edae5", "#dbdb8d", "#c49c94", "#f7b6d2", "#c7c7c7",
 )  # fmt: skip
 TIME_COLOURS = {"LLM": "#4e79a7", "tools": "#f28e2b", "orchestration": "#bab0ac"}
 FREE_COLOUR = "#eeeeee"
