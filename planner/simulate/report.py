@@ -1,7 +1,8 @@
 """An Evaluation as plain data: the `planner evaluate --json` document.
 
 Keys: `plan`, `baselines` (uniform, independent, greedy, and `user` for an allocation
-file), `prediction_error`; each with `max_rate_per_s` and `mean_latency_s`. Unknown
+file), `prediction_error`; each with `max_rate_per_s` and `mean_latency_s`, and
+`per_workflow_type` latency at the target rate. Unknown
 figures (NaN, unbounded) are null.
 """
 
@@ -35,6 +36,14 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
         "sustainable_at_target": bool(at.sustainable) if at else False,
         "backlog_growth_at_target": _num(at.backlog_growth if at else math.nan),
         "queue_growth_at_target": _num(at.queue_growth if at else math.nan),
+        "per_workflow_type": {
+            name: {
+                "mean_latency_s": _num(stats.mean),
+                "p50_latency_s": _num(stats.p50),
+                "p95_latency_s": _num(stats.p95),
+            }
+            for name, stats in (at.latency_by_type_s if at else ())
+        },
         "gpus": _num(c.gpus),
         "allocations": [
             {
