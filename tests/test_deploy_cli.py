@@ -16,6 +16,7 @@ from planner.io.plan_file import write_plan
 from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"
+TOKEN = ["--hf-token-secret", "hf-token"]  # the shipped Llama models are gated
 
 
 def shipped_plan(tmp_path: Path, *allocs: Allocation) -> Path:
@@ -44,7 +45,8 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
     outputs = []
     for out in ("a", "b"):
         result = CliRunner().invoke(
-            app, ["render", str(plan), "--cluster", cluster, "-o", str(tmp_path / out)]
+            app,
+            ["render", str(plan), "--cluster", cluster, "-o", str(tmp_path / out), *TOKEN],
         )
         assert result.exit_code == 0, result.output
         assert (
@@ -73,7 +75,7 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
 def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
     plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 8, 2))
     code, _, stderr = run(
-        "render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), cwd=tmp_path
+        "render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), *TOKEN, cwd=tmp_path
     )
     assert code == 3, stderr
     assert stderr.strip().splitlines() == [
@@ -89,6 +91,18 @@ def test_render_bad_sharing_exits_2(tmp_path: Path) -> None:
     assert "--sharing 'mig': choose one of process, hami" in stderr
 
 
+def test_render_gated_model_without_token_exits_2(tmp_path: Path) -> None:
+    plan = shipped_plan(tmp_path)
+    out = str(tmp_path / "out")
+    no_token = ["--hf-token-secret", ""]
+    code, _, stderr = run("render", str(plan), "--gpus", "16", *no_token, "-o", out, cwd=tmp_path)
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("Error: Llama-3.1-70B-Instruct, Llama-3.1-8B-Instruct: gated")
+    assert "--hf-token-secret" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> None:
     manifests = repo / "tests" / "golden" / "manifests-process"
     code, _, stderr = run("apply", str(manifests), "--dry-run", cwd=tmp_path)
@@ -100,7 +114,8 @@ def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> 
 def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
     out = tmp_path / "out"
     args = ["plan", "--gpus", "16", "-o", str(out), "--time-limit", "10", "--workers", "1"]
-    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *"]
+    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *", *TOKEN]
+    args += ["--replan-traces-claim", "planner-traces"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote 14 objects" in result.output or "objects to" in result.output

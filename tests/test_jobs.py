@@ -122,10 +122,11 @@ def test_plan_render_and_evaluate_agree_on_l40s_shapes(repo: Path, tmp_path: Pat
     rag = str(repo / "traces" / "rag.parquet")
     out = tmp_path / "out"
     cluster = ["--gpus", "8", "--gpu-type", L40S, "--gpus-per-node", "4"]
-    code, _, err = invoke("plan", rag, *cluster, "-o", str(out), "--time-limit", "10")
+    token = ["--hf-token-secret", "hf-token"]  # the shipped Llama models are gated
+    code, _, err = invoke("plan", rag, *cluster, *token, "-o", str(out), "--time-limit", "10")
     assert code == 0, err
     assert {a.tp for a in read_plan(out / "plan.yaml").allocations} == {1}
-    code, _, err = invoke("render", str(out), *cluster, "-o", str(tmp_path / "r"))
+    code, _, err = invoke("render", str(out), *cluster, *token, "-o", str(tmp_path / "r"))
     assert code == 0, err
     request = EvaluateRequest(
         Path(rag), out / "plan.yaml", ClusterSpec(gpus_per_node=4), calls=2000

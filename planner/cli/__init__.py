@@ -12,29 +12,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from planner import __version__
-from planner.errors import PlannerError
-
-
-class _PlannerGroup(TyperGroup):
-    """Runs a command; an expected error becomes one line and its exit code."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except PlannerError as exc:
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+from planner.cli.failures import PlannerGroup
 
 
 def _group(help_text: str) -> typer.Typer:
     return typer.Typer(
-        cls=_PlannerGroup,
+        cls=PlannerGroup,  # one error line, exit codes, interrupts (cli/failures.py)
         help=help_text,
         no_args_is_help=True,
         add_completion=False,
@@ -47,8 +35,10 @@ profile_app = _group(
     "Performance profiles: predict latency and throughput of a model on a GPU shape."
 )
 cluster_app = _group("Describe the GPU cluster plans are placed on.")
+model_app = _group("Model catalog: add models from Hugging Face configs.")
 app.add_typer(profile_app, name="profile")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(model_app, name="model")
 
 
 def _show_version(value: bool) -> None:
@@ -84,14 +74,17 @@ def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
     from planner.cli import (  # noqa: F401
         apply_cmd,
+        characterise_cmd,
         cluster_cmd,
         evaluate_cmd,
         ingest_cmd,
+        model_cmd,
         plan_cmd,
         profile_cmd,
         profile_store_cmd,
         render_cmd,
         replan_cmd,
+        report_cmd,
     )
 
 

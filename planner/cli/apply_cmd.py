@@ -32,11 +32,19 @@ def apply_command(
             "longer contain. Objects without planner's label are never touched.",
         ),
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="With --prune, allow deleting every serving Deployment of a namespace "
+            "(refused otherwise: it usually means a broken plan or manifests folder).",
+        ),
+    ] = False,
 ) -> None:
     """Server-side apply the manifests with field manager `planner` and print the changes."""
     from planner.jobs.applying import apply_job
 
-    changes = apply_job(directory, prune, dry_run).changes
+    changes = apply_job(directory, prune, dry_run, allow_empty).changes
     for change in changes.changes:
         if change.action != "unchanged":
             typer.echo(change.line())

@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from planner.cli import app
-from planner.cli.flags import ConfigsOpt, GpusPerNodeOpt, MappingOpt, ProfilesOpt
+from planner.cli.flags import (
+    ConfigsOpt,
+    GpusPerNodeOpt,
+    MappingOpt,
+    ProfilesOpt,
+    SkipBadRowsOpt,
+)
 from planner.defaults import DEFAULT_GPUS_PER_NODE
 from planner.errors import InputError
 from planner.jobs.requests import ClusterSpec, InputPaths
@@ -74,6 +80,7 @@ def evaluate(
     profiles_dir: ProfilesOpt = None,
     configs: ConfigsOpt = None,
     mapping: MappingOpt = None,
+    skip_bad_rows: SkipBadRowsOpt = False,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print one JSON object: plan, baselines, prediction_error."),
@@ -82,6 +89,7 @@ def evaluate(
     """Simulate the plan and the uniform, independent and greedy baselines on the same GPUs:
     maximum sustainable workflow rate, latency at the target rate, per-model utilisation,
     and the APL's prediction error against the simulation."""
+    from planner.cli.progress_display import progress_shown
     from planner.jobs.evaluating import EvaluateRequest, evaluate_job
     from planner.simulate.report import evaluation_document
     from planner.summaries import evaluation_summary
@@ -97,9 +105,10 @@ def evaluate(
         arrivals="trace" if arrivals == "trace" else "poisson",
         calls=calls,
         seed=seed,
-        inputs=InputPaths(mapping, configs, profiles_dir),
+        inputs=InputPaths(mapping, configs, profiles_dir, skip_bad_rows),
     )
-    evaluation = evaluate_job(request)
+    with progress_shown(not as_json):
+        evaluation = evaluate_job(request)
     if as_json:
         typer.echo(json.dumps(evaluation_document(evaluation), indent=2, sort_keys=False))
     else:

@@ -7,14 +7,14 @@ defaults live in `planner.defaults`, `planner.types.settings` and `RenderOptions
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from planner.defaults import LATENCY_TOLERANCE
 from planner.errors import InputError
 from planner.jobs.requests import parse_objective, parse_slos, parse_target_rates
-from planner.render.settings import SHARING_BACKENDS, RenderOptions
+from planner.render.settings import RenderOptions
 from planner.types.settings import SolveSettings, WorkloadTargets
 
 GpuTypeOpt = Annotated[
@@ -48,6 +48,15 @@ UtilisationCapOpt = Annotated[
     float,
     typer.Option("--utilisation-cap", help="Replicas stay below this fraction of capacity."),
 ]
+PrefixCachingOpt = Annotated[
+    str,
+    typer.Option(
+        "--prefix-caching",
+        help="on: predict each model's prefix-cache hit rate per allocation option from the "
+        "traces' reuse evidence and size prefill on the uncached tokens (the search also "
+        "chooses balanced or session-affine routing); off: every prompt computed in full.",
+    ),
+]
 TimeLimitOpt = Annotated[
     float,
     typer.Option(
@@ -71,6 +80,14 @@ MappingOpt = Annotated[
     Path | None,
     typer.Option("--mapping", help="YAML column mapping for non-canonical trace tables."),
 ]
+SkipBadRowsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad-rows",
+        help="Drop invalid or duplicated trace rows (and unreadable or twice-linked files) "
+        "and report their counts, instead of stopping at the first.",
+    ),
+]
 ConfigsOpt = Annotated[
     Path | None,
     typer.Option("--configs", help="Catalog folder with models/ and gpus/ (default: configs/)."),
@@ -89,12 +106,101 @@ SharingOpt = Annotated[
         "(enforced memory/compute slices; needs HAMi installed). See docs/deploy.md.",
     ),
 ]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="Workload objects: 'deployments' (default; a LeaderWorkerSet only for a replica "
+        "spanning nodes), 'lws' (every group a LeaderWorkerSet) or 'kserve' (a KServe "
+        "LLMInferenceService per group).",
+    ),
+]
 NamespaceOpt = Annotated[
     str, typer.Option("--namespace", help="Namespace of every rendered object.")
 ]
+NamespaceObjectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--namespace-object/--no-namespace-object",
+        help="Render the Namespace itself (turn off when the namespace is managed elsewhere).",
+    ),
+]
 VllmImageOpt = Annotated[str, typer.Option("--vllm-image", help="vLLM OpenAI server image.")]
 PlannerImageOpt = Annotated[
-    str, typer.Option("--planner-image", help="Image the re-planning CronJob runs.")
+    str,
+    typer.Option(
+        "--planner-image",
+        help="Image the re-planning CronJob runs: build it with `make image` (tag = package "
+        "version) and push it; pin by digest (REGISTRY/planner@sha256:...).",
+    ),
+]
+HfTokenOpt = Annotated[
+    str,
+    typer.Option(
+        "--hf-token-secret",
+        help="Secret (key 'token') with the Hugging Face token, read by every vLLM pod; "
+        "gated models need one (an empty name fails for them at render time).",
+    ),
+]
+ApiKeyOpt = Annotated[
+    str,
+    typer.Option(
+        "--api-key-secret",
+        help="Secret (key 'api-key') whose value the vLLM servers demand as bearer key.",
+    ),
+]
+CacheClaimOpt = Annotated[
+    str,
+    typer.Option(
+        "--model-cache-claim",
+        help="PersistentVolumeClaim (ReadWriteMany) holding the Hugging Face cache, shared "
+        "by every vLLM pod so weights are downloaded once.",
+    ),
+]
+CacheHostPathOpt = Annotated[
+    str,
+    typer.Option(
+        "--model-cache-host-path",
+        help="Node directory for the Hugging Face cache (opt-in; writable by uid 1000).",
+    ),
+]
+NetworkPolicyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--network-policy",
+        help="Render a NetworkPolicy: only this namespace (and the Gateway's) reaches vLLM.",
+    ),
+]
+GatewayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gateway",
+        help="Per model an InferencePool with its endpoint picker and an HTTPRoute on your "
+        "Gateway (Gateway API Inference Extension v1).",
+    ),
+]
+GatewayNameOpt = Annotated[
+    str, typer.Option("--gateway-name", help="Name of your Gateway the HTTPRoutes attach to.")
+]
+GatewayNamespaceOpt = Annotated[
+    str,
+    typer.Option("--gateway-namespace", help="Namespace of your Gateway (default: --namespace)."),
+]
+PrefixRoutingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prefix-routing",
+        help="Add the picker's prefix-cache scorer (a session's calls go where its prefix "
+        "is cached). Off by default: the plan predicts load-balanced routing.",
+    ),
+]
+AutoscalerOpt = Annotated[
+    str,
+    typer.Option(
+        "--autoscaler",
+        help="'none' (default), 'hpa' (needs a custom-metrics adapter) or 'keda': per group, "
+        "min = planned replicas, max = what the free GPUs hold, on vLLM's queue length.",
+    ),
 ]
 ScheduleOpt = Annotated[
     str, typer.Option("--replan-schedule", help="Cron schedule of the re-planning CronJob.")
@@ -103,48 +209,38 @@ TracesOpt = Annotated[
     str,
     typer.Option(
         "--replan-traces",
-        help="Where the CronJob reads traces: a path in its pod or an object-store URL "
-        "(s3://bucket/prefix, gs://...).",
+        help="Object-store URL the CronJob reads traces from (s3://bucket/prefix, gs://...); "
+        "needs --replan-credentials-secret. The CronJob is rendered only with a traces source.",
     ),
 ]
 ClaimOpt = Annotated[
     str,
     typer.Option(
         "--replan-traces-claim",
-        help="PersistentVolumeClaim mounted read-only at /traces in the CronJob's pod.",
+        help="PersistentVolumeClaim with the traces, mounted read-only at /traces in the "
+        "CronJob's pod (instead of --replan-traces).",
+    ),
+]
+CredentialsOpt = Annotated[
+    str,
+    typer.Option(
+        "--replan-credentials-secret",
+        help="Secret whose keys become the CronJob's environment (AWS_ACCESS_KEY_ID, ...).",
     ),
 ]
 
 
-def render_settings(
-    sharing: str,
-    namespace: str,
-    vllm_image: str,
-    planner_image: str,
-    schedule: str,
-    traces: str,
-    claim: str,
-) -> RenderOptions:
-    """Validate the CLI's deploy flags into RenderOptions.
+def render_settings(**values: Any) -> RenderOptions:
+    """Validate the CLI's deploy flags (keyword names as RenderOptions fields).
 
     Raises:
-        InputError: an unknown sharing backend or an empty namespace.
+        InputError: unknown choices, contradicting flags, a URL without credentials.
     """
+    from planner.render.settings import check_options
 
-    backend = next((b for b in SHARING_BACKENDS if b == sharing), None)
-    if backend is None:
-        raise InputError(f"--sharing {sharing!r}: choose one of {', '.join(SHARING_BACKENDS)}")
-    if not namespace:
-        raise InputError("--namespace must not be empty")
-    return RenderOptions(
-        namespace=namespace,
-        sharing=backend,
-        vllm_image=vllm_image,
-        planner_image=planner_image,
-        replan_schedule=schedule,
-        replan_traces=traces,
-        replan_traces_claim=claim,
-    )
+    options = RenderOptions(**values)
+    check_options(options)
+    return options
 
 
 ObjectiveOpt = Annotated[

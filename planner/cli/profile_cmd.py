@@ -30,6 +30,13 @@ def predict(
         float, typer.Option("--concurrency", min=0, help="Requests in flight (closed loop).")
     ],
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    expert_parallel: Annotated[
+        bool,
+        typer.Option(
+            "--enable-expert-parallel/--no-expert-parallel",
+            help="MoE only: split the experts across the TP GPUs (vLLM's EP = TP).",
+        ),
+    ] = False,
     gpu_fraction: Annotated[
         float,
         typer.Option(
@@ -47,50 +54,50 @@ def predict(
         Path | None,
         typer.Option("--configs", help="Catalog folder with models/ and gpus/ (default: shipped)."),
     ] = None,
+    profiles_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles",
+            help="Folder of stored measured/imported points (default: the shipped profiles/).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Predict TTFT, TPOT, end-to-end latency and throughput with the analytic model."""
-    from planner.catalog import resolve_gpu, resolve_model
-    from planner.errors import InputError
-    from planner.io.configs import load_catalog
-    from planner.profiles.analytic import AnalyticProfiles
-    from planner.types.shapes import ShapeKey, share_eighths
+    """Predict TTFT, TPOT, end-to-end latency and throughput of one shape.
 
-    catalog = load_catalog(configs)
-    spec = resolve_model(catalog, model)
-    gpu = resolve_gpu(catalog, gpu_type)
-    profiles = AnalyticProfiles(catalog, gpu_memory_utilization)
-    try:
-        share = share_eighths(gpu_fraction, "--gpu-fraction")
-    except ValueError as exc:
-        raise InputError(f"{exc}; give k/8 such as 1, 0.5, 0.25 or 0.125") from None
-    key = ShapeKey(spec.name, gpu.name, tp, share)
-    point = profiles.at_concurrency(key, input_tokens, output_tokens, concurrency)
-    fit = profiles.memory(key)
-    out = {
-        "model": spec.name,
-        "gpu_type": gpu.name,
-        "tp": tp,
-        "gpu_fraction": gpu_fraction,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "concurrency": concurrency,
-        "ttft_ms": round(point.ttft_ms, 3),
-        "tpot_ms": round(point.tpot_ms, 3),
-        "e2e_ms": round(point.e2e_ms, 3),
-        "output_tokens_per_s": round(point.output_tokens_per_s, 3),
-        "requests_per_s": round(point.requests_per_s, 5),
-        "kv_cache_tokens": point.kv_cache_tokens,
-        "max_concurrency": round(point.max_concurrency, 3),
-        "weights_gib_per_gpu": round(fit.weights_gib, 3),
-        "kv_cache_gib_per_gpu": round(fit.kv_cache_gib, 3),
-        "source": point.source,
-    }
+    The answer comes from the best source that has the shape: stored measured points,
+    then imported ones, then engine steps composed from measured kernels (GPU types with
+    shipped tables), then the calibrated roofline; `source` says which.
+    """
+    from planner.jobs.predicting import PredictRequest, predict_job
+
+    out = predict_job(
+        PredictRequest(
+            model,
+            gpu_type,
+            input_tokens,
+            output_tokens,
+            concurrency,
+            tp,
+            expert_parallel,
+            gpu_fraction,
+            gpu_memory_utilization,
+            configs,
+            profiles_dir,
+        )
+    )
+    notes = out["extrapolated"]
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(f"{spec.name} on {tp}x {gpu.name} (fraction {gpu_fraction:g}), source analytic")
+    ep = ", expert-parallel" if expert_parallel else ""
+    typer.echo(
+        f"{out['model']} on {tp}x {out['gpu_type']}{ep} (fraction {gpu_fraction:g}), "
+        f"source {out['source']}"
+    )
     width = max(len(k) for k in out)
     for name, value in out.items():
-        if name not in ("model", "gpu_type", "source"):
+        if name not in ("model", "gpu_type", "source", "extrapolated"):
             typer.echo(f"  {name:<{width}}  {value}")
+    for note in notes:
+        typer.echo(f"  extrapolated beyond the measured kernel grid: {note}")

@@ -9,14 +9,27 @@ import typer
 
 from planner.cli import app
 from planner.cli.flags import (
+    ApiKeyOpt,
+    AutoscalerOpt,
+    CacheClaimOpt,
+    CacheHostPathOpt,
     ClaimOpt,
     ConfigsOpt,
+    CredentialsOpt,
+    GatewayNameOpt,
+    GatewayNamespaceOpt,
+    GatewayOpt,
     GpusPerNodeOpt,
     GpuTypeOpt,
+    HfTokenOpt,
+    NamespaceObjectOpt,
     NamespaceOpt,
+    NetworkPolicyOpt,
     PlannerImageOpt,
+    PrefixRoutingOpt,
     ScheduleOpt,
     SharingOpt,
+    TargetOpt,
     TracesOpt,
     VllmImageOpt,
     render_settings,
@@ -46,27 +59,54 @@ def render_command(
     gpus_per_node: GpusPerNodeOpt = DEFAULT_GPUS_PER_NODE,
     configs: ConfigsOpt = None,
     sharing: SharingOpt = _D.sharing,
+    target: TargetOpt = _D.target,
     namespace: NamespaceOpt = _D.namespace,
+    namespace_object: NamespaceObjectOpt = _D.create_namespace,
     vllm_image: VllmImageOpt = _D.vllm_image,
     planner_image: PlannerImageOpt = _D.planner_image,
+    hf_token_secret: HfTokenOpt = _D.hf_token_secret,
+    api_key_secret: ApiKeyOpt = _D.api_key_secret,
+    model_cache_claim: CacheClaimOpt = _D.model_cache_claim,
+    model_cache_host_path: CacheHostPathOpt = _D.model_cache_host_path,
+    network_policy: NetworkPolicyOpt = _D.network_policy,
+    gateway: GatewayOpt = _D.gateway,
+    gateway_name: GatewayNameOpt = _D.gateway_name,
+    gateway_namespace: GatewayNamespaceOpt = _D.gateway_namespace,
+    prefix_routing: PrefixRoutingOpt = _D.prefix_routing,
+    autoscaler: AutoscalerOpt = _D.autoscaler,
     replan_schedule: ScheduleOpt = _D.replan_schedule,
-    replan_traces: TracesOpt = _D.replan_traces,
+    replan_traces: TracesOpt = _D.replan_traces_url,
     replan_traces_claim: ClaimOpt = _D.replan_traces_claim,
+    replan_credentials_secret: CredentialsOpt = _D.replan_credentials_secret,
 ) -> None:
     """Place a plan on the cluster (nodes and GPU indices) and write Kubernetes manifests."""
     from planner.jobs.deploying import render_job
     from planner.summaries import placement_summary
 
     settings = render_settings(
-        sharing,
-        namespace,
-        vllm_image,
-        planner_image,
-        replan_schedule,
-        replan_traces,
-        replan_traces_claim,
+        sharing=sharing,
+        target=target,
+        namespace=namespace,
+        create_namespace=namespace_object,
+        vllm_image=vllm_image,
+        planner_image=planner_image,
+        hf_token_secret=hf_token_secret,
+        api_key_secret=api_key_secret,
+        model_cache_claim=model_cache_claim,
+        model_cache_host_path=model_cache_host_path,
+        network_policy=network_policy,
+        gateway=gateway,
+        gateway_name=gateway_name,
+        gateway_namespace=gateway_namespace,
+        prefix_routing=prefix_routing,
+        autoscaler=autoscaler,
+        replan_schedule=replan_schedule,
+        replan_traces_url=replan_traces,
+        replan_traces_claim=replan_traces_claim,
+        replan_credentials_secret=replan_credentials_secret,
     )
     cluster = ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file)
     outcome = render_job(plan_path, cluster, settings, output, configs)
     objects = len(outcome.deployment.rendered.objects)
-    typer.echo(placement_summary(outcome.deployment.placement, outcome.manifests_dir, objects))
+    placement = outcome.deployment.placement
+    typer.echo(placement_summary(placement, outcome.manifests_dir, objects, settings.replans))

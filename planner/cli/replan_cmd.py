@@ -11,7 +11,9 @@ from planner.cli import app
 from planner.cli.flags import (
     ConfigsOpt,
     HeadroomOpt,
+    MappingOpt,
     NamespaceOpt,
+    PrefixCachingOpt,
     ProfilesOpt,
     SharingOpt,
     SloOpt,
@@ -25,7 +27,7 @@ from planner.cli.flags import (
     targets,
 )
 from planner.defaults import NUM_WORKERS, TIME_LIMIT_S, UTILISATION_CAP
-from planner.jobs.requests import InputPaths, PlanRequest
+from planner.jobs.requests import InputPaths, PlanRequest, parse_on_off
 from planner.render.settings import RenderOptions
 
 _D = RenderOptions()
@@ -71,27 +73,27 @@ def replan_command(
     workers: WorkersOpt = NUM_WORKERS,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
+    mapping: MappingOpt = None,
+    prefix_caching: PrefixCachingOpt = "on",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Decide and show changes; the server persists nothing."),
     ] = False,
 ) -> None:
     """Re-plan on recent traces; apply (scale-ups first, capped) only when needed or better."""
-    from dataclasses import replace
 
     from planner.jobs.replanning import replan_job
     from planner.replan import ReplanPolicy, parse_duration_s
 
-    render = replace(
-        render_settings(sharing, namespace, vllm_image, _D.planner_image, "", "", ""),
-        replan_schedule=_D.replan_schedule,
-    )
+    # Used only for a ConfigMap written before render settings were stored beside the plan.
+    render = render_settings(sharing=sharing, namespace=namespace, vllm_image=vllm_image)
     request = PlanRequest(
         traces=Path(),  # replaced by the fetched local copy of --traces
         targets=targets(target_rate, headroom, slo, utilisation_cap),
         solve=solve_settings(objective or "min-latency", time_limit, workers),
-        inputs=InputPaths(None, configs, profiles),
+        inputs=InputPaths(mapping, configs, profiles),
         window_s=parse_duration_s(window),
+        prefix_caching=parse_on_off(prefix_caching, "--prefix-caching"),
     )
     policy = ReplanPolicy(margin, max_changes, max_utilisation)
     result = replan_job(traces, request, policy, render, objective is not None, dry_run)

@@ -1,8 +1,8 @@
 """Read the model and GPU catalogs from `configs/models/*.yaml` and `configs/gpus/*.yaml`.
 
-The shipped catalog lives in the repository's `configs/` folder beside the `planner`
-package (also for an editable install). `PLANNER_CONFIGS` or an explicit directory
-overrides it.
+The shipped catalog is the repository's `configs/` folder beside the `planner` package
+(a checkout or editable install), or its copy inside an installed wheel
+(`planner.io.shipped`). `PLANNER_CONFIGS` or an explicit directory overrides it.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from planner.catalog import Calibration, Catalog, GpuSpec, ModelSpec, gpu_names,
 from planner.config import parse_config
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
+from planner.io.shipped import shipped_dir
 
 CONFIGS_ENV = "PLANNER_CONFIGS"
 
 
 def default_configs_dir() -> Path:
-    """The shipped `configs/` folder: $PLANNER_CONFIGS, else beside the package, else ./configs.
+    """The catalog folder: $PLANNER_CONFIGS, else the shipped one, else ./configs.
 
     Raises:
         ConfigError: none of these holds `models/` and `gpus/`.
@@ -33,7 +34,9 @@ def default_configs_dir() -> Path:
     candidates = []
     if os.environ.get(CONFIGS_ENV):
         candidates.append(Path(os.environ[CONFIGS_ENV]))
-    candidates.append(Path(__file__).resolve().parents[2] / "configs")
+    shipped = shipped_dir("configs")  # the repository's, else the installed package's
+    if shipped is not None:
+        candidates.append(shipped)
     candidates.append(Path.cwd() / "configs")
     for path in candidates:
         if (path / "models").is_dir() and (path / "gpus").is_dir():

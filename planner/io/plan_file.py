@@ -21,6 +21,7 @@ from planner.types.plan import (
     Allocation,
     ModelPrediction,
     Plan,
+    Routing,
     SolverFacts,
     StageFacts,
     WorkflowPrediction,
@@ -85,8 +86,13 @@ def plan_document(
                 "gpu_type": a.gpu_type,
                 "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
+                # Written only for replicas that span pipeline stages (files stay as before).
+                **({"pipeline_parallel": a.pp} if a.pp > 1 else {}),
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
+                # Written only when set, so dense plans keep their bytes.
+                **({"expert_parallel": True} if a.expert_parallel else {}),
+                "kv_cache_tokens": a.kv_cache_tokens,
             }
             for a in plan.allocations
         ],
@@ -109,6 +115,8 @@ def plan_document(
                     "capacity_per_s": _num(m.capacity_per_s),
                     "utilisation": _num(m.utilisation),
                     "call_latency_s": _num(m.call_latency_s),
+                    "prefix_hit_rate": _num(m.prefix_hit_rate),
+                    "routing": m.routing,
                 }
                 for m in plan.models
             ],
@@ -142,8 +150,14 @@ def read_plan(path: Path) -> Plan:
     """
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the plan; check its mode") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; pass the plan.yaml inside it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; pass a plan.yaml") from None
     return parse_plan(text, str(path))
 
 
@@ -156,7 +170,8 @@ def parse_plan(text: str, where: str) -> Plan:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{where}: not valid YAML ({detail})") from None
     if not isinstance(data, dict) or data.get("kind") != "plan":
         raise ConfigError(f"{where}: not a plan file (expected `kind: plan`)")
     if data.get("schema_version") != PLAN_SCHEMA_VERSION:
@@ -166,8 +181,18 @@ def parse_plan(text: str, where: str) -> Plan:
         )
     try:
         return _plan_from(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+    except KeyError as exc:
+        raise ConfigError(
+            f"{where}: malformed plan (missing key {exc}); re-run `planner plan`"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: malformed plan ({exc}); re-run `planner plan`") from None
+
+
+def _routing(value: Any) -> Routing:
+    if value not in ("balanced", "session"):
+        raise ValueError(f"routing {value!r} is not balanced or session")
+    return "session" if value == "session" else "balanced"
 
 
 def _f(x: Any) -> float:
@@ -177,6 +202,11 @@ def _f(x: Any) -> float:
 def _plan_from(data: dict[str, Any]) -> Plan:
     s = data["solver"]
     pred = data["predicted"]
+    # Routing and hit rate are the model's; allocations carry them for prediction.
+    cache = {
+        m["model"]: (_routing(m.get("routing", "balanced")), _f(m.get("prefix_hit_rate", 0.0)))
+        for m in pred["models"]
+    }
     return Plan(
         objective=data["objective"],
         allocations=tuple(
@@ -186,6 +216,11 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["tensor_parallel"]),
                 share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
+                int(a.get("pipeline_parallel", 1)),
+                bool(a.get("expert_parallel", False)),
+                cache.get(a["model"], ("balanced", 0.0))[0],
+                cache.get(a["model"], ("balanced", 0.0))[1],
+                int(a.get("kv_cache_tokens", 0)),
             )
             for a in data["allocations"]
         ),
@@ -207,6 +242,8 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 _f(m["capacity_per_s"]),
                 _f(m["utilisation"]),
                 _f(m["call_latency_s"]),
+                cache[m["model"]][1],
+                cache[m["model"]][0],
             )
             for m in pred["models"]
         ),

@@ -18,12 +18,16 @@ class Applied:
     changes: ApplyPlan
 
 
-def apply_job(directory: Path, prune: bool = False, dry_run: bool = False) -> Applied:
+def apply_job(
+    directory: Path, prune: bool = False, dry_run: bool = False, allow_empty: bool = False
+) -> Applied:
     """Server-side apply the manifests of `directory` with field manager `planner`,
-    pruning planner-labelled objects the manifests no longer hold when `prune`.
+    pruning planner-labelled objects the manifests no longer hold when `prune`
+    (never every serving Deployment of a namespace unless `allow_empty`).
 
     Raises:
         InputError: the directory holds no readable manifests.
+        PruneRefused: the prune would leave a namespace serving nothing.
         ClusterAccessError: no credentials, or the API server refuses.
     """
     from planner.apply import PRUNABLE_KINDS, plan_apply
@@ -33,7 +37,7 @@ def apply_job(directory: Path, prune: bool = False, dry_run: bool = False) -> Ap
     desired = read_manifests(directory)
     client = connect()
     live = live_objects(client, desired, PRUNABLE_KINDS if prune else ())
-    changes = plan_apply(desired, live, prune=prune)
+    changes = plan_apply(desired, live, prune=prune, allow_empty=allow_empty)
     execute(client, changes, desired, dry_run=dry_run)
     return Applied(changes)
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from planner.catalog import Catalog
 from planner.jobs.clusters import resolve_cluster
 from planner.jobs.requests import ClusterSpec, PlanRequest, replan_flags
 from planner.place import Placement, PlacementError, place
+from planner.progress import stage
 from planner.render.objects import Rendered, render_manifests
-from planner.render.settings import RenderOptions
+from planner.render.settings import RenderOptions, ReplanInputs
 from planner.types.cluster import Cluster
 from planner.types.plan import Plan
 
@@ -48,18 +49,22 @@ def deploy_plan(
     settings: RenderOptions,
     research: Callable[[Plan, PlacementError], Plan] | None = None,
     attempts: int = 3,
+    replan: ReplanInputs | None = None,
 ) -> Deployment:
     """Place `plan` and build its objects. If placement fails and `research` is given,
     search again without the failed shape (up to `attempts` placements), so a plan that
-    cannot be placed is never emitted.
+    cannot be placed is never emitted. The plan ConfigMap also stores the cluster, the
+    placement and the render settings, so `planner replan` renders its steps the same way.
 
     Raises:
         PlacementError: the plan (and its re-searches) do not fit the cluster (exit 3).
+        InputError: a gated model without `--hf-token-secret`, or contradicting settings.
     """
     from planner.io.cluster_file import cluster_yaml
     from planner.io.placement import PLACEMENT_FILE, placement_yaml
     from planner.io.plan_file import dump_plan
-    from planner.render.control import CLUSTER_KEY
+    from planner.io.render_settings import settings_yaml
+    from planner.render.control import CLUSTER_KEY, SETTINGS_KEY
 
     for attempt in range(attempts):
         try:
@@ -77,7 +82,13 @@ def deploy_plan(
             dump_plan(plan),
             settings,
             catalog.gpus,
-            {CLUSTER_KEY: cluster_yaml(cluster), PLACEMENT_FILE: where},
+            {
+                CLUSTER_KEY: cluster_yaml(cluster),
+                PLACEMENT_FILE: where,
+                SETTINGS_KEY: settings_yaml(settings),
+            },
+            replan,
+            {m.model: m.routing for m in plan.models if m.prefix_hit_rate > 0},
         )
         return Deployment(plan, placement, rendered, where)
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -91,17 +102,27 @@ def plan_and_deploy(request: PlanRequest, settings: RenderOptions, output: Path)
     Raises:
         the errors of `plan_job` and `deploy_plan`.
     """
-    from planner.io.outputs import write_plan_outputs
+    from planner.io.outputs import plan_check, write_plan_outputs
     from planner.io.placement import PLACEMENT_FILE
     from planner.io.plan_file import PLAN_FILE, dump_plan
     from planner.jobs.planning import plan_job, research_without
 
     result = plan_job(request)
-    settings = replace(settings, replan_args=replan_flags(request))
     research = research_without(result.problem, request.solve)
-    deployment = deploy_plan(result.plan, result.cluster, result.catalog, settings, research)
+    # The CronJob re-plans toward the same request, with the same trace mapping.
+    mapping = request.inputs.mapping
+    replan = ReplanInputs(
+        planning_flags=replan_flags(request),
+        mapping_text=mapping.read_text(encoding="utf-8") if mapping is not None else "",
+    )
+    with stage("place and render"):
+        deployment = deploy_plan(
+            result.plan, result.cluster, result.catalog, settings, research, replan=replan
+        )
     files = {PLAN_FILE: dump_plan(deployment.plan), PLACEMENT_FILE: deployment.placement_text}
-    manifests = write_plan_outputs(output, files, deployment.rendered.objects)
+    check = plan_check(result.catalog, result.cluster)
+    with stage("write"):
+        manifests = write_plan_outputs(output, files, deployment.rendered.objects, check)
     return PlanOutcome(deployment, output / PLAN_FILE, manifests)
 
 
@@ -112,19 +133,29 @@ def render_job(
     output: Path,
     configs_dir: Path | None = None,
 ) -> RenderOutcome:
-    """Place an existing plan.yaml (or its directory) on a cluster and write OUTPUT/manifests/.
+    """Place an existing plan.yaml (or its directory) on a cluster; replace OUTPUT with
+    plan.yaml, placement.yaml and manifests/.
 
     Raises:
-        ConfigError: the plan file is missing or malformed.
+        ConfigError: the plan file is missing, malformed or breaks a plan rule.
         PlacementError: the plan does not fit the cluster (exit 3).
     """
     from planner.io.configs import load_catalog
-    from planner.io.outputs import write_plan_outputs
-    from planner.io.plan_file import PLAN_FILE, read_plan
+    from planner.io.outputs import plan_check, write_plan_outputs
+    from planner.io.placement import PLACEMENT_FILE
+    from planner.io.plan_file import PLAN_FILE, dump_plan, read_plan
+    from planner.search.validate import validate_plan
 
     catalog = load_catalog(configs_dir)
     resolved = resolve_cluster(cluster, catalog)
-    plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
-    deployment = deploy_plan(plan, resolved.cluster, catalog, settings)
-    manifests = write_plan_outputs(output, {}, deployment.rendered.objects)
+    path = plan_path / PLAN_FILE if plan_path.is_dir() else plan_path
+    plan = validate_plan(read_plan(path), catalog, resolved.cluster, str(path))
+    # The CronJob keeps the plan's objective; the other planning defaults apply.
+    replan = ReplanInputs(planning_flags=(f"--objective={plan.objective}",))
+    deployment = deploy_plan(plan, resolved.cluster, catalog, settings, replan=replan)
+    # The output directory is replaced whole: the plan and placement go beside the
+    # manifests, so the three always belong together.
+    files = {PLAN_FILE: dump_plan(deployment.plan), PLACEMENT_FILE: deployment.placement_text}
+    check = plan_check(catalog, resolved.cluster)
+    manifests = write_plan_outputs(output, files, deployment.rendered.objects, check)
     return RenderOutcome(deployment, manifests)

@@ -7,10 +7,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from planner.catalog import Catalog, resolve_model
+from planner.catalog import Catalog, resolve_model, served_max_model_len
+from planner.ingest.plausibility import context_overflow_notes
 from planner.jobs.clusters import ResolvedCluster, resolve_cluster
 from planner.jobs.requests import PlanRequest
 from planner.place import PlacementError
+from planner.progress import stage
 from planner.search import search_plan
 from planner.search.problem import SearchProblem, build_problem
 from planner.types.apl import AggregatePipeline
@@ -41,6 +43,7 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
         SearchInfeasible: no plan meets the target on the cluster (exit 3).
     """
     from planner.aggregate import aggregate_pipeline
+    from planner.aggregate.reuse import prefix_references
     from planner.io.configs import load_catalog
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
@@ -50,22 +53,35 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
     catalog = load_catalog(inputs.configs_dir)
     resolved = resolved or resolve_cluster(request.cluster, catalog)
     mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
-    calls = read_calls(request.traces, mapping)
+    with stage("ingest"):
+        calls = read_calls(request.traces, mapping, skip_bad_rows=inputs.skip_bad_rows)
     if request.window_s is not None:
         from planner.replan import recent_window
 
         calls = recent_window(calls, request.window_s)
-    apl = aggregate_pipeline(calls)
+    with stage("aggregate"):
+        apl = aggregate_pipeline(calls)
     specs = {name: resolve_model(catalog, name) for name in apl.models()}
-    profiles = load_profiles(inputs.profiles_dir, catalog)
-    problem = build_problem(
-        apl, profiles, resolved.cluster, specs, request.targets, growth=resolved.growth
-    )
-    plan = search_plan(problem, request.solve)
+    with stage("profiles"):
+        profiles = load_profiles(inputs.profiles_dir, catalog)
+        problem = build_problem(
+            apl,
+            profiles,
+            resolved.cluster,
+            specs,
+            request.targets,
+            growth=resolved.growth,
+            reuse=prefix_references(calls) if request.prefix_caching else None,
+        )
+    with stage("search"):
+        plan = search_plan(problem, request.solve)
     digest = _inputs_digest(request, resolved.cluster)
-    return PlanningResult(
-        apl, problem, replace(plan, inputs_digest=digest), catalog, resolved.cluster
-    )
+    # What the user must know about the input (skipped rows, requests over the context
+    # limit) travels with the plan: printed, and kept in plan.yaml.
+    limits = {name: served_max_model_len(spec) for name, spec in specs.items()}
+    notes = (*apl.notes, *context_overflow_notes(calls.frame, limits), *plan.notes)
+    plan = replace(plan, inputs_digest=digest, notes=notes)
+    return PlanningResult(apl, problem, plan, catalog, resolved.cluster)
 
 
 def research_without(
@@ -92,7 +108,9 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
     inputs = request.inputs
     configs = inputs.configs_dir or default_configs_dir()
     profiles = inputs.profiles_dir or PROFILES_DIR
-    files: list[Path] = [*trace_files(request.traces), *sorted(configs.rglob("*.yaml"))]
+    skipped: list[str] | None = [] if inputs.skip_bad_rows else None  # as read_calls did
+    files: list[Path] = [*trace_files(request.traces, skipped=skipped)]
+    files += sorted(configs.rglob("*.yaml"))
     files += [p for p in (inputs.mapping, request.cluster.cluster_file) if p is not None]
     if profiles.is_dir():
         files += sorted(profiles.rglob("*.parquet"))
@@ -102,7 +120,10 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
 def _digest_options(request: PlanRequest, cluster: Cluster) -> dict[str, Any]:
     t, s = request.targets, request.solve
     rate = t.target_rate_per_s
+    # Prefix caching off plans as before the option existed: same options, same digest.
+    cache = {"prefix_caching": True} if request.prefix_caching else {}
     return {
+        **cache,
         "objective": s.objective,
         "target_rate_per_s": dict(rate) if isinstance(rate, dict) else rate,
         "headroom": t.headroom,

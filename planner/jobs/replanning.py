@@ -46,7 +46,7 @@ def replan_step(
         request: the planning request (local traces, window, targets, solver settings);
             its cluster is the stored one.
         policy: margin, per-run cap, utilisation threshold.
-        render: namespace, sharing backend, images.
+        render: render settings, used when the ConfigMap holds none (`render.yaml`).
         explicit_objective: keep the request's objective; else use the running plan's.
 
     Raises:
@@ -57,10 +57,12 @@ def replan_step(
     from planner.errors import InputError
     from planner.io.cluster_file import parse_cluster
     from planner.io.plan_file import parse_plan
+    from planner.io.render_settings import parse_settings
     from planner.jobs.planning import plan_job, research_without
-    from planner.render.control import CLUSTER_KEY, PLAN_KEY
+    from planner.render.control import CLUSTER_KEY, PLAN_KEY, SETTINGS_KEY
     from planner.replan import decide_replan
     from planner.search.predict import make_plan
+    from planner.search.validate import validate_plan
 
     if CLUSTER_KEY not in stored or PLAN_KEY not in stored:
         raise InputError(
@@ -68,6 +70,8 @@ def replan_step(
             "apply manifests written by `planner plan -o DIR` first"
         )
     cluster = parse_cluster(yaml.safe_load(stored[CLUSTER_KEY]), f"ConfigMap {CLUSTER_KEY}")
+    if SETTINGS_KEY in stored:  # render the step for the stack the user applied
+        render = parse_settings(stored[SETTINGS_KEY], f"ConfigMap {SETTINGS_KEY}")
     text = stored[PLAN_KEY]
     running = parse_plan(text, f"ConfigMap {PLAN_KEY}") if text.strip() else None
     if running is not None and not explicit_objective:
@@ -75,6 +79,8 @@ def replan_step(
     result = plan_job(request, ResolvedCluster(cluster))
     current = None
     if running is not None:
+        where = f"ConfigMap {PLAN_KEY}"
+        validate_plan(running, result.catalog, cluster, where, min_replicas=0)
         # The running allocations, predicted on the same window as the proposal.
         current = make_plan(result.problem, running.allocations, running.objective, running.solver)
     decision = decide_replan(current, result.plan, cluster.gpus_by_type(), policy)

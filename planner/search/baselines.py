@@ -165,13 +165,17 @@ def _fits(chosen: Iterable[Option], problem: SearchProblem) -> bool:
     for o in chosen:
         for p in o.parts:
             per = counts.setdefault(p.shape.key.gpu_type, {})
-            per[p.shape.units] = per.get(p.shape.units, 0) + p.replicas
+            # Packing items are pipeline stages (a replica of pp stages is pp items).
+            stage = p.shape.key.stage_units
+            per[stage] = per.get(stage, 0) + p.replicas * p.shape.key.pp
     return all(fits(c, problem.cluster, g) for g, c in counts.items())
 
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
     key = shape.key
-    return Allocation(model, key.gpu_type, key.tp, key.share_eighths, replicas)
+    return Allocation(
+        model, key.gpu_type, key.tp, key.share_eighths, replicas, key.pp, key.expert_parallel
+    )
 
 
 def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
@@ -190,9 +194,9 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
         while True:
             counts: dict[int, int] = {}
             for a in out:
-                if a.gpu_type == gpu_type:
-                    size = a.shape.units
-                    counts[size] = counts.get(size, 0) + a.replicas
+                if a.gpu_type == gpu_type:  # packing items are pipeline stages
+                    size = a.shape.stage_units
+                    counts[size] = counts.get(size, 0) + a.replicas * a.pp
             if fits(counts, problem.cluster, gpu_type):
                 break
             # Trim where a model keeps a replica (never leave a model unserved while another
@@ -205,7 +209,8 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             if victim.replicas > 1:
                 out.append(
                     Allocation(victim.model, victim.gpu_type, victim.tp,
-                               victim.share_eighths, victim.replicas - 1)
+                               victim.share_eighths, victim.replicas - 1, victim.pp,
+                               victim.expert_parallel)
                 )  # fmt: skip
             elif not served_elsewhere(victim, [*out, victim]):
                 # Its last replica: shrink it to the next smaller shape that runs the

@@ -50,6 +50,7 @@ up / to nearest microsecond; the validator re-checks every plan with floats.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -311,7 +312,47 @@ def _solver(settings: SolveSettings, budget_s: float) -> cp_model.CpSolver:
     # Probing spends seconds deriving millions of implied clauses between the options of
     # one model without moving the bound (benchmarks/search_scale.py); the LP does the work.
     solver.parameters.cp_model_probing_level = 0
+    # CP-SAT's own SIGINT catching stops the search quietly and then resets SIGINT to
+    # its default action: Ctrl-C would yield a truncated plan, written as if complete.
+    # The caller's handlers decide instead (see `_solve`).
+    solver.parameters.catch_sigint_signal = False
     return solver
+
+
+def _solve(solver: cp_model.CpSolver, cp: cp_model.CpModel) -> cp_model.CpSolverStatus:
+    """`solver.solve(cp)` in a worker thread, so the main thread stays responsive.
+
+    CP-SAT holds the calling thread for the whole search, and Python runs signal handlers
+    only between bytecodes of the main thread. Waiting on an event instead lets an
+    exception raised by a handler (KeyboardInterrupt, planner's Interrupted) arrive at
+    once: the search is stopped, the worker joined, and the exception propagates.
+    """
+    done = threading.Event()
+    result: list[cp_model.CpSolverStatus] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(solver.solve(cp))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="cp-sat", daemon=True)
+    worker.start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except BaseException:
+        solver.stop_search()
+        done.wait()
+        raise
+    finally:
+        worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def _status_name(solver: cp_model.CpSolver, status: cp_model.CpSolverStatus) -> str:
@@ -361,7 +402,7 @@ def solve_options(
         # above the optimum are then proven infeasible in under a second instead of timing
         # out (1,024-GPU case of benchmarks/search_scale.py), which closes the bracket.
         solver.parameters.linearization_level = 2
-    status = solver.solve(cp)
+    status = _solve(solver, cp)
     wall = time.perf_counter() - start
     if clock is not None:
         clock.spent_s += float(solver.deterministic_time)
@@ -387,7 +428,7 @@ def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
             Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.share_eighths,
-                       p.replicas)
+                       p.replicas, p.shape.key.pp, p.shape.key.expert_parallel)
             for o in chosen
             for p in o.parts
         )

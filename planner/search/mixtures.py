@@ -74,11 +74,13 @@ def mixtures(
 
 def _resources(shape: ShapeCandidate, dims: Sequence[tuple[GpuType, int]]) -> np.ndarray:
     """Units one replica of `shape` adds to each capacity C_{g,t} (`packing.tp_capacities`):
-    a whole replica its size to every t up to its size; a share one whole GPU to t = 8
-    (exact for a mixture alone: it holds at most one share)."""
-    g, size = shape.key.gpu_type, shape.units
+    a whole replica all its units to every t up to its pipeline stage's size (the item
+    placement packs); a share one whole GPU to t = 8 (exact for a mixture alone: it holds
+    at most one share)."""
+    g, size, stage = shape.key.gpu_type, shape.units, shape.key.stage_units
     taken = max(size, UNITS_PER_GPU)  # a share holds one GPU alone
-    return np.array([taken if g == dg and taken >= t else 0 for dg, t in dims], dtype=np.int64)
+    reach = max(stage, UNITS_PER_GPU)
+    return np.array([taken if g == dg and reach >= t else 0 for dg, t in dims], dtype=np.int64)
 
 
 def _row(

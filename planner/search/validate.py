@@ -11,11 +11,15 @@ the brute-force tests compare the solver against.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.catalog import Catalog, resolve_model
 from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
+from planner.errors import ConfigError, ProfileError, did_you_mean
 from planner.search.packing import first_fit_decreasing
 from planner.search.predict import (
     find_shape,
@@ -25,7 +29,9 @@ from planner.search.predict import (
     throughput_scale,
 )
 from planner.search.problem import SearchProblem
-from planner.types.plan import Allocation, Plan
+from planner.types.cluster import Cluster
+from planner.types.names import ModelName
+from planner.types.plan import Allocation, Plan, SolverFacts
 
 _REL = 1e-6  # float tolerance on utilisation and SLO comparisons (predicted floats)
 
@@ -80,33 +86,13 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[Viol
     errors = []
     names = {m.model for m in problem.models}
     for a in allocs:
-        where = f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.gpu_fraction:g}"
+        where = _where(a)
         if a.model not in names:
             errors.append(Violation("model", f"{where}: model not in the problem"))
             continue
-        if a.replicas < 1:
-            errors.append(Violation("replicas", f"{where}: {a.replicas} replicas"))
-        tp = a.tp
         heads = problem.model(a.model).attention_heads
-        if tp < 1 or tp & (tp - 1) or heads % tp:
-            errors.append(
-                Violation("tp", f"{where}: TP {tp} is not a power of two dividing {heads} heads")
-            )
-        whole = a.share_eighths == UNITS_PER_GPU
-        if a.share_eighths not in SHARE_EIGHTHS or (tp > 1 and not whole):
-            errors.append(
-                Violation(
-                    "share", f"{where}: share must be k/8 of a GPU (k = 1..8), and 1 when TP > 1"
-                )
-            )
-        pools = [p for p in problem.cluster.pools if p.gpu_type == a.gpu_type]
-        if not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
-            errors.append(
-                Violation(
-                    "nvlink", f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs"
-                )
-            )
-        if not whole and a.replicas > 1:
+        errors += structural_violations(a, heads, problem.cluster)
+        if a.share_eighths < UNITS_PER_GPU and a.replicas > 1:
             errors.append(
                 Violation(
                     "one-share", f"{where}: {a.replicas} shares of one model (one share per model)"
@@ -139,6 +125,147 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[Viol
     return errors
 
 
+def _where(a: Allocation) -> str:
+    return f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.gpu_fraction:g}"
+
+
+def structural_violations(
+    a: Allocation, heads: int | None, cluster: Cluster | None, min_replicas: int = 1
+) -> list[Violation]:
+    """Replicas, TP degree, GPU share and NVLink domain of one allocation.
+
+    The rules any plan keeps whatever its traces: `check_plan` applies them after every
+    solve and `validate_plan` to every plan read from a file.
+    """
+    errors = []
+    where = _where(a)
+    if a.replicas < min_replicas:
+        errors.append(
+            Violation("replicas", f"{where}: {a.replicas} replicas (at least {min_replicas})")
+        )
+    tp = a.tp
+    if tp < 1 or tp & (tp - 1) or (heads is not None and heads % tp):
+        of = f" dividing {heads} heads" if heads is not None else ""
+        errors.append(Violation("tp", f"{where}: TP {tp} is not a power of two{of}"))
+    whole = a.share_eighths == UNITS_PER_GPU
+    if a.share_eighths not in SHARE_EIGHTHS or (tp > 1 and not whole):
+        errors.append(
+            Violation("share", f"{where}: share must be k/8 of a GPU (k = 1..8), and 1 when TP > 1")
+        )
+    pools = [p for p in cluster.pools if p.gpu_type == a.gpu_type] if cluster else []
+    # A GPU type the cluster lacks is a "gpu-type" violation of its own (see _packing).
+    if pools and not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
+        errors.append(
+            Violation(
+                "nvlink", f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs"
+            )
+        )
+    return errors
+
+
+class PlanInvalid(ConfigError):
+    """A plan read from a file breaks a rule every plan keeps (exit 2)."""
+
+
+def check_plan_structure(
+    plan: Plan,
+    heads: Mapping[ModelName, int],
+    cluster: Cluster | None,
+    known: Sequence[ModelName] = (),
+    min_replicas: int = 1,
+) -> tuple[Violation, ...]:
+    """The rules every plan keeps, whatever the traces: for a plan read from a file.
+
+    Whether the replicas fit the cluster is placement's question (exit 3 when not).
+
+    Args:
+        plan: the plan as read (`render`, `evaluate` and `replan` read plan.yaml).
+        heads: attention heads of the plan's models that the catalog knows; a model not
+            in it is a violation.
+        cluster: where the plan is to run; None checks the plan alone.
+        known: the catalog's model names, for "did you mean".
+        min_replicas: 0 for a running plan (`replan`), where a model may be scaled to 0.
+    """
+    errors: list[Violation] = []
+    if not plan.allocations:
+        errors.append(Violation("replicas", "no allocations: the plan serves no model"))
+    if plan.gpus_total < 1:
+        errors.append(
+            Violation("packing", f"gpus_total is {plan.gpus_total}; a plan has at least one GPU")
+        )
+    for a in plan.allocations:
+        if a.model not in heads:
+            hint = did_you_mean(a.model, known or heads)
+            message = f"{_where(a)}: model '{a.model}' is not in the catalog{hint}"
+            errors.append(Violation("model", message))
+        errors += structural_violations(a, heads.get(a.model), cluster, min_replicas)
+    used = sum(a.units for a in plan.allocations if a.replicas > 0)
+    if cluster is None and plan.gpus_total >= 1 and used > plan.gpus_total * UNITS_PER_GPU:
+        message = f"allocations use more than the plan's {plan.gpus_total} GPUs"
+        errors.append(Violation("packing", message))
+    for value, name in _predictions(plan):
+        if value < 0:  # NaN (unknown) compares False and passes
+            errors.append(Violation("service", f"{name} is {value:g}; never negative"))
+    return tuple(errors)
+
+
+def validate_plan(
+    plan: Plan, catalog: Catalog, cluster: Cluster | None, where: str, min_replicas: int = 1
+) -> Plan:
+    """`plan` when `check_plan_structure` finds nothing, else PlanInvalid naming the rule.
+
+    Every plan read from disk (`render`, `evaluate`, `replan`) goes through this, as every
+    fresh solve goes through `check_plan`; both apply `structural_violations`.
+
+    Raises:
+        PlanInvalid: the first violated rules, with `where` (the file) and the fix.
+    """
+    heads: dict[ModelName, int] = {}
+    for a in plan.allocations:  # plans name models as the traces did (any alias)
+        with suppress(ProfileError):
+            heads[a.model] = resolve_model(catalog, a.model).heads
+    errors = check_plan_structure(plan, heads, cluster, tuple(catalog.models), min_replicas)
+    if errors:
+        more = f" (and {len(errors) - 2} more)" if len(errors) > 2 else ""
+        raise PlanInvalid(
+            f"{where}: invalid plan: {'; '.join(map(str, errors[:2]))}{more}; re-run "
+            "`planner plan` rather than editing plan.yaml by hand"
+        )
+    return plan
+
+
+def validate_allocations(
+    allocations: Sequence[Allocation], catalog: Catalog, where: str
+) -> tuple[Allocation, ...]:
+    """A user's allocation file (`evaluate --allocation`) under the same rules as a plan.
+
+    Raises:
+        PlanInvalid: the first violated rules, with `where`.
+    """
+    plan = Plan(
+        objective="min-gpus",
+        allocations=tuple(allocations),
+        workflows=(),
+        models=(),
+        solver=SolverFacts("unknown", math.nan, math.nan, math.nan, 0.0),
+        gpus_total=max(1, -(-sum(a.units for a in allocations) // UNITS_PER_GPU)),
+    )
+    validate_plan(plan, catalog, None, where)
+    return tuple(allocations)
+
+
+def _predictions(plan: Plan) -> Iterable[tuple[float, str]]:
+    for w in plan.workflows:
+        yield w.target_rate_per_s, f"{w.workflow_type}: target_rate_per_s"
+        yield w.throughput_per_s, f"{w.workflow_type}: throughput_per_s"
+        yield w.mean_latency_s, f"{w.workflow_type}: mean_latency_s"
+    for m in plan.models:
+        yield m.demand_per_s, f"{m.model}: demand_per_s"
+        yield m.capacity_per_s, f"{m.model}: capacity_per_s"
+        yield m.utilisation, f"{m.model}: utilisation"
+        yield m.call_latency_s, f"{m.model}: call_latency_s"
+
+
 def _service(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[Violation]:
     errors = []
     for m in predict_models(problem, allocs):
@@ -168,8 +295,9 @@ def _packing(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[Vio
         counts: dict[int, int] = {}
         for a in allocs:
             if a.gpu_type == gpu_type:
-                size = a.shape.units
-                counts[size] = counts.get(size, 0) + a.replicas
+                # Each pipeline stage is packed as its own TP group.
+                size = a.shape.stage_units
+                counts[size] = counts.get(size, 0) + a.replicas * a.pp
         left = first_fit_decreasing(counts, problem.cluster, gpu_type)
         if left:
             message = f"{gpu_type}: {left} replicas cannot be placed on the cluster's GPUs"

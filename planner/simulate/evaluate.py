@@ -23,7 +23,9 @@ from dataclasses import dataclass, replace
 
 from planner.errors import InputError
 from planner.profiles import ProfileTable
+from planner.progress import stage
 from planner.simulate import build_replicas
+from planner.simulate.prefix_hits import PrefixHitCheck
 from planner.simulate.rates import (
     CRITERION,
     RateSearch,
@@ -78,6 +80,8 @@ class Evaluation:
     criterion: str
     settings: SimSettings
     candidates: tuple[CandidateResult, ...]
+    # The plan's predicted prefix-cache hit rates against a block-level LRU replay.
+    prefix_hits: tuple[PrefixHitCheck, ...] = ()
 
     def candidate(self, name: str) -> CandidateResult:
         for c in self.candidates:
@@ -115,10 +119,10 @@ def evaluate_plans(
     mix = {w.workflow_type: w.target_rate_per_s for w in first.workflows}
     if sum(mix.values()) > 0 and set(mix) <= set(workload.workflow_types):
         settings = replace(settings, mix=mix)
-    out = [
-        _candidate(name, plan, workload, profiles, settings, target, canonical)
-        for name, plan in plans.items()
-    ]
+    out = []
+    for name, plan in plans.items():
+        with stage(f"simulate {name}"):
+            out.append(_candidate(name, plan, workload, profiles, settings, target, canonical))
     return Evaluation(target, CRITERION, settings, tuple(out))
 
 
