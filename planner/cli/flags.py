@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 
 from planner.defaults import LATENCY_TOLERANCE
-from planner.errors import InputError
 from planner.jobs.requests import parse_objective, parse_slos, parse_target_rates
 from planner.render.settings import RenderOptions
 from planner.types.settings import SolveSettings, WorkloadTargets
