@@ -8,9 +8,11 @@ against the kernel-composed step model, less the rows the stated TPOT consistenc
 sets aside (`planner.profiles.calibrate.inconsistent_points`; each printed with its
 reason and its error under the shipped constants; `--all-rows` keeps them everywhere).
 Prints TPOT and TTFT mean absolute percentage error (MAPE) and median APE per model
-family, per model, per GPU type and dense vs MoE, with the shipped engine overhead (fitted on these same points: in-sample), then the
-fitted part evaluated out of sample: leave-one-family-out (overhead refitted without
-any checkpoint of that model family, applied to it) and leave-one-GPU-out.
+family, per model, per GPU type and dense vs MoE, with the shipped engine overhead
+(fitted on these same points: in-sample), then the fitted part evaluated out of
+sample: leave-one-family-out (overhead refitted without any checkpoint of that model
+family, applied to it) and leave-one-GPU-out; and the scatter between repeated
+measurements of one configuration (the floor for any deterministic model).
 TTFT is also given for the points below the predicted KV-cache limit.
 
 `--source roofline`: the dense rows against the calibrated roofline, in-sample with the
