@@ -8,11 +8,15 @@ the memory model, not the step model, decides). Absolute log errors, not squared
 measured rows repeat configurations with 8% (TPOT) and 14% (TTFT) scatter between runs
 and a few rows 2-10x off, which a squared loss lets pull every other prediction.
 
-Two constants are held, not fitted (`FIXED`): the kernel-time multiplier at 1 (the tables
-are measurements; fitted, it trades against the per-step constant, and without the one
-model whose steps are mostly overhead, gpt-oss-120b, the fit moves to 0.87 x kernels +
-2.9 ms per step and predicts that model 1.5x slow) and the per-running-sequence cost at
-0 (fitted, it goes to zero). `benchmarks/fit_kernel_overhead.py`
+Three constants are held, not fitted (`FIXED`), each because the data cannot tell it
+from another one out of sample: the kernel-time multiplier at 1 (the tables are
+measurements; fitted, it trades against the fixed per-step time, and without the one
+model whose steps are mostly overhead, gpt-oss-120b, the fit moved to 0.87 x kernels +
+2.9 ms per step and predicted that model 1.5x slow), the per-step constant at 0 (with
+both a per-step and a per-layer constant free, the fit on all points puts the per-step
+one at 0 and about 26 us per layer; without gpt-oss, the only model with fewer than 61
+layers, the two cannot be told apart) and the per-running-sequence cost at 0 (fitted,
+it goes to zero). `benchmarks/fit_kernel_overhead.py`
 writes the result into the package; `benchmarks/profile_accuracy.py` evaluates it
 leave-one-model-out and leave-one-GPU-out.
 """
@@ -34,7 +38,9 @@ from planner.profiles.kernels.steady import EngineOverhead, StepCosts, combine, 
 from planner.types.shapes import ShapeKey
 
 TTFT_WEIGHT = 0.5
-FIXED: Mapping[str, float] = MappingProxyType({"kernel_scale": 1.0, "sequence_us": 0.0})
+FIXED: Mapping[str, float] = MappingProxyType(
+    {"kernel_scale": 1.0, "step_ms": 0.0, "sequence_us": 0.0}
+)
 ITERATIONS = 600
 RESTARTS = 3
 
@@ -46,6 +52,7 @@ _NAMES = (
     "request_ms",
     "interference",
     "wait_fraction",
+    "layer_us",
 )
 _START = {
     "kernel_scale": 1.0,
@@ -55,6 +62,7 @@ _START = {
     "request_ms": 20.0,
     "interference": 1.0,
     "wait_fraction": 0.3,
+    "layer_us": 5.0,
 }
 
 
