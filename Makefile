@@ -58,16 +58,15 @@ test-fast: lint
 # comes from the venv, nothing is downloaded), install it without its source into a fresh
 # virtual environment, and run `planner plan` with no arguments from an empty directory:
 # the catalog and example traces must come from the wheel, and the plan must equal the
-# committed example. The fresh environment borrows the dependencies (pandas, OR-Tools,
-# ...) from $(VENV) through a .pth line instead of reinstalling them (seconds, not GBs);
-# $(VENV)'s own planner is an editable finder that a .pth line does not activate.
+# committed example. pip installs the wheel's declared dependencies into the fresh
+# environment as a user's install would (from pip's cache after the first run), so a
+# missing dependency or package-data file fails here.
 WHEEL_DIR := build/wheel-check
 wheel-check: $(VENV)/.run-deps
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/run
 	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) .
-	$(BIN)/python -m venv --without-pip $(WHEEL_DIR)/venv
-	$(BIN)/python -m pip -q --python $(WHEEL_DIR)/venv/bin/python install --no-deps --no-index $(WHEEL_DIR)/planner-*.whl
-	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$($(WHEEL_DIR)/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/planner-deps.pth"
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/pip install -q $(WHEEL_DIR)/planner-*.whl
 	cd $(WHEEL_DIR)/run && ../venv/bin/python -c "import planner, sys; assert '/venv/' in planner.__file__, planner.__file__"
 	cd $(WHEEL_DIR)/run && ../venv/bin/planner plan > plan.log
 	cmp $(WHEEL_DIR)/run/out/plan.yaml manifests/h100x8/plan.yaml

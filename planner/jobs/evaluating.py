@@ -55,21 +55,23 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     from planner.simulate.evaluate import evaluate_plans
     from planner.simulate.rates import SimSettings
 
-    plan = read_plan(request.plan_path)
     inputs = request.inputs
+    catalog = load_catalog(inputs.configs_dir)
+    # A hand-edited plan fails here, before the traces are read and simulated.
+    plan = validate_plan(read_plan(request.plan_path), catalog, None, str(request.plan_path))
     mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
     with stage("ingest"):
-        calls = read_calls(request.traces, mapping)
+        calls = read_calls(request.traces, mapping, skip_bad_rows=inputs.skip_bad_rows)
         apl = aggregate_pipeline(calls)
-    catalog = load_catalog(inputs.configs_dir)
     profiles = load_profiles(inputs.profiles_dir, catalog)
     cluster = evaluation_cluster(request, plan, catalog)
-    validate_plan(plan, catalog, None, str(request.plan_path))
     user = None
     if request.allocation is not None:
         from planner.io.allocation import load_allocation
+        from planner.search.validate import validate_allocations
 
-        user = load_allocation(request.allocation)
+        where = str(request.allocation)
+        user = validate_allocations(load_allocation(request.allocation), catalog, where)
     label = str(request.allocation)
     plans = evaluation_candidates(plan, apl, profiles, cluster, catalog, user, label)
     settings = SimSettings(calls=request.calls, pattern=request.arrivals, seed=request.seed)
