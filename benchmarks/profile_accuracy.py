@@ -178,7 +178,7 @@ def _repeat_scatter(items: Sequence[PointCosts]) -> None:
     print("|---|---|---|---|")
     per_family: dict[str, tuple[list[float], list[float]]] = {}
     for rows in groups.values():
-        if len(rows) < 2 or len({p.ttft_ms for p in rows}) < 2:
+        if len(rows) < 2 or len({round(p.ttft_ms, 3) for p in rows}) < 2:
             continue
         t_med = float(np.median([p.tpot_ms for p in rows]))
         f_med = float(np.median([p.ttft_ms for p in rows]))
