@@ -67,6 +67,7 @@ def _register() -> None:
         profile_store,
         render,
         replan,
+        replay,
     )
 
 

@@ -1,0 +1,1 @@
+"""jobs: the user's jobs as library functions of typed requests (CLI, notebooks, CronJob)."""

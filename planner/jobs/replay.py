@@ -1,0 +1,165 @@
+"""The replay job: drive live endpoints with the trace's workflows, measure, compare.
+
+    replay_job(ReplayRequest) -> ReplayOutcome
+
+Reads the traces and the endpoints file, compiles the workflows (the simulator's
+dependency graphs) and their prompt-prefix groups, runs the replay, summarises what it
+measured and, given a plan, sets the plan's predictions beside the measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from planner.calls import ModelName
+from planner.errors import InputError
+from planner.plan import Plan
+from planner.replay import ModelEndpoints, ReplaySettings
+from planner.replay.measure import ReplayMeasure, summarise_replay
+from planner.replay.metrics import ServerMeasure, summarise_server
+from planner.replay.report import ComparisonRow, compare_with_plan, replay_document
+from planner.replay.script import plan_prefixes
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """Everything `planner replay` needs.
+
+    Attributes:
+        compare: a plan.yaml whose predictions are compared (its workflow mix is replayed).
+    """
+
+    traces: Path
+    endpoints: Path
+    settings: ReplaySettings
+    compare: Path | None = None
+    mapping: Path | None = None
+    configs: Path | None = None
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What the job produced.
+
+    Attributes:
+        failure: why the replay should be reported as failed (calls failed or an endpoint
+            went down); "" when every call succeeded. The measurements stand either way.
+    """
+
+    measure: ReplayMeasure
+    servers: tuple[ServerMeasure, ...]
+    comparison: tuple[ComparisonRow, ...]
+    document: dict[str, Any]
+    failure: str
+
+
+def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
+    """Run one replay.
+
+    Raises:
+        InputError / ConfigError: unreadable traces, endpoints file or plan.
+        EndpointError: an endpoint is down or serves another model before the start.
+    """
+    from planner.io.configs import load_catalog
+    from planner.io.endpoints import load_endpoints
+    from planner.io.plan import read_plan
+    from planner.io.replay_client import run_replay
+    from planner.io.traces import load_mapping, read_calls
+    from planner.simulate import compile_workload
+    from planner.simulate.candidates import canonical_names
+
+    calls = read_calls(request.traces, load_mapping(request.mapping) if request.mapping else None)
+    workload = compile_workload(calls)
+    prefixes = plan_prefixes(calls, workload)
+    catalog = load_catalog(request.configs)
+    canonical = canonical_names(catalog)
+    endpoints = match_endpoints(workload.models, load_endpoints(request.endpoints), canonical)
+    plan: Plan | None = read_plan(request.compare) if request.compare else None
+    settings = request.settings
+    if plan is not None and not settings.mix:
+        settings = replace(settings, mix=_plan_mix(plan, workload.workflow_types))
+    run = run_replay(workload, prefixes, endpoints, settings, progress)
+    measure = summarise_replay(run.log)
+    servers = tuple(
+        summarise_server(e.model, url, run.samples) for e in run.endpoints for url in e.urls
+    )
+    if plan is not None:
+        plan = _plan_named_as(plan, canonical, workload.models)
+    rows = compare_with_plan(measure, plan) if plan else ()
+    doc = replay_document(
+        measure,
+        servers,
+        {
+            "traces": str(request.traces),
+            "rate_per_s": settings.rate_per_s,
+            "duration_s": settings.duration_s,
+            "workflows_limit": settings.workflows,
+            "warmup_s": settings.warmup_s,
+            "seed": settings.seed,
+            "mix": dict(sorted(settings.mix.items())),
+            "prefix_shared_fraction": round(prefixes.shared_fraction(workload), 4),
+            "compared_plan": str(request.compare) if request.compare else None,
+            "endpoints": [
+                {"model": e.model, "url": u, "served_name": e.served_name}
+                for e in run.endpoints
+                for u in e.urls
+            ],
+        },
+        plan,
+    )
+    return ReplayOutcome(measure, servers, rows, doc, _failure(measure))
+
+
+def match_endpoints(
+    models: tuple[ModelName, ...],
+    entries: tuple[ModelEndpoints, ...],
+    canonical: Any,
+) -> dict[ModelName, ModelEndpoints]:
+    """The endpoints of each traced model (names matched through the catalog).
+
+    Raises:
+        InputError: two entries of the file name the same model.
+    """
+    by_name: dict[str, ModelEndpoints] = {}
+    for e in entries:
+        key = canonical(e.model)
+        if key in by_name:
+            raise InputError(
+                f"the endpoints file names model '{key}' twice ({by_name[key].model}, {e.model}); "
+                "list all its URLs under one entry"
+            )
+        by_name[key] = e
+    out: dict[ModelName, ModelEndpoints] = {}
+    for m in models:
+        entry = by_name.get(canonical(m))
+        if entry is not None:
+            out[m] = replace(entry, model=m)
+    return out
+
+
+def _plan_mix(plan: Plan, types: tuple[str, ...]) -> Mapping[str, float]:
+    mix = {w.workflow_type: w.target_rate_per_s for w in plan.workflows if w.workflow_type in types}
+    return mix if sum(mix.values()) > 0 else {}
+
+
+def _plan_named_as(plan: Plan, canonical: Any, traced: tuple[ModelName, ...]) -> Plan:
+    """The plan with its model names as the traces spell them (the replay's names)."""
+    names = {canonical(m): m for m in traced}
+    models = tuple(replace(m, model=names.get(canonical(m.model), m.model)) for m in plan.models)
+    return replace(plan, models=models)
+
+
+def _failure(measure: ReplayMeasure) -> str:
+    problems = []
+    if measure.stop_reason and not measure.stop_reason.startswith("interrupted"):
+        problems.append(f"the replay stopped early: {measure.stop_reason}")
+    for m in measure.models:
+        if m.errors or m.timeouts:
+            problems.append(
+                f"{m.errors} error(s) and {m.timeouts} timeout(s) of {m.calls} calls to "
+                f"'{m.model}' (first: {m.first_error})"
+            )
+    return "; ".join(problems)
