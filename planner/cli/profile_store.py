@@ -166,7 +166,10 @@ def run(
 @profile_app.command("import")
 def import_(
     files: Annotated[
-        list[Path], typer.Argument(help="`vllm bench serve --save-result` JSON files.")
+        list[Path],
+        typer.Argument(
+            help="`vllm bench serve --save-result` JSON files or `planner replay -o` results."
+        ),
     ],
     model: Annotated[
         str | None, typer.Option("--model", help="Model, when the files lack metadata 'model'.")
@@ -185,21 +188,39 @@ def import_(
     configs: ConfigsOpt = None,
     profiles_dir: ProfilesOpt = None,
 ) -> None:
-    """Import `vllm bench serve --save-result` JSON files as stored profile points."""
+    """Import `vllm bench serve --save-result` JSON files, and `planner replay --json`
+    results (filed under the compared plan's shapes), as stored profile points; for replay
+    results, say which predictions the measurements corrected and by how much."""
+    import pandas as pd
+
     from planner.io import profiles as store
     from planner.io.configs import load_catalog
     from planner.profiles.imported import ImportOverrides
+    from planner.profiles.replayed import correction_lines, corrections
 
     catalog = load_catalog(configs)
-    overrides = ImportOverrides(model, gpu_type, tp, gpu_fraction)
-    points = store.read_bench_results(
+    overrides = ImportOverrides(
+        model, _resolve_gpu_name(catalog, gpu_type) if gpu_type else None, tp, gpu_fraction
+    )
+    target = profiles_dir or store.PROFILES_DIR
+    results = store.read_results(
         files,
         overrides,
         resolve_model=lambda n: _resolve_name(catalog, n),
         resolve_gpu=lambda n: _resolve_gpu_name(catalog, n),
     )
-    written = store.write_points(points, profiles_dir or store.PROFILES_DIR)
+    replayed = results.replay_points
+    fixed = corrections(replayed, store.load_profiles(target, catalog))
+    points = pd.concat(
+        [p for p in (results.bench_points, replayed) if not p.empty] or [results.bench_points],
+        ignore_index=True,
+    )
+    written = store.write_points(points, target)
     _print_points(points)
+    for line in correction_lines(fixed):
+        typer.echo(line)
+    for note in results.notes:
+        typer.echo(f"not filed: {note}")
     for path in written:
         typer.echo(f"wrote {path}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
     settings = request.settings
     if plan is not None and not settings.mix:
         settings = replace(settings, mix=_plan_mix(plan, workload.workflow_types))
+    measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     run = run_replay(workload, prefixes, endpoints, settings, progress)
     measure = summarise_replay(run.log)
     servers = tuple(
@@ -94,6 +96,7 @@ def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
         servers,
         {
             "traces": str(request.traces),
+            "measured_at": measured_at,
             "rate_per_s": settings.rate_per_s,
             "duration_s": settings.duration_s,
             "workflows_limit": settings.workflows,
