@@ -14,11 +14,11 @@ import argparse
 import time
 
 from planner.catalog import ModelSpec
-from planner.cluster import Cluster, NodePool
 from planner.io.manifests import manifest_files
 from planner.place import place
-from planner.plan import Allocation, Plan, SolverFacts
 from planner.render import RenderOptions, render_manifests
+from planner.types.cluster import Cluster, NodePool
+from planner.types.plan import Allocation, Plan, SolverFacts
 
 GPU = "H100-SXM-80GB"
 # (model, tp, fraction, share of the cluster's GPUs this shape takes)

@@ -19,9 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from planner.aggregate import aggregate_pipeline
-from planner.calls import CallTable
 from planner.catalog import resolve_model
-from planner.cluster import uniform_cluster
 from planner.errors import PlannerError
 from planner.io.configs import load_catalog
 from planner.io.traces import read_calls
@@ -32,6 +30,8 @@ from planner.simulate import compile_workload
 from planner.simulate.candidates import BASELINES, canonical_names, evaluation_candidates
 from planner.simulate.evaluate import CandidateResult, evaluate_plans
 from planner.simulate.rates import SimSettings
+from planner.types.calls import CallTable
+from planner.types.cluster import uniform_cluster
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 WORKLOADS: dict[str, tuple[str, ...]] = {
@@ -116,8 +116,7 @@ def main() -> None:
             details = "; ".join(
                 f"{c.name}: "
                 + ", ".join(
-                    f"{a.model.split('/')[-1]} tp{a.tensor_parallel}x{a.gpu_fraction:g}"
-                    f"x{a.replicas}"
+                    f"{a.model.split('/')[-1]} tp{a.tp}x{a.gpu_fraction:g}x{a.replicas}"
                     for a in c.allocations
                 )
                 + f" -> {c.max_rate_per_s:.4g}/s, {_lat(c):.4g} s"

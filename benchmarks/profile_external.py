@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from planner.io.configs import load_catalog  # noqa: E402
-from planner.profiles import ShapeKey  # noqa: E402
 from planner.profiles.analytic import AnalyticProfiles  # noqa: E402
+from planner.types.shapes import ShapeKey  # noqa: E402
 
 KVCACHED = "github.com/ovg-project/kvcached PR 331, benchmarks/bench_layout/H100_results.md"
 MUSGRAVE = "johnmusgrave.com/p/vllm-throughput-latency-sweep-on (A100 40GB, vLLM 0.23.0)"
@@ -44,7 +44,7 @@ class PublicPoint:
 POINTS = (
     PublicPoint(
         "Qwen3-0.6B, 512/128 tokens, 16 req/s: TTFT",
-        ShapeKey("Qwen3-0.6B", "H100-SXM-80GB", 1, 1.0),
+        ShapeKey("Qwen3-0.6B", "H100-SXM-80GB", 1, 8),
         0.5,
         512,
         128,
@@ -56,7 +56,7 @@ POINTS = (
     ),
     PublicPoint(
         "Qwen3-0.6B, 512/128 tokens, 16 req/s: TPOT",
-        ShapeKey("Qwen3-0.6B", "H100-SXM-80GB", 1, 1.0),
+        ShapeKey("Qwen3-0.6B", "H100-SXM-80GB", 1, 8),
         0.5,
         512,
         128,
@@ -68,7 +68,7 @@ POINTS = (
     ),
     PublicPoint(
         "Qwen3-0.6B, 512/128 tokens, rate inf: throughput",
-        ShapeKey("Qwen3-0.6B", "H100-SXM-80GB", 1, 1.0),
+        ShapeKey("Qwen3-0.6B", "H100-SXM-80GB", 1, 8),
         0.5,
         512,
         128,
@@ -82,7 +82,7 @@ POINTS = (
     # throughput (128 tokens over the whole request); read as 1/TPOT the error is +15%.
     PublicPoint(
         "Llama-3.1-8B, 1024/128 tokens, 1 in flight: output tok/s",
-        ShapeKey("Llama-3.1-8B-Instruct", "A100-SXM-40GB", 1, 1.0),
+        ShapeKey("Llama-3.1-8B-Instruct", "A100-SXM-40GB", 1, 8),
         0.9,
         1024,
         128,
@@ -94,7 +94,7 @@ POINTS = (
     ),
     PublicPoint(
         "Llama-3.1-8B, short chat prompts, 1 in flight: TPOT (p50)",
-        ShapeKey("Llama-3.1-8B-Instruct", "H100-SXM-80GB", 1, 1.0),
+        ShapeKey("Llama-3.1-8B-Instruct", "H100-SXM-80GB", 1, 8),
         0.9,
         256,  # "chatbot-short": lengths not published; TPOT barely depends on them here
         256,

@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from planner.io.configs import load_catalog  # noqa: E402
-from planner.profiles import ShapeKey  # noqa: E402
 from planner.profiles.analytic import AnalyticProfiles  # noqa: E402
+from planner.types.shapes import ShapeKey  # noqa: E402
 
 SHAPES = [(512, 1), (1000, 200), (4000, 500), (8000, 1000)]
 LOADS = [0.1, 0.5, 0.9]

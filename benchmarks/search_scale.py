@@ -18,13 +18,11 @@ import time
 from dataclasses import replace
 
 from planner.catalog import Catalog, ModelSpec
-from planner.cluster import Cluster, NodePool
 from planner.io.configs import load_catalog
-from planner.plan import Plan
 from planner.profiles.analytic import AnalyticProfiles
 from planner.search import SolveSettings, search_plan
 from planner.search.baselines import greedy_plan
-from planner.search.options import fewest_replicas, shape_fits_memory
+from planner.search.choices import fewest_replicas, shape_fits_memory
 from planner.search.problem import (
     DEFAULT_LADDER,
     ModelCandidates,
@@ -34,6 +32,8 @@ from planner.search.problem import (
     _profile_shape,
     candidate_shapes,
 )
+from planner.types.cluster import Cluster, NodePool
+from planner.types.plan import Plan
 
 CASES = {
     "8": dict(models=4, types=2, pools=[("H100-SXM-80GB", 1, 8)], limit=10.0),

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from planner.aggregate import aggregate_pipeline
 from planner.catalog import resolve_model
-from planner.cluster import uniform_cluster
 from planner.io.configs import load_catalog
 from planner.io.traces import read_calls
 from planner.profiles.analytic import AnalyticProfiles
@@ -26,6 +25,7 @@ from planner.search.problem import build_problem
 from planner.simulate import build_replicas, compile_workload
 from planner.simulate.candidates import canonical_names
 from planner.simulate.rates import SimSettings, max_sustainable_rate, simulate_at
+from planner.types.cluster import uniform_cluster
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 FILES = {

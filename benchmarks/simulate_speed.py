@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from planner.calls import CALL_COLUMNS, CallTable
 from planner.simulate import ArrivalSpec, Replica, ServerCurve, compile_workload, simulate_workload
+from planner.types.calls import CALL_COLUMNS, CallTable
 
 # (model, parallel calls) per stage; None marks the tool call.
 STAGES: list[tuple[str | None, int]] = [

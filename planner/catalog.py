@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from planner.errors import ProfileError, did_you_mean
-
-ModelName = str
-GpuType = str
+from planner.types.names import GpuType, ModelName
 
 Dtype = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 

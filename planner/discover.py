@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from planner.catalog import GpuSpec, GpuType
-from planner.cluster import Cluster, NodePool
+from planner.catalog import GpuSpec
+from planner.types.cluster import Cluster, NodePool
+from planner.types.names import GpuType
 
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 COUNT_LABEL = "nvidia.com/gpu.count"

@@ -28,14 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from planner.calls import ModelName
-from planner.catalog import GpuType
-from planner.cluster import Cluster, NodePool
+from planner.defaults import UNITS_PER_GPU
 from planner.errors import InfeasibleError
-from planner.plan import Allocation, Plan
-
-# Shares are compared with this slack: 1/3 + 1/3 + 1/3 must fit one GPU.
-_EPS = 1e-9
+from planner.types.cluster import Cluster, NodePool
+from planner.types.names import GpuType, ModelName
+from planner.types.plan import Allocation, Plan
 
 Constraint = Literal[
     "gpu-type",  # no pool has this GPU type
@@ -55,13 +52,13 @@ class PlacementError(InfeasibleError):
         message: str,
         model: ModelName,
         gpu_type: GpuType,
-        tensor_parallel: int = 0,  # 0: every TP degree of the model on this GPU type
+        tp: int = 0,  # 0: every TP degree of the model on this GPU type
     ) -> None:
         super().__init__(message)
         self.constraint: Constraint = constraint
         self.model = model
         self.gpu_type = gpu_type
-        self.tensor_parallel = tensor_parallel
+        self.tp = tp
 
 
 @dataclass(frozen=True, order=True)
@@ -70,17 +67,22 @@ class ReplicaPlacement:
 
     model: ModelName
     gpu_type: GpuType
-    tensor_parallel: int
-    gpu_fraction: float
+    tp: int
+    share_eighths: int
     replica: int  # index among the allocation's replicas
     pool: str
     node: str
     gpu_indices: tuple[int, ...]
 
     @property
+    def gpu_fraction(self) -> float:
+        """The share of each GPU as a fraction (for files and display)."""
+        return self.share_eighths / UNITS_PER_GPU
+
+    @property
     def allocation(self) -> Allocation:
         """The plan allocation this replica belongs to (with replicas=1)."""
-        return Allocation(self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction, 1)
+        return Allocation(self.model, self.gpu_type, self.tp, self.share_eighths, 1)
 
 
 @dataclass(frozen=True)
@@ -90,19 +92,24 @@ class NodeUsage:
     pool: str
     node: str
     gpu_type: GpuType
-    used_fraction: tuple[float, ...]  # per GPU, 0..1
+    used_eighths: tuple[int, ...]  # per GPU, 0..UNITS_PER_GPU
+
+    @property
+    def used_fraction(self) -> tuple[float, ...]:
+        """Per GPU, the used share as a fraction (for display)."""
+        return tuple(u / UNITS_PER_GPU for u in self.used_eighths)
 
     @property
     def free_gpus(self) -> int:
-        return sum(1 for u in self.used_fraction if u <= _EPS)
+        return sum(1 for u in self.used_eighths if u == 0)
 
     @property
     def partly_used_gpus(self) -> int:
-        return sum(1 for u in self.used_fraction if _EPS < u < 1 - _EPS)
+        return sum(1 for u in self.used_eighths if 0 < u < UNITS_PER_GPU)
 
     @property
     def is_free(self) -> bool:
-        return self.free_gpus == len(self.used_fraction)
+        return self.free_gpus == len(self.used_eighths)
 
 
 @dataclass(frozen=True)
@@ -110,14 +117,18 @@ class Fragmentation:
     partly_used_gpus: int  # GPUs holding shares that leave room unused
     free_gpus: int  # whole GPUs with nothing on them
     free_nodes: int  # nodes with nothing on them
-    unused_share_gpus: float  # summed unused room on partly used GPUs, in GPUs
+    unused_share_eighths: int  # summed unused room on partly used GPUs, in eighths
+
+    @property
+    def unused_share_gpus(self) -> float:
+        return self.unused_share_eighths / UNITS_PER_GPU
 
 
 @dataclass(frozen=True)
 class Placement:
     replicas: tuple[ReplicaPlacement, ...]
     nodes: tuple[NodeUsage, ...]
-    fragmentation: Fragmentation = field(default_factory=lambda: Fragmentation(0, 0, 0, 0.0))
+    fragmentation: Fragmentation = field(default_factory=lambda: Fragmentation(0, 0, 0, 0))
 
 
 @dataclass
@@ -125,7 +136,7 @@ class _Node:
     pool: NodePool
     name: str
     order: int
-    used: list[float]
+    used: list[int]  # eighths per GPU
     models: list[set[ModelName]]
 
     def domains(self) -> list[range]:
@@ -135,7 +146,7 @@ class _Node:
 
     @property
     def in_use(self) -> bool:
-        return any(u > _EPS for u in self.used)
+        return any(u > 0 for u in self.used)
 
 
 def place(plan: Plan, cluster: Cluster) -> Placement:
@@ -146,29 +157,26 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
     """
     nodes = _nodes(cluster)
     _check_totals(plan.allocations, cluster)
-    whole = [a for a in plan.allocations if a.gpu_fraction >= 1 - _EPS]
-    shares = [a for a in plan.allocations if a.gpu_fraction < 1 - _EPS]
+    whole = [a for a in plan.allocations if a.share_eighths == UNITS_PER_GPU]
+    shares = [a for a in plan.allocations if a.share_eighths < UNITS_PER_GPU]
     placed: list[ReplicaPlacement] = []
     # Largest TP first; the model name breaks ties so the order never depends on input order.
-    for alloc in sorted(whole, key=lambda a: (-a.tensor_parallel, a.model, a.gpu_type)):
+    for alloc in sorted(whole, key=lambda a: (-a.tp, a.model, a.gpu_type)):
         for r in range(alloc.replicas):
             placed.append(_place_whole(alloc, r, nodes))
-    for alloc in sorted(shares, key=lambda a: (-a.gpu_fraction, a.model, a.gpu_type)):
-        if alloc.tensor_parallel != 1:
+    for alloc in sorted(shares, key=lambda a: (-a.share_eighths, a.model, a.gpu_type)):
+        if alloc.tp != 1:
             raise PlacementError(
                 "fractional-tp",
                 f"{alloc.model}: a share of {alloc.gpu_fraction:g} GPU with TP "
-                f"{alloc.tensor_parallel}; TP > 1 takes whole GPUs",
+                f"{alloc.tp}; TP > 1 takes whole GPUs",
                 alloc.model,
                 alloc.gpu_type,
-                alloc.tensor_parallel,
+                alloc.tp,
             )
         for r in range(alloc.replicas):
             placed.append(_place_share(alloc, r, nodes))
-    usage = tuple(
-        NodeUsage(n.pool.name, n.name, n.pool.gpu_type, tuple(round(u, 9) for u in n.used))
-        for n in nodes
-    )
+    usage = tuple(NodeUsage(n.pool.name, n.name, n.pool.gpu_type, tuple(n.used)) for n in nodes)
     return Placement(tuple(sorted(placed)), usage, _fragmentation(usage))
 
 
@@ -177,18 +185,18 @@ def _nodes(cluster: Cluster) -> list[_Node]:
     for pool in cluster.pools:
         for name in pool.names():
             g = pool.gpus_per_node
-            out.append(_Node(pool, name, len(out), [0.0] * g, [set() for _ in range(g)]))
+            out.append(_Node(pool, name, len(out), [0] * g, [set() for _ in range(g)]))
     return out
 
 
 def _check_totals(allocations: tuple[Allocation, ...], cluster: Cluster) -> None:
     have = cluster.gpus_by_type()
-    need: dict[GpuType, float] = {}
+    need: dict[GpuType, int] = {}  # eighths
     first_model: dict[GpuType, ModelName] = {}
     for a in sorted(allocations):
-        need[a.gpu_type] = need.get(a.gpu_type, 0.0) + a.gpus
+        need[a.gpu_type] = need.get(a.gpu_type, 0) + a.units
         first_model.setdefault(a.gpu_type, a.model)
-    for gpu_type, gpus in sorted(need.items()):
+    for gpu_type, units in sorted(need.items()):
         if gpu_type not in have:
             raise PlacementError(
                 "gpu-type",
@@ -197,10 +205,11 @@ def _check_totals(allocations: tuple[Allocation, ...], cluster: Cluster) -> None
                 first_model[gpu_type],
                 gpu_type,
             )
-        if gpus > have[gpu_type] + _EPS:
+        if units > have[gpu_type] * UNITS_PER_GPU:
             raise PlacementError(
                 "gpu-capacity",
-                f"the plan needs {gpus:g} {gpu_type} GPUs but the cluster has {have[gpu_type]}",
+                f"the plan needs {units / UNITS_PER_GPU:g} {gpu_type} GPUs but the cluster "
+                f"has {have[gpu_type]}",
                 first_model[gpu_type],
                 gpu_type,
             )
@@ -215,7 +224,7 @@ def _fresh_gpus(
         if node.pool.gpu_type != gpu_type:
             continue
         for domain in node.domains():
-            free = [i for i in domain if node.used[i] <= _EPS]
+            free = [i for i in domain if node.used[i] == 0]
             if len(free) < count:
                 continue
             # Prefer busy nodes, then the tightest domain, then the earliest node/domain.
@@ -227,48 +236,48 @@ def _fresh_gpus(
 
 def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
     domains = [len(d) for n in nodes if n.pool.gpu_type == alloc.gpu_type for d in n.domains()]
-    if alloc.tensor_parallel > max(domains, default=0):
+    if alloc.tp > max(domains, default=0):
         return PlacementError(
             "nvlink-domain",
-            f"{alloc.model}: TP {alloc.tensor_parallel} needs {alloc.tensor_parallel} "
+            f"{alloc.model}: TP {alloc.tp} needs {alloc.tp} "
             f"{alloc.gpu_type} GPUs in one NVLink domain; the largest domain has "
             f"{max(domains, default=0)}",
             alloc.model,
             alloc.gpu_type,
-            alloc.tensor_parallel,
+            alloc.tp,
         )
     return PlacementError(
         "fragmentation",
-        f"{alloc.model}: no NVLink domain of {alloc.gpu_type} has {alloc.tensor_parallel} "
-        f"free GPUs left for another TP-{alloc.tensor_parallel} replica; "
+        f"{alloc.model}: no NVLink domain of {alloc.gpu_type} has {alloc.tp} "
+        f"free GPUs left for another TP-{alloc.tp} replica; "
         "the free GPUs are scattered across domains",
         alloc.model,
         alloc.gpu_type,
-        alloc.tensor_parallel,
+        alloc.tp,
     )
 
 
 def _place_whole(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
-    found = _fresh_gpus(nodes, alloc.gpu_type, alloc.tensor_parallel)
+    found = _fresh_gpus(nodes, alloc.gpu_type, alloc.tp)
     if found is None:
         raise _unplaceable(alloc, nodes)
     node, gpus = found
     for i in gpus:
-        node.used[i] = 1.0
+        node.used[i] = UNITS_PER_GPU
         node.models[i].add(alloc.model)
     return _replica(alloc, replica, node, gpus)
 
 
 def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
-    f = alloc.gpu_fraction
-    best: tuple[tuple[bool, float, int, int], _Node, int] | None = None
+    f = alloc.share_eighths
+    best: tuple[tuple[bool, int, int, int], _Node, int] | None = None
     for node in nodes:
         if node.pool.gpu_type != alloc.gpu_type:
             continue
         for i, used in enumerate(node.used):
-            if used <= _EPS or used + f > 1 + _EPS:
+            if used == 0 or used + f > UNITS_PER_GPU:
                 continue
-            score = (alloc.model in node.models[i], 1 - used - f, node.order, i)
+            score = (alloc.model in node.models[i], UNITS_PER_GPU - used - f, node.order, i)
             if best is None or score < best[0]:
                 best = (score, node, i)
     if best is not None:
@@ -278,11 +287,12 @@ def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> Replica
         if found is None:
             raise PlacementError(
                 "fragmentation",
-                f"{alloc.model}: no {alloc.gpu_type} GPU has {f:g} of its capacity free; "
+                f"{alloc.model}: no {alloc.gpu_type} GPU has {alloc.gpu_fraction:g} of its "
+                "capacity free; "
                 "the free room is split across GPUs",
                 alloc.model,
                 alloc.gpu_type,
-                alloc.tensor_parallel,
+                alloc.tp,
             )
         node, (index,) = found
     node.used[index] += f
@@ -296,8 +306,8 @@ def _replica(
     return ReplicaPlacement(
         model=alloc.model,
         gpu_type=alloc.gpu_type,
-        tensor_parallel=alloc.tensor_parallel,
-        gpu_fraction=alloc.gpu_fraction,
+        tp=alloc.tp,
+        share_eighths=alloc.share_eighths,
         replica=replica,
         pool=node.pool.name,
         node=node.name,
@@ -307,10 +317,10 @@ def _replica(
 
 def _fragmentation(nodes: tuple[NodeUsage, ...]) -> Fragmentation:
     partly = sum(n.partly_used_gpus for n in nodes)
-    unused = sum(1 - u for n in nodes for u in n.used_fraction if _EPS < u < 1 - _EPS)
+    unused = sum(UNITS_PER_GPU - u for n in nodes for u in n.used_eighths if 0 < u < UNITS_PER_GPU)
     return Fragmentation(
         partly_used_gpus=partly,
         free_gpus=sum(n.free_gpus for n in nodes),
         free_nodes=sum(1 for n in nodes if n.is_free),
-        unused_share_gpus=round(unused, 6),
+        unused_share_eighths=unused,
     )

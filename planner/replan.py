@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from planner.calls import CallTable
-from planner.catalog import GpuType
 from planner.errors import InputError
-from planner.plan import Allocation, Plan
+from planner.types.calls import CallTable
+from planner.types.names import GpuType
+from planner.types.plan import Allocation, Plan
 
 _EPS = 1e-9
 
@@ -50,7 +50,7 @@ class ReplicaChange:
         sign = "+" if self.after > self.before else "-"
         return (
             f"{sign}{abs(self.after - self.before)} {a.model} "
-            f"({a.gpu_type} tp{a.tensor_parallel} x{a.gpu_fraction:g})"
+            f"({a.gpu_type} tp{a.tp} x{a.gpu_fraction:g})"
         )
 
 
@@ -182,15 +182,13 @@ def _step(
     downs = sorted(s for s in shapes if target.get(s, 0) < now[s])
 
     def used(gpu_type: GpuType) -> float:
-        return sum(
-            s.tensor_parallel * s.gpu_fraction * n for s, n in now.items() if s.gpu_type == gpu_type
-        )
+        return sum(s.tp * s.gpu_fraction * n for s, n in now.items() if s.gpu_type == gpu_type)
 
     budget = policy.max_replica_changes
     while budget > 0:
         up = next((s for s in ups if now[s] < target.get(s, 0)), None)
         if up is not None:
-            need = up.tensor_parallel * up.gpu_fraction
+            need = up.tp * up.gpu_fraction
             if used(up.gpu_type) + need <= gpus_by_type.get(up.gpu_type, 0) + _EPS:
                 now[up] += 1
                 budget -= 1

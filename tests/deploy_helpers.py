@@ -6,8 +6,8 @@ import functools
 from typing import Any
 
 from planner.catalog import Calibration, Catalog, GpuSpec, ModelSpec
-from planner.cluster import Cluster, NodePool
-from planner.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+from planner.types.cluster import Cluster, NodePool
+from planner.types.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
 
 H100 = "H100-SXM-80GB"
 L40S = "L40S-48GB"
@@ -89,22 +89,20 @@ def make_catalog() -> Catalog:
 
 
 def plan_text(plan: Plan) -> str:
-    """A stand-in plan document for the ConfigMap (any stable text works for rendering)."""
-    import dataclasses
+    """The plan document the ConfigMap holds (what `planner plan` writes)."""
+    from planner.io.plan_file import dump_plan
 
-    import yaml
-
-    return yaml.safe_dump(dataclasses.asdict(plan), sort_keys=True)
+    return dump_plan(plan)
 
 
 def mixed_plan() -> Plan:
     """A 70B on TP 4, an 8B on whole GPUs and shares, and a reranker on a share."""
     return make_plan(
-        Allocation("llama-3.1-70b", H100, 4, 1.0, 2),
-        Allocation("llama-3.1-8b", H100, 1, 1.0, 1),
-        Allocation("llama-3.1-8b", H100, 1, 0.5, 1),
-        Allocation("bge-reranker", H100, 1, 0.25, 1),
-        Allocation("bge-reranker", L40S, 1, 1.0, 2),
+        Allocation("llama-3.1-70b", H100, 4, 8, 2),
+        Allocation("llama-3.1-8b", H100, 1, 8, 1),
+        Allocation("llama-3.1-8b", H100, 1, 4, 1),
+        Allocation("bge-reranker", H100, 1, 2, 1),
+        Allocation("bge-reranker", L40S, 1, 8, 2),
     )
 
 

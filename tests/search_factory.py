@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from planner.cluster import Cluster, NodePool
-from planner.profiles import ShapeKey
 from planner.search.problem import (
     DEFAULT_LADDER,
     ModelCandidates,
@@ -12,6 +10,8 @@ from planner.search.problem import (
     ShapeCandidate,
     WorkflowDemand,
 )
+from planner.types.cluster import Cluster, NodePool
+from planner.types.shapes import ShapeKey, share_eighths
 
 
 def curve(base_s: float, knee: float = 0.3) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -31,7 +31,7 @@ def shape(
 ) -> ShapeCandidate:
     us, ls = curve(base_s)
     return ShapeCandidate(
-        ShapeKey(model, gpu_type, tp, fraction), fits, capacity, us, ls, 10.0, 20.0
+        ShapeKey(model, gpu_type, tp, share_eighths(fraction)), fits, capacity, us, ls, 10.0, 20.0
     )
 
 

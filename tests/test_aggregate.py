@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from planner.aggregate import aggregate_pipeline
 from planner.io.traces import read_calls
-from planner.pipeline import AggregatePipeline
+from planner.types.apl import AggregatePipeline
 
 HEADER = (
     "workflow_id,workflow_type,kind,model,start_time,end_time,input_tokens,output_tokens,"

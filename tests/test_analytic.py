@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from planner.errors import InfeasibleError, ProfileError
 from planner.io.configs import load_catalog
-from planner.profiles import ShapeKey
 from planner.profiles.analytic import AnalyticProfiles, erlang_c_wait_ms
+from planner.types.shapes import ShapeKey
 
 CATALOG = load_catalog()
 PROFILES = AnalyticProfiles(CATALOG)
@@ -27,13 +27,13 @@ def test_llama70b_bf16_memory_by_hand() -> None:
     weights_gib = 70.55e9 * 2 / GIB
     share = 0.92 * 79.6
     # TP1: 131.4 GiB of weights cannot fit 73.2 GiB.
-    tp1 = PROFILES.memory(ShapeKey(L70, H100, 1, 1.0))
+    tp1 = PROFILES.memory(ShapeKey(L70, H100, 1, 8))
     assert not tp1.fits and tp1.weights_gib == pytest.approx(weights_gib)
     assert "73.2 GiB" in tp1.reason and tp1.kv_cache_tokens == 0
     # TP2: overhead = 1.5 + activations 8192 x (28672 + 4 x 8192) x 2 B + logits
     # 1024 x 128256 x 8 B (vLLM's H100 defaults: 8192 batched tokens, 1024 sequences)
     # + 0.5 NCCL; KV per token per GPU = 2 x 80 layers x 4 heads x 128 x 2 B.
-    tp2 = PROFILES.memory(ShapeKey(L70, H100, 2, 1.0))
+    tp2 = PROFILES.memory(ShapeKey(L70, H100, 2, 8))
     overhead = 1.5 + (8192 * (28672 + 4 * 8192) * 2 + 1024 * 128256 * 8) / GIB + 0.5
     kv_gib = share - weights_gib / 2 - overhead
     tokens = math.floor(kv_gib * GIB / (2 * 80 * 4 * 128 * 2) / 16) * 16
@@ -41,34 +41,34 @@ def test_llama70b_bf16_memory_by_hand() -> None:
     assert tp2.overhead_gib == pytest.approx(overhead)
     assert tp2.kv_cache_gib == pytest.approx(kv_gib)
     assert tp2.kv_cache_tokens == tokens == 23664
-    tp4 = PROFILES.memory(ShapeKey(L70, H100, 4, 1.0))
+    tp4 = PROFILES.memory(ShapeKey(L70, H100, 4, 8))
     assert tp4.fits and tp4.kv_cache_tokens > 10 * tp2.kv_cache_tokens
 
 
 def test_tp_must_divide_heads_and_stay_in_nvlink_domain() -> None:
-    assert "does not divide" in PROFILES.memory(ShapeKey(L70, H100, 3, 1.0)).reason
-    l40s = PROFILES.memory(ShapeKey(L8, "L40S-48GB", 2, 1.0))
+    assert "does not divide" in PROFILES.memory(ShapeKey(L70, H100, 3, 8)).reason
+    l40s = PROFILES.memory(ShapeKey(L8, "L40S-48GB", 2, 8))
     assert not l40s.fits and "NVLink domain" in l40s.reason
     with pytest.raises(InfeasibleError, match="does not fit"):
-        PROFILES.at_concurrency(ShapeKey(L70, H100, 1, 1.0), 1000, 100, 4)
+        PROFILES.at_concurrency(ShapeKey(L70, H100, 1, 8), 1000, 100, 4)
     with pytest.raises(ProfileError, match="only planned with TP 1"):
-        PROFILES.memory(ShapeKey(L8, H100, 2, 0.5))
+        PROFILES.memory(ShapeKey(L8, H100, 2, 4))
 
 
 def test_fraction_scales_memory_and_speed() -> None:
-    whole = ShapeKey(L8, H100, 1, 1.0)
-    half = ShapeKey(L8, H100, 1, 0.5)
+    whole = ShapeKey(L8, H100, 1, 8)
+    half = ShapeKey(L8, H100, 1, 4)
     assert PROFILES.memory(half).share_gib == pytest.approx(PROFILES.memory(whole).share_gib / 2)
     assert PROFILES.memory(half).kv_cache_tokens < PROFILES.memory(whole).kv_cache_tokens / 2
     slow = PROFILES.at_concurrency(half, 1000, 200, 4).tpot_ms
     fast = PROFILES.at_concurrency(whole, 1000, 200, 4).tpot_ms
     assert slow > 1.5 * fast
-    assert not PROFILES.memory(ShapeKey(L8, H100, 1, 0.2)).fits  # 14.6 GiB < 15 GiB weights
+    assert not PROFILES.memory(ShapeKey(L8, H100, 1, 1)).fits  # 9.2 GiB < 15 GiB weights
 
 
 def test_tp_cuts_tpot_for_70b() -> None:
     tpots = [
-        PROFILES.at_concurrency(ShapeKey(L70, H100, tp, 1.0), 2000, 300, 8).tpot_ms
+        PROFILES.at_concurrency(ShapeKey(L70, H100, tp, 8), 2000, 300, 8).tpot_ms
         for tp in (2, 4, 8)
     ]
     assert tpots[0] > tpots[1] > tpots[2]
@@ -82,7 +82,7 @@ def test_tp_cuts_tpot_for_70b() -> None:
     osl=st.integers(2, 2000),
 )
 def test_latency_grows_and_throughput_saturates(model: str, tp: int, isl: int, osl: int) -> None:
-    key = ShapeKey(model, H100, tp, 1.0)
+    key = ShapeKey(model, H100, tp, 8)
     if not PROFILES.memory(key).fits:
         return
     points = [PROFILES.at_concurrency(key, isl, osl, c) for c in (1, 2, 4, 8, 16, 32, 64, 128)]
@@ -109,7 +109,7 @@ def test_latency_grows_and_throughput_saturates(model: str, tp: int, isl: int, o
 def test_at_rate_matches_at_concurrency_by_littles_law(
     model: str, load: float, isl: int, osl: int
 ) -> None:
-    key = ShapeKey(model, H100, 1, 1.0)
+    key = ShapeKey(model, H100, 1, 8)
     rate = load * PROFILES.capacity_per_s(key, isl, osl)
     point = PROFILES.at_rate(key, isl, osl, rate)
     assert not point.saturated
@@ -132,21 +132,21 @@ def test_erlang_c_wait_by_hand() -> None:
 
 def test_open_loop_matches_closed_loop_far_from_few_slots() -> None:
     # 256 slots at a third of capacity: practically nobody waits for a slot.
-    key = ShapeKey(L8, H100, 1, 1.0)
+    key = ShapeKey(L8, H100, 1, 8)
     rate = PROFILES.capacity_per_s(key, 1000, 200) / 3
     open_loop = PROFILES.at_rate(key, 1000, 200, rate)
     closed = PROFILES.at_concurrency(key, 1000, 200, open_loop.concurrency)
     assert open_loop.e2e_ms == pytest.approx(closed.e2e_ms, rel=1e-6)
     # Few slots (70B BF16 on 2 GPUs holds ~14 sequences of this shape): at 90% load
     # Poisson arrivals queue noticeably.
-    small = ShapeKey(L70, H100, 2, 1.0)
+    small = ShapeKey(L70, H100, 2, 8)
     busy = PROFILES.at_rate(small, 1500, 500, 0.9 * PROFILES.capacity_per_s(small, 1500, 500))
     idle = PROFILES.at_rate(small, 1500, 500, 0.01)
     assert busy.ttft_ms > idle.ttft_ms + 0.2 * (busy.e2e_ms - busy.ttft_ms)
 
 
 def test_at_rate_past_capacity_is_saturated() -> None:
-    key = ShapeKey(L8, H100, 1, 1.0)
+    key = ShapeKey(L8, H100, 1, 8)
     capacity = PROFILES.capacity_per_s(key, 1000, 200)
     point = PROFILES.at_rate(key, 1000, 200, 2 * capacity)
     assert point.saturated and point.requests_per_s == pytest.approx(capacity)
@@ -154,15 +154,15 @@ def test_at_rate_past_capacity_is_saturated() -> None:
 
 
 def test_reranker_scores_in_one_step() -> None:
-    point = PROFILES.at_concurrency(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 0.25), 512, 1, 8)
+    point = PROFILES.at_concurrency(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 2), 512, 1, 8)
     assert point.tpot_ms == 0 and point.e2e_ms == pytest.approx(point.ttft_ms)
-    reranker = PROFILES.capacity_per_s(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 0.5), 512, 1)
-    generator = PROFILES.capacity_per_s(ShapeKey(L8, H100, 1, 0.5), 512, 1)
+    reranker = PROFILES.capacity_per_s(ShapeKey("Qwen3-Reranker-0.6B", H100, 1, 4), 512, 1)
+    generator = PROFILES.capacity_per_s(ShapeKey(L8, H100, 1, 4), 512, 1)
     assert reranker > 5 * generator  # 13x fewer parameters
 
 
 def test_request_longer_than_max_model_len_is_infeasible() -> None:
-    key = ShapeKey(L8, H100, 1, 1.0)
+    key = ShapeKey(L8, H100, 1, 8)
     with pytest.raises(InfeasibleError, match=r"exceed its max_model_len of 32768"):
         PROFILES.at_rate(key, 32000, 1000, 0.1)
     with pytest.raises(InfeasibleError, match="max_model_len"):
@@ -172,9 +172,9 @@ def test_request_longer_than_max_model_len_is_infeasible() -> None:
 
 def test_unknown_names_in_keys_raise_profile_error() -> None:
     with pytest.raises(ProfileError, match="unknown model"):
-        PROFILES.memory(ShapeKey("gpt-5", H100, 1, 1.0))
+        PROFILES.memory(ShapeKey("gpt-5", H100, 1, 8))
     with pytest.raises(ProfileError, match="unknown GPU type"):
-        PROFILES.memory(ShapeKey(L8, "TPU-v5e", 1, 1.0))
+        PROFILES.memory(ShapeKey(L8, "TPU-v5e", 1, 8))
     # Aliases work in keys: HF ids and node product labels.
-    alias = ShapeKey("meta-llama/Llama-3.1-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1, 1.0)
-    assert PROFILES.memory(alias) == PROFILES.memory(ShapeKey(L8, H100, 1, 1.0))
+    alias = ShapeKey("meta-llama/Llama-3.1-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1, 8)
+    assert PROFILES.memory(alias) == PROFILES.memory(ShapeKey(L8, H100, 1, 8))

@@ -8,8 +8,8 @@ from deploy_helpers import make_catalog, make_plan, named_cluster, plan_text
 from planner.apply import SERVING_KINDS, ObjectRef, plan_apply
 from planner.io.manifests import to_dict
 from planner.place import place
-from planner.plan import Allocation
 from planner.render import RenderOptions, render_manifests
+from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"
 
@@ -51,7 +51,7 @@ def names(plan: Any, action: str) -> list[str]:
 
 
 def test_first_apply_creates_everything() -> None:
-    desired = objects(Allocation("llama-3.1-8b", H100, 1, 1.0, 2))
+    desired = objects(Allocation("llama-3.1-8b", H100, 1, 8, 2))
     result = plan_apply(desired, [], prune=True)
     assert len(result.of("create")) == len(desired)
     assert result.of("prune") == ()
@@ -62,7 +62,7 @@ def test_first_apply_creates_everything() -> None:
 
 
 def test_server_defaults_and_status_are_not_changes() -> None:
-    desired = objects(Allocation("llama-3.1-8b", H100, 1, 1.0, 2))
+    desired = objects(Allocation("llama-3.1-8b", H100, 1, 8, 2))
     result = plan_apply(desired, [as_live(o) for o in desired], prune=True)
     assert result.of("update") == () and result.of("prune") == ()
     assert len(result.of("unchanged")) == len(desired)
@@ -70,10 +70,10 @@ def test_server_defaults_and_status_are_not_changes() -> None:
 
 def test_replan_scales_up_before_down_and_prunes_only_planner_objects() -> None:
     old = objects(
-        Allocation("llama-3.1-8b", H100, 1, 1.0, 3), Allocation("bge-reranker", H100, 1, 1.0, 1)
+        Allocation("llama-3.1-8b", H100, 1, 8, 3), Allocation("bge-reranker", H100, 1, 8, 1)
     )
     new = objects(
-        Allocation("llama-3.1-8b", H100, 1, 1.0, 1), Allocation("llama-3.1-70b", H100, 4, 1.0, 1)
+        Allocation("llama-3.1-8b", H100, 1, 8, 1), Allocation("llama-3.1-70b", H100, 4, 8, 1)
     )
     live = [as_live(o) for o in old] + [foreign("Deployment", "someone-else")]
     result = plan_apply(new, live, prune=True)
@@ -97,15 +97,15 @@ def test_replan_scales_up_before_down_and_prunes_only_planner_objects() -> None:
 
 
 def test_without_prune_nothing_is_deleted() -> None:
-    old = objects(Allocation("bge-reranker", H100, 1, 1.0, 1))
-    new = objects(Allocation("llama-3.1-8b", H100, 1, 1.0, 1))
+    old = objects(Allocation("bge-reranker", H100, 1, 8, 1))
+    new = objects(Allocation("llama-3.1-8b", H100, 1, 8, 1))
     result = plan_apply(new, [as_live(o) for o in old], prune=False)
     assert result.of("prune") == ()
 
 
 def test_replan_prunes_serving_kinds_only() -> None:
-    old = objects(Allocation("bge-reranker", H100, 1, 1.0, 1))
-    serving_new = [o for o in objects(Allocation("llama-3.1-8b", H100, 1, 1.0, 1))]
+    old = objects(Allocation("bge-reranker", H100, 1, 8, 1))
+    serving_new = [o for o in objects(Allocation("llama-3.1-8b", H100, 1, 8, 1))]
     serving_new = [o for o in serving_new if o["kind"] in SERVING_KINDS]
     result = plan_apply(
         serving_new, [as_live(o) for o in old], prune=True, prune_kinds=SERVING_KINDS

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from planner.cluster import Cluster, NodePool
 from planner.errors import ConfigError
-from planner.io.cluster import load_cluster, write_cluster
+from planner.io.cluster_file import load_cluster, write_cluster
+from planner.types.cluster import Cluster, NodePool
 
 
 def test_shipped_example_parses(repo: Path) -> None:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from planner.cli import app
 from planner.io.manifests import read_manifests
-from planner.io.plan import write_plan
-from planner.plan import Allocation
+from planner.io.plan_file import write_plan
+from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"
 
@@ -25,9 +25,9 @@ def shipped_plan(tmp_path: Path, *allocs: Allocation) -> Path:
         *(
             allocs
             or (
-                Allocation("Llama-3.1-70B-Instruct", H100, 4, 1.0, 2),
-                Allocation("Llama-3.1-8B-Instruct", H100, 1, 0.5, 3),
-                Allocation("Qwen3-Reranker-0.6B", H100, 1, 0.25, 2),
+                Allocation("Llama-3.1-70B-Instruct", H100, 4, 8, 2),
+                Allocation("Llama-3.1-8B-Instruct", H100, 1, 4, 3),
+                Allocation("Qwen3-Reranker-0.6B", H100, 1, 2, 2),
             )
         )
     )
@@ -79,7 +79,7 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
 
 
 def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
-    plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 1.0, 2))
+    plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 8, 2))
     proc = run("render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip().splitlines() == [

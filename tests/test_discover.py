@@ -104,7 +104,7 @@ def test_discover_cli_writes_a_reviewable_file(
 
     import planner.io.kube
     from planner.cli import app
-    from planner.io.cluster import load_cluster
+    from planner.io.cluster_file import load_cluster
 
     nodes = [
         node("gpu-a", "NVIDIA-H100-80GB-HBM3", 8, 8),

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner.calls import CallTable
 from planner.cli import app
 from planner.errors import ConfigError, InputError
 from planner.io.allocation import load_allocation
 from planner.io.configs import load_catalog
 from planner.io.traces import read_calls
-from planner.plan import Allocation, Plan, SolverFacts
 from planner.profiles.analytic import AnalyticProfiles
 from planner.simulate import ArrivalSpec, build_replicas, compile_workload, simulate
 from planner.simulate.rates import SimSettings, capacity_bound, max_sustainable_rate
+from planner.types.calls import CallTable
+from planner.types.plan import Allocation, Plan, SolverFacts
 
 GEN = "meta-llama/Llama-3.1-8B-Instruct"
 RERANK = "Qwen/Qwen3-Reranker-0.6B"
@@ -45,7 +45,7 @@ def plan_of(*allocations: Allocation) -> Plan:
 def test_simulate_is_deterministic_and_matches_load(
     rag: CallTable, profiles: AnalyticProfiles
 ) -> None:
-    plan = plan_of(Allocation(GEN, H100, 1, 1.0, 1), Allocation(RERANK, H100, 1, 0.5, 1))
+    plan = plan_of(Allocation(GEN, H100, 1, 8, 1), Allocation(RERANK, H100, 1, 4, 1))
     spec = ArrivalSpec(0.5, workflows=600)
     a = simulate(rag, plan, profiles, spec, seed=3, warmup_s=100.0)
     b = simulate(rag, plan, profiles, spec, seed=3, warmup_s=100.0)
@@ -67,10 +67,10 @@ def test_more_replicas_sustain_more(rag: CallTable, profiles: AnalyticProfiles) 
     w = compile_workload(rag)
     settings = SimSettings(workflows=800)
     one = build_replicas(
-        w, [Allocation(GEN, H100, 1, 0.5, 1), Allocation(RERANK, H100, 1, 0.125, 1)], profiles
+        w, [Allocation(GEN, H100, 1, 4, 1), Allocation(RERANK, H100, 1, 1, 1)], profiles
     )
     two = build_replicas(
-        w, [Allocation(GEN, H100, 1, 0.5, 2), Allocation(RERANK, H100, 1, 0.125, 2)], profiles
+        w, [Allocation(GEN, H100, 1, 4, 2), Allocation(RERANK, H100, 1, 1, 2)], profiles
     )
     r1 = max_sustainable_rate(w, one, settings)
     r2 = max_sustainable_rate(w, two, settings)
@@ -83,7 +83,7 @@ def test_more_replicas_sustain_more(rag: CallTable, profiles: AnalyticProfiles) 
 def test_a_model_without_replicas_is_an_input_error(
     rag: CallTable, profiles: AnalyticProfiles
 ) -> None:
-    plan = plan_of(Allocation(GEN, H100, 1, 1.0, 1))
+    plan = plan_of(Allocation(GEN, H100, 1, 8, 1))
     with pytest.raises(InputError, match="no replica of it"):
         simulate(rag, plan, profiles, ArrivalSpec(0.1), seed=0, warmup_s=0.0)
 
@@ -96,8 +96,8 @@ def test_allocation_file(tmp_path: Path) -> None:
         f"  - {{model: {RERANK}, gpu_type: {H100}, gpu_fraction: 0.5, replicas: 1}}\n"
     )
     assert load_allocation(path) == (  # sorted
-        Allocation(RERANK, H100, 1, 0.5, 1),
-        Allocation(GEN, H100, 1, 1.0, 2),
+        Allocation(RERANK, H100, 1, 4, 1),
+        Allocation(GEN, H100, 1, 8, 2),
     )
     path.write_text("schema_version: 1\nallocations:\n  - {model: x, gpu_type: y, replica: 1}\n")
     with pytest.raises(ConfigError, match='did you mean "replicas"'):
@@ -110,10 +110,10 @@ def rag_plan(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from planner.aggregate import aggregate_pipeline
     from planner.catalog import resolve_model
-    from planner.cluster import uniform_cluster
-    from planner.io.plan import write_plan
+    from planner.io.plan_file import write_plan
     from planner.search import SolveSettings, search_plan
     from planner.search.problem import build_problem
+    from planner.types.cluster import uniform_cluster
 
     calls = read_calls(repo / "traces" / "rag.parquet")
     apl = aggregate_pipeline(calls)

@@ -414,7 +414,7 @@ def test_summary_divides_totals_by_the_window() -> None:
 
 def test_otlp_spans_give_the_same_pipeline_as_the_canonical_files(tmp_path: Path) -> None:
     from planner.aggregate import aggregate_pipeline
-    from planner.io.pipeline import pipeline_to_dict
+    from planner.io.apl_json import pipeline_to_dict
     from planner.io.traces import read_calls
 
     for fmt in ("canonical", "otlp"):

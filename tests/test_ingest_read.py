@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from planner.calls import CALL_COLUMNS
 from planner.errors import ConfigError, InputError
 from planner.ingest.mapping import TraceMapping
 from planner.io.traces import load_mapping, read_calls
+from planner.types.calls import CALL_COLUMNS
 
 CSV = (
     "workflow_id,model,start_time,end_time,input_tokens,output_tokens\n"

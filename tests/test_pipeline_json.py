@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from planner.aggregate import aggregate_pipeline
 from planner.cli import app
-from planner.io.pipeline import dumps_pipeline, pipeline_from_dict, pipeline_to_dict
+from planner.io.apl_json import dumps_pipeline, pipeline_from_dict, pipeline_to_dict
 from planner.io.traces import read_calls
 
 CSV = (

@@ -7,9 +7,9 @@ from deploy_helpers import H100, L40S, make_plan, two_pool_cluster
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.cluster import Cluster, NodePool
 from planner.place import Placement, PlacementError, place
-from planner.plan import Allocation
+from planner.types.cluster import Cluster, NodePool
+from planner.types.plan import Allocation
 
 
 def check_invariants(placement: Placement, cluster: Cluster) -> None:
@@ -20,20 +20,20 @@ def check_invariants(placement: Placement, cluster: Cluster) -> None:
         pool = pools[r.pool]
         assert r.node in pool.names()
         assert pool.gpu_type == r.gpu_type
-        assert len(r.gpu_indices) == r.tensor_parallel
+        assert len(r.gpu_indices) == r.tp
         domains = {i // pool.nvlink_domain_size for i in r.gpu_indices}
         assert len(domains) == 1, f"TP group {r} crosses NVLink domains"
         for i in r.gpu_indices:
             assert 0 <= i < pool.gpus_per_node
-            share[(r.node, i)] += r.gpu_fraction
+            share[(r.node, i)] += r.share_eighths
     for key, used in share.items():
-        assert used <= 1 + 1e-9, f"GPU {key} holds {used}"
+        assert used <= 8, f"GPU {key} holds {used}/8"
 
 
 def test_tp_groups_largest_first_and_whole_node_kept_free() -> None:
     plan = make_plan(
-        Allocation("llama-3.1-70b", H100, 4, 1.0, 1),
-        Allocation("llama-3.1-8b", H100, 1, 1.0, 2),
+        Allocation("llama-3.1-70b", H100, 4, 8, 1),
+        Allocation("llama-3.1-8b", H100, 1, 8, 2),
     )
     p = place(plan, two_pool_cluster())
     check_invariants(p, two_pool_cluster())
@@ -51,9 +51,9 @@ def test_tp_groups_largest_first_and_whole_node_kept_free() -> None:
 
 def test_fractional_shares_pack_onto_used_gpus() -> None:
     plan = make_plan(
-        Allocation("llama-3.1-8b", H100, 1, 0.5, 1),
-        Allocation("bge-reranker", H100, 1, 0.25, 2),
-        Allocation("qwen", H100, 1, 0.25, 1),
+        Allocation("llama-3.1-8b", H100, 1, 4, 1),
+        Allocation("bge-reranker", H100, 1, 2, 2),
+        Allocation("qwen", H100, 1, 2, 1),
     )
     p = place(plan, two_pool_cluster())
     check_invariants(p, two_pool_cluster())
@@ -68,19 +68,22 @@ def test_fractional_shares_pack_onto_used_gpus() -> None:
     assert p.fragmentation.unused_share_gpus == pytest.approx(0.75)
 
 
-def test_thirds_fit_one_gpu() -> None:
-    plan = make_plan(*(Allocation(m, H100, 1, 1 / 3, 1) for m in ("a", "b", "c")))
+def test_shares_that_sum_to_one_gpu_fill_it_exactly() -> None:
+    # 3/8 + 3/8 + 2/8: integer eighths add up to a whole GPU with no rounding slack.
+    shares = {"a": 3, "b": 3, "c": 2}
+    plan = make_plan(*(Allocation(m, H100, 1, k, 1) for m, k in shares.items()))
     p = place(plan, two_pool_cluster())
     assert {r.gpu_indices for r in p.replicas} == {(0,)}
     assert p.fragmentation.partly_used_gpus == 0
+    assert p.fragmentation.unused_share_eighths == 0
 
 
 def test_deterministic_regardless_of_allocation_order() -> None:
     allocs = [
-        Allocation("a", H100, 2, 1.0, 2),
-        Allocation("b", H100, 1, 0.5, 3),
-        Allocation("c", L40S, 1, 1.0, 2),
-        Allocation("d", H100, 4, 1.0, 1),
+        Allocation("a", H100, 2, 8, 2),
+        Allocation("b", H100, 1, 4, 3),
+        Allocation("c", L40S, 1, 8, 2),
+        Allocation("d", H100, 4, 8, 1),
     ]
     first = place(make_plan(*allocs), two_pool_cluster())
     second = place(make_plan(*reversed(allocs)), two_pool_cluster())
@@ -90,10 +93,10 @@ def test_deterministic_regardless_of_allocation_order() -> None:
 @pytest.mark.parametrize(
     ("alloc", "constraint"),
     [
-        (Allocation("m", "B200", 1, 1.0, 1), "gpu-type"),
-        (Allocation("m", H100, 1, 1.0, 17), "gpu-capacity"),
-        (Allocation("m", L40S, 2, 1.0, 1), "nvlink-domain"),
-        (Allocation("m", H100, 2, 0.5, 1), "fractional-tp"),
+        (Allocation("m", "B200", 1, 8, 1), "gpu-type"),
+        (Allocation("m", H100, 1, 8, 17), "gpu-capacity"),
+        (Allocation("m", L40S, 2, 8, 1), "nvlink-domain"),
+        (Allocation("m", H100, 2, 4, 1), "fractional-tp"),
     ],
 )
 def test_unplaceable_plans_name_the_constraint(alloc: Allocation, constraint: str) -> None:
@@ -108,7 +111,7 @@ def test_fragmentation_error_when_domains_are_split() -> None:
     # Four 4-GPU domains: four TP-3 groups leave one GPU in each domain, so a TP-2 group
     # fails although 4 GPUs are free (14 of 16 asked).
     cluster = Cluster((NodePool("p", H100, 2, 8, 4),))
-    plan = make_plan(Allocation("x", H100, 3, 1.0, 4), Allocation("y", H100, 2, 1.0, 1))
+    plan = make_plan(Allocation("x", H100, 3, 8, 4), Allocation("y", H100, 2, 8, 1))
     with pytest.raises(PlacementError) as err:
         place(plan, cluster)
     assert err.value.constraint == "fragmentation"
@@ -117,9 +120,7 @@ def test_fragmentation_error_when_domains_are_split() -> None:
 
 def test_same_model_shares_spread_but_may_share_a_gpu() -> None:
     cluster = Cluster((NodePool("p", H100, 1, 2, 2),))
-    p = place(
-        make_plan(Allocation("x", H100, 1, 0.25, 3), Allocation("y", H100, 1, 0.5, 1)), cluster
-    )
+    p = place(make_plan(Allocation("x", H100, 1, 2, 3), Allocation("y", H100, 1, 4, 1)), cluster)
     check_invariants(p, cluster)
     gpus = sorted((r.model, r.gpu_indices) for r in p.replicas)
     # y opens GPU 0; x#0 joins it; x#1 finds no partly used GPU without x, and packing
@@ -133,8 +134,8 @@ allocations = st.lists(
         Allocation,
         model=st.sampled_from(["a", "b", "c", "d"]),
         gpu_type=st.sampled_from([H100, L40S]),
-        tensor_parallel=st.sampled_from([1, 1, 2, 4, 8]),
-        gpu_fraction=st.sampled_from([1.0, 1.0, 0.5, 0.25, 1 / 3]),
+        tp=st.sampled_from([1, 1, 2, 4, 8]),
+        share_eighths=st.sampled_from([8, 8, 4, 2, 3]),
         replicas=st.integers(1, 4),
     ),
     max_size=6,
@@ -161,8 +162,8 @@ pow2_allocations = st.lists(
         Allocation,
         model=st.sampled_from(["a", "b", "c", "d", "e"]),
         gpu_type=st.just(H100),
-        tensor_parallel=st.sampled_from([1, 2, 4, 8]),
-        gpu_fraction=st.sampled_from([1.0, 0.5, 0.25, 0.125]),
+        tp=st.sampled_from([1, 2, 4, 8]),
+        share_eighths=st.sampled_from([8, 4, 2, 1]),
         replicas=st.integers(1, 6),
     ),
     max_size=7,
@@ -180,13 +181,13 @@ def test_property_placement_agrees_with_search_packing(
     allocs: list[Allocation], gpus_per_node: int, domain: int, nodes: int
 ) -> None:
     """Whatever search's volume conditions accept, placement places (and vice versa)."""
-    from planner.search.packing import UNITS_PER_GPU, fits_thresholds, threshold_capacities
+    from planner.search.packing import fits_thresholds, threshold_capacities
 
-    unique = {a.shape: a for a in allocs if a.tensor_parallel == 1 or a.gpu_fraction == 1.0}
+    unique = {a.shape: a for a in allocs if a.tp == 1 or a.share_eighths == 8}
     cluster = Cluster((NodePool("p", H100, nodes, gpus_per_node, min(domain, gpus_per_node)),))
     counts: dict[int, int] = defaultdict(int)
     for a in unique.values():
-        counts[round(a.tensor_parallel * a.gpu_fraction * UNITS_PER_GPU)] += a.replicas
+        counts[a.shape.units] += a.replicas
     accepted = fits_thresholds(counts, threshold_capacities(cluster, H100))
     try:
         p = place(make_plan(*unique.values()), cluster)
@@ -222,7 +223,7 @@ def test_deploy_plan_searches_again_without_the_failed_shape() -> None:
         rate=10.0,
         cl=cl,
     )
-    bad = make_plan(Allocation("llama-3.1-8b", "G", 4, 1.0, 1))
+    bad = make_plan(Allocation("llama-3.1-8b", "G", 4, 8, 1))
     seen: list[str] = []
 
     def research(plan: object, error: PlacementError) -> object:
@@ -233,6 +234,6 @@ def test_deploy_plan_searches_again_without_the_failed_shape() -> None:
 
     got = deploy_plan(bad, cl, make_catalog(), RenderOptions(), research)  # type: ignore[arg-type]
     assert seen == ["nvlink-domain"]
-    assert {a.tensor_parallel for a in got.plan.allocations} == {2}
+    assert {a.tp for a in got.plan.allocations} == {2}
     check_invariants(got.placement, cl)
     assert "kind: placement" in got.placement_text

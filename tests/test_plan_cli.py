@@ -12,7 +12,7 @@ import pytest
 from search_factory import model, problem, shape
 
 from planner.cli import main
-from planner.io.plan import dump_plan, read_plan, write_plan
+from planner.io.plan_file import dump_plan, read_plan, write_plan
 from planner.search import SolveSettings, search_plan
 
 REPO = Path(__file__).resolve().parents[1]

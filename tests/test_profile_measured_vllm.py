@@ -23,9 +23,9 @@ from planner.catalog import resolve_model
 from planner.cli import app
 from planner.io.configs import load_catalog
 from planner.io.profiles import load_profiles, read_points
-from planner.profiles import ShapeKey
 from planner.profiles.points import POINT_COLUMNS
 from planner.profiles.table import StoredProfiles
+from planner.types.shapes import ShapeKey
 
 pytestmark = pytest.mark.slow
 

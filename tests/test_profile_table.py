@@ -11,13 +11,13 @@ import pytest
 from planner.catalog import Catalog
 from planner.io.configs import load_catalog
 from planner.io.profiles import load_profiles, write_points
-from planner.profiles import ShapeKey
 from planner.profiles.analytic import AnalyticProfiles
 from planner.profiles.points import points_frame
 from planner.profiles.table import StoredProfiles
+from planner.types.shapes import ShapeKey
 
 MODEL, GPU = "Llama-3.1-8B-Instruct", "H100-SXM-80GB"
-KEY = ShapeKey(MODEL, GPU, 1, 1.0)
+KEY = ShapeKey(MODEL, GPU, 1, 8)
 ISL, OSL = 1000.0, 200.0
 
 
@@ -87,7 +87,7 @@ def test_measured_beats_imported_and_failures_are_ignored(analytic: AnalyticProf
 
 def test_other_shapes_fall_back_to_analytic(analytic: AnalyticProfiles) -> None:
     table = StoredProfiles(points_frame(LADDER), analytic)
-    tp2 = ShapeKey(MODEL, GPU, 2, 1.0)
+    tp2 = ShapeKey(MODEL, GPU, 2, 8)
     assert table.at_concurrency(tp2, ISL, OSL, 4) == analytic.at_concurrency(tp2, ISL, OSL, 4)
     assert table.capacity_per_s(tp2, ISL, OSL) == analytic.capacity_per_s(tp2, ISL, OSL)
     assert table.memory(tp2) == analytic.memory(tp2)
@@ -143,7 +143,7 @@ def test_load_profiles_empty_dir_is_pure_analytic(tmp_path: Path, catalog: Catal
 def test_model_outside_the_catalog_is_served_uncorrected(analytic: AnalyticProfiles) -> None:
     rows = [dict(r, model="my-private-model", gpu_type="cpu") for r in LADDER]
     table = StoredProfiles(points_frame(rows), analytic)
-    key = ShapeKey("my-private-model", "cpu", 1, 1.0)
+    key = ShapeKey("my-private-model", "cpu", 1, 8)
     assert table.at_concurrency(key, 2000, 50, 4).tpot_ms == 12.0  # nothing to correct with
     assert table.at_concurrency(key, ISL, OSL, 100).tpot_ms == 18.0  # held flat past the end
     assert table.memory(key).kv_cache_tokens == 400_000

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from planner.errors import ProfileError
 from planner.io.manifests import dump_yaml, manifest_files, read_manifests, to_dict, write_manifests
 from planner.place import place
-from planner.plan import Allocation
 from planner.render import Rendered, RenderOptions, render_manifests
 from planner.render.common import MANAGED_BY, PLAN_HASH, SERVES_PREFIX
+from planner.types.plan import Allocation
 
 K8S_VERSION = "1.33"  # a current release the kubernetes-validate package ships schemas for
 GOLDEN = Path(__file__).parent / "golden"
@@ -240,7 +240,7 @@ def test_plan_configmap_holds_the_plan() -> None:
 def test_unknown_model_is_a_profile_error() -> None:
     from deploy_helpers import H100, make_plan
 
-    plan = make_plan(Allocation("llama-3.1-8", H100, 1, 1.0, 1))
+    plan = make_plan(Allocation("llama-3.1-8", H100, 1, 8, 1))
     with pytest.raises(ProfileError, match=r'did you mean "llama-3\.1-8b"'):
         render_manifests(
             place(plan, named_cluster()),
@@ -278,7 +278,7 @@ def test_golden_manifests_and_determinism(sharing: str, tmp_path: Path) -> None:
 def test_process_backend_merges_same_model_shares_on_one_gpu() -> None:
     from deploy_helpers import H100, make_plan
 
-    plan = make_plan(Allocation("llama-3.1-8b", H100, 1, 0.25, 2))
+    plan = make_plan(Allocation("llama-3.1-8b", H100, 1, 2, 2))
     cluster, catalog = named_cluster(), make_catalog()
     placement = place(plan, cluster)
     assert {r.gpu_indices for r in placement.replicas} == {(0,)}
@@ -297,8 +297,8 @@ def test_process_backend_merges_same_model_shares_on_one_gpu() -> None:
             Allocation,
             model=st.sampled_from(["llama-3.1-70b", "llama-3.1-8b", "bge-reranker"]),
             gpu_type=st.just("H100-SXM-80GB"),
-            tensor_parallel=st.sampled_from([1, 2, 4, 8]),
-            gpu_fraction=st.sampled_from([1.0, 0.5, 0.25, 0.125]),
+            tp=st.sampled_from([1, 2, 4, 8]),
+            share_eighths=st.sampled_from([8, 4, 2, 1]),
             replicas=st.integers(1, 5),
         ),
         min_size=1,
@@ -315,10 +315,10 @@ def test_property_rendered_objects_respect_node_capacity(
     memory shares per shared GPU within one GPU."""
     from deploy_helpers import make_plan
 
-    from planner.cluster import Cluster, NodePool
     from planner.place import PlacementError
+    from planner.types.cluster import Cluster, NodePool
 
-    unique = {a.shape: a for a in allocs if a.tensor_parallel == 1 or a.gpu_fraction == 1.0}
+    unique = {a.shape: a for a in allocs if a.tp == 1 or a.share_eighths == 8}
     assume(unique)
     names = tuple(f"node-{i}" for i in range(nodes))
     cluster = Cluster((NodePool("p", "H100-SXM-80GB", nodes, gpus_per_node, 8, node_names=names),))

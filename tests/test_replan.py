@@ -5,8 +5,9 @@ from dataclasses import replace
 import pytest
 from deploy_helpers import H100, make_plan
 
-from planner.plan import Allocation, Plan, WorkflowPrediction
 from planner.replan import ReplanPolicy, decide_replan, improvement
+from planner.types.plan import Allocation, Plan, WorkflowPrediction
+from planner.types.shapes import share_eighths
 
 BUDGET = {H100: 8}
 
@@ -16,7 +17,7 @@ def with_latency(plan: Plan, latency_s: float) -> Plan:
 
 
 def a(model: str, replicas: int, tp: int = 1, fraction: float = 1.0) -> Allocation:
-    return Allocation(model, H100, tp, fraction, replicas)
+    return Allocation(model, H100, tp, share_eighths(fraction), replicas)
 
 
 def test_first_run_applies_everything() -> None:
@@ -109,8 +110,8 @@ def test_improvement_per_objective(objective: str, expected: float) -> None:
 def test_recent_window_keeps_whole_recent_workflows() -> None:
     import pandas as pd
 
-    from planner.calls import CallTable
     from planner.replan import recent_window
+    from planner.types.calls import CallTable
 
     frame = pd.DataFrame(
         {

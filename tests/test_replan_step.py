@@ -11,10 +11,10 @@ from planner.apply import SERVING_KINDS, plan_apply
 from planner.cli.deploy_options import deploy_plan
 from planner.cli.plan import PlanningOptions, run_planning
 from planner.cli.replan import replan_step
-from planner.cluster import uniform_cluster
 from planner.io.manifests import to_dict
 from planner.render import CLUSTER_KEY, PLAN_KEY, RenderOptions
 from planner.replan import ReplanPolicy
+from planner.types.cluster import uniform_cluster
 
 OPTS = PlanningOptions(time_limit_s=10, num_workers=1)
 

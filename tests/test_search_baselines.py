@@ -6,13 +6,13 @@ import pytest
 from search_factory import cluster, model, problem, shape
 
 from planner.errors import InputError
-from planner.pipeline import AggregatePipeline, ModelStats, Stats, WorkflowStats
-from planner.plan import Allocation
 from planner.search import SolveSettings, search_plan
 from planner.search.baselines import greedy_plan, independent_plan, trim_to_cluster, uniform_plan
-from planner.search.packing import UNITS_PER_GPU, first_fit_decreasing
+from planner.search.packing import first_fit_decreasing
 from planner.search.problem import WorkloadTargets, workflow_demands
 from planner.search.validate import check_plan, mean_latency_s
+from planner.types.apl import AggregatePipeline, ModelStats, Stats, WorkflowStats
+from planner.types.plan import Allocation
 
 
 def mix():  # type: ignore[no-untyped-def]
@@ -29,7 +29,7 @@ def test_baselines_use_the_same_gpus_and_are_placeable(baseline) -> None:  # typ
     assert plan.gpus_used <= 8
     counts: dict[int, int] = {}
     for a in plan.allocations:
-        size = round(a.tensor_parallel * a.gpu_fraction * UNITS_PER_GPU)
+        size = a.shape.units
         counts[size] = counts.get(size, 0) + a.replicas
     assert first_fit_decreasing(counts, p.cluster, "G") == 0
     assert plan.solver.objective == pytest.approx(mean_latency_s(p, plan.allocations))
@@ -47,7 +47,7 @@ def test_baselines_stay_on_the_gpus_when_demand_outgrows_them(baseline) -> None:
     assert {a.model for a in plan.allocations if a.replicas} == {"a", "b"}  # trimmed, not dropped
     counts: dict[int, int] = {}
     for alloc in plan.allocations:
-        size = round(alloc.tensor_parallel * alloc.gpu_fraction * UNITS_PER_GPU)
+        size = alloc.shape.units
         counts[size] = counts.get(size, 0) + alloc.replicas
     assert first_fit_decreasing(counts, p.cluster, "G") == 0
 
@@ -57,9 +57,9 @@ def test_trimming_keeps_every_model_served_when_spares_exist() -> None:
     # leave its model unserved; one spare replica elsewhere is enough.
     p = mix()
     allocs = [
-        Allocation("a", "G", 4, 1.0, 1),
-        Allocation("b", "G", 1, 1.0, 3),
-        Allocation("c", "G", 2, 1.0, 1),
+        Allocation("a", "G", 4, 8, 1),
+        Allocation("b", "G", 1, 8, 3),
+        Allocation("c", "G", 2, 8, 1),
     ]
     trimmed = trim_to_cluster(p, allocs)
     assert sorted((a.model, a.replicas) for a in trimmed) == [("a", 1), ("b", 2), ("c", 1)]
@@ -71,8 +71,8 @@ def test_trimming_shrinks_a_last_replica_before_dropping_it() -> None:
     a = model("a", [shape("a", tp=t, capacity=10 * t**0.8, base_s=1 / t**0.5) for t in (1, 2, 4)])
     b = model("b", [shape("b", fraction=f, capacity=8 * f, base_s=0.8) for f in (1.0, 0.5, 0.25)])
     p = problem([a, b], cl=cluster(gpus_per_node=4))
-    trimmed = trim_to_cluster(p, [Allocation("a", "G", 4, 1.0, 1), Allocation("b", "G", 1, 1.0, 1)])
-    assert sorted((x.model, x.tensor_parallel, x.replicas) for x in trimmed) == [
+    trimmed = trim_to_cluster(p, [Allocation("a", "G", 4, 8, 1), Allocation("b", "G", 1, 8, 1)])
+    assert sorted((x.model, x.tp, x.replicas) for x in trimmed) == [
         ("a", 2, 1),
         ("b", 1, 1),
     ]

@@ -18,8 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from search_factory import model, problem, shape
 
-from planner.cluster import Cluster, NodePool
-from planner.plan import Allocation
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.mixtures import MixBound
 from planner.search.packing import first_fit_decreasing, fits_thresholds, threshold_capacities
@@ -31,6 +29,8 @@ from planner.search.validate import (
     max_scale,
     mean_latency_s,
 )
+from planner.types.cluster import Cluster, NodePool
+from planner.types.plan import Allocation
 
 EXACT = SolveSettings(resolution=0.0, num_workers=1, mix=MixBound(None, 0.0))
 
@@ -40,7 +40,7 @@ def model_choices(p: SearchProblem, m: ModelCandidates) -> list[tuple[Allocation
     the validator rejects for this model alone (they fail in every combination)."""
     units = p.cluster.gpus * 8
     singles = [
-        Allocation(m.model, s.key.gpu_type, s.key.tp, s.key.gpu_fraction, c)
+        Allocation(m.model, s.key.gpu_type, s.key.tp, s.key.share_eighths, c)
         for s in m.shapes
         for c in range(1, units // max(1, s.units) + 1)
     ]

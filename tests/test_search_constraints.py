@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from search_factory import cluster, model, problem, shape
 
-from planner.cluster import Cluster, NodePool
 from planner.place import place
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.validate import check_plan
+from planner.types.cluster import Cluster, NodePool
 
 EXACT = SolveSettings(resolution=0.0, num_workers=1)
 
@@ -27,7 +27,7 @@ def solve(p, **kw):  # type: ignore[no-untyped-def]
 def test_memory_fit_excludes_shapes_that_do_not_fit() -> None:
     m = model("a", [shape("a", tp=1, fits=False, base_s=0.1), shape("a", tp=2, base_s=1.0)])
     plan = solve(problem([m], rate=1.0))
-    assert {a.tensor_parallel for a in plan.allocations} == {2}
+    assert {a.tp for a in plan.allocations} == {2}
 
 
 def test_memory_fit_infeasible_names_the_model() -> None:
@@ -46,13 +46,13 @@ def test_tp_must_divide_attention_heads() -> None:
         solve(problem([only4]))
     assert err.value.binding == "tensor parallelism"
     ok = model("a", [shape("a", tp=4, base_s=0.1), shape("a", tp=2)], heads=6)
-    assert solve(problem([ok])).allocations[0].tensor_parallel == 2
+    assert solve(problem([ok])).allocations[0].tp == 2
 
 
 def test_tp_stays_inside_the_nvlink_domain() -> None:
     m = model("a", [shape("a", tp=4, base_s=0.1), shape("a", tp=2, base_s=1.0)])
     plan = solve(problem([m], cl=cluster(gpus_per_node=8, domain=2)))
-    assert plan.allocations[0].tensor_parallel == 2
+    assert plan.allocations[0].tp == 2
     with pytest.raises(SearchInfeasible):
         solve(problem([model("a", [shape("a", tp=4)])], cl=cluster(gpus_per_node=8, domain=2)))
 
@@ -60,7 +60,7 @@ def test_tp_stays_inside_the_nvlink_domain() -> None:
 def test_tp_above_one_takes_whole_gpus() -> None:
     m = model("a", [shape("a", tp=2, fraction=0.5, base_s=0.1), shape("a", tp=1, base_s=1.0)])
     plan = solve(problem([m]))
-    assert plan.allocations[0].tensor_parallel == 1
+    assert plan.allocations[0].tp == 1
 
 
 def test_fractions_on_one_gpu_sum_to_at_most_one() -> None:
@@ -175,10 +175,10 @@ def test_mixed_shapes_beat_every_single_shape() -> None:
     # ladder: 2.2 at u = 0.8, 2.7 at 0.85 (base x (1 + 0.3 u / (1 - u))); u = 5/6
     factor = 2.2 + (5 / 6 - 0.8) / 0.05 * 0.5
     single = solve(p, mix=None)
-    assert [(a.tensor_parallel, a.replicas) for a in single.allocations] == [(1, 3)]
+    assert [(a.tp, a.replicas) for a in single.allocations] == [(1, 3)]
     assert single.workflows[0].mean_latency_s == pytest.approx(0.5 + factor)
     mixed = solve(p)
-    assert [(a.tensor_parallel, a.replicas) for a in mixed.allocations] == [(1, 1), (2, 1)]
+    assert [(a.tp, a.replicas) for a in mixed.allocations] == [(1, 1), (2, 1)]
     assert mixed.workflows[0].mean_latency_s == pytest.approx(
         0.5 + (2 / 3) * 0.5 * factor + (1 / 3) * factor
     )

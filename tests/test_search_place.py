@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from search_factory import model, problem, shape
 
-from planner.cluster import Cluster, NodePool
 from planner.place import place
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.problem import SearchProblem
+from planner.types.cluster import Cluster, NodePool
 
 SIZES = [(1, 1.0), (1, 0.5), (1, 0.25), (1, 0.125), (2, 1.0), (4, 1.0), (8, 1.0)]
 

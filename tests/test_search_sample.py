@@ -10,13 +10,13 @@ import pytest
 
 from planner.aggregate import aggregate_pipeline
 from planner.catalog import resolve_model
-from planner.cluster import uniform_cluster
 from planner.io.configs import load_catalog
 from planner.io.traces import read_calls
 from planner.profiles.analytic import AnalyticProfiles
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.problem import WorkloadTargets, build_problem
 from planner.search.validate import check_plan
+from planner.types.cluster import uniform_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner.calls import CALL_COLUMNS, CallTable
 from planner.errors import InputError
 from planner.simulate import (
     ArrivalSpec,
@@ -17,6 +16,7 @@ from planner.simulate import (
     run_engine,
     simulate_workload,
 )
+from planner.types.calls import CALL_COLUMNS, CallTable
 
 
 def calls_table(rows: list[dict[str, object]]) -> CallTable:

@@ -11,8 +11,8 @@ from planner.aggregate.characterise import characterise
 from planner.aggregate.indexed import index_calls
 from planner.aggregate.models import model_stats
 from planner.aggregate.workflows import workflow_facts
-from planner.calls import CallTable
-from planner.pipeline import AggregatePipeline, WorkflowStats
+from planner.types.apl import AggregatePipeline, WorkflowStats
+from planner.types.calls import CallTable
 
 
 def aggregate_pipeline(calls: CallTable) -> AggregatePipeline:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.calls import KIND_LLM, KIND_TOOL, CallTable
+from planner.types.calls import KIND_LLM, KIND_TOOL, CallTable
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import pandas as pd
 from planner.aggregate.indexed import Indexed
 from planner.aggregate.intervals import grouped_intervals_by_owner
 from planner.aggregate.summary import summarise
-from planner.pipeline import ModelStats, Stats
+from planner.types.apl import ModelStats, Stats
 
 
 @dataclass(frozen=True)

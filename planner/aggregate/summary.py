@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.pipeline import Stats
+from planner.types.apl import Stats
 
 
 def summarise(values: np.ndarray) -> Stats | None:

@@ -18,7 +18,7 @@ import numpy as np
 from planner.aggregate.indexed import Indexed
 from planner.aggregate.intervals import grouped_intervals_by_owner
 from planner.aggregate.summary import ratio, summarise
-from planner.pipeline import Stats
+from planner.types.apl import Stats
 
 PEAK_WINDOW_S = 60.0
 

@@ -33,7 +33,7 @@ def discover(
     """
     from planner.discover import discover_cluster
     from planner.errors import InputError
-    from planner.io.cluster import write_cluster
+    from planner.io.cluster_file import write_cluster
     from planner.io.configs import load_catalog
     from planner.io.kube import list_nodes
 

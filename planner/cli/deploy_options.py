@@ -17,11 +17,11 @@ from planner.errors import InputError
 
 if TYPE_CHECKING:
     from planner.catalog import Catalog
-    from planner.cluster import Cluster
     from planner.place import Placement, PlacementError
-    from planner.plan import Plan
     from planner.render import Rendered, RenderOptions
     from planner.search.problem import SearchProblem
+    from planner.types.cluster import Cluster
+    from planner.types.plan import Plan
 
 MANIFESTS_DIR = "manifests"
 
@@ -118,9 +118,9 @@ def deploy_plan(
     Raises:
         PlacementError: the plan (and its re-searches) do not fit the cluster (exit 3).
     """
-    from planner.io.cluster import cluster_yaml
+    from planner.io.cluster_file import cluster_yaml
     from planner.io.placement import PLACEMENT_FILE, placement_yaml
-    from planner.io.plan import dump_plan
+    from planner.io.plan_file import dump_plan
     from planner.place import PlacementError, place
     from planner.render import CLUSTER_KEY, render_manifests
 
@@ -156,11 +156,11 @@ def without_shape(problem: SearchProblem, error: PlacementError) -> SearchProble
             if not (
                 s.key.model == error.model
                 and s.key.gpu_type == error.gpu_type
-                and (error.tensor_parallel in (0, s.key.tp))
+                and (error.tp in (0, s.key.tp))
             )
         )
         models.append(replace(m, shapes=shapes))
-    note = f"placement: excluded {error.model} TP {error.tensor_parallel or 'any'} on " + (
+    note = f"placement: excluded {error.model} TP {error.tp or 'any'} on " + (
         f"{error.gpu_type} ({error.constraint})"
     )
     return replace(problem, models=tuple(models), notes=(*problem.notes, note))

@@ -12,9 +12,9 @@ from planner.cli import app
 from planner.cli.options import ConfigsOpt, MappingOpt, ProfilesOpt
 
 if TYPE_CHECKING:
-    from planner.cluster import Cluster
-    from planner.plan import Plan
     from planner.simulate.evaluate import Evaluation
+    from planner.types.cluster import Cluster
+    from planner.types.plan import Plan
 
 
 @app.command()
@@ -86,7 +86,7 @@ def evaluate(
     from planner.aggregate import aggregate_pipeline
     from planner.errors import InputError
     from planner.io.configs import load_catalog
-    from planner.io.plan import read_plan
+    from planner.io.plan_file import read_plan
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
     from planner.simulate import compile_workload
@@ -123,10 +123,11 @@ def evaluate(
 def _cluster(
     plan: Plan, gpus: int | None, gpu_type: str | None, cluster_file: Path | None
 ) -> Cluster:
-    from planner.cluster import DEFAULT_GPU_TYPE, uniform_cluster
+    from planner.defaults import DEFAULT_GPU_TYPE
+    from planner.types.cluster import uniform_cluster
 
     if cluster_file is not None:
-        from planner.io.cluster import load_cluster
+        from planner.io.cluster_file import load_cluster
 
         return load_cluster(cluster_file)
     types = sorted({a.gpu_type for a in plan.allocations})

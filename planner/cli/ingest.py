@@ -10,7 +10,7 @@ import typer
 from planner.cli import app
 
 if TYPE_CHECKING:
-    from planner.pipeline import AggregatePipeline
+    from planner.types.apl import AggregatePipeline
 
 
 @app.command()
@@ -51,8 +51,8 @@ def ingest(
 ) -> None:
     """Read traces, validate them and summarise each workflow type as an Aggregate LLM Pipeline."""
     from planner.aggregate import aggregate_pipeline
+    from planner.io.apl_json import dumps_pipeline
     from planner.io.atomic import write_text_atomic
-    from planner.io.pipeline import dumps_pipeline
     from planner.io.traces import load_mapping, read_calls
 
     table_mapping = load_mapping(mapping) if mapping is not None else None

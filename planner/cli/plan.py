@@ -38,18 +38,19 @@ from planner.cli.options import (
     UtilisationCapOpt,
     WorkersOpt,
 )
-from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE, Cluster
+from planner.defaults import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
 from planner.errors import InputError
-from planner.plan import Objective, Plan
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
+from planner.types.cluster import Cluster
+from planner.types.plan import Objective, Plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from planner.catalog import Catalog
-    from planner.pipeline import AggregatePipeline
     from planner.place import PlacementError
     from planner.search.problem import SearchProblem
+    from planner.types.apl import AggregatePipeline
 
 OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus")
 _RENDER = RenderOptions()  # deploy flag defaults live in RenderOptions
@@ -103,7 +104,7 @@ def run_planning(
     from planner.aggregate import aggregate_pipeline
     from planner.catalog import resolve_model
     from planner.io.configs import default_configs_dir, load_catalog
-    from planner.io.plan import inputs_digest
+    from planner.io.plan_file import inputs_digest
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls, trace_files
     from planner.search import SolveSettings, search_plan
@@ -221,13 +222,13 @@ def resolve_cluster(
 ) -> Cluster:
     """`--cluster FILE`, or `--gpus N --gpu-type G` as full nodes of `gpus_per_node`."""
     from planner.catalog import resolve_gpu
-    from planner.cluster import uniform_cluster
     from planner.io.configs import load_catalog
+    from planner.types.cluster import uniform_cluster
 
     if cluster_file is not None:
         if gpus is not None:
             raise InputError("give either --gpus or --cluster, not both")
-        from planner.io.cluster import load_cluster
+        from planner.io.cluster_file import load_cluster
 
         return load_cluster(cluster_file)
     count = 8 if gpus is None else gpus
@@ -294,7 +295,7 @@ def plan(
     )
     from planner.io.atomic import write_text_atomic
     from planner.io.placement import PLACEMENT_FILE
-    from planner.io.plan import write_plan
+    from planner.io.plan_file import write_plan
 
     if objective not in OBJECTIVES:
         raise InputError(f"--objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
@@ -378,7 +379,7 @@ def _finite(x: float) -> float | None:
 
 def plan_json(plan: Plan, path: Path | None = None) -> dict[str, Any]:
     """The `--json` document: plan.yaml's content plus per-type shortcuts and wall time."""
-    from planner.io.plan import plan_document
+    from planner.io.plan_file import plan_document
 
     doc = plan_document(plan, with_wall=True)
     total_rate = sum(w.target_rate_per_s for w in plan.workflows)
@@ -420,7 +421,7 @@ def summary(plan: Plan, path: Path) -> str:
     lines.append(f"  {'model':<40} {'gpu':<16} {'tp':>3} {'share':>6} {'replicas':>8} {'gpus':>6}")
     for a in plan.allocations:
         lines.append(
-            f"  {a.model:<40} {a.gpu_type:<16} {a.tensor_parallel:>3} {a.gpu_fraction:>6g} "
+            f"  {a.model:<40} {a.gpu_type:<16} {a.tp:>3} {a.gpu_fraction:>6g} "
             f"{a.replicas:>8} {a.gpus:>6g}"
         )
     lines += ["", "Predicted per workflow type:"]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from planner.cli import app
-from planner.profiles import GPU_MEMORY_UTILIZATION
+from planner.defaults import GPU_MEMORY_UTILIZATION
 
 profile_app = typer.Typer(
     help="Performance profiles: predict latency and throughput of a model on a GPU shape.",
@@ -57,15 +57,20 @@ def predict(
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency and throughput with the analytic model."""
     from planner.catalog import resolve_gpu, resolve_model
+    from planner.errors import InputError
     from planner.io.configs import load_catalog
-    from planner.profiles import ShapeKey
     from planner.profiles.analytic import AnalyticProfiles
+    from planner.types.shapes import ShapeKey, share_eighths
 
     catalog = load_catalog(configs)
     spec = resolve_model(catalog, model)
     gpu = resolve_gpu(catalog, gpu_type)
     profiles = AnalyticProfiles(catalog, gpu_memory_utilization)
-    key = ShapeKey(spec.name, gpu.name, tp, gpu_fraction)
+    try:
+        share = share_eighths(gpu_fraction, "--gpu-fraction")
+    except ValueError as exc:
+        raise InputError(f"{exc}; give k/8 such as 1, 0.5, 0.25 or 0.125") from None
+    key = ShapeKey(spec.name, gpu.name, tp, share)
     point = profiles.at_concurrency(key, input_tokens, output_tokens, concurrency)
     fit = profiles.memory(key)
     out = {

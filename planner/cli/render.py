@@ -18,8 +18,8 @@ from planner.cli.deploy_options import (
     VllmImageOpt,
 )
 from planner.cli.options import ConfigsOpt, GpusPerNodeOpt, GpuTypeOpt
-from planner.cluster import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
-from planner.render.options import RenderOptions
+from planner.defaults import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
+from planner.render.settings import RenderOptions
 
 _D = RenderOptions()
 
@@ -57,11 +57,11 @@ def render_command(
         render_options,
         write_deployment,
     )
-    from planner.cluster import uniform_cluster
     from planner.errors import InputError
-    from planner.io.cluster import load_cluster
+    from planner.io.cluster_file import load_cluster
     from planner.io.configs import load_catalog
-    from planner.io.plan import PLAN_FILE, read_plan
+    from planner.io.plan_file import PLAN_FILE, read_plan
+    from planner.types.cluster import uniform_cluster
 
     options = render_options(
         sharing,

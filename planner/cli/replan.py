@@ -29,14 +29,14 @@ from planner.cli.options import (
     WorkersOpt,
 )
 from planner.cli.plan import PLANNING_DEFAULTS
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
 
 if TYPE_CHECKING:
     from planner.cli.deploy_options import Deployment
     from planner.cli.plan import PlanningOptions
-    from planner.plan import Plan
     from planner.render import RenderOptions as _RenderOptions
     from planner.replan import ReplanDecision, ReplanPolicy
+    from planner.types.plan import Plan
 
 _D = RenderOptions()
 
@@ -73,7 +73,7 @@ def replan_step(
     from planner.cli.deploy_options import deploy_plan
     from planner.cli.plan import research_without, run_planning
     from planner.errors import InputError
-    from planner.io.cluster import parse_cluster
+    from planner.io.cluster_file import parse_cluster
     from planner.render import CLUSTER_KEY, PLAN_KEY
     from planner.replan import decide_replan
     from planner.search.predict import make_plan
@@ -105,7 +105,7 @@ def replan_step(
 
 
 def _parse_plan(text: str) -> Plan | None:
-    from planner.io.plan import read_plan
+    from planner.io.plan_file import read_plan
 
     if not text.strip():
         return None

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.calls import CALL_COLUMNS, KIND_LLM, KIND_TOOL
 from planner.errors import InputError, did_you_mean
 from planner.ingest.columns import (
     missing_mask,
@@ -26,6 +25,7 @@ from planner.ingest.columns import (
     unparsed_mask,
 )
 from planner.ingest.mapping import SECONDS_PER_UNIT, TraceMapping
+from planner.types.calls import CALL_COLUMNS, KIND_LLM, KIND_TOOL
 
 STATUSES = ("ok", "error", "retry")
 KINDS = (KIND_LLM, KIND_TOOL)

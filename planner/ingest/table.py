@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
-from planner.calls import CALL_COLUMNS
 from planner.errors import InputError
+from planner.types.calls import CALL_COLUMNS
 
 
 def concat_calls(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -18,7 +18,8 @@ import yaml
 
 from planner.config import parse_config
 from planner.errors import ConfigError
-from planner.plan import Allocation
+from planner.types.plan import Allocation
+from planner.types.shapes import share_eighths
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,7 @@ class AllocationEntry:
     def __post_init__(self) -> None:
         if self.replicas < 0 or self.tensor_parallel < 1:
             raise ValueError("replicas must be >= 0 and tensor_parallel >= 1")
-        if not 0 < self.gpu_fraction <= 1:
-            raise ValueError(f"gpu_fraction must be in (0, 1], got {self.gpu_fraction}")
+        share_eighths(self.gpu_fraction)  # raises unless k/8 of a GPU
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def load_allocation(path: Path) -> tuple[Allocation, ...]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from None
     if isinstance(data, dict) and data.get("kind") == "plan":
-        from planner.io.plan import read_plan
+        from planner.io.plan_file import read_plan
 
         return read_plan(path).allocations
     parsed = parse_config(data, AllocationFile, str(path))
@@ -62,7 +62,13 @@ def load_allocation(path: Path) -> tuple[Allocation, ...]:
         raise ConfigError(f"{path}: key 'allocations' lists no allocation; add at least one")
     return tuple(
         sorted(
-            Allocation(e.model, e.gpu_type, e.tensor_parallel, e.gpu_fraction, e.replicas)
+            Allocation(
+                e.model,
+                e.gpu_type,
+                e.tensor_parallel,
+                share_eighths(e.gpu_fraction),
+                e.replicas,
+            )
             for e in parsed.allocations
         )
     )

@@ -21,13 +21,16 @@ def placement_document(placement: Placement) -> dict[str, Any]:
             "partly_used_gpus": f.partly_used_gpus,
             "free_gpus": f.free_gpus,
             "free_nodes": f.free_nodes,
-            "unused_share_gpus": f.unused_share_gpus,
+            # whole GPUs as an integer (0, not 0.0), shares as a fraction
+            "unused_share_gpus": f.unused_share_gpus
+            if f.unused_share_eighths % 8
+            else f.unused_share_eighths // 8,
         },
         "replicas": [
             {
                 "model": r.model,
                 "gpu_type": r.gpu_type,
-                "tensor_parallel": r.tensor_parallel,
+                "tensor_parallel": r.tp,
                 "gpu_fraction": r.gpu_fraction,
                 "replica": r.replica,
                 "node": r.node,

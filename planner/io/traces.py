@@ -22,7 +22,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
-from planner.calls import KIND_LLM, CallTable
 from planner.config import parse_config
 from planner.errors import ConfigError, InputError
 from planner.ingest.mapping import CANONICAL_INPUT_COLUMNS, IDENTITY, TraceMapping
@@ -38,6 +37,7 @@ from planner.io.trace_common import (
     unreadable,
 )
 from planner.io.trace_json import is_otlp_file, read_json, read_otlp
+from planner.types.calls import KIND_LLM, CallTable
 
 _LOG = logging.getLogger(__name__)
 

@@ -14,29 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from planner.catalog import GpuType, ModelName
+from planner.types.shapes import ShapeKey
 
 Source = Literal["measured", "imported", "analytic"]
-
-#: `--gpu-memory-utilization` of a whole GPU (vLLM's current default, REFERENCE.md 2). The
-#: analytic memory fit assumes it and the manifests deploy it (a share f gets f times it),
-#: so the KV cache the plan counts on is the one the cluster gets.
-GPU_MEMORY_UTILIZATION = 0.92
-
-
-@dataclass(frozen=True, order=True)
-class ShapeKey:
-    """One way to run one replica of a model."""
-
-    model: ModelName
-    gpu_type: GpuType
-    tp: int
-    gpu_fraction: float  # 1.0 for whole GPUs; < 1 only when tp == 1
-
-    @property
-    def gpus(self) -> float:
-        """GPUs one replica occupies."""
-        return self.tp * self.gpu_fraction
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ import math
 from dataclasses import replace
 
 from planner.catalog import Catalog, GpuSpec, ModelSpec, resolve_gpu, resolve_model
+from planner.defaults import GPU_MEMORY_UTILIZATION
 from planner.errors import InfeasibleError, ProfileError
-from planner.profiles import GPU_MEMORY_UTILIZATION, MemoryFit, PerfPoint, ShapeKey
+from planner.profiles import MemoryFit, PerfPoint
 from planner.profiles.roofline import (
     GIB,
     decode_terms,
@@ -45,6 +46,7 @@ from planner.profiles.roofline import (
     prefill_terms,
     step_ms,
 )
+from planner.types.shapes import ShapeKey
 
 KV_BLOCK_TOKENS = 16  # vLLM's default block size: the KV cache is allocated in blocks
 BASE_OVERHEAD_GIB = 1.5  # CUDA context + CUDA graphs + allocator slack (vLLM start-up logs)

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from planner.catalog import Calibration, Catalog, GpuType, ModelName
+from planner.catalog import Calibration, Catalog
 from planner.profiles.analytic import memory_fit, steady_state
+from planner.types.names import GpuType, ModelName
 
 # Measured rows' source, for the `source` field written next to the constants.
 DATA_SOURCE = (

@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from planner.catalog import ModelName
+from planner.defaults import GPU_MEMORY_UTILIZATION
 from planner.errors import InputError
-from planner.profiles import GPU_MEMORY_UTILIZATION
 from planner.profiles.points import STATUS_FAILED
+from planner.types.names import ModelName
 
 GIB = 1024**3
 

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from planner.errors import PlannerError
-from planner.profiles import MemoryFit, PerfPoint, ProfileTable, ShapeKey, Source
+from planner.profiles import MemoryFit, PerfPoint, ProfileTable, Source
 from planner.profiles.points import STATUS_OK
+from planner.types.shapes import ShapeKey, share_eighths
 
 _SOURCE_RANK: dict[str, int] = {"measured": 0, "imported": 1}
-_FRACTION_TOLERANCE = 1e-6
 _LATENCIES = ("ttft_ms", "tpot_ms", "e2e_ms")
 
 
@@ -78,7 +78,7 @@ class StoredProfiles:
 
     def source_of(self, key: ShapeKey) -> Source:
         """Which source answers `key`."""
-        curves = self._curves.get(self._match(key))
+        curves = self._curves.get(key)
         return curves[0].source if curves else "analytic"
 
     def memory(self, key: ShapeKey) -> MemoryFit:
@@ -173,19 +173,8 @@ class StoredProfiles:
             best = min(_SOURCE_RANK[c.source] for c in curves)
             self._curves[key] = [c for c in curves if _SOURCE_RANK[c.source] == best]
 
-    def _match(self, key: ShapeKey) -> ShapeKey:
-        """The stored key equal to `key` up to float noise in the fraction."""
-        for stored in self._curves:
-            if (stored.model, stored.gpu_type, stored.tp) == (
-                key.model,
-                key.gpu_type,
-                key.tp,
-            ) and abs(stored.gpu_fraction - key.gpu_fraction) < _FRACTION_TOLERANCE:
-                return stored
-        return key
-
     def _curve(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> _Curve | None:
-        curves = self._curves.get(self._match(key))
+        curves = self._curves.get(key)
         if not curves:
             return None
 
@@ -201,7 +190,7 @@ class StoredProfiles:
             (self.points["model"] == key.model)
             & (self.points["gpu_type"] == key.gpu_type)
             & (self.points["tp"] == key.tp)
-            & ((self.points["gpu_fraction"] - key.gpu_fraction).abs() < _FRACTION_TOLERANCE)
+            & (self.points["gpu_fraction"] == key.gpu_fraction)  # k/8 is exact in binary
         ]
         kv = rows["kv_cache_tokens"].dropna()
         return float(kv.max()) if not kv.empty else math.nan
@@ -301,7 +290,10 @@ class StoredProfiles:
 
 def _key_of(row: pd.Series) -> ShapeKey:
     return ShapeKey(
-        str(row["model"]), str(row["gpu_type"]), int(row["tp"]), float(row["gpu_fraction"])
+        str(row["model"]),
+        str(row["gpu_type"]),
+        int(row["tp"]),
+        share_eighths(float(row["gpu_fraction"])),
     )
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from planner.catalog import GpuSpec, GpuType, ModelName, ModelSpec
-from planner.cluster import Cluster
+from planner.catalog import GpuSpec, ModelSpec
 from planner.errors import ProfileError, did_you_mean
 from planner.place import Placement
 from planner.render.common import short_hash
 from planner.render.control import CLUSTER_KEY, PLAN_KEY, plan_configmap, replan_objects
-from planner.render.options import SHARING_BACKENDS, RenderOptions, Sharing
+from planner.render.settings import SHARING_BACKENDS, RenderOptions, Sharing
 from planner.render.workloads import model_deployments, model_service
+from planner.types.cluster import Cluster
+from planner.types.names import GpuType, ModelName
 
 __all__ = [
     "CLUSTER_KEY",

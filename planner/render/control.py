@@ -21,7 +21,7 @@ from planner.render.common import (
     metadata,
     pod_security,
 )
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
 
 PLAN_KEY = "plan.yaml"
 CLUSTER_KEY = "cluster.yaml"  # the cluster the plan was placed on, for `planner replan`

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from kubernetes import client as k8s
 
-from planner.catalog import GpuSpec, GpuType, ModelName, ModelSpec
-from planner.cluster import Cluster, NodePool
+from planner.catalog import GpuSpec, ModelSpec
+from planner.defaults import UNITS_PER_GPU
 from planner.place import Placement, ReplicaPlacement
 from planner.render.common import (
     DEPLOYMENT_LABEL,
@@ -38,7 +38,9 @@ from planner.render.common import (
     pod_security,
     port_name,
 )
-from planner.render.options import RenderOptions
+from planner.render.settings import RenderOptions
+from planner.types.cluster import Cluster, NodePool
+from planner.types.names import GpuType, ModelName
 
 HEALTH_PATH = "/health"  # vLLM's OpenAI server answers 200 once the engine is up
 CACHE_DIR = "/cache"  # writable HOME and HF cache for a non-root user
@@ -49,7 +51,7 @@ class _Server:
     """One `vllm serve` process inside a pod."""
 
     model: ModelSpec
-    tensor_parallel: int
+    tp: int
     memory_utilization: float
     port: int
 
@@ -89,14 +91,14 @@ def model_deployments(
     out: list[k8s.V1Deployment] = []
     whole: dict[tuple[str, str, int, str], list[ReplicaPlacement]] = defaultdict(list)
     shared_gpu: dict[tuple[str, int], list[ReplicaPlacement]] = defaultdict(list)
-    sliced: dict[tuple[str, float, str], list[ReplicaPlacement]] = defaultdict(list)
+    sliced: dict[tuple[str, int, str], list[ReplicaPlacement]] = defaultdict(list)
     for r in placement.replicas:
-        if r.gpu_fraction >= 1 - 1e-9:
-            whole[(r.model, r.gpu_type, r.tensor_parallel, r.node)].append(r)
+        if r.share_eighths == UNITS_PER_GPU:
+            whole[(r.model, r.gpu_type, r.tp, r.node)].append(r)
         elif options.sharing == "process":
             shared_gpu[(r.node, r.gpu_indices[0])].append(r)
         else:
-            sliced[(r.model, r.gpu_fraction, r.node)].append(r)
+            sliced[(r.model, r.share_eighths, r.node)].append(r)
 
     for (model, _gpu_type, tp, node), reps in sorted(whole.items()):
         server = _Server(models[model], tp, options.memory_utilization, options.port)
@@ -108,28 +110,28 @@ def model_deployments(
         # Shares of one model on one GPU run as one server with their summed share: one
         # port per model keeps the Service simple, and one larger KV cache serves at least
         # as well as two halves.
-        share: dict[ModelName, float] = defaultdict(float)
+        share: dict[ModelName, int] = defaultdict(int)  # eighths
         for r in reps:
-            share[r.model] += r.gpu_fraction
+            share[r.model] += r.share_eighths
         # Largest share starts first: it profiles memory while the GPU is emptiest.
         ordered = sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))
         servers = [
             _Server(
                 models[model],
                 1,
-                round(fraction * options.memory_utilization, 4),
+                round(eighths / UNITS_PER_GPU * options.memory_utilization, 4),
                 options.port + i,
             )
-            for i, (model, fraction) in enumerate(ordered)
+            for i, (model, eighths) in enumerate(ordered)
         ]
         name = dns_name("shared", node, f"gpu{index}")
         out.append(
             _deployment(name, [reps[0]], servers, pools[reps[0].pool], gpus, options, plan_hash, 1)
         )
-    for (model, fraction, node), reps in sorted(sliced.items()):
+    for (model, eighths, node), reps in sorted(sliced.items()):
         # HAMi shows the slice as the whole device, so vLLM keeps its usual utilisation.
         server = _Server(models[model], 1, options.memory_utilization, options.port)
-        percent = max(1, round(fraction * 100))
+        percent = max(1, round(eighths * 100 / UNITS_PER_GPU))
         name = dns_name(model, f"{percent}pct", node)
         extra = {
             "nvidia.com/gpumem-percentage": str(percent),
@@ -248,7 +250,7 @@ def _serve_args(server: _Server) -> list[str]:
         "--port",
         str(server.port),
         "--tensor-parallel-size",
-        str(server.tensor_parallel),
+        str(server.tp),
         "--gpu-memory-utilization",
         f"{server.memory_utilization:g}",
         *m.vllm_args,

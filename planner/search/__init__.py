@@ -12,11 +12,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from planner.calls import ModelName
-from planner.plan import Plan
 from planner.search.baselines import greedy_choice
-from planner.search.explain import SearchInfeasible, explain_infeasible
-from planner.search.model import (
+from planner.search.choices import Option
+from planner.search.cpsat import (
     SolverTimeout,
     SolveSettings,
     build_options,
@@ -25,11 +23,13 @@ from planner.search.model import (
     solve_options,
     to_allocations,
 )
-from planner.search.options import Option
+from planner.search.explain import SearchInfeasible, explain_infeasible
 from planner.search.predict import mixture_latency_s
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
+from planner.types.names import ModelName
+from planner.types.plan import Plan
 
 # Share of the time limit the single-shape solve that seeds a mixed search may take.
 SINGLE_SHARE = 0.25

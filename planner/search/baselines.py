@@ -23,19 +23,20 @@ import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from planner.calls import ModelName
-from planner.plan import Allocation, Plan, SolverFacts
-from planner.search.options import (
+from planner.defaults import UNITS_PER_GPU
+from planner.search.choices import (
     DEFAULT_RESOLUTION,
     Option,
     model_options,
     shape_fits_memory,
     shape_is_structural,
 )
-from planner.search.packing import UNITS_PER_GPU, fits_thresholds, threshold_capacities
+from planner.search.packing import fits_thresholds, threshold_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem, ShapeCandidate
 from planner.search.validate import mean_latency_s
+from planner.types.names import ModelName
+from planner.types.plan import Allocation, Plan, SolverFacts
 
 
 def uniform_plan(problem: SearchProblem) -> Plan:
@@ -165,7 +166,7 @@ def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bo
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
     key = shape.key
-    return Allocation(model, key.gpu_type, key.tp, key.gpu_fraction, replicas)
+    return Allocation(model, key.gpu_type, key.tp, key.share_eighths, replicas)
 
 
 def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
@@ -186,7 +187,7 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             counts: dict[int, int] = {}
             for a in out:
                 if a.gpu_type == gpu_type:
-                    size = round(a.tensor_parallel * a.gpu_fraction * UNITS_PER_GPU)
+                    size = a.shape.units
                     counts[size] = counts.get(size, 0) + a.replicas
             if fits_thresholds(counts, caps):
                 break
@@ -199,8 +200,8 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             out.remove(victim)
             if victim.replicas > 1:
                 out.append(
-                    Allocation(victim.model, victim.gpu_type, victim.tensor_parallel,
-                               victim.gpu_fraction, victim.replicas - 1)
+                    Allocation(victim.model, victim.gpu_type, victim.tp,
+                               victim.share_eighths, victim.replicas - 1)
                 )  # fmt: skip
             elif not served_elsewhere(victim, [*out, victim]):
                 # Its last replica: shrink it to the next smaller shape that runs the
@@ -213,7 +214,7 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
 
 def _next_smaller_shape(problem: SearchProblem, alloc: Allocation) -> ShapeCandidate | None:
     """The largest valid shape of the same model and GPU type below `alloc`'s size."""
-    size = round(alloc.tensor_parallel * alloc.gpu_fraction * UNITS_PER_GPU)
+    size = alloc.shape.units
     for m in problem.models:
         if m.model != alloc.model:
             continue

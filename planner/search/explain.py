@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from planner.cluster import Cluster
+from planner.defaults import UNITS_PER_GPU
 from planner.errors import InfeasibleError
-from planner.search.model import SolverTimeout, SolveSettings, build_options, solve_options
-from planner.search.options import fewest_replicas, shape_fits_memory, shape_is_structural
-from planner.search.packing import UNITS_PER_GPU
+from planner.search.choices import fewest_replicas, shape_fits_memory, shape_is_structural
+from planner.search.cpsat import SolverTimeout, SolveSettings, build_options, solve_options
 from planner.search.problem import SearchProblem
+from planner.types.cluster import Cluster
 
 
 class SearchInfeasible(InfeasibleError):

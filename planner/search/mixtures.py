@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.catalog import GpuType
-from planner.search.packing import UNITS_PER_GPU, item_threshold
+from planner.defaults import UNITS_PER_GPU
+from planner.search.packing import item_threshold
 from planner.search.problem import ShapeCandidate
+from planner.types.names import GpuType
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from planner.catalog import GpuType
-from planner.cluster import Cluster
-
-UNITS_PER_GPU = 8
+from planner.defaults import UNITS_PER_GPU
+from planner.types.cluster import Cluster
+from planner.types.names import GpuType
 
 
 def domains_per_node(gpus_per_node: int, nvlink_domain_size: int) -> tuple[int, ...]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from planner.calls import ModelName
-from planner.plan import (
+from planner.search.problem import SearchProblem, ShapeCandidate
+from planner.types.names import ModelName
+from planner.types.plan import (
     Allocation,
     ModelPrediction,
     Objective,
@@ -31,7 +32,6 @@ from planner.plan import (
     SolverFacts,
     WorkflowPrediction,
 )
-from planner.search.problem import SearchProblem, ShapeCandidate
 
 
 def interpolate_latency_s(shape: ShapeCandidate, utilisation: float) -> float:

@@ -14,19 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from planner.calls import ModelName, WorkflowType
-from planner.catalog import GpuType, ModelSpec
-from planner.cluster import Cluster, NodePool
+from planner.catalog import ModelSpec
+from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
 from planner.errors import InputError, ProfileError
-from planner.pipeline import AggregatePipeline
-from planner.profiles import ProfileTable, ShapeKey
-
-# GPU shares on the 1/8 grid. With fractions 1, 1/2, 1/4, 1/8 and TP a power of two,
-# every replica's size divides every larger one's, which makes the per-pool volume
-# constraints of `model.py` exactly packable (see `packing.py`).
-GPU_FRACTIONS: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
-TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
-UNITS_PER_GPU = 8  # one unit = 1/8 GPU, the finest share
+from planner.profiles import ProfileTable
+from planner.types.apl import AggregatePipeline
+from planner.types.cluster import Cluster, NodePool
+from planner.types.names import GpuType, ModelName, WorkflowType
+from planner.types.shapes import ShapeKey
 
 # Per-replica loads at which latency is tabulated, as fractions of saturation capacity.
 # Dense near the utilisation cap where the curve bends; 0.995 lets baselines that run
@@ -81,7 +76,7 @@ class ShapeCandidate:
     @property
     def units(self) -> int:
         """Size of one replica in 1/8-GPU units."""
-        return round(self.key.tp * self.key.gpu_fraction * UNITS_PER_GPU)
+        return self.key.units
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,7 @@ class SearchProblem:
     workflows: tuple[WorkflowDemand, ...]
     models: tuple[ModelCandidates, ...]
     cluster: Cluster
-    utilisation_cap: float = 0.85
+    utilisation_cap: float = UTILISATION_CAP
     notes: tuple[str, ...] = field(default_factory=tuple)
     # Node shapes added when counting the GPUs that would suffice (e.g. full 8-GPU nodes
     # for `--gpus N`); empty: grow the cluster's own pools.
@@ -248,8 +243,8 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
         for tp in TP_DEGREES:
             if tp > domain or spec.heads % tp:
                 continue
-            fractions = GPU_FRACTIONS if tp == 1 else (1.0,)
-            keys.update(ShapeKey(spec.name, pool.gpu_type, tp, f) for f in fractions)
+            shares = SHARE_EIGHTHS if tp == 1 else (UNITS_PER_GPU,)
+            keys.update(ShapeKey(spec.name, pool.gpu_type, tp, s) for s in shares)
     return tuple(sorted(keys))
 
 
@@ -259,7 +254,7 @@ def build_problem(
     cluster: Cluster,
     specs: Mapping[ModelName, ModelSpec],
     targets: WorkloadTargets | None = None,
-    utilisation_cap: float = 0.85,
+    utilisation_cap: float = UTILISATION_CAP,
     ladder: Sequence[float] = DEFAULT_LADDER,
     growth: Sequence[NodePool] = (),
 ) -> SearchProblem:

@@ -21,10 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from planner.calls import ModelName
-from planner.search.mixtures import mixtures
-from planner.search.model import SolverTimeout, SolveSettings, solve_options
-from planner.search.options import (
+from planner.search.choices import (
     Option,
     Part,
     fewest_replicas,
@@ -35,8 +32,11 @@ from planner.search.options import (
     shape_is_structural,
     single,
 )
+from planner.search.cpsat import SolverTimeout, SolveSettings, solve_options
+from planner.search.mixtures import mixtures
 from planner.search.packing import threshold_capacities
 from planner.search.problem import SearchProblem
+from planner.types.names import ModelName
 
 TOLERANCE = 1e-6
 # The reported scale is shrunk by this factor so the float re-check of the cap holds.

@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from planner.plan import Allocation, Plan
-from planner.search.packing import UNITS_PER_GPU, first_fit_decreasing
+from planner.search.packing import first_fit_decreasing
 from planner.search.predict import (
     find_shape,
     mean_workflow_latency_s,
@@ -24,6 +23,7 @@ from planner.search.predict import (
     throughput_scale,
 )
 from planner.search.problem import SearchProblem
+from planner.types.plan import Allocation, Plan
 
 _GRID = (1.0, 0.5, 0.25, 0.125)
 _REL = 1e-6  # float tolerance on utilisation and SLO comparisons
@@ -49,13 +49,13 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str]
     errors = []
     names = {m.model for m in problem.models}
     for a in allocs:
-        where = f"{a.model} on {a.gpu_type} tp={a.tensor_parallel} fraction={a.gpu_fraction}"
+        where = f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.gpu_fraction}"
         if a.model not in names:
             errors.append(f"{where}: model not in the problem")
             continue
         if a.replicas < 1:
             errors.append(f"{where}: {a.replicas} replicas")
-        tp = a.tensor_parallel
+        tp = a.tp
         heads = problem.model(a.model).attention_heads
         if tp < 1 or tp & (tp - 1) or heads % tp:
             errors.append(f"{where}: TP {tp} is not a power of two dividing {heads} heads")
@@ -110,7 +110,7 @@ def _packing(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[str
         counts: dict[int, int] = {}
         for a in allocs:
             if a.gpu_type == gpu_type:
-                size = round(a.tensor_parallel * a.gpu_fraction * UNITS_PER_GPU)
+                size = a.shape.units
                 counts[size] = counts.get(size, 0) + a.replicas
         left = first_fit_decreasing(counts, problem.cluster, gpu_type)
         if left:

@@ -16,10 +16,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from planner.calls import CallTable
 from planner.errors import InputError
-from planner.plan import Allocation, Plan
-from planner.profiles import ProfileTable, ShapeKey
+from planner.profiles import ProfileTable
 from planner.simulate.arrivals import ArrivalSpec, arrival_schedule
 from planner.simulate.engine import EngineOutput, Replica, run_engine
 from planner.simulate.result import (
@@ -31,6 +29,9 @@ from planner.simulate.result import (
 )
 from planner.simulate.servers import ServerCurve, constant_curve, profile_curve
 from planner.simulate.workload import Workload, compile_workload
+from planner.types.calls import CallTable
+from planner.types.plan import Allocation, Plan
+from planner.types.shapes import ShapeKey
 
 __all__ = [
     "MAX_BACKLOG_GROWTH",

@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from planner.catalog import Catalog, resolve_model
-from planner.cluster import Cluster
 from planner.errors import InputError, PlannerError
-from planner.pipeline import AggregatePipeline
-from planner.plan import Allocation, Plan, SolverFacts
 from planner.profiles import ProfileTable
+from planner.types.apl import AggregatePipeline
+from planner.types.cluster import Cluster
+from planner.types.plan import Allocation, Plan, SolverFacts
 
 BASELINES = ("uniform", "independent", "greedy")
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from planner.errors import InputError
-from planner.plan import Allocation, Plan
 from planner.profiles import ProfileTable
 from planner.simulate import build_replicas
 from planner.simulate.rates import (
@@ -34,6 +33,7 @@ from planner.simulate.rates import (
 )
 from planner.simulate.result import SimResult
 from planner.simulate.workload import Workload
+from planner.types.plan import Allocation, Plan
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
             {
                 "model": a.model,
                 "gpu_type": a.gpu_type,
-                "tensor_parallel": a.tensor_parallel,
+                "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
             }

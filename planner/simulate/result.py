@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.calls import ModelName
-from planner.pipeline import Stats
 from planner.simulate.engine import EngineOutput, Replica
+from planner.types.apl import Stats
+from planner.types.names import ModelName
 
 # A rate is sustainable when, over the measurement window, the calls waiting for KV space
 # (beyond every replica's max concurrency) grow by less than MAX_QUEUE_GROWTH of the LLM

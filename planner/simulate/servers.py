@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.errors import ProfileError
-from planner.profiles import ProfileTable, ShapeKey
+from planner.profiles import ProfileTable
+from planner.types.shapes import ShapeKey
 
 # Sequences a replica runs at once: vLLM's default --max-num-seqs (the analytic profiles
 # cap concurrency there too).

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.calls import KIND_TOOL, CallTable, ModelName, WorkflowType
 from planner.errors import InputError
+from planner.types.calls import KIND_TOOL, CallTable
+from planner.types.names import ModelName, WorkflowType
 
 TOOL = -1  # model index of tool rows
 NO_PARENT = -1  # the trace names no parent for this call (a root when others have one)

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from planner.errors import InputError
-from planner.pipeline import AggregatePipeline, ModelStats, Stats, WorkflowStats
+from planner.types.apl import AggregatePipeline, ModelStats, Stats, WorkflowStats
 
 SCHEMA_VERSION = 1
 

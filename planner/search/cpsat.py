@@ -52,19 +52,14 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 from ortools.sat.python.cp_model import LinearExpr
 
-from planner.calls import ModelName
-from planner.catalog import GpuType
 from planner.errors import PlannerError
-from planner.plan import Allocation, Objective, Plan, SolverFacts
+from planner.search.choices import DEFAULT_RESOLUTION, Option, model_options
 from planner.search.mixtures import DEFAULT_MIX, MixBound
-from planner.search.options import (
-    DEFAULT_RESOLUTION,
-    Option,
-    model_options,
-)
 from planner.search.packing import threshold_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
+from planner.types.names import GpuType, ModelName
+from planner.types.plan import Allocation, Objective, Plan, SolverFacts
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
 
@@ -274,7 +269,7 @@ def solve_options(
 def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
-            Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.gpu_fraction,
+            Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.share_eighths,
                        p.replicas)
             for o in chosen
             for p in o.parts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from planner.profiles import GPU_MEMORY_UTILIZATION
+from planner.defaults import GPU_MEMORY_UTILIZATION
 
 # process: one pod holds the GPU and runs the co-located vLLM servers (stock cluster).
 # hami: one pod per share, with HAMi's enforced memory/compute slices.

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from planner.cluster import Cluster, NodePool
 from planner.config import parse_config
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
+from planner.types.cluster import Cluster, NodePool
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from planner.calls import ModelName, WorkflowType
-from planner.catalog import GpuType
-from planner.profiles import ShapeKey
+from planner.defaults import UNITS_PER_GPU
+from planner.types.names import GpuType, ModelName, WorkflowType
+from planner.types.shapes import ShapeKey
 
 Objective = Literal["min-latency", "max-throughput", "min-gpus"]
+OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus")
 
 
 @dataclass(frozen=True, order=True)
@@ -21,17 +22,27 @@ class Allocation:
 
     model: ModelName
     gpu_type: GpuType
-    tensor_parallel: int
-    gpu_fraction: float
+    tp: int
+    share_eighths: int  # of each GPU, 8 = whole GPUs (see ShapeKey)
     replicas: int
 
     @property
     def shape(self) -> ShapeKey:
-        return ShapeKey(self.model, self.gpu_type, self.tensor_parallel, self.gpu_fraction)
+        return ShapeKey(self.model, self.gpu_type, self.tp, self.share_eighths)
+
+    @property
+    def gpu_fraction(self) -> float:
+        """The share of each GPU as a fraction (for files and display)."""
+        return self.shape.gpu_fraction
+
+    @property
+    def units(self) -> int:
+        """Eighths of a GPU all replicas occupy."""
+        return self.replicas * self.shape.units
 
     @property
     def gpus(self) -> float:
-        return self.replicas * self.tensor_parallel * self.gpu_fraction
+        return self.units / UNITS_PER_GPU
 
 
 @dataclass(frozen=True)
@@ -74,5 +85,10 @@ class Plan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def units_used(self) -> int:
+        """Eighths of a GPU the allocations occupy."""
+        return sum(a.units for a in self.allocations)
+
+    @property
     def gpus_used(self) -> float:
-        return sum(a.gpus for a in self.allocations)
+        return self.units_used / UNITS_PER_GPU

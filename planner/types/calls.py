@@ -8,11 +8,10 @@ and `aggregate` / `simulate` (which trust it). Times are seconds on one clock pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-ModelName = str
-WorkflowType = str
+if TYPE_CHECKING:
+    import pandas as pd
 
 KIND_LLM = "llm"
 KIND_TOOL = "tool"

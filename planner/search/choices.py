@@ -31,13 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.calls import ModelName
-from planner.catalog import GpuType
-from planner.profiles import ShapeKey
+from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
 from planner.search.mixtures import MixBound, mixtures
-from planner.search.packing import UNITS_PER_GPU, item_threshold, threshold_capacities
+from planner.search.packing import item_threshold, threshold_capacities
 from planner.search.predict import mixture_latency_s, option_latency_s
-from planner.search.problem import GPU_FRACTIONS, ModelCandidates, SearchProblem, ShapeCandidate
+from planner.search.problem import ModelCandidates, SearchProblem, ShapeCandidate
+from planner.types.names import GpuType, ModelName
+from planner.types.shapes import ShapeKey
 
 DEFAULT_RESOLUTION = 0.002
 
@@ -117,7 +117,9 @@ def shape_is_structural(
     key = shape.key
     if key.tp < 1 or key.tp & (key.tp - 1) or model.attention_heads % key.tp:
         return False
-    if key.gpu_fraction not in GPU_FRACTIONS or (key.tp > 1 and key.gpu_fraction != 1.0):
+    if key.share_eighths not in SHARE_EIGHTHS or (
+        key.tp > 1 and key.share_eighths != UNITS_PER_GPU
+    ):
         return False
     return any(
         p.gpu_type == key.gpu_type and key.tp <= min(p.nvlink_domain_size, p.gpus_per_node)

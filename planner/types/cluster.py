@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from planner.catalog import GpuType
-
-DEFAULT_GPU_TYPE: GpuType = "H100-SXM-80GB"
-DEFAULT_GPUS_PER_NODE = 8
+from planner.defaults import DEFAULT_GPU_TYPE, DEFAULT_GPUS_PER_NODE
+from planner.types.names import GpuType
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ import yaml
 
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
-from planner.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+from planner.types.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
+from planner.types.shapes import share_eighths
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_FILE = "plan.yaml"
@@ -56,7 +57,7 @@ def plan_document(
             {
                 "model": a.model,
                 "gpu_type": a.gpu_type,
-                "tensor_parallel": a.tensor_parallel,
+                "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
@@ -145,7 +146,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 a["model"],
                 a["gpu_type"],
                 int(a["tensor_parallel"]),
-                float(a["gpu_fraction"]),
+                share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
             )
             for a in data["allocations"]

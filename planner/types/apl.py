@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.calls import ModelName, WorkflowType
+from planner.types.names import ModelName, WorkflowType
 
 
 @dataclass(frozen=True)

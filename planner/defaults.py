@@ -1,0 +1,33 @@
+"""Planning defaults and grids, in one place.
+
+Every command, the jobs layer, the search and the manifests read these; nothing else
+defines them.
+"""
+
+from __future__ import annotations
+
+from planner.types.names import GpuType
+
+DEFAULT_GPU_TYPE: GpuType = "H100-SXM-80GB"
+DEFAULT_GPUS_PER_NODE = 8
+
+#: A GPU share is an integer count of eighths of a GPU (1..8); whole GPUs are 8.
+UNITS_PER_GPU = 8
+#: Shares a replica may take when TP is 1, largest first. With fractions 1, 1/2, 1/4, 1/8
+#: and TP a power of two, every replica's size divides every larger one's, which makes the
+#: search's per-pool volume constraints exactly packable (search/packing.py).
+SHARE_EIGHTHS: tuple[int, ...] = (8, 4, 2, 1)
+TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+
+#: Replicas run below this fraction of their saturation capacity.
+UTILISATION_CAP = 0.85
+#: CP-SAT wall-clock limit of one `plan`, seconds.
+TIME_LIMIT_S = 30.0
+#: CP-SAT workers; one keeps plans byte-identical across runs.
+NUM_WORKERS = 1
+RANDOM_SEED = 0
+
+#: `--gpu-memory-utilization` of a whole GPU (vLLM's current default, REFERENCE.md 2). The
+#: analytic memory fit assumes it and the manifests deploy it (a share gets its part of it),
+#: so the KV cache the plan counts on is the one the cluster gets.
+GPU_MEMORY_UTILIZATION = 0.92

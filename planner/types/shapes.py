@@ -1,0 +1,51 @@
+"""A replica's shape: which model, on which GPU type, at which TP degree and GPU share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from planner.defaults import UNITS_PER_GPU
+from planner.types.names import GpuType, ModelName
+
+
+@dataclass(frozen=True, order=True)
+class ShapeKey:
+    """One way to run one replica of a model.
+
+    `share_eighths` is the replica's share of each of its GPUs in eighths (8 = whole
+    GPUs; below 8 only when tp == 1).
+    """
+
+    model: ModelName
+    gpu_type: GpuType
+    tp: int
+    share_eighths: int = UNITS_PER_GPU
+
+    @property
+    def units(self) -> int:
+        """Eighths of a GPU one replica occupies."""
+        return self.tp * self.share_eighths
+
+    @property
+    def gpu_fraction(self) -> float:
+        """The share as a fraction of one GPU (for display and vLLM flags)."""
+        return self.share_eighths / UNITS_PER_GPU
+
+    @property
+    def gpus(self) -> float:
+        """GPUs one replica occupies."""
+        return self.units / UNITS_PER_GPU
+
+
+def share_eighths(gpu_fraction: float, where: str = "gpu_fraction") -> int:
+    """The integer eighths of a fraction written in a file or flag.
+
+    Raises:
+        ValueError: the fraction is not k/8 for k in 1..8.
+    """
+    # k/8 is a dyadic fraction, exact in binary floating point: no tolerance needed.
+    eighths = Fraction(gpu_fraction) * UNITS_PER_GPU
+    if eighths.denominator != 1 or not 1 <= eighths <= UNITS_PER_GPU:
+        raise ValueError(f"{where} {gpu_fraction!r} is not k/8 of a GPU for k in 1..8")
+    return int(eighths)
