@@ -18,7 +18,6 @@ from planner.cli import app
 from planner.errors import ConfigError, PlannerError
 from planner.io.endpoints import parse_endpoints
 from planner.io.traces import read_calls
-from planner.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
 from planner.replay.measure import (
     CALL_ERROR,
     CALL_OK,
@@ -40,6 +39,7 @@ from planner.replay.script import (
     prompt_tokens,
 )
 from planner.simulate import compile_workload
+from planner.types.plan import Allocation, ModelPrediction, Plan, SolverFacts, WorkflowPrediction
 
 DATA = Path(__file__).parent / "data"
 
@@ -166,7 +166,7 @@ def test_a_page_that_is_not_prometheus_is_named() -> None:
 def _plan(rate: float) -> Plan:
     return Plan(
         objective="min-latency",
-        allocations=(Allocation("m", "cpu", 1, 1.0, 2),),
+        allocations=(Allocation("m", "cpu", 1, 8, 2),),
         workflows=(
             WorkflowPrediction("a", rate / 2, 4.0, 0.6),
             WorkflowPrediction("b", rate / 2, 4.0, 8.0),

@@ -84,7 +84,7 @@ def replay(
     from rich.progress import Progress
 
     from planner.io.atomic import write_text_atomic
-    from planner.io.plan import PLAN_FILE
+    from planner.io.plan_file import PLAN_FILE
     from planner.io.replay_client import EndpointError
     from planner.jobs.replay import ReplayRequest, replay_job
     from planner.replay import ReplaySettings

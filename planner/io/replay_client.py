@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-from planner.calls import ModelName
 from planner.errors import PlannerError
 from planner.replay import ModelEndpoints, ReplaySettings
 from planner.replay.measure import (
@@ -47,6 +46,7 @@ from planner.replay.metrics import ServerSample, parse_metrics
 from planner.replay.script import PrefixPlan, prompt_tokens
 from planner.simulate.arrivals import ArrivalSpec, arrival_schedule
 from planner.simulate.workload import TOOL, Workload
+from planner.types.names import ModelName
 
 _PROBE_TIMEOUT_S = 10.0
 _ERROR_CHARS = 300
@@ -214,7 +214,7 @@ class _Replayer:
                     f"endpoint {url} serves {', '.join(ids) or 'no model'}, not "
                     f"'{entry.served_name}' (served_name of '{entry.model}' in --endpoints)"
                 )
-            return entry.served_name
+            return str(entry.served_name)
         if len(ids) == 1:
             return ids[0]
         if entry.model in ids:

@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from planner.calls import ModelName
 from planner.errors import InputError
-from planner.plan import Plan
 from planner.replay import ModelEndpoints, ReplaySettings
 from planner.replay.measure import ReplayMeasure, summarise_replay
 from planner.replay.metrics import ServerMeasure, summarise_server
 from planner.replay.report import ComparisonRow, compare_with_plan, replay_document
 from planner.replay.script import plan_prefixes
+from planner.types.names import ModelName
+from planner.types.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
     """
     from planner.io.configs import load_catalog
     from planner.io.endpoints import load_endpoints
-    from planner.io.plan import read_plan
+    from planner.io.plan_file import read_plan
     from planner.io.replay_client import run_replay
     from planner.io.traces import load_mapping, read_calls
     from planner.simulate import compile_workload

@@ -20,8 +20,9 @@ from typing import Any
 import pandas as pd
 
 from planner.errors import InputError, PlannerError
-from planner.profiles import ProfileTable, ShapeKey
+from planner.profiles import ProfileTable
 from planner.profiles.points import STATUS_OK
+from planner.types.shapes import ShapeKey, share_eighths
 
 REPLAY_CRITERION = "measured"
 
@@ -165,7 +166,11 @@ def corrections(points: pd.DataFrame, before: ProfileTable) -> list[Correction]:
     """What `before` predicted at each replayed point, beside what was measured."""
     out: list[Correction] = []
     for row in points.to_dict("records"):
-        key = ShapeKey(row["model"], row["gpu_type"], int(row["tp"]), float(row["gpu_fraction"]))
+        try:
+            eighths = share_eighths(float(row["gpu_fraction"]))
+        except ValueError:
+            continue  # not a share the planner plans (k/8): it predicted nothing for it
+        key = ShapeKey(str(row["model"]), str(row["gpu_type"]), int(row["tp"]), eighths)
         try:
             point = before.at_rate(
                 key, row["input_tokens"], row["output_tokens"], row["request_rate"]

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from planner.calls import ModelName, WorkflowType
 from planner.errors import InputError
+from planner.types.names import ModelName, WorkflowType
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.calls import ModelName, WorkflowType
-from planner.pipeline import Stats
+from planner.types.apl import Stats
+from planner.types.names import ModelName, WorkflowType
 
 CALL_OK = "ok"
 CALL_ERROR = "error"

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from planner.pipeline import Stats
-from planner.plan import Plan
 from planner.replay.measure import ModelMeasure, ReplayMeasure, WorkflowMeasure
 from planner.replay.metrics import ServerMeasure
 from planner.simulate.evaluate import predicted_max_rate_per_s, predicted_mean_latency_s
+from planner.types.apl import Stats
+from planner.types.plan import Plan
 
 SCHEMA_VERSION = 1
 CRITERION = "measured"
@@ -208,7 +208,7 @@ def replay_document(
             {
                 "model": a.model,
                 "gpu_type": a.gpu_type,
-                "tensor_parallel": a.tensor_parallel,
+                "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
             }

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.calls import CallTable
 from planner.simulate.workload import TOOL, Workload
+from planner.types.calls import CallTable
 
 # Token ids prompts are drawn from: ids in this range are ordinary vocabulary entries in
 # every model family we serve (Llama/Qwen/Mistral put special tokens below 300 or at the
