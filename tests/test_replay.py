@@ -266,3 +266,48 @@ def test_a_traced_model_without_endpoint_is_named(trace: Path, tmp_path: Path) -
     assert "the traces call model-b but the endpoints file has no URL for it" in str(
         result.exception
     )
+
+
+def test_render_replay_job_targets_the_plans_services(tmp_path: Path, repo: Path) -> None:
+    import yaml
+    from deploy_helpers import make_plan, validate_k8s
+
+    from planner.io.manifests import read_manifests
+    from planner.io.plan_file import write_plan
+
+    h100 = "H100-SXM-80GB"
+    plan = write_plan(
+        make_plan(
+            Allocation("Llama-3.1-8B-Instruct", h100, 1, 8, 2),
+            Allocation("Qwen3-Reranker-0.6B", h100, 1, 4, 1),
+        ),
+        tmp_path,
+    )
+    args = ["render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), "--replay-job",
+            "--replay-rate", "2.5", "--replay-duration", "600",
+            "--replan-traces-claim", "traces-pvc"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    objects = read_manifests(tmp_path / "out")
+    for obj in objects:
+        validate_k8s(obj)
+    [job] = [o for o in objects if o["kind"] == "Job"]
+    services = {o["metadata"]["name"] for o in objects if o["kind"] == "Service"}
+    name = job["metadata"]["name"]
+    assert name.startswith("planner-replay-")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    argv = container["args"]
+    assert argv[:2] == ["replay", "/traces"]
+    assert argv[argv.index("--rate") + 1] == "2.5" and argv[argv.index("--duration") + 1] == "600"
+    assert argv[argv.index("--compare") + 1] == "/plan/plan.yaml"
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["traces"]["persistentVolumeClaim"]["claimName"] == "traces-pvc"
+    assert volumes["plan"]["configMap"]["name"] == "planner-plan"
+    [config] = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name]
+    endpoints = parse_endpoints(yaml.safe_load(config["data"]["endpoints.yaml"]), "cm")
+    assert {e.model for e in endpoints} == {"Llama-3.1-8B-Instruct", "Qwen3-Reranker-0.6B"}
+    for e in endpoints:
+        [url] = e.urls
+        host = url.removeprefix("http://").split(".")[0]
+        assert host in services and url.endswith(".llm-serving.svc:80")
+        assert e.served_name

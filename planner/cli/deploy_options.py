@@ -103,6 +103,24 @@ class Deployment:
     placement_text: str
 
 
+def with_replay_job(
+    options: RenderOptions, plan: Plan, rate_per_s: float | None, duration_s: float
+) -> RenderOptions:
+    """`options` with the in-cluster replay Job, at `rate_per_s` or the plan's target.
+
+    Raises:
+        InputError: no rate given and the plan has no positive target rate.
+    """
+
+    from planner.render.settings import ReplayJobSettings
+
+    rate = rate_per_s or sum(w.target_rate_per_s for w in plan.workflows)
+    if not rate > 0:
+        raise InputError("the plan has no target rate; give the replay Job one: --replay-rate R")
+    warmup = min(ReplayJobSettings(rate).warmup_s, duration_s / 10)
+    return replace(options, replay_job=ReplayJobSettings(rate, duration_s, warmup))
+
+
 def deploy_plan(
     plan: Plan,
     cluster: Cluster,

@@ -48,6 +48,26 @@ def render_command(
     replan_schedule: ScheduleOpt = _D.replan_schedule,
     replan_traces: TracesOpt = _D.replan_traces,
     replan_traces_claim: ClaimOpt = _D.replan_traces_claim,
+    replay_job: Annotated[
+        bool,
+        typer.Option(
+            "--replay-job",
+            help="Also write a Job that runs `planner replay` in the cluster against the "
+            "plan's Services, with the traces of --replan-traces (result: the Job's log).",
+        ),
+    ] = False,
+    replay_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--replay-rate",
+            min=0.0,
+            help="Workflows/s the replay Job offers (default: the plan's target rate).",
+        ),
+    ] = None,
+    replay_duration: Annotated[
+        float,
+        typer.Option("--replay-duration", min=1.0, help="Seconds the replay Job's arrivals last."),
+    ] = 300.0,
 ) -> None:
     """Place a plan on the cluster (nodes and GPU indices) and write Kubernetes manifests."""
     from planner.catalog import resolve_gpu
@@ -55,6 +75,7 @@ def render_command(
         deploy_plan,
         placement_summary,
         render_options,
+        with_replay_job,
         write_deployment,
     )
     from planner.errors import InputError
@@ -80,6 +101,8 @@ def render_command(
     else:
         raise InputError("give the cluster: --cluster FILE or --gpus N")
     plan = read_plan(plan_path / PLAN_FILE if plan_path.is_dir() else plan_path)
+    if replay_job:
+        options = with_replay_job(options, plan, replay_rate, replay_duration)
     deployment = deploy_plan(plan, cluster, catalog, options)
     target = write_deployment(output, deployment.rendered)
     typer.echo(placement_summary(deployment.placement, target, len(deployment.rendered.objects)))

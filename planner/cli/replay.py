@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 @app.command()
 def replay(
     traces: Annotated[
-        Path, typer.Argument(help="Trace file or directory whose workflows are replayed.")
+        str,
+        typer.Argument(
+            help="Trace file or directory whose workflows are replayed, or an object-store "
+            "URL (s3://, gs://, ...)."
+        ),
     ],
     endpoints: Annotated[
         Path,

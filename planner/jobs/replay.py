@@ -9,6 +9,7 @@ measured and, given a plan, sets the plan's predictions beside the measurements.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ class ReplayRequest:
         compare: a plan.yaml whose predictions are compared (its workflow mix is replayed).
     """
 
-    traces: Path
+    traces: str  # a path, or an object-store URL (s3://..., gs://...)
     endpoints: Path
     settings: ReplaySettings
     compare: Path | None = None
@@ -67,12 +68,16 @@ def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
     from planner.io.configs import load_catalog
     from planner.io.endpoints import load_endpoints
     from planner.io.plan_file import read_plan
+    from planner.io.remote import fetch_traces
     from planner.io.replay_client import run_replay
     from planner.io.traces import load_mapping, read_calls
     from planner.simulate import compile_workload
     from planner.simulate.candidates import canonical_names
 
-    calls = read_calls(request.traces, load_mapping(request.mapping) if request.mapping else None)
+    with tempfile.TemporaryDirectory(prefix="planner-replay-") as scratch:
+        local = fetch_traces(request.traces, Path(scratch))
+        mapping = load_mapping(request.mapping) if request.mapping else None
+        calls = read_calls(local, mapping)
     workload = compile_workload(calls)
     prefixes = plan_prefixes(calls, workload)
     catalog = load_catalog(request.configs)
@@ -95,7 +100,7 @@ def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
         measure,
         servers,
         {
-            "traces": str(request.traces),
+            "traces": request.traces,
             "measured_at": measured_at,
             "rate_per_s": settings.rate_per_s,
             "duration_s": settings.duration_s,

@@ -13,6 +13,7 @@ from planner.errors import ProfileError, did_you_mean
 from planner.place import Placement
 from planner.render.common import short_hash
 from planner.render.control import CLUSTER_KEY, PLAN_KEY, plan_configmap, replan_objects
+from planner.render.replay_job import replay_objects
 from planner.render.settings import SHARING_BACKENDS, RenderOptions, Sharing
 from planner.render.workloads import model_deployments, model_service
 from planner.types.cluster import Cluster
@@ -37,10 +38,11 @@ class Rendered:
     plan_hash: str
     serving: tuple[object, ...]  # ConfigMap, Services, Deployments
     control: tuple[object, ...]  # replan CronJob, ServiceAccount, Role, RoleBinding
+    replay: tuple[object, ...] = ()  # replay Job and its endpoints ConfigMap (optional)
 
     @property
     def objects(self) -> tuple[object, ...]:
-        return self.serving + self.control
+        return self.serving + self.control + self.replay
 
 
 def plan_hash(plan_text: str, extra_files: Mapping[str, str] | None = None) -> str:
@@ -85,4 +87,7 @@ def render_manifests(
     deployments = model_deployments(placement, cluster, models, gpus or {}, options, digest)
     files = {**(extra_files or {}), PLAN_KEY: plan_text}
     serving: list[object] = [plan_configmap(files, options, digest), *services, *deployments]
-    return Rendered(digest, tuple(serving), tuple(replan_objects(options, digest)))
+    replay: list[object] = []
+    if options.replay_job is not None:
+        replay = replay_objects(served, models, options, options.replay_job, digest)
+    return Rendered(digest, tuple(serving), tuple(replan_objects(options, digest)), tuple(replay))

@@ -14,6 +14,16 @@ SHARING_BACKENDS: tuple[Sharing, ...] = ("process", "hami")
 
 
 @dataclass(frozen=True)
+class ReplayJobSettings:
+    """The in-cluster replay Job (`planner render --replay-job`); see render.replay_job."""
+
+    rate_per_s: float
+    duration_s: float = 300.0
+    warmup_s: float = 30.0
+    drain_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class RenderOptions:
     namespace: str = "llm-serving"
     sharing: Sharing = "process"
@@ -34,3 +44,6 @@ class RenderOptions:
     replan_traces_claim: str = ""  # PVC mounted read-only at /traces when set
     replan_window: str = "1h"
     replan_args: tuple[str, ...] = ()  # extra `planner replan` flags (margin, caps, ...)
+    # A Job replaying the traces (replan_traces, replan_traces_claim) against the plan's
+    # Services; None: no replay Job.
+    replay_job: ReplayJobSettings | None = None
