@@ -304,3 +304,65 @@ def _without_max_len(args: tuple[str, ...], override: int | None) -> tuple[str, 
         return args
     i = args.index("--max-model-len")
     return (*args[:i], *args[i + 2 :])
+
+
+@profile_app.command("kernels")
+def kernels(
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the tables (gemm/, attention/, ...).")
+    ],
+    device: Annotated[
+        str, typer.Option("--device", help="cpu or cuda: where the kernels run.")
+    ] = "cpu",
+    grid: Annotated[
+        str,
+        typer.Option(
+            "--grid", help="small (minutes on a few CPU cores) or full (GPU-sized shapes)."
+        ),
+    ] = "small",
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Timed batches per shape (median kept).")
+    ] = 5,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", min=1, help="CPU only: cores per device (one vLLM engine's)."),
+    ] = 1,
+    devices: Annotated[
+        int | None,
+        typer.Option("--devices", min=1, help="Devices the all-reduce spans (default: all)."),
+    ] = None,
+) -> None:
+    """Measure kernel latencies (GEMM per dtype, context/generation attention, all-reduce
+    across devices) on this machine, in the schema of the shipped kernel tables."""
+    from rich.progress import Progress
+
+    from planner.io.kernel_bench import collect_kernels
+    from planner.profiles.kernel_grid import GRIDS
+
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device must be cpu or cuda, got {device!r}")
+    if grid not in GRIDS:
+        raise InputError(f"--grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("kernels", total=None)
+
+        def step(done: int, total: int, table: str) -> None:
+            bar.update(task, completed=done, total=total, description=table)
+
+        run = collect_kernels(
+            "cuda" if device == "cuda" else "cpu",
+            GRIDS[grid],
+            output,
+            repeats=repeats,
+            threads=threads,
+            devices=devices,
+            progress=step,
+        )
+    typer.echo(
+        f"{run.device_name}: {run.devices} device(s), {sum(run.rows.values())} kernel "
+        f"shapes in {run.wall_s:.0f} s"
+    )
+    for table, count in run.rows.items():
+        typer.echo(f"  {table}: {count} rows")
+    for path in run.files:
+        typer.echo(f"wrote {path}")
