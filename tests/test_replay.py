@@ -194,16 +194,32 @@ def test_compare_reports_errors_only_where_comparable() -> None:
 
 
 def test_compare_at_a_sustained_target_rate() -> None:
-    log = _log()
-    ok = tuple(w for w in log.workflows if w.status == WORKFLOW_OK and w.arrival_s >= 1)
-    sustained = ReplayLog(0.2, 1.0, 11.0, 12.5, log.calls[:2], ok)
+    # One workflow every 2 s, each 0.5 s long: the backlog never grows.
+    workflows = tuple(
+        WorkflowRecord(i, "a" if i % 2 else "b", 1.0 + 2 * i, 1.5 + 2 * i, WORKFLOW_OK)
+        for i in range(5)
+    )
+    sustained = ReplayLog(0.5, 1.0, 11.0, 12.5, _log().calls[:2], workflows)
     m = summarise_replay(sustained)
-    assert m.sustainable
-    rows = {r.quantity: r for r in compare_with_plan(m, _plan(0.2))}
+    assert m.sustainable and m.total.backlog_growth == 0
+    rows = {r.quantity: r for r in compare_with_plan(m, _plan(0.5))}
     assert math.isnan(rows["max workflow rate /s"].error)  # only a lower bound measured
     lat = rows["mean workflow latency s"]
     assert lat.predicted == pytest.approx((0.6 + 8.0) / 2)
-    assert lat.error == pytest.approx((4.3 - 5.25) / 5.25)
+    assert lat.error == pytest.approx((4.3 - 0.5) / 0.5)
+
+
+def test_overload_shows_as_a_growing_backlog() -> None:
+    # Two arrivals a second, one finish a second: half of what arrives stays behind.
+    workflows = tuple(
+        WorkflowRecord(i, "a", 0.5 * i, 1.0 + i if 1.0 + i < 25 else math.nan,
+                       WORKFLOW_OK if 1.0 + i < 25 else WORKFLOW_INCOMPLETE)
+        for i in range(40)
+    )  # fmt: skip
+    m = summarise_replay(ReplayLog(2.0, 0.0, 20.0, 25.0, (), workflows))
+    assert not m.sustainable
+    assert m.total.backlog_growth == pytest.approx(0.5, abs=0.05)
+    assert m.total.throughput_per_s == pytest.approx(1.0, abs=0.05)
 
 
 @pytest.mark.parametrize(

@@ -309,7 +309,7 @@ class _Replayer:
             failed = True
         else:
             failed = False
-        done = math.nan if failed else self.now()
+        done = self.now()
         status = WORKFLOW_FAILED if failed else WORKFLOW_OK
         self.workflows[instance] = WorkflowRecord(instance, kind, arrival_s, done, status)
 

@@ -26,9 +26,11 @@ WORKFLOW_OK = "ok"
 WORKFLOW_FAILED = "failed"  # a call failed or timed out; the rest of the workflow was dropped
 WORKFLOW_INCOMPLETE = "incomplete"  # still running when the replay stopped
 
-# A replay is called sustainable when the workflows it completed in the window reach
-# this share of those offered: a finite window always ends with some in flight.
-SUSTAINABLE_SHARE = 0.95
+# A replay is called sustainable when the backlog (workflows arrived and not yet finished)
+# grew over the window by less than this share of the workflows offered in it. In steady
+# state the backlog stays near rate x latency (Little's law) and only fluctuates; under
+# overload it grows by (offered - capacity) x window.
+MAX_BACKLOG_GROWTH = 0.1
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class WorkflowRecord:
     instance: int
     workflow_type: WorkflowType
     arrival_s: float
-    done_s: float  # NaN unless WORKFLOW_OK
+    done_s: float  # when it finished or failed; NaN while incomplete
     status: str
 
 
@@ -127,6 +129,7 @@ class WorkflowMeasure:
     offered_rate_per_s: float
     throughput_per_s: float  # finished inside the window, per second
     latency_s: Stats
+    backlog_growth: float  # backlog at the window's end minus at its start, / offered
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class ReplayMeasure:
     @property
     def sustainable(self) -> bool:
         t = self.total
-        return t.offered > 0 and t.completed >= SUSTAINABLE_SHARE * t.offered and t.failed == 0
+        return t.offered > 0 and t.failed == 0 and t.backlog_growth <= MAX_BACKLOG_GROWTH
 
 
 _NAN_STATS = Stats(math.nan, math.nan, math.nan)
@@ -199,6 +202,11 @@ def _workflow_measure(
     arrived = [w for w in mine if start <= w.arrival_s < end]
     done = [w for w in arrived if w.status == WORKFLOW_OK]
     finished_inside = sum(1 for w in mine if w.status == WORKFLOW_OK and start <= w.done_s <= end)
+
+    def backlog(t: float) -> int:
+        # NaN done times (still running) never compare below t: they stay in the backlog.
+        return sum(1 for w in mine if w.arrival_s < t) - sum(1 for w in mine if w.done_s < t)
+
     return WorkflowMeasure(
         workflow_type=name,
         offered=len(arrived),
@@ -208,6 +216,7 @@ def _workflow_measure(
         offered_rate_per_s=len(arrived) / window if window > 0 else math.nan,
         throughput_per_s=finished_inside / window if window > 0 else math.nan,
         latency_s=stats_of([w.done_s - w.arrival_s for w in done]),
+        backlog_growth=(backlog(end) - backlog(start)) / len(arrived) if arrived else math.nan,
     )
 
 

@@ -156,6 +156,7 @@ def _workflow_doc(w: WorkflowMeasure) -> dict[str, Any]:
         "offered_rate_per_s": _num(w.offered_rate_per_s),
         "throughput_per_s": _num(w.throughput_per_s),
         "latency_s": _stats(w.latency_s),
+        "backlog_growth": _num(w.backlog_growth),
     }
 
 
@@ -197,6 +198,7 @@ def replay_document(
         "p95_latency_s": _num(t.latency_s.p95),
         "throughput_at_target_per_s": _num(t.throughput_per_s),
         "sustainable_at_target": measure.sustainable,
+        "backlog_growth_at_target": _num(t.backlog_growth),
         "offered_rate_per_s": _num(t.offered_rate_per_s),
         "workflows": {
             "offered": t.offered,
