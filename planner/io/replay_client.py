@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,8 @@ from planner.simulate.workload import TOOL, Workload
 from planner.types.names import ModelName
 
 _PROBE_TIMEOUT_S = 10.0
+#: The API key the servers expect, read from the same variable vLLM's server reads.
+API_KEY_ENV = "VLLM_API_KEY"
 _ERROR_CHARS = 300
 
 #: Called about once a second: (seconds elapsed, workflows finished, workflows running).
@@ -135,8 +138,13 @@ class _Replayer:
             max_connections=self.s.max_connections,
             max_keepalive_connections=self.s.max_connections,
         )
-        timeout = httpx.Timeout(self.s.request_timeout_s, connect=_PROBE_TIMEOUT_S)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        # One budget for every phase of a call (an overloaded server accepts connections
+        # late too); the probes and scrapes pass their own shorter timeout.
+        timeout = httpx.Timeout(self.s.request_timeout_s)
+        # Servers started with an API key (vLLM's VLLM_API_KEY) require it on /v1 routes.
+        key = os.environ.get(API_KEY_ENV, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as client:
             self.client = client
             resolved = await self._resolve()
             self.resolved = {self.w.models.index(r.model): r for r in resolved}

@@ -10,7 +10,7 @@ measured and, given a plan, sets the plan's predictions beside the measurements.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,9 @@ from planner.replay.report import ComparisonRow, compare_with_plan, replay_docum
 from planner.replay.script import plan_prefixes
 from planner.types.names import ModelName
 from planner.types.plan import Plan
+
+#: Called about once a second: (seconds elapsed, workflows finished, workflows running).
+Progress = Callable[[float, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class ReplayOutcome:
     failure: str
 
 
-def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
+def replay_job(request: ReplayRequest, progress: Progress | None = None) -> ReplayOutcome:
     """Run one replay.
 
     Raises:
@@ -124,7 +127,7 @@ def replay_job(request: ReplayRequest, progress: Any = None) -> ReplayOutcome:
 def match_endpoints(
     models: tuple[ModelName, ...],
     entries: tuple[ModelEndpoints, ...],
-    canonical: Any,
+    canonical: Callable[[str], str],
 ) -> dict[ModelName, ModelEndpoints]:
     """The endpoints of each traced model (names matched through the catalog).
 
@@ -153,7 +156,9 @@ def _plan_mix(plan: Plan, types: tuple[str, ...]) -> Mapping[str, float]:
     return mix if sum(mix.values()) > 0 else {}
 
 
-def _plan_named_as(plan: Plan, canonical: Any, traced: tuple[ModelName, ...]) -> Plan:
+def _plan_named_as(
+    plan: Plan, canonical: Callable[[str], str], traced: tuple[ModelName, ...]
+) -> Plan:
     """The plan with its model names as the traces spell them (the replay's names)."""
     names = {canonical(m): m for m in traced}
     models = tuple(replace(m, model=names.get(canonical(m.model), m.model)) for m in plan.models)
