@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast lint clean traces-sample examples
+.PHONY: run test test-fast lint clean traces-sample examples image wheel-check
 
 $(VENV)/.run-deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,20 @@ run: $(VENV)/.run-deps
 traces-sample: $(VENV)/.run-deps
 	$(BIN)/python traces/generate.py --out traces/ --seed 7
 
+EXAMPLE_FLAGS := --hf-token-secret hf-token --replan-traces-claim planner-traces
 # Regenerates the committed example output in manifests/ (tests/test_examples.py checks it).
 examples: $(VENV)/.run-deps
-	$(BIN)/planner plan traces/ --gpus 8 -o manifests/h100x8
-	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml -o manifests/cluster
+	$(BIN)/planner plan traces/ --gpus 8 $(EXAMPLE_FLAGS) -o manifests/h100x8
+	$(BIN)/planner plan traces/ --cluster configs/cluster.yaml $(EXAMPLE_FLAGS) \
+		--gateway --autoscaler hpa -o manifests/cluster
+
+# The re-planning CronJob's image, tagged with the package version (the default of
+# --planner-image). Push it (IMAGE=registry/planner) and pin by digest: docs/deploy.md.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= planner
+image:
+	docker build -t $(IMAGE):$(VERSION) .
+	@echo "built $(IMAGE):$(VERSION); after docker push, render with --planner-image $$(docker inspect --format '{{index .RepoDigests 0}}' $(IMAGE):$(VERSION) 2>/dev/null || echo '$(IMAGE)@sha256:...')"
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check planner tests benchmarks traces notebooks
@@ -43,6 +53,25 @@ test: lint
 
 test-fast: lint
 	$(BIN)/pytest -m "not slow"
+
+# The package installs like a package: build a wheel (no build isolation: setuptools
+# comes from the venv, nothing is downloaded), install it without its source into a fresh
+# virtual environment, and run `planner plan` with no arguments from an empty directory:
+# the catalog and example traces must come from the wheel, and the plan must equal the
+# committed example. The fresh environment borrows the dependencies (pandas, OR-Tools,
+# ...) from $(VENV) through a .pth line instead of reinstalling them (seconds, not GBs);
+# $(VENV)'s own planner is an editable finder that a .pth line does not activate.
+WHEEL_DIR := build/wheel-check
+wheel-check: $(VENV)/.run-deps
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/run
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) .
+	$(BIN)/python -m venv --without-pip $(WHEEL_DIR)/venv
+	$(BIN)/python -m pip -q --python $(WHEEL_DIR)/venv/bin/python install --no-deps --no-index $(WHEEL_DIR)/planner-*.whl
+	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$($(WHEEL_DIR)/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/planner-deps.pth"
+	cd $(WHEEL_DIR)/run && ../venv/bin/python -c "import planner, sys; assert '/venv/' in planner.__file__, planner.__file__"
+	cd $(WHEEL_DIR)/run && ../venv/bin/planner plan > plan.log
+	cmp $(WHEEL_DIR)/run/out/plan.yaml manifests/h100x8/plan.yaml
+	@echo "wheel-check: the installed wheel plans the shipped example traces"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,9 +16,11 @@ import time
 from planner.catalog import ModelSpec
 from planner.io.manifests import manifest_files
 from planner.place import place
-from planner.render import RenderOptions, render_manifests
+from planner.render.objects import render_manifests
+from planner.render.settings import RenderOptions
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Allocation, Plan, SolverFacts
+from planner.types.shapes import share_eighths
 
 GPU = "H100-SXM-80GB"
 # (model, tp, fraction, share of the cluster's GPUs this shape takes)
@@ -44,14 +46,23 @@ def plan_for(gpus: int) -> Plan:
     allocs = []
     for model, tp, fraction, share in MIX:
         replicas = max(1, int(gpus * share / (tp * fraction)))
-        allocs.append(Allocation(model, GPU, tp, fraction, replicas))
+        allocs.append(Allocation(model, GPU, tp, share_eighths(fraction), replicas))
     return Plan("min-latency", tuple(allocs), (), (), SolverFacts("bench", 0, 0, 0, 0), gpus)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100, 200])
+    parser.add_argument("--target", default="deployments", choices=["deployments", "lws", "kserve"])
+    parser.add_argument("--gateway", action="store_true", help="render the routing objects too")
+    parser.add_argument("--autoscaler", default="none", choices=["none", "hpa", "keda"])
     args = parser.parse_args()
+    options = RenderOptions(
+        target=args.target,
+        gateway=args.gateway,
+        autoscaler=args.autoscaler,
+        replan_traces_claim="planner-traces",
+    )
     models = {m: spec(m) for m, *_ in MIX}
     print(
         f"{'nodes':>6} {'gpus':>6} {'replicas':>9} {'objects':>8} "
@@ -64,7 +75,7 @@ def main() -> None:
         t0 = time.perf_counter()
         placement = place(plan, cluster)
         t1 = time.perf_counter()
-        rendered = render_manifests(placement, cluster, models, "plan", RenderOptions())
+        rendered = render_manifests(placement, cluster, models, "plan", options)
         t2 = time.perf_counter()
         files = manifest_files(rendered.objects)
         t3 = time.perf_counter()

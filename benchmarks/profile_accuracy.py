@@ -1,11 +1,18 @@
-"""Accuracy of the analytic profile model against measured vLLM serving points.
+"""Accuracy of the profile models against measured vLLM serving points.
 
-    PYTHONPATH=. python benchmarks/profile_accuracy.py [--data CSV] [--no-holdout]
+    PYTHONPATH=. python benchmarks/profile_accuracy.py [--source kernels|roofline]
+        [--data CSV] [--no-holdout]
 
-Prints mean absolute percentage error (MAPE) of TPOT and TTFT per GPU type, per model
-and overall, with the constants shipped in configs/gpus/*.yaml (fitted on these same
-points: in-sample), then leave-one-GPU-out: the constants are refitted on the other GPU
-types' points only and applied to the held-out type (out-of-sample).
+`--source kernels` (default): all 992 measured points (dense and MoE; H100, B200, B300)
+against the kernel-composed step model. Prints TPOT and TTFT mean absolute percentage
+error (MAPE) and median APE per model family, per model, per GPU type and dense vs MoE,
+with the shipped engine overhead (fitted on these same points: in-sample), then the
+fitted part evaluated out of sample: leave-one-family-out (overhead refitted without
+any checkpoint of that model family, applied to it) and leave-one-GPU-out.
+TTFT is also given for the points below the predicted KV-cache limit.
+
+`--source roofline`: the dense rows against the calibrated roofline, in-sample with the
+constants shipped in configs/gpus/*.yaml, then leave-one-GPU-out.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ from planner.profiles.calibrate import (  # noqa: E402
     fit_calibration,
     mape,
     predict,
+)
+from planner.profiles.kernels import shipped_overhead  # noqa: E402
+from planner.profiles.kernels.fit import (  # noqa: E402
+    PointCosts,
+    fit_overhead,
+    point_costs,
+    predict_points,
 )
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "calibration" / "vllm_measured_ttft_tpot.csv"
@@ -95,11 +109,93 @@ def report(
         print(_row(label, rows, pred.ttft_ms[idx], pred.tpot_ms[idx], below_limit[idx]))
 
 
+# Checkpoints of one base model form a family: held out together.
+FAMILY = {
+    "Kimi-K2.5": "Kimi-K2.5",
+    "Kimi-K2.5-NVFP4": "Kimi-K2.5",
+    "MiniMax-M2.5": "MiniMax-M2.5",
+    "MiniMax-M2.5-NVFP4": "MiniMax-M2.5",
+    "Llama-3.1-70B-Instruct-FP4": "Llama-3.1-70B",
+    "Llama-3.1-70B-Instruct-FP8": "Llama-3.1-70B",
+    "Qwen3-32B": "Qwen3-32B",
+    "Qwen3-32B-FP8": "Qwen3-32B",
+    "gpt-oss-120b": "gpt-oss-120b",
+}
+
+
+def _kernel_table(
+    catalog: Catalog, items: Sequence[PointCosts], ttft: np.ndarray, tpot: np.ndarray, title: str
+) -> None:
+    m_ttft = np.array([it.point.ttft_ms for it in items])
+    m_tpot = np.array([it.point.tpot_ms for it in items])
+    below = np.array([it.point.concurrency <= it.max_concurrency for it in items])
+    print(f"\n{title}\n")
+    print(
+        "| group | points | TPOT MAPE % | TPOT median APE % | TTFT MAPE % | TTFT median APE % "
+        "| TTFT MAPE % below KV limit (points) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    models = [it.point.model for it in items]
+    groups: list[tuple[str, np.ndarray]] = []
+    for fam in sorted(set(FAMILY.values())):
+        groups.append((f"family {fam}", np.array([FAMILY[m] == fam for m in models])))
+    for model in sorted(set(models)):
+        groups.append((model, np.array([m == model for m in models])))
+    for gpu in sorted({it.point.gpu_type for it in items}):
+        groups.append((gpu, np.array([it.point.gpu_type == gpu for it in items])))
+    moe = np.array([catalog.models[m].is_moe for m in models])
+    groups += [("dense", ~moe), ("MoE", moe), ("all", np.ones(len(items), dtype=bool))]
+    for label, idx in groups:
+        if not idx.any():
+            continue
+        sel = idx & below
+        below_text = f"{mape(ttft[sel], m_ttft[sel]):.1f} ({int(sel.sum())})" if sel.any() else "-"
+        print(
+            f"| {label} | {int(idx.sum())} | {mape(tpot[idx], m_tpot[idx]):.1f} "
+            f"| {_median_ape(tpot[idx], m_tpot[idx]):.1f} | {mape(ttft[idx], m_ttft[idx]):.1f} "
+            f"| {_median_ape(ttft[idx], m_ttft[idx]):.1f} | {below_text} |"
+        )
+
+
+def kernels_main(data: Path, holdout: bool) -> int:
+    catalog = load_catalog()
+    points = read_measured_points(data, moe=True)
+    items = point_costs(catalog, points)
+    print(f"{len(items)} measured points (dense and MoE) from {data.name}")
+    ttft, tpot = predict_points(items, shipped_overhead())
+    _kernel_table(catalog, items, ttft, tpot, "In-sample (shipped engine overhead):")
+    if not holdout:
+        return 0
+    for kind, key in (
+        ("family", lambda it: FAMILY[it.point.model]),
+        ("GPU type", lambda it: it.point.gpu_type),
+    ):
+        out_ttft = np.empty(len(items))
+        out_tpot = np.empty(len(items))
+        for held in sorted({key(it) for it in items}):
+            train = [it for it in items if key(it) != held]
+            test = [i for i, it in enumerate(items) if key(it) == held]
+            fitted = fit_overhead(train, source=f"fit without {held}")
+            t1, t2 = predict_points([items[i] for i in test], fitted)
+            out_ttft[test], out_tpot[test] = t1, t2
+        _kernel_table(
+            catalog,
+            items,
+            out_ttft,
+            out_tpot,
+            f"Leave-one-{kind}-out (engine overhead refitted without the held-out {kind}):",
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--no-holdout", action="store_true", help="skip leave-one-GPU-out")
+    parser.add_argument("--source", choices=("kernels", "roofline"), default="kernels")
+    parser.add_argument("--no-holdout", action="store_true", help="in-sample figures only")
     args = parser.parse_args()
+    if args.source == "kernels":
+        return kernels_main(args.data, not args.no_holdout)
     catalog = load_catalog()
     points = read_measured_points(args.data)
     print(f"{len(points)} measured dense points from {args.data.name}")

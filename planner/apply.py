@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from planner.errors import PlannerError
 from planner.render.common import MANAGED_BY, MANAGER
 
 Action = Literal["create", "update", "unchanged", "prune"]
@@ -20,16 +21,41 @@ Action = Literal["create", "update", "unchanged", "prune"]
 # Apply order: what others reference first (config, identity, RBAC), then Services, then
 # the workloads, then the CronJob that may re-plan them. Prunes run last, in reverse.
 KIND_ORDER = (
+    "Namespace",
     "ConfigMap",
     "ServiceAccount",
     "Role",
     "RoleBinding",
+    "NetworkPolicy",
     "Service",
     "Deployment",
+    "LeaderWorkerSet",
+    "LLMInferenceService",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "ScaledObject",
+    "InferencePool",
+    "HTTPRoute",
     "CronJob",
 )
-PRUNABLE_KINDS = frozenset(KIND_ORDER)
-SERVING_KINDS = frozenset({"ConfigMap", "Service", "Deployment"})
+# The Namespace is never pruned: deleting it would delete everything in it.
+PRUNABLE_KINDS = frozenset(KIND_ORDER) - {"Namespace"}
+WORKLOAD_KINDS = frozenset({"Deployment", "LeaderWorkerSet", "LLMInferenceService"})
+# What `planner replan` applies and prunes (render's `Rendered.serving`).
+SERVING_KINDS = frozenset(
+    {
+        "ConfigMap",
+        "Service",
+        "Deployment",
+        "LeaderWorkerSet",
+        "LLMInferenceService",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ScaledObject",
+        "InferencePool",
+        "HTTPRoute",
+    }
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -61,7 +87,7 @@ class Change:
     ref: ObjectRef
     action: Action
     fields: tuple[str, ...] = ()  # changed field paths, for `update`
-    replicas_delta: int = 0  # Deployment scale change (desired - live)
+    replicas_delta: int = 0  # workload scale change (desired - live)
 
     def line(self) -> str:
         mark = {"create": "+", "update": "~", "unchanged": "=", "prune": "-"}[self.action]
@@ -84,13 +110,13 @@ class ApplyPlan:
     def of(self, action: Action) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.action == action)
 
-    @property
-    def to_apply(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.action in ("create", "update"))
-
     def summary(self) -> str:
         counts = {a: len(self.of(a)) for a in ("create", "update", "unchanged", "prune")}
         return ", ".join(f"{n} {a}" for a, n in counts.items())
+
+
+class PruneRefused(PlannerError):
+    """`--prune` would leave a namespace with no serving workload."""
 
 
 def plan_apply(
@@ -98,6 +124,7 @@ def plan_apply(
     live: Iterable[Mapping[str, Any]],
     prune: bool = False,
     prune_kinds: frozenset[str] = PRUNABLE_KINDS,
+    allow_empty: bool = False,
 ) -> ApplyPlan:
     """Compare the manifests with what runs and list what applying them changes.
 
@@ -107,6 +134,11 @@ def plan_apply(
             planner-labelled object of `prune_kinds` in the namespaces concerned.
         prune: also delete planner-labelled live objects missing from `desired`.
         prune_kinds: kinds eligible for pruning (`planner replan` passes SERVING_KINDS).
+        allow_empty: let a prune delete every serving Deployment of a namespace.
+
+    Raises:
+        PruneRefused: pruning would leave a namespace that serves now with no Deployment
+            of one replica or more, and `allow_empty` is not set.
     """
     live_by_ref = {ObjectRef.of(o): o for o in live}
     wanted = {ObjectRef.of(o) for o in desired}
@@ -118,14 +150,40 @@ def plan_apply(
             changes.append(Change(ref, "create", replicas_delta=_replicas(obj)))
             continue
         paths = tuple(_diff(obj, current, ""))
-        delta = _replicas(obj) - _replicas(current) if ref.kind == "Deployment" else 0
+        # An autoscaled workload leaves `replicas` unset: its count is the autoscaler's.
+        scaled = "replicas" in (obj.get("spec") or {})
+        delta = _replicas(obj) - _replicas(current) if scaled else 0
         changes.append(Change(ref, "update" if paths else "unchanged", paths, delta))
     if prune:
         for ref, obj in live_by_ref.items():
             labels = (obj.get("metadata") or {}).get("labels") or {}
             if ref not in wanted and ref.kind in prune_kinds and labels.get(MANAGED_BY) == MANAGER:
                 changes.append(Change(ref, "prune", replicas_delta=-_replicas(obj)))
-    return ApplyPlan(tuple(sorted(changes, key=_order)))
+    result = ApplyPlan(tuple(sorted(changes, key=_order)))
+    if prune and not allow_empty:
+        _refuse_emptying(desired, result)
+    return result
+
+
+def _refuse_emptying(desired: Sequence[Mapping[str, Any]], changes: ApplyPlan) -> None:
+    """A hand-edited plan (replicas 0 or negative) or a manifests folder without its
+    Deployments would otherwise, with --prune, silently delete all serving."""
+    serving = {
+        ObjectRef.of(o).namespace
+        for o in desired
+        if o.get("kind") == "Deployment" and _replicas(o) > 0
+    }
+    pruned: dict[str, int] = {}
+    for c in changes.of("prune"):
+        if c.ref.kind == "Deployment":
+            pruned[c.ref.namespace] = pruned.get(c.ref.namespace, 0) + 1
+    for namespace, count in sorted(pruned.items()):
+        if namespace not in serving:
+            raise PruneRefused(
+                f"namespace {namespace or '(default)'}: --prune would delete all {count} "
+                "serving Deployment(s) and the manifests serve nothing there; check the "
+                "manifests directory, or pass --allow-empty to remove all serving on purpose"
+            )
 
 
 def _order(change: Change) -> tuple[int, int, int, ObjectRef]:
@@ -138,7 +196,7 @@ def _order(change: Change) -> tuple[int, int, int, ObjectRef]:
 
 
 def _replicas(obj: Mapping[str, Any]) -> int:
-    if obj.get("kind") != "Deployment":
+    if obj.get("kind") not in WORKLOAD_KINDS:
         return 0
     spec = obj.get("spec") or {}
     value = spec.get("replicas", 1)

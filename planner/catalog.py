@@ -12,9 +12,11 @@ from typing import Literal
 from planner.errors import ProfileError, did_you_mean
 from planner.types.names import GpuType, ModelName
 
-Dtype = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+Dtype = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]
 
-# fp4 is NVFP4: 4-bit values plus one FP8 scale per 16 values (4.5 bits per weight).
+# fp4 is NVFP4: 4-bit values plus one FP8 scale per 16 values (4.5 bits per weight);
+# mxfp4 is OCP MXFP4: 4-bit values plus one E8M0 scale per 32 values (4.25 bits);
+# int4 is group-quantised INT4 (compressed-tensors, group 32: 4.5 bits with BF16 scales).
 BYTES_PER_DTYPE: dict[str, float] = {
     "bf16": 2.0,
     "fp16": 2.0,
@@ -22,6 +24,7 @@ BYTES_PER_DTYPE: dict[str, float] = {
     "int8": 1.0,
     "int4": 0.5,
     "fp4": 0.5625,
+    "mxfp4": 0.53125,
 }
 
 
@@ -55,6 +58,51 @@ class ModelSpec:
     active_params_b: float | None = None
     # Input embedding and LM head share one matrix (small models): counted once.
     tie_word_embeddings: bool = False
+    # FP8 scaling of the checkpoint: "block" (128x128 blocks, e.g. Qwen FP8, DeepSeek) or
+    # "tensor" (one scale per tensor, e.g. NVIDIA ModelOpt FP8); selects the GEMM kernel.
+    fp8_scaling: Literal["block", "tensor"] = "block"
+    # Mixture of experts (0 experts: dense). `moe_intermediate` is one expert's
+    # intermediate size; shared experts are a dense MLP of `moe_shared_intermediate` run
+    # beside the routed ones; the first `dense_layers` layers keep a dense MLP of
+    # `intermediate` (DeepSeek's first_k_dense_replace).
+    moe_experts: int = 0
+    moe_top_k: int = 0
+    moe_intermediate: int = 0
+    moe_shared_intermediate: int = 0
+    dense_layers: int = 0
+    # Weight dtype of the routed experts when it differs from `weight_dtype` (gpt-oss:
+    # MXFP4 experts, BF16 attention; Kimi-K2: INT4 experts, BF16 attention). None: same.
+    expert_dtype: Dtype | None = None
+    # Multi-head latent attention (DeepSeek-V3, Kimi-K2): KV cache holds the compressed
+    # latent (kv_lora_rank) plus the RoPE key (qk_rope_head_dim) per layer. 0: plain GQA.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    # Sliding-window attention on `sliding_layers` of the layers (gpt-oss: every other
+    # layer, window 128); those layers keep only `sliding_window` tokens of KV.
+    sliding_window: int = 0
+    sliding_layers: int = 0
+
+    @property
+    def is_moe(self) -> bool:
+        """Whether the MLP is a mixture of experts."""
+        return self.moe_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        """Whether attention is multi-head latent attention."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def routed_expert_dtype(self) -> Dtype:
+        """Weight dtype of the routed experts."""
+        return self.expert_dtype or self.weight_dtype
+
+    # Hugging Face serves the weights only to accounts that accepted the licence: the pods
+    # need a token, so rendering requires `--hf-token-secret`.
+    gated: bool = False
 
     @property
     def embedding_params_b(self) -> float:
@@ -62,11 +110,36 @@ class ModelSpec:
         return self.vocab * self.hidden * (1 if self.tie_word_embeddings else 2) / 1e9
 
     @property
-    def weight_bytes(self) -> float:
-        """Bytes of all weights: quantised body plus 16-bit embeddings and LM head."""
+    def expert_params_b(self) -> float:
+        """Parameters of the routed experts (gate, up and down of each), billions."""
+        moe_layers = self.layers - self.dense_layers
+        return moe_layers * self.moe_experts * 3 * self.hidden * self.moe_intermediate / 1e9
+
+    def weight_gib_by_part(self) -> dict[str, float]:
+        """Bytes of the weights per part in its own dtype, GiB: embeddings (16-bit), routed
+        experts (`routed_expert_dtype`) and the rest (attention, dense and shared MLPs,
+        norms: `weight_dtype`), from `params_b` less the two counted parts."""
         embed = min(self.embedding_params_b, self.params_b)
-        body = self.params_b - embed
-        return (body * BYTES_PER_DTYPE[self.weight_dtype] + embed * 2.0) * 1e9
+        experts = min(self.expert_params_b, self.params_b - embed)
+        rest = self.params_b - embed - experts
+        gib = 1e9 / 2.0**30
+        return {
+            "embeddings": embed * 2.0 * gib,
+            "experts": experts * BYTES_PER_DTYPE[self.routed_expert_dtype] * gib,
+            "dense": rest * BYTES_PER_DTYPE[self.weight_dtype] * gib,
+        }
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of all weights: each part in its own dtype (16-bit embeddings and LM head)."""
+        embed = min(self.embedding_params_b, self.params_b)
+        experts = min(self.expert_params_b, self.params_b - embed)
+        body = self.params_b - embed - experts
+        return (
+            body * BYTES_PER_DTYPE[self.weight_dtype]
+            + experts * BYTES_PER_DTYPE[self.routed_expert_dtype]
+            + embed * 2.0
+        ) * 1e9
 
     @property
     def compute_params_b(self) -> float:
@@ -119,6 +192,13 @@ class GpuSpec:
     vllm_max_num_batched_tokens: int = 2048
     aliases: tuple[str, ...] = ()
     source: str = ""
+    # Folder of shipped measured kernel tables (planner/profiles/kernels/data/<name>);
+    # empty: none, the roofline answers for this GPU.
+    kernel_tables: str = ""
+    # Between nodes (pipeline-parallel hops of a replica spanning nodes): bandwidth per GPU
+    # per direction and the point-to-point latency. 0: unknown, no multi-node shapes.
+    inter_node_gb_per_s: float = 0.0
+    inter_node_latency_us: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,7 +242,8 @@ def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
     every = [n for m in catalog.models.values() for n in model_names(m)]
     raise ProfileError(
         f"unknown model '{name}'{did_you_mean(name, every)}; known models: "
-        f"{', '.join(sorted(catalog.models))}. To add one, add configs/models/<name>.yaml "
+        f"{', '.join(sorted(catalog.models))}. To add one, run `planner model add "
+        f"CONFIG.json` with its Hugging Face config.json, or add configs/models/<name>.yaml "
         f"(copy a similar model's file, set its architecture numbers, and list '{name}' "
         f"under aliases)"
     )

@@ -18,6 +18,9 @@ UNITS_PER_GPU = 8
 #: search's per-pool volume constraints exactly packable (search/packing.py).
 SHARE_EIGHTHS: tuple[int, ...] = (8, 4, 2, 1)
 TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+#: Pipeline stages a replica may span (one TP group per stage, stages across nodes). Only
+#: offered for a model that no single-NVLink-domain shape of a GPU type can hold.
+PP_DEGREES: tuple[int, ...] = (2, 4, 8)
 
 #: Replicas run below this fraction of their saturation capacity.
 UTILISATION_CAP = 0.85

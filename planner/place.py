@@ -72,7 +72,15 @@ class ReplicaPlacement:
     replica: int  # index among the allocation's replicas
     pool: str
     node: str
-    gpu_indices: tuple[int, ...]
+    gpu_indices: tuple[int, ...]  # on `node` (each further stage takes `tp` GPUs of its node)
+    pipeline_parallel: int = 1
+    other_nodes: tuple[str, ...] = ()  # a replica spanning nodes: pipeline stages 2, 3, ...
+    expert_parallel: bool = False  # MoE: experts split across the TP GPUs
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Every node the replica runs on, first pipeline stage first."""
+        return (self.node, *self.other_nodes)
 
     @property
     def gpu_fraction(self) -> float:
@@ -82,7 +90,15 @@ class ReplicaPlacement:
     @property
     def allocation(self) -> Allocation:
         """The plan allocation this replica belongs to (with replicas=1)."""
-        return Allocation(self.model, self.gpu_type, self.tp, self.share_eighths, 1)
+        return Allocation(
+            self.model,
+            self.gpu_type,
+            self.tp,
+            self.share_eighths,
+            1,
+            self.pipeline_parallel,
+            self.expert_parallel,
+        )
 
 
 @dataclass(frozen=True)
@@ -160,10 +176,13 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
     whole = [a for a in plan.allocations if a.share_eighths == UNITS_PER_GPU]
     shares = [a for a in plan.allocations if a.share_eighths < UNITS_PER_GPU]
     placed: list[ReplicaPlacement] = []
-    # Largest TP first; the model name breaks ties so the order never depends on input order.
-    for alloc in sorted(whole, key=lambda a: (-a.tp, a.model, a.gpu_type)):
+    # Largest TP group first (a pipeline stage is one TP group), pipelines before single
+    # groups of the same size; the model name breaks ties so the order never depends on
+    # input order.
+    for alloc in sorted(whole, key=lambda a: (-a.tp, -a.pp, a.model, a.gpu_type)):
         for r in range(alloc.replicas):
-            placed.append(_place_whole(alloc, r, nodes))
+            place_one = _place_pipeline if alloc.pp > 1 else _place_whole
+            placed.append(place_one(alloc, r, nodes))
     for alloc in sorted(shares, key=lambda a: (-a.share_eighths, a.model, a.gpu_type)):
         if alloc.tp != 1:
             raise PlacementError(
@@ -268,6 +287,38 @@ def _place_whole(alloc: Allocation, replica: int, nodes: list[_Node]) -> Replica
     return _replica(alloc, replica, node, gpus)
 
 
+def _place_pipeline(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
+    """A replica of `pp` stages: each stage a TP group in one NVLink domain, all stages in
+    one pool (one topology domain), on distinct nodes where the pool has enough of them."""
+    pools = [
+        p for p in dict.fromkeys(n.pool.name for n in nodes if n.pool.gpu_type == alloc.gpu_type)
+    ]
+    for pool in pools:
+        members = [n for n in nodes if n.pool.name == pool]
+        for distinct in (True, False):
+            stages: list[tuple[_Node, tuple[int, ...]]] = []
+            for _ in range(alloc.pp):
+                used = {id(n) for n, _ in stages}
+                free = [n for n in members if not (distinct and id(n) in used)]
+                found = _fresh_gpus(free, alloc.gpu_type, alloc.tp)
+                if found is None:
+                    break
+                stages.append(found)
+                for i in found[1]:
+                    found[0].used[i] = UNITS_PER_GPU
+            if len(stages) == alloc.pp:
+                for node, gpus in stages:
+                    for i in gpus:
+                        node.models[i].add(alloc.model)
+                first, first_gpus = stages[0]
+                others = tuple(n.name for n, _ in stages[1:])
+                return _replica(alloc, replica, first, first_gpus, others)
+            for node, gpus in stages:  # roll back this attempt
+                for i in gpus:
+                    node.used[i] = 0
+    raise _unplaceable(alloc, nodes)
+
+
 def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
     f = alloc.share_eighths
     best: tuple[tuple[bool, int, int, int], _Node, int] | None = None
@@ -301,7 +352,11 @@ def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> Replica
 
 
 def _replica(
-    alloc: Allocation, replica: int, node: _Node, gpus: tuple[int, ...]
+    alloc: Allocation,
+    replica: int,
+    node: _Node,
+    gpus: tuple[int, ...],
+    other_nodes: tuple[str, ...] = (),
 ) -> ReplicaPlacement:
     return ReplicaPlacement(
         model=alloc.model,
@@ -312,6 +367,9 @@ def _replica(
         pool=node.pool.name,
         node=node.name,
         gpu_indices=gpus,
+        pipeline_parallel=alloc.pp,
+        other_nodes=other_nodes,
+        expert_parallel=alloc.expert_parallel,
     )
 
 

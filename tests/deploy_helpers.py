@@ -119,6 +119,17 @@ def named_cluster() -> Cluster:
 K8S_VERSION = "1.33"  # a current release kubernetes-validate ships schemas for
 
 
+def validate_object(obj: dict[str, Any]) -> None:
+    """A custom resource against its CRD (tests/data/crds), anything else against the
+    Kubernetes OpenAPI schema; both strict."""
+    from crd_schema import known_kinds, validate_cr
+
+    if (obj["apiVersion"], obj["kind"]) in known_kinds():
+        validate_cr(obj)
+    else:
+        validate_k8s(obj)
+
+
 def validate_k8s(obj: dict[str, object]) -> None:
     """Validate against the Kubernetes OpenAPI schema (strict: unknown fields fail).
 

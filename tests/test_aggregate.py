@@ -162,13 +162,15 @@ def _naive(frame: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, flo
         ),
         min_size=1,
         max_size=40,
+        unique=True,  # ingest rejects exact repeats of a row (a call counted twice)
     )
 )
 def test_matches_naive_implementation(
     tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[int, str, int, int]]
 ) -> None:
     path = tmp_path_factory.mktemp("h") / "calls.csv"
-    lines = [f"w{w},t{w % 2},llm,{m},{s},{s + d},1,1,,ok,,,\n" for w, m, s, d in rows]
+    # 100 output tokens per call keeps 10-100 ms per token: seconds, as ingest checks.
+    lines = [f"w{w},t{w % 2},llm,{m},{s},{s + d},1,100,,ok,,,\n" for w, m, s, d in rows]
     path.write_text(HEADER + "".join(lines))
     calls = read_calls(path)
     apl = aggregate_pipeline(calls)

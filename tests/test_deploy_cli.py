@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes_validate
 import yaml
+from cli_helpers import invoke
 from deploy_helpers import make_plan
 from typer.testing import CliRunner
 
@@ -18,6 +16,7 @@ from planner.io.plan_file import write_plan
 from planner.types.plan import Allocation
 
 H100 = "H100-SXM-80GB"
+TOKEN = ["--hf-token-secret", "hf-token"]  # the shipped Llama models are gated
 
 
 def shipped_plan(tmp_path: Path, *allocs: Allocation) -> Path:
@@ -34,16 +33,10 @@ def shipped_plan(tmp_path: Path, *allocs: Allocation) -> Path:
     return write_plan(plan, tmp_path)
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(cwd / "no-kubeconfig"), "HOME": str(cwd)}
-    return subprocess.run(
-        [sys.executable, "-m", "planner", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=Path(__file__).resolve().parents[1],
-        env=env,
-    )
+def run(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """`planner ARGS` in-process, with no kubeconfig (no API server runs here)."""
+    env = {"KUBECONFIG": str(cwd / "no-kubeconfig"), "HOME": str(cwd)}
+    return invoke(*args, env=env)
 
 
 def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path) -> None:
@@ -52,7 +45,8 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
     outputs = []
     for out in ("a", "b"):
         result = CliRunner().invoke(
-            app, ["render", str(plan), "--cluster", cluster, "-o", str(tmp_path / out)]
+            app,
+            ["render", str(plan), "--cluster", cluster, "-o", str(tmp_path / out), *TOKEN],
         )
         assert result.exit_code == 0, result.output
         assert (
@@ -80,9 +74,11 @@ def test_render_writes_valid_deterministic_manifests(tmp_path: Path, repo: Path)
 
 def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
     plan = shipped_plan(tmp_path, Allocation("Llama-3.1-70B-Instruct", H100, 8, 8, 2))
-    proc = run("render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
+    code, _, stderr = run(
+        "render", str(plan), "--gpus", "8", "-o", str(tmp_path / "out"), *TOKEN, cwd=tmp_path
+    )
+    assert code == 3, stderr
+    assert stderr.strip().splitlines() == [
         "Error: the plan needs 16 H100-SXM-80GB GPUs but the cluster has 8"
     ]
     assert not (tmp_path / "out").exists()
@@ -90,23 +86,36 @@ def test_render_infeasible_plan_exits_3(tmp_path: Path) -> None:
 
 def test_render_bad_sharing_exits_2(tmp_path: Path) -> None:
     plan = shipped_plan(tmp_path)
-    proc = run("render", str(plan), "--gpus", "8", "--sharing", "mig", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "--sharing 'mig': choose one of process, hami" in proc.stderr
+    code, _, stderr = run("render", str(plan), "--gpus", "8", "--sharing", "mig", cwd=tmp_path)
+    assert code == 2
+    assert "--sharing 'mig': choose one of process, hami" in stderr
+
+
+def test_render_gated_model_without_token_exits_2(tmp_path: Path) -> None:
+    plan = shipped_plan(tmp_path)
+    out = str(tmp_path / "out")
+    no_token = ["--hf-token-secret", ""]
+    code, _, stderr = run("render", str(plan), "--gpus", "16", *no_token, "-o", out, cwd=tmp_path)
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("Error: Llama-3.1-70B-Instruct, Llama-3.1-8B-Instruct: gated")
+    assert "--hf-token-secret" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_apply_without_cluster_is_one_error_line(tmp_path: Path, repo: Path) -> None:
     manifests = repo / "tests" / "golden" / "manifests-process"
-    proc = run("apply", str(manifests), "--dry-run", cwd=tmp_path)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
+    code, _, stderr = run("apply", str(manifests), "--dry-run", cwd=tmp_path)
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
     assert line.startswith("Error: no cluster credentials")
 
 
 def test_plan_writes_plan_and_manifests(tmp_path: Path, repo: Path) -> None:
     out = tmp_path / "out"
     args = ["plan", "--gpus", "16", "-o", str(out), "--time-limit", "10", "--workers", "1"]
-    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *"]
+    args += ["--slo", "rag=30", "--replan-schedule", "*/15 * * * *", *TOKEN]
+    args += ["--replan-traces-claim", "planner-traces"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "wrote 14 objects" in result.output or "objects to" in result.output

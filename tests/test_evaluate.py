@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 from typer.testing import CliRunner
 
 from planner.cli import app
@@ -154,18 +153,12 @@ def test_evaluate_bad_inputs_exit_2_with_one_line(
     ]
     beam = str(repo / "traces" / "beam_search.csv.gz")
     for extra in cases:
-        proc = subprocess.run(
-            [sys.executable, "-m", "planner", "evaluate", trace, *extra],
-            capture_output=True, text=True, check=False, cwd=repo,
-        )  # fmt: skip
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "planner", "evaluate", beam, "--plan", str(rag_plan)],
-        capture_output=True, text=True, check=False, cwd=repo,
-    )  # fmt: skip
-    assert proc.returncode == 2 and "workflow types rag" in proc.stderr, proc.stderr
+        code, _, stderr = invoke("evaluate", trace, *extra)
+        assert code == 2, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    code, _, stderr = invoke("evaluate", beam, "--plan", str(rag_plan))
+    assert code == 2 and "workflow types rag" in stderr, stderr
 
 
 def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: Path) -> None:
@@ -185,8 +178,5 @@ def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: P
     too_big.write_text(
         f"schema_version: 1\nallocations:\n  - {{model: {GEN}, gpu_type: {H100}, replicas: 3}}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "planner", *args[:-1], str(too_big)],
-        capture_output=True, text=True, check=False, cwd=repo,
-    )  # fmt: skip
-    assert proc.returncode == 2 and "does not fit" in proc.stderr, proc.stderr
+    code, _, stderr = invoke(*args[:-1], str(too_big))
+    assert code == 2 and "does not fit" in stderr, stderr

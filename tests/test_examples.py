@@ -9,9 +9,18 @@ from typer.testing import CliRunner
 
 from planner.cli import app
 
+# Keep in step with the Makefile's `examples` target.
+_COMMON = ["--hf-token-secret", "hf-token", "--replan-traces-claim", "planner-traces"]
 EXAMPLES = {
-    "h100x8": ["--gpus", "8"],
-    "cluster": ["--cluster", "configs/cluster.yaml"],
+    "h100x8": ["--gpus", "8", *_COMMON],
+    "cluster": [
+        "--cluster",
+        "configs/cluster.yaml",
+        *_COMMON,
+        "--gateway",
+        "--autoscaler",
+        "hpa",
+    ],
 }
 
 

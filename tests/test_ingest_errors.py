@@ -5,29 +5,26 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_helpers import invoke
 from typer.testing import CliRunner
 
 from planner.cli import app
-from planner.errors import InputError
 
 HEADER = "workflow_id,model,start_time,end_time,input_tokens,output_tokens\n"
 GOOD = "w1,m1,0,2,10,5\n"
 
 
 def _fail(path: Path, *extra: str) -> str:
-    """Run `planner ingest` through the CLI and return the expected error's message."""
-    result = CliRunner().invoke(app, ["ingest", str(path), *extra], catch_exceptions=True)
-    assert isinstance(result.exception, InputError), result.output
-    assert result.exception.exit_code == 2
-    message = str(result.exception)
-    assert "\n" not in message
-    return message
+    """Run `planner ingest` through the CLI and return the expected error's one line."""
+    code, stdout, stderr = invoke("ingest", str(path), *extra)
+    assert code == 2 and stdout == "", stderr
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith("Error: ")
+    return line.removeprefix("Error: ")
 
 
 @pytest.mark.parametrize(
@@ -169,23 +166,16 @@ def test_skip_bad_rows_reports_counts_by_reason(tmp_path: Path) -> None:
     assert "1 end_time: before start_time" in note and "1 csv: wrong number of fields" in note
 
 
-def _run_main(*args: str) -> subprocess.CompletedProcess[str]:
-    repo = Path(__file__).resolve().parents[1]
-    return subprocess.run(
-        [sys.executable, "-m", "planner", "ingest", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=repo,
-    )
+def _run_main(*args: str) -> tuple[int, str, str]:
+    return invoke("ingest", *args)
 
 
 def test_main_prints_one_error_line_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "calls.csv"
     path.write_text(HEADER + "w,m,0,1,-3,1\n")
-    proc = _run_main(str(path))
-    assert proc.returncode == 2 and proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
+    code, stdout, stderr = _run_main(str(path))
+    assert code == 2 and stdout == ""
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"Error: {path}, line 2, column 'input_tokens'")
 
@@ -193,11 +183,11 @@ def test_main_prints_one_error_line_and_exits_2(tmp_path: Path) -> None:
 def test_main_rejects_bad_mapping_with_exit_2(tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text("schema_version: 1\nmodl: x\n")
-    proc = _run_main(str(tmp_path), "--mapping", str(mapping))
-    assert proc.returncode == 2
+    code, _, stderr = _run_main(str(tmp_path), "--mapping", str(mapping))
+    assert code == 2
     assert (
-        proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-        and "unknown key 'modl' (did you mean \"model\"?)" in proc.stderr
+        stderr.strip().splitlines() == [stderr.strip()]
+        and "unknown key 'modl' (did you mean \"model\"?)" in stderr
     )
 
 

@@ -101,9 +101,10 @@ def test_unknown_extension_in_directory_names_the_file(tmp_path: Path) -> None:
 
 def test_categoricals_merge_across_files(tmp_path: Path) -> None:
     (tmp_path / "1.csv").write_text(CSV)
-    (tmp_path / "2.csv").write_text(CSV.replace("w1", "w9").replace("m2", "m3"))
+    # Other workflows in the second file (the same rows twice would be duplicates).
+    (tmp_path / "2.csv").write_text(CSV.replace("w1", "w9").replace("w2", "w8").replace("m2", "m3"))
     frame = read_calls(tmp_path).frame
-    assert list(frame["workflow_id"]) == ["w1", "w1", "w2", "w9", "w9", "w2"]
+    assert list(frame["workflow_id"]) == ["w1", "w1", "w2", "w9", "w9", "w8"]
     assert list(frame["model"]) == ["m1", "m2", "m1", "m1", "m3", "m1"]
 
 

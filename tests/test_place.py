@@ -205,8 +205,8 @@ def test_deploy_plan_searches_again_without_the_failed_shape() -> None:
     from search_factory import cluster as s_cluster
     from search_factory import model, problem, shape
 
-    from planner.cli.deploy_options import deploy_plan, without_shape
-    from planner.render import RenderOptions
+    from planner.jobs.deploying import deploy_plan
+    from planner.render.settings import RenderOptions
     from planner.search import SolveSettings, search_plan
 
     cl = s_cluster(gpus_per_node=4, nodes=1, domain=2)
@@ -228,7 +228,7 @@ def test_deploy_plan_searches_again_without_the_failed_shape() -> None:
 
     def research(plan: object, error: PlacementError) -> object:
         seen.append(error.constraint)
-        narrowed = without_shape(prob, error)
+        narrowed = prob.without_shape(error.model, error.gpu_type, error.tp, error.constraint)
         assert all(s.key.tp != 4 for s in narrowed.models[0].shapes)
         return search_plan(narrowed, SolveSettings(num_workers=1, time_limit_s=10))
 

@@ -36,7 +36,8 @@ def test_predict_json_has_the_contract_keys() -> None:
         "source",
     ):
         assert key in out
-    assert out["source"] == "analytic" and out["model"] == "Llama-3.1-70B-Instruct"
+    # H100 ships measured kernel tables: the kernels source answers.
+    assert out["source"] == "kernels" and out["model"] == "Llama-3.1-70B-Instruct"
     # Little's law ties the printed figures together.
     assert out["requests_per_s"] * out["e2e_ms"] / 1e3 == pytest.approx(16, rel=1e-3)
 
@@ -65,3 +66,42 @@ def test_unknown_model_exits_2_with_suggestion() -> None:
     proc = _run("--model", "llama-3.1-70b-instrukt", "--gpu-type", "h100", *ARGS)
     assert proc.returncode == 2
     assert "did you mean" in proc.stderr and "configs/models/<name>.yaml" in proc.stderr
+
+
+def test_predict_json_for_an_moe_model_by_hf_id_with_expert_parallelism() -> None:
+    args = ["profile", "predict", "--model", "openai/gpt-oss-120b", "--gpu-type", "h100"]
+    runner = CliRunner()
+    tp_only = runner.invoke(app, [*args, "--tp", "2", "--json", *ARGS])
+    with_ep = runner.invoke(app, [*args, "--tp", "2", "--enable-expert-parallel", "--json", *ARGS])
+    assert tp_only.exit_code == 0 and with_ep.exit_code == 0, tp_only.output + with_ep.output
+    a, b = json.loads(tp_only.output), json.loads(with_ep.output)
+    assert a["model"] == "gpt-oss-120b" and a["source"] == b["source"] == "kernels"
+    assert b["expert_parallel"] is True and a["expert_parallel"] is False
+    # Experts are MXFP4 (0.53 bytes per weight); attention and embeddings stay BF16.
+    parts = a["weights_gib_by_part"]
+    assert parts["experts"] == pytest.approx(56.73, abs=0.01)
+    assert parts["embeddings"] == pytest.approx(201088 * 2880 * 2 * 2 / 2**30, rel=1e-3)
+    # The MoE kernel differs between an intermediate-dim split and an expert split.
+    assert a["tpot_ms"] != b["tpot_ms"]
+    assert a["tpot_ms"] > 0 and a["ttft_ms"] > 0
+
+
+def test_gpu_without_kernel_tables_falls_back_to_the_roofline(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "gpus").mkdir()
+    model = (repo / "configs" / "models" / "Qwen3-32B.yaml").read_text()
+    (tmp_path / "models" / "Qwen3-32B.yaml").write_text(model)
+    gpu = (repo / "configs" / "gpus" / "H100-SXM-80GB.yaml").read_text()
+    gpu = "\n".join(line for line in gpu.splitlines() if not line.startswith("kernel_tables:"))
+    (tmp_path / "gpus" / "H100-SXM-80GB.yaml").write_text(gpu)
+    result = CliRunner().invoke(
+        app,
+        [
+            *("profile", "predict", "--model", "Qwen3-32B", "--gpu-type", "h100"),
+            *("--tp", "2", "--configs", str(tmp_path), "--json", *ARGS),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["source"] == "roofline" and out["extrapolated"] == []

@@ -233,9 +233,9 @@ def test_cli_import_bad_file_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_nvidia_smi_names_resolve_through_product_labels(repo: Path) -> None:
-    from planner.cli.profile_store import _gpu_for_run
     from planner.io.configs import load_catalog
+    from planner.jobs.profiling import gpu_for_run
 
     catalog = load_catalog(repo / "configs")
-    assert _gpu_for_run(catalog, "NVIDIA H100 80GB HBM3") == "H100-SXM-80GB"
-    assert _gpu_for_run(catalog, "cpu") == "cpu"
+    assert gpu_for_run(catalog, "NVIDIA H100 80GB HBM3") == "H100-SXM-80GB"
+    assert gpu_for_run(catalog, "cpu") == "cpu"

@@ -81,7 +81,7 @@ def test_measured_beats_imported_and_failures_are_ignored(analytic: AnalyticProf
     assert point.source == "measured" and point.tpot_ms == 8.0
     assert table.source_of(KEY) == "measured"
     only_failed = StoredProfiles(points_frame([failed]), analytic)
-    assert only_failed.source_of(KEY) == "analytic"
+    assert only_failed.source_of(KEY) == "roofline"
     assert only_failed.at_concurrency(KEY, ISL, OSL, 1) == analytic.at_concurrency(KEY, ISL, OSL, 1)
 
 
@@ -133,6 +133,7 @@ def test_memory_takes_the_measured_kv_capacity(analytic: AnalyticProfiles) -> No
 
 
 def test_load_profiles_empty_dir_is_pure_analytic(tmp_path: Path, catalog: Catalog) -> None:
+    # No stored points: the composed sources (kernels over the roofline) answer alone.
     assert isinstance(load_profiles(tmp_path, catalog), AnalyticProfiles)
     write_points(points_frame(LADDER), tmp_path)
     table = load_profiles(tmp_path, catalog)

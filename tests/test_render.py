@@ -9,15 +9,23 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import make_catalog, mixed_plan, named_cluster, plan_text, validate_k8s
+from deploy_helpers import (
+    make_catalog,
+    mixed_plan,
+    named_cluster,
+    plan_text,
+    validate_k8s,
+    validate_object,
+)
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from planner.errors import ProfileError
 from planner.io.manifests import dump_yaml, manifest_files, read_manifests, to_dict, write_manifests
 from planner.place import place
-from planner.render import Rendered, RenderOptions, render_manifests
 from planner.render.common import MANAGED_BY, PLAN_HASH, SERVES_PREFIX
+from planner.render.objects import Rendered, render_manifests
+from planner.render.settings import RenderOptions
 from planner.types.plan import Allocation
 
 K8S_VERSION = "1.33"  # a current release the kubernetes-validate package ships schemas for
@@ -107,22 +115,26 @@ def test_vllm_commands_match_the_plan() -> None:
     assert flag(args, "--served-model-name") == "llama-70b"
     assert flag(args, "--gpu-memory-utilization") == "0.92"
     assert args[-3:] == ["--max-model-len", "32768", "--enable-prefix-caching"]
-    assert container(big)["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+    # Host memory per GPU plus the memory-backed /dev/shm: (32 + 2) GiB x 4.
+    assert container(big)["resources"]["limits"] == {"nvidia.com/gpu": "4", "memory": "136Gi"}
+    # One port per model in every pod (models in name order from 8000).
+    assert flag(args, "--port") == "8001"
 
     shared = deps["shared-gpu-node-b-gpu1"]
     first, second = serve_commands(shared)
     # Largest share starts first; each gets share x 0.92 of the GPU's memory, own port.
     assert flag(first, "--served-model-name") == "llama-8b"
     assert flag(first, "--gpu-memory-utilization") == "0.46"
-    assert flag(first, "--port") == "8000"
+    assert flag(first, "--port") == "8002"
     assert flag(second, "--served-model-name") == "reranker"
     assert flag(second, "--gpu-memory-utilization") == "0.23"
-    assert flag(second, "--port") == "8001"
+    assert flag(second, "--port") == "8000"
     assert sum(float(flag(a, "--gpu-memory-utilization")) for a in (first, second)) <= 1
-    assert container(shared)["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-    # Liveness checks every co-located server; the single-server pods probe over HTTP.
-    live = container(shared)["livenessProbe"]["exec"]["command"]
-    assert live[:2] == ["python3", "-c"] and "for port in (8000,8001,):" in live[2]
+    assert container(shared)["resources"]["limits"] == {"nvidia.com/gpu": "1", "memory": "34Gi"}
+    # Readiness and liveness check every co-located server; single-server pods use HTTP.
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = container(shared)[probe]["exec"]["command"]
+        assert check[:2] == ["python3", "-c"] and "for port in (8002,8000,):" in check[2]
     assert container(big)["livenessProbe"]["httpGet"]["path"] == "/health"
 
 
@@ -130,6 +142,7 @@ def test_hami_slices() -> None:
     deps = {d["metadata"]["name"]: d for d in of_kind(dicts(rendered("hami")), "Deployment")}
     rerank = deps["bge-reranker-25pct-gpu-node-b"]
     assert container(rerank)["resources"]["limits"] == {
+        "memory": "34Gi",
         "nvidia.com/gpu": "1",
         "nvidia.com/gpumem-percentage": "25",
         "nvidia.com/gpucores": "25",
@@ -164,7 +177,7 @@ def test_services_reach_every_replica_by_named_port() -> None:
 
 
 def test_security_and_labels_on_everything() -> None:
-    r = rendered()
+    r = rendered(hf_token_secret="hf-token", replan_traces_claim="traces")
     for obj in dicts(r):
         labels = obj["metadata"]["labels"]
         assert labels[MANAGED_BY] == "planner"
@@ -193,7 +206,7 @@ def test_security_and_labels_on_everything() -> None:
 
 
 def test_replan_cronjob_and_minimal_rbac() -> None:
-    objs = dicts(rendered(replan_schedule="*/30 * * * *"))
+    objs = dicts(rendered(replan_schedule="*/30 * * * *", replan_traces_claim="traces"))
     (cron,) = of_kind(objs, "CronJob")
     assert cron["spec"]["schedule"] == "*/30 * * * *"
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
@@ -217,6 +230,11 @@ def test_replan_cronjob_and_minimal_rbac() -> None:
             "resources": ["deployments"],
             "verbs": ["create", "delete", "get", "list", "patch"],
         },
+        {
+            "apiGroups": ["policy"],
+            "resources": ["poddisruptionbudgets"],
+            "verbs": ["create", "delete", "get", "list", "patch"],
+        },
     ]
     assert not of_kind(objs, "ClusterRole") and not of_kind(objs, "ClusterRoleBinding")
     (binding,) = of_kind(objs, "RoleBinding")
@@ -232,7 +250,7 @@ def test_replan_cronjob_and_minimal_rbac() -> None:
 
 def test_plan_configmap_holds_the_plan() -> None:
     objs = dicts(rendered())
-    (cm,) = of_kind(objs, "ConfigMap")
+    (cm,) = of_kind(objs, "ConfigMap")  # no CronJob without a traces source: no inputs map
     assert cm["metadata"]["name"] == "planner-plan"
     assert yaml.safe_load(cm["data"]["plan.yaml"])["allocations"][0]["model"] == "llama-3.1-70b"
 
@@ -257,19 +275,50 @@ def test_yaml_writer_quotes_yaml11_booleans() -> None:
     assert yaml.safe_load(text)["b"]["w"] == "y"
 
 
-@pytest.mark.parametrize("sharing", ["process", "hami"])
-def test_golden_manifests_and_determinism(sharing: str, tmp_path: Path) -> None:
-    files = manifest_files(rendered(sharing).objects)
-    assert files == manifest_files(rendered(sharing).objects)
-    golden = GOLDEN / f"manifests-{sharing}"
+# Golden cases: one per output stack. Every case has a re-planning CronJob (traces from a
+# PVC) and a Hugging Face token Secret.
+GOLDEN_CASES: dict[str, dict[str, Any]] = {
+    "process": {"sharing": "process"},
+    "hami": {"sharing": "hami"},
+    "gateway-hpa": {
+        "gateway": True,
+        "autoscaler": "hpa",
+        "network_policy": True,
+        "api_key_secret": "vllm-api-key",
+    },
+    "lws-keda": {"target": "lws", "autoscaler": "keda", "gateway": True, "prefix_routing": True},
+    "kserve-keda": {
+        "target": "kserve",
+        "sharing": "hami",
+        "autoscaler": "keda",
+        "model_cache_claim": "hf-cache",
+    },
+}
+
+
+def golden_rendered(case: str) -> Rendered:
+    settings = {"replan_traces_claim": "planner-traces", "hf_token_secret": "hf-token"}
+    return rendered(**{**settings, **GOLDEN_CASES[case]})
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden_manifests_and_determinism(case: str, tmp_path: Path) -> None:
+    objects = golden_rendered(case).objects
+    files = manifest_files(objects)
+    assert files == manifest_files(golden_rendered(case).objects)
+    golden = GOLDEN / f"manifests-{case}"
     if UPDATE:
-        write_manifests(golden, rendered(sharing).objects)
+        write_manifests(golden, objects)
     assert sorted(p.name for p in golden.iterdir()) == sorted(files)
     for name, text in files.items():
         assert (golden / name).read_text(encoding="utf-8") == text, name
+    # Every object valid: built-in kinds against Kubernetes' OpenAPI, custom resources
+    # against their CRDs (strict: unknown fields fail).
+    for obj in objects:
+        validate_object(to_dict(obj))
     # Written twice through the staged directory: byte-identical, and read back whole.
-    write_manifests(tmp_path / "a", rendered(sharing).objects)
-    write_manifests(tmp_path / "b", rendered(sharing).objects)
+    write_manifests(tmp_path / "a", objects)
+    write_manifests(tmp_path / "b", golden_rendered(case).objects)
     for name in files:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert len(read_manifests(tmp_path / "a")) == len(files) - 1
@@ -376,3 +425,58 @@ def test_failed_write_leaves_previous_manifests_untouched(tmp_path: Path) -> Non
         write_manifests(target, [*rendered("hami").objects, object()])
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["manifests"]  # no staging left behind
+
+
+def test_expert_parallel_allocation_renders_the_vllm_flag_and_round_trips(tmp_path: Path) -> None:
+    from dataclasses import replace as dc_replace
+
+    from deploy_helpers import make_plan
+
+    from planner.io.plan_file import dump_plan, read_plan
+
+    catalog = make_catalog()
+    moe = dc_replace(
+        catalog.models["llama-3.1-8b"], moe_experts=8, moe_top_k=2, moe_intermediate=14336
+    )
+    catalog.models["llama-3.1-8b"] = moe
+    plan = make_plan(
+        Allocation("llama-3.1-8b", "H100-SXM-80GB", 2, 8, 1, expert_parallel=True),
+        Allocation("llama-3.1-70b", "H100-SXM-80GB", 2, 8, 1),
+    )
+    cluster = named_cluster()
+    out = render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing="process"),
+        catalog.gpus,
+    )
+    commands = {
+        d["metadata"]["name"]: serve_commands(d)[0] for d in of_kind(dicts(out), "Deployment")
+    }
+    ep = [c for name, c in commands.items() if "-ep-" in name]
+    assert len(ep) == 1 and "--enable-expert-parallel" in ep[0]
+    assert ep[0][ep[0].index("--tensor-parallel-size") + 1] == "2"
+    others = [c for name, c in commands.items() if "-ep-" not in name]
+    assert others and all("--enable-expert-parallel" not in c for c in others)
+    text = dump_plan(plan)
+    assert text.count("expert_parallel: true") == 1
+    (tmp_path / "plan.yaml").write_text(text)
+    assert read_plan(tmp_path / "plan.yaml").allocations == plan.allocations
+    # KServe carries it as parallelism.expert, validated against the real CRD.
+    kserve = render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing="process", target="kserve", autoscaler="none"),
+        catalog.gpus,
+    )
+    services = of_kind(dicts(kserve), "LLMInferenceService")
+    expert = [s for s in services if s["spec"]["parallelism"].get("expert")]
+    assert len(expert) == 1 and expert[0]["spec"]["parallelism"]["tensor"] == 2
+    from deploy_helpers import validate_object
+
+    for obj in services:
+        validate_object(obj)

@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from planner.apply import SERVING_KINDS, plan_apply
-from planner.cli.deploy_options import deploy_plan
-from planner.cli.plan import PlanningOptions, run_planning
-from planner.cli.replan import replan_step
 from planner.io.manifests import to_dict
-from planner.render import CLUSTER_KEY, PLAN_KEY, RenderOptions
+from planner.jobs.clusters import ResolvedCluster
+from planner.jobs.deploying import deploy_plan
+from planner.jobs.planning import plan_job
+from planner.jobs.replanning import replan_step
+from planner.jobs.requests import PlanRequest
+from planner.render.control import CLUSTER_KEY, PLAN_KEY
+from planner.render.settings import RenderOptions
 from planner.replan import ReplanPolicy
 from planner.types.cluster import uniform_cluster
+from planner.types.settings import SolveSettings
 
-OPTS = PlanningOptions(time_limit_s=10, num_workers=1)
+
+def request(traces: Path, window_s: float | None = None) -> PlanRequest:
+    return PlanRequest(
+        traces, solve=SolveSettings(time_limit_s=10, num_workers=1), window_s=window_s
+    )
+
+
+RENDER = RenderOptions(hf_token_secret="hf-token")  # the shipped traces use gated Llama models
 
 
 @pytest.fixture(scope="module")
 def deployed(repo: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
     """What `planner plan --gpus 16 -o DIR` stores in the ConfigMap for the shipped traces."""
     cluster = uniform_cluster(16, "H100-SXM-80GB", 8)
-    result = run_planning(repo / "traces", cluster, OPTS)
-    dep = deploy_plan(result.plan, cluster, result.catalog, RenderOptions())
+    result = plan_job(request(repo / "traces"), ResolvedCluster(cluster))
+    dep = deploy_plan(result.plan, cluster, result.catalog, RENDER)
     objects = [to_dict(o) for o in dep.rendered.serving]
     data = objects[0]["data"]
     assert isinstance(data, dict)
@@ -33,7 +43,7 @@ def deployed(repo: Path) -> tuple[dict[str, str], list[dict[str, object]]]:
 
 def test_same_traffic_keeps_the_running_plan(repo: Path, deployed: tuple) -> None:  # type: ignore[type-arg]
     stored, _ = deployed
-    out = replan_step(stored, repo / "traces", OPTS, ReplanPolicy(), RenderOptions())
+    out = replan_step(stored, request(repo / "traces"), ReplanPolicy(), RENDER)
     assert not out.decision.apply and out.deployment is None
     assert out.decision.log_line().startswith(
         "replan: keep: the current plan sustains the load and the new one is only 0.0% better"
@@ -52,8 +62,10 @@ def test_undersized_running_plan_is_scaled_up_first_and_capped(
     busiest = max(doc["allocations"], key=lambda a: a["replicas"])
     busiest["replicas"] -= 1
     shrunk = {**stored, PLAN_KEY: yaml.safe_dump(doc, sort_keys=False)}
+    # Default render flags (no token Secret, which the gated models need): the settings
+    # stored beside the plan (render.yaml) are the ones the step is rendered with.
     out = replan_step(
-        shrunk, repo / "traces", OPTS, ReplanPolicy(max_replica_changes=1), RenderOptions()
+        shrunk, request(repo / "traces"), ReplanPolicy(max_replica_changes=1), RenderOptions()
     )
     d = out.decision
     assert d.apply, d.log_line()
@@ -70,7 +82,5 @@ def test_undersized_running_plan_is_scaled_up_first_and_capped(
 
 def test_window_limits_the_traffic(repo: Path, deployed: tuple) -> None:  # type: ignore[type-arg]
     stored, _ = deployed
-    out = replan_step(
-        stored, repo / "traces", replace(OPTS, window_s=3600.0), ReplanPolicy(), RenderOptions()
-    )
+    out = replan_step(stored, request(repo / "traces", 3600.0), ReplanPolicy(), RENDER)
     assert "replan:" in out.decision.log_line()

@@ -39,4 +39,11 @@ def test_every_plan_is_placeable(p: SearchProblem, objective: str) -> None:
     except SearchInfeasible:
         return
     placement = place(plan, p.cluster)  # raises PlacementError when they disagree
-    assert placement is not None
+    # Every planned replica got a GPU of its type, and no GPU holds more than one GPU.
+    assert len(placement.replicas) == sum(a.replicas for a in plan.allocations)
+    pools = {pool.name: pool for pool in p.cluster.pools}
+    for r in placement.replicas:
+        assert pools[r.pool].gpu_type == r.gpu_type and len(r.gpu_indices) == r.tp
+    assert all(0 <= u <= 8 for n in placement.nodes for u in n.used_eighths)
+    placed_units = sum(u for n in placement.nodes for u in n.used_eighths)
+    assert placed_units == plan.units_used

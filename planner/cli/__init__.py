@@ -1,9 +1,11 @@
-"""The `planner` command line: one module per verb, each registering its commands here.
+"""The `planner` command line: one module per verb (`*_cmd.py`), each registering its
+commands on `app` (or its `profile` and `cluster` groups).
 
-Heavy libraries (ortools, kubernetes, vllm) are imported inside commands so that
-`planner --help` stays instant. Expected errors (`PlannerError`) become a single
-`Error:` line on stderr and the error's exit code; anything else is a bug and keeps
-its traceback.
+A command parses its flags into a typed request, calls a job (`planner.jobs`) and prints
+(`planner.summaries`). Heavy libraries (pandas, OR-Tools, kubernetes, vLLM) load inside
+commands, so `planner --help` stays instant. Expected errors (`PlannerError`) become one
+`Error:` line on stderr and the error's exit code, inside the app, so tests run commands
+in-process with typer's CliRunner; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,15 +17,28 @@ from typing import Annotated
 import typer
 
 from planner import __version__
-from planner.errors import PlannerError
+from planner.cli.failures import PlannerGroup
 
-app = typer.Typer(
-    name="planner",
-    help="Plan GPU allocations for multi-LLM agentic workflows from their invocation logs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+
+def _group(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        cls=PlannerGroup,  # one error line, exit codes, interrupts (cli/failures.py)
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
+app = _group("Plan GPU allocations for multi-LLM agentic workflows from their invocation logs.")
+profile_app = _group(
+    "Performance profiles: predict latency and throughput of a model on a GPU shape."
 )
+cluster_app = _group("Describe the GPU cluster plans are placed on.")
+model_app = _group("Model catalog: add models from Hugging Face configs.")
+app.add_typer(profile_app, name="profile")
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(model_app, name="model")
 
 
 def _show_version(value: bool) -> None:
@@ -58,16 +73,17 @@ def _root(
 def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
     from planner.cli import (  # noqa: F401
-        apply,
-        cluster,
-        evaluate,
-        ingest,
-        plan,
-        profile,
-        profile_store,
-        render,
-        replan,
-        replay,
+        apply_cmd,
+        cluster_cmd,
+        evaluate_cmd,
+        ingest_cmd,
+        model_cmd,
+        plan_cmd,
+        profile_cmd,
+        profile_store_cmd,
+        render_cmd,
+        replan_cmd,
+        replay_cmd,
     )
 
 
@@ -75,13 +91,5 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry: run the app, turning expected errors into one line.
-
-    Click's standalone mode already reports usage errors (exit 2) and aborts; only
-    `PlannerError` needs translating. Other exceptions are bugs and keep their traceback.
-    """
-    try:
-        app()
-    except PlannerError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    """Console-script entry."""
+    app()

@@ -104,10 +104,21 @@ def unparsed_mask(values: pd.Series | None, parsed: np.ndarray) -> np.ndarray:
     return np.asarray(present & np.isnan(parsed), dtype=bool)
 
 
-def to_tokens(values: pd.Series | None, is_llm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# No request carries more tokens: the longest context windows served today are 10M
+# tokens (Llama 4 Scout). A larger count is a broken row (a byte count, an overflowed
+# counter, 1e12), and at 2^63 it would no longer fit the int64 column.
+MAX_TOKENS_PER_REQUEST = 10_000_000
+
+
+def to_tokens(
+    values: pd.Series | None, is_llm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token counts as int64, a mask of unreadable values and a mask of absurd ones."""
     numbers = to_numbers(values, len(is_llm))
     bad = is_llm & (~np.isfinite(numbers) | (numbers < 0) | (np.floor(numbers) != numbers))
-    return np.where(bad | ~is_llm, 0, np.nan_to_num(numbers)).astype("int64"), bad
+    huge = is_llm & ~bad & (numbers > MAX_TOKENS_PER_REQUEST)
+    keep = ~(bad | huge | ~is_llm)
+    return np.where(keep, np.nan_to_num(numbers), 0).astype("int64"), bad, huge
 
 
 def to_seconds(
@@ -136,7 +147,31 @@ def to_seconds(
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         if not np.isnan(numbers).all() or values.isna().all():
             return numbers * SECONDS_PER_UNIT[unit], unparsed_mask(values, numbers)
-    pandas_format = "ISO8601" if fmt is None or fmt.lower() == "iso8601" else fmt
-    stamps = pd.to_datetime(values, format=pandas_format, utc=True, errors="coerce")
-    seconds = ((stamps - EPOCH) / pd.Timedelta(1, "s")).to_numpy(dtype="float64", na_value=np.nan)
-    return seconds, unparsed_mask(values, seconds)
+    iso = fmt is None or fmt.lower() == "iso8601"
+    stamps = pd.to_datetime(values, format="ISO8601" if iso else fmt, utc=True, errors="coerce")
+    seconds = ((stamps - EPOCH) / pd.Timedelta(1, "s")).to_numpy(
+        dtype="float64", na_value=np.nan, copy=True
+    )
+    failed = unparsed_mask(values, seconds)
+    if iso and failed.any():
+        seconds[failed] = _iso_variants(pd.Series(values).iloc[np.flatnonzero(failed)])
+        failed = unparsed_mask(values, seconds)
+    return seconds, failed
+
+
+# ISO 8601 forms pandas' ISO parser rejects: a decimal comma ("10:00:00,5"), a zone
+# written as a name ("... UTC", "... GMT") and an RFC 9557 zone suffix after the offset
+# ("+02:00[Europe/Paris]").
+_DECIMAL_COMMA = r"(\d{2}:\d{2}:\d{2}),(\d+)"
+_ZONE_SUFFIX = r"(?<=[+-]\d{2}:\d{2})\[[^\]]+\]$|(?<=Z)\[[^\]]+\]$"
+_UTC_NAME = r"\s*(?:UTC|GMT|Z)$"
+
+
+def _iso_variants(values: pd.Series) -> np.ndarray:
+    """Seconds of the ISO 8601 variants above (NaN where still unreadable)."""
+    text = values.astype(str).str.strip()
+    text = text.str.replace(_DECIMAL_COMMA, r"\1.\2", regex=True)
+    text = text.str.replace(_ZONE_SUFFIX, "", regex=True)
+    text = text.str.replace(_UTC_NAME, "+00:00", regex=True)
+    stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    return ((stamps - EPOCH) / pd.Timedelta(1, "s")).to_numpy(dtype="float64", na_value=np.nan)

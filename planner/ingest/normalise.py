@@ -16,6 +16,7 @@ import pandas as pd
 
 from planner.errors import InputError, did_you_mean
 from planner.ingest.columns import (
+    MAX_TOKENS_PER_REQUEST,
     missing_mask,
     only_where,
     to_categorical,
@@ -182,17 +183,29 @@ def normalise_batch(
         )
     )
 
-    input_tokens, bad_in = to_tokens(col.get("input_tokens"), is_llm)
+    input_tokens, bad_in, huge_in = to_tokens(col.get("input_tokens"), is_llm)
     problems.append(_token_problem("input_tokens", col, bad_in))
-    output_tokens, bad_out = to_tokens(col.get("output_tokens"), is_llm)
+    problems.append(_huge_problem("input_tokens", col, huge_in))
+    output_tokens, bad_out, huge_out = to_tokens(col.get("output_tokens"), is_llm)
     problems.append(_token_problem("output_tokens", col, bad_out))
+    problems.append(_huge_problem("output_tokens", col, huge_out))
     cached = to_numbers(col.get("cached_input_tokens"), n)
     bad_cached = (
         (cached < 0) | np.isinf(cached) | ((np.floor(cached) != cached) & ~np.isnan(cached))
     )
     bad_cached |= unparsed_mask(col.get("cached_input_tokens"), cached)
     problems.append(_token_problem("cached_input_tokens", col, bad_cached, optional=True))
-    over = is_llm & ~bad_cached & ~bad_in & (cached > input_tokens) & cached_within_input
+    huge_cached = ~bad_cached & (cached > MAX_TOKENS_PER_REQUEST)
+    problems.append(_huge_problem("cached_input_tokens", col, huge_cached))
+    bad_in = bad_in | huge_in  # a new array: the problem above keeps its own mask
+    over = (
+        is_llm
+        & ~bad_cached
+        & ~huge_cached
+        & ~bad_in
+        & (cached > input_tokens)
+        & cached_within_input
+    )
     problems.append(
         _Problem(
             "cached_input_tokens: more than input_tokens",
@@ -297,6 +310,16 @@ def _token_problem(
     what = "not a non-negative whole number"
     fix = "token counts are whole numbers >= 0" + ("; leave blank when unknown" if optional else "")
     return _Problem(f"{name}: {what}", col.name(name), mask, fix)
+
+
+def _huge_problem(name: str, col: _Columns, mask: np.ndarray) -> _Problem:
+    return _Problem(
+        f"{name}: implausibly large",
+        col.name(name),
+        mask,
+        f"no request carries more than {MAX_TOKENS_PER_REQUEST:,} tokens; check the value "
+        "and the column mapping",
+    )
 
 
 def _end_times(

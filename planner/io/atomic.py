@@ -1,4 +1,9 @@
-"""Atomic writes: nothing half-written on disk when a run fails."""
+"""Atomic writes: nothing half-written on disk when a run fails.
+
+The temporary files and directories (mkstemp/mkdtemp: 0600/0700) get the modes a plain
+`open()`/`mkdir()` would give them under the process's umask before they take the
+target's place, so outputs are as readable as any file the user writes.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -36,6 +42,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(staging, 0o777 & ~current_umask())
     try:
         yield staging
         backup = None
@@ -49,3 +56,17 @@ def staged_directory(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (read from /proc on Linux; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -22,10 +22,11 @@ COLUMNS = (
 )
 
 
-def read_measured_points(path: Path) -> list[MeasuredPoint]:
+def read_measured_points(path: Path, moe: bool = False) -> list[MeasuredPoint]:
     """Rows of an AIConfigurator-style `silicon` CSV that map to catalog models and GPUs.
 
-    Rows for GPUs or models the catalog does not model (B300, MoE models) are skipped.
+    Rows for GPUs or models the catalog does not model are skipped; mixture-of-experts
+    rows only count with `moe=True` (the roofline does not model them).
 
     Raises:
         InputError: the file is missing or lacks a needed column.
@@ -51,7 +52,7 @@ def read_measured_points(path: Path) -> list[MeasuredPoint]:
     )
     for (system, model_path, precision), row in zip(names, numbers, strict=True):
         gpu = SYSTEM_TO_GPU.get(system)
-        model = catalog_name(model_path, precision)
+        model = catalog_name(model_path, precision, moe)
         if gpu is None or model is None:
             continue
         isl, osl, concurrency, tp, ttft, tpot = row

@@ -16,6 +16,7 @@ from planner.config import parse_config
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
 from planner.types.cluster import Cluster, NodePool
+from planner.types.names import dns_name
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def parse_cluster(data: object, where: str) -> Cluster:
     pools: list[NodePool] = []
     seen_pools: set[str] = set()
     seen_nodes: dict[str, str] = {}
+    k8s_names: dict[str, str] = {}  # Kubernetes form of a node name -> node
     for i, pc in enumerate(config.pools):
         at = f"{where}: pools[{i}] ({pc.name})"
         if pc.name in seen_pools:
@@ -85,6 +87,15 @@ def parse_cluster(data: object, where: str) -> Cluster:
                     "node names must be unique"
                 )
             seen_nodes[node] = pc.name
+            # Workload names embed the node; names that differ only in case or
+            # punctuation would render two Deployments under one name.
+            k8s = dns_name(node)
+            if k8s in k8s_names:
+                raise ConfigError(
+                    f"{at}: node '{node}' and node '{k8s_names[k8s]}' both become "
+                    f"'{k8s}' in Kubernetes names; rename one so they differ in letters or digits"
+                )
+            k8s_names[k8s] = node
         pools.append(pool)
     return Cluster(tuple(pools))
 

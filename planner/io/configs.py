@@ -1,13 +1,14 @@
 """Read the model and GPU catalogs from `configs/models/*.yaml` and `configs/gpus/*.yaml`.
 
-The shipped catalog lives in the repository's `configs/` folder beside the `planner`
-package (also for an editable install). `PLANNER_CONFIGS` or an explicit directory
-overrides it.
+The shipped catalog is the repository's `configs/` folder beside the `planner` package
+(a checkout or editable install), or its copy inside an installed wheel
+(`planner.io.shipped`). `PLANNER_CONFIGS` or an explicit directory overrides it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -19,12 +20,13 @@ from planner.catalog import Calibration, Catalog, GpuSpec, ModelSpec, gpu_names,
 from planner.config import parse_config
 from planner.errors import ConfigError
 from planner.io.atomic import write_text_atomic
+from planner.io.shipped import shipped_dir
 
 CONFIGS_ENV = "PLANNER_CONFIGS"
 
 
 def default_configs_dir() -> Path:
-    """The shipped `configs/` folder: $PLANNER_CONFIGS, else beside the package, else ./configs.
+    """The catalog folder: $PLANNER_CONFIGS, else the shipped one, else ./configs.
 
     Raises:
         ConfigError: none of these holds `models/` and `gpus/`.
@@ -32,7 +34,9 @@ def default_configs_dir() -> Path:
     candidates = []
     if os.environ.get(CONFIGS_ENV):
         candidates.append(Path(os.environ[CONFIGS_ENV]))
-    candidates.append(Path(__file__).resolve().parents[2] / "configs")
+    shipped = shipped_dir("configs")  # the repository's, else the installed package's
+    if shipped is not None:
+        candidates.append(shipped)
     candidates.append(Path.cwd() / "configs")
     for path in candidates:
         if (path / "models").is_dir() and (path / "gpus").is_dir():
@@ -44,9 +48,13 @@ def default_configs_dir() -> Path:
     )
 
 
+# libyaml's C loader parses the catalog several times faster than the pure-Python one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -80,6 +88,15 @@ def load_catalog(configs_dir: Path | None = None) -> Catalog:
     for sub in ("models", "gpus"):
         if not (root / sub).is_dir():
             raise ConfigError(f"{root}: missing folder '{sub}/' (expected {sub}/*.yaml)")
+    # Parsed once per process: the cache key is every file's name, size and mtime, so an
+    # edited catalog is read again.
+    files = sorted([*(root / "models").glob("*.yaml"), *(root / "gpus").glob("*.yaml")])
+    signature = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _parse_catalog(root.resolve(), signature)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_catalog(root: Path, signature: tuple[tuple[str, int, int], ...]) -> Catalog:
     models: dict[str, ModelSpec] = {}
     owners: dict[str, str] = {}
     for path in sorted((root / "models").glob("*.yaml")):

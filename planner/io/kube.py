@@ -13,6 +13,7 @@ from typing import Any
 
 from planner.apply import ApplyPlan, ObjectRef
 from planner.errors import PlannerError
+from planner.io.signals import note_change
 from planner.render.common import MANAGED_BY, MANAGER
 
 FIELD_MANAGER = "planner"
@@ -51,21 +52,51 @@ def connect() -> Any:
 
 def _resource(client: Any, obj_or_ref: Mapping[str, Any] | ObjectRef, api_version: str = "") -> Any:
     if isinstance(obj_or_ref, ObjectRef):
-        return client.resources.get(api_version=api_version, kind=obj_or_ref.kind)
-    return client.resources.get(api_version=obj_or_ref["apiVersion"], kind=obj_or_ref["kind"])
+        return _served(client, api_version, obj_or_ref.kind)
+    return _served(client, obj_or_ref["apiVersion"], obj_or_ref["kind"])
+
+
+def _served(client: Any, api_version: str, kind: str) -> Any:
+    """The API resource for a kind, or one error line when the server lacks its CRD."""
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+    try:
+        return _call(
+            f"look up {kind} ({api_version})",
+            client.resources.get,
+            api_version=api_version,
+            kind=kind,
+            missing_ok=False,
+        )
+    except ResourceNotFoundError:
+        raise ClusterAccessError(
+            f"the API server does not serve {kind} ({api_version}); install its CRD and "
+            "controller (docs/deploy.md section 3) or render without the flag that adds it"
+        ) from None
 
 
 def _call(what: str, fn: Any, *args: Any, missing_ok: bool = True, **kwargs: Any) -> Any:
     """Run one API call; a 404 is None when `missing_ok`, every other failure one error."""
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     try:
         return fn(*args, **kwargs)
     except ApiException as exc:
         if exc.status == 404 and missing_ok:
             return None
-        hint = " (does the namespace exist?)" if exc.status == 404 else ""
+        hint = {
+            404: " (does the namespace exist? create it with kubectl create namespace)",
+            401: " (credentials rejected: refresh your kubeconfig)",
+            403: " (forbidden: the account lacks RBAC permission for this)",
+        }.get(exc.status or 0, "")
         raise ClusterAccessError(f"{what}: HTTP {exc.status} {exc.reason}{hint}") from None
+    except (HTTPError, OSError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise ClusterAccessError(
+            f"{what}: cannot reach the Kubernetes API server ({detail}); check the "
+            "kubeconfig context and the network"
+        ) from None
 
 
 def live_objects(
@@ -75,7 +106,9 @@ def live_objects(
     in the namespaces `desired` uses."""
     out: dict[ObjectRef, dict[str, Any]] = {}
     versions: dict[str, str] = {}
-    namespaces = sorted({ObjectRef.of(o).namespace for o in desired})
+    # Cluster-scoped objects (the Namespace) have none: an empty namespace would list
+    # every namespace, and prune beyond the plan's.
+    namespaces = sorted({ObjectRef.of(o).namespace for o in desired} - {""})
     for obj in desired:
         ref = ObjectRef.of(obj)
         versions[ref.kind] = obj["apiVersion"]
@@ -87,7 +120,7 @@ def live_objects(
     for kind in sorted(prune_kinds):
         if kind not in versions:
             continue
-        resource = client.resources.get(api_version=versions[kind], kind=kind)
+        resource = _served(client, versions[kind], kind)
         for ns in namespaces:
             found = _call(
                 f"list {kind}", resource.get, namespace=ns, label_selector=f"{MANAGED_BY}={MANAGER}"
@@ -106,6 +139,9 @@ def execute(
     by_ref = {ObjectRef.of(o): o for o in desired}
     versions = {ObjectRef.of(o).kind: o["apiVersion"] for o in desired}
     dry = "All" if dry_run else None
+    if not dry_run and any(c.action in ("create", "update", "prune") for c in plan.changes):
+        # From here an interrupt cannot claim that nothing changed.
+        note_change("some cluster changes may already be applied; run planner apply again")
     for change in plan.changes:
         if change.action in ("create", "update"):
             body = by_ref[change.ref]
@@ -134,7 +170,7 @@ def execute(
 
 def read_configmap(client: Any, namespace: str, name: str) -> dict[str, str] | None:
     """A ConfigMap's data, or None when it does not exist."""
-    resource = client.resources.get(api_version="v1", kind="ConfigMap")
+    resource = _served(client, "v1", "ConfigMap")
     got = _call(f"get configmap/{name}", resource.get, name=name, namespace=namespace)
     if got is None:
         return None

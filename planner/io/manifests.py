@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from planner.errors import InputError
+from planner.errors import ConfigError, InputError
 from planner.io.atomic import staged_directory
 
 KUSTOMIZATION = "kustomization.yaml"
@@ -88,7 +88,10 @@ def manifest_files(objects: Sequence[object]) -> dict[str, str]:
         data = to_dict(obj)
         name = file_name(data)
         if name in files:
-            raise ValueError(f"two objects render to {name}")  # a naming bug, not input
+            raise ConfigError(
+                f"two Kubernetes objects would be written to {name}: their names (models, "
+                "pools or nodes) differ only in case or punctuation; rename one of them"
+            )
         files[name] = dump_yaml(data)
     files[KUSTOMIZATION] = dump_yaml(kustomization(files))
     return dict(sorted(files.items()))

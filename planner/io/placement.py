@@ -35,6 +35,13 @@ def placement_document(placement: Placement) -> dict[str, Any]:
                 "replica": r.replica,
                 "node": r.node,
                 "gpus": list(r.gpu_indices),
+                # A replica spanning nodes: its further pipeline stages, in order.
+                **(
+                    {"pipeline_parallel": r.pipeline_parallel, "more_nodes": list(r.other_nodes)}
+                    if r.pipeline_parallel > 1
+                    else {}
+                ),
+                **({"expert_parallel": True} if r.expert_parallel else {}),
             }
             for r in placement.replicas
         ],

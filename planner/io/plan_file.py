@@ -59,8 +59,12 @@ def plan_document(
                 "gpu_type": a.gpu_type,
                 "tensor_parallel": a.tp,
                 "gpu_fraction": a.gpu_fraction,
+                # Written only for replicas that span pipeline stages (files stay as before).
+                **({"pipeline_parallel": a.pp} if a.pp > 1 else {}),
                 "replicas": a.replicas,
                 "gpus": _num(a.gpus),
+                # Written only when set, so dense plans keep their bytes.
+                **({"expert_parallel": True} if a.expert_parallel else {}),
             }
             for a in plan.allocations
         ],
@@ -114,22 +118,44 @@ def read_plan(path: Path) -> Plan:
         ConfigError: the file is missing, not a plan, or of another schema version.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from exc
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such plan file; run `planner plan` first") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the plan; check its mode") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; pass the plan.yaml inside it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; pass a plan.yaml") from None
+    return parse_plan(text, str(path))
+
+
+def parse_plan(text: str, where: str) -> Plan:
+    """A plan document's text (a file's, or the plan ConfigMap's) as a Plan.
+
+    Raises:
+        ConfigError: not YAML, not a plan, another schema version, or malformed.
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{where}: not valid YAML ({detail})") from None
     if not isinstance(data, dict) or data.get("kind") != "plan":
-        raise ConfigError(f"{path}: not a plan file (expected `kind: plan`)")
+        raise ConfigError(f"{where}: not a plan file (expected `kind: plan`)")
     if data.get("schema_version") != PLAN_SCHEMA_VERSION:
         raise ConfigError(
-            f"{path}: plan schema_version {data.get('schema_version')!r}, this planner reads "
+            f"{where}: plan schema_version {data.get('schema_version')!r}, this planner reads "
             f"{PLAN_SCHEMA_VERSION}; re-run `planner plan`"
         )
     try:
         return _plan_from(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: malformed plan ({exc!r}); re-run `planner plan`") from exc
+    except KeyError as exc:
+        raise ConfigError(
+            f"{where}: malformed plan (missing key {exc}); re-run `planner plan`"
+        ) from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: malformed plan ({exc}); re-run `planner plan`") from None
 
 
 def _f(x: Any) -> float:
@@ -148,6 +174,8 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["tensor_parallel"]),
                 share_eighths(float(a["gpu_fraction"])),
                 int(a["replicas"]),
+                int(a.get("pipeline_parallel", 1)),
+                bool(a.get("expert_parallel", False)),
             )
             for a in data["allocations"]
         ),

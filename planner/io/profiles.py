@@ -193,19 +193,28 @@ def read_results(
     )
 
 
-def load_profiles(profiles_dir: Path | None, catalog: Catalog) -> ProfileTable:
-    """The ProfileTable the planner uses: stored points over the analytic model.
+def load_profiles(
+    profiles_dir: Path | None,
+    catalog: Catalog,
+    gpu_memory_utilization: float | None = None,
+) -> ProfileTable:
+    """The ProfileTable the planner uses: stored points (measured beats imported) over
+    kernel-composed steps (GPU types with shipped kernel tables) over the roofline.
 
     Args:
         profiles_dir: folder of stored points (default: the repository's `profiles/`);
-            an empty or missing folder gives pure analytic profiles.
-        catalog: models and GPUs for the analytic fallback.
+            an empty or missing folder leaves the kernels and roofline sources.
+        catalog: models and GPUs.
+        gpu_memory_utilization: vLLM's `--gpu-memory-utilization` of a whole GPU
+            (default: planner's).
     """
-    from planner.profiles.analytic import AnalyticProfiles
+    from planner.defaults import GPU_MEMORY_UTILIZATION
+    from planner.profiles.kernels import KernelProfiles
     from planner.profiles.table import StoredProfiles
 
-    analytic = AnalyticProfiles(catalog)
+    util = GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
+    composed = KernelProfiles(catalog, util)
     points = read_points(PROFILES_DIR if profiles_dir is None else profiles_dir)
     if points.empty:
-        return analytic
-    return StoredProfiles(points, analytic)
+        return composed
+    return StoredProfiles(points, composed)

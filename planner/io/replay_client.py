@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-from planner.errors import PlannerError
+from planner.errors import EndpointError, PlannerError
 from planner.replay import ModelEndpoints, ReplaySettings
 from planner.replay.measure import (
     CALL_ERROR,
@@ -56,10 +56,6 @@ _ERROR_CHARS = 300
 
 #: Called about once a second: (seconds elapsed, workflows finished, workflows running).
 Progress = Callable[[float, int, int], None]
-
-
-class EndpointError(PlannerError):
-    """An endpoint is down or does not serve the model the endpoints file says."""
 
 
 @dataclass(frozen=True)

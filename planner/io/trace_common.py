@@ -34,6 +34,12 @@ def empty_batch(mapping: TraceMapping, file: Path) -> pd.DataFrame:
 
 def unreadable(file: Path, exc: BaseException) -> InputError:
     detail = " ".join(str(exc).split())[:200]
+    if isinstance(exc, PermissionError) or "permission denied" in detail.lower():
+        return InputError(
+            f"{file}: permission denied; make the file readable (chmod +r) or run as its owner"
+        )
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{file}: is a directory, not a trace file")
     return InputError(
         f"{file}: cannot read the file ({detail}); it is truncated or corrupt: "
         "export or download it again"

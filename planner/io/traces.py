@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ from planner.config import parse_config
 from planner.errors import ConfigError, InputError
 from planner.ingest.mapping import CANONICAL_INPUT_COLUMNS, IDENTITY, TraceMapping
 from planner.ingest.normalise import BatchPosition, check_columns, normalise_batch
+from planner.ingest.plausibility import (
+    TimeStats,
+    check_time_units,
+    duplicates_error,
+    find_duplicates,
+    time_stats,
+)
 from planner.ingest.table import check_workflow_types, concat_calls
 from planner.io.memory import release_freed_memory
 from planner.io.trace_common import (
@@ -77,38 +85,51 @@ def read_calls(
     Raises:
         InputError: a missing path, unknown extension, empty or corrupt file, or bad row.
     """
-    files = trace_files(path)
+    skipped_paths: list[str] = []
+    files = trace_files(path, skipped=skipped_paths if skip_bad_rows else None)
     mapping = mapping or IDENTITY
     frames: list[pd.DataFrame] = []
+    frame_files: list[int] = []  # index into `files` of each frame, for messages
     skipped: dict[str, int] = {}
+    stats: dict[str, TimeStats] = {}
     otlp_files = [f for f in files if is_otlp_file(f)]
     if otlp_files:
         frame, counts = read_otlp(otlp_files, path, skip_bad_rows)
         frames.append(frame)
+        frame_files.append(files.index(otlp_files[0]))
         skipped.update(counts)
-    for file in files:
+        stats[str(otlp_files[0])] = time_stats([frame])
+    for index, file in enumerate(files):
         if file in otlp_files:
             continue
         rows_in_file = 0
+        file_frames = []
         for frame, counts in _read_file(file, mapping, skip_bad_rows):
             rows_in_file += len(frame) + sum(counts.values())
             for reason, count in counts.items():
                 skipped[reason] = skipped.get(reason, 0) + count
             if len(frame):
                 frames.append(frame)
+                frame_files.append(index)
+                file_frames.append(frame)
             release_freed_memory()
         _LOG.info("%s: %d rows", file, rows_in_file)
         if rows_in_file == 0:
             raise InputError(f"{file}: empty file (no calls); remove it or export the trace again")
+        stats[str(file)] = time_stats(file_frames)
+    check_time_units(stats, mapping.time_unit)
     sources = tuple(str(f) for f in files)
-    frames = [f for f in frames if len(f)]
+    kept = [(f, i) for f, i in zip(frames, frame_files, strict=True) if len(f)]
+    frames = [f for f, _ in kept]
     if not frames:
         raise InputError(
             f"{path}: every row was skipped as bad ({_describe(skipped)}); fix the file or "
             "its --mapping"
         )
+    file_of_row = np.repeat([i for _, i in kept], [len(f) for f in frames])
     table = concat_calls(frames)
     release_freed_memory()
+    table = _without_duplicates(table, sources, file_of_row, skip_bad_rows, skipped)
     check_workflow_types(table, sources)
     llm = np.asarray(table["kind"].array == KIND_LLM)  # on codes, no string objects
     has_end_times = not bool(table["end_s"].isna().to_numpy()[llm].any())
@@ -117,6 +138,7 @@ def read_calls(
         notes.append("serving-level trace: each request is treated as a workflow of one call")
     if not has_end_times:
         notes.append("some calls have no end time: latency statistics are not available")
+    notes += [f"skipped {p}" for p in skipped_paths]
     return CallTable(
         frame=table,
         sources=sources,
@@ -126,29 +148,96 @@ def read_calls(
     )
 
 
-def trace_files(path: Path) -> list[Path]:
-    """The trace files at `path`: the file itself, or the directory's, recursively sorted."""
+def _without_duplicates(
+    table: pd.DataFrame,
+    sources: tuple[str, ...],
+    file_of_row: np.ndarray,
+    skip: bool,
+    skipped: dict[str, int],
+) -> pd.DataFrame:
+    """The table without repeated calls (skip), or InputError naming the first repeat."""
+    found = find_duplicates(table, sources, file_of_row)
+    if not found.any:
+        return table
+    if not skip:
+        raise duplicates_error(found)
+    for reason, count in found.counts().items():
+        skipped[reason] = skipped.get(reason, 0) + count
+    keep = ~(found.exact | found.call_id)
+    return pd.DataFrame({name: table[name].array[keep] for name in table.columns}, copy=False)
+
+
+def trace_files(path: Path, *, skipped: list[str] | None = None) -> list[Path]:
+    """The trace files at `path`: the file itself, or the directory's, recursively sorted.
+
+    Args:
+        path: a trace file or a directory.
+        skipped: when given, unreadable subdirectories and files reached twice (through
+            a symbolic link) are described here and left out instead of raising.
+
+    Raises:
+        InputError: no such path, an unknown extension, no trace files, a directory or
+            file that cannot be read (permission), or one file reached twice.
+    """
     if not path.exists():
         raise InputError(f"{path}: no such file or directory; check the trace path")
     if path.is_file():
         if trace_suffix(path) not in TRACE_SUFFIXES:
             raise _unknown_extension(path)
+        _check_readable(path)
         return [path]
+    problems: list[str] = []
+    found: list[Path] = []
+
+    def unreadable_dir(exc: OSError) -> None:
+        reason = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
+        problems.append(f"directory {exc.filename} ({reason})")
+
+    for root, dirs, names in os.walk(path, onerror=unreadable_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / n for n in names if not n.startswith(".")]
     files: list[Path] = []
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        relative = file.relative_to(path)
-        if any(part.startswith(".") for part in relative.parts):
+    seen: dict[str, Path] = {}
+    # Real files before links, so a link to a file already read is the one left out.
+    for file in sorted(found, key=lambda f: (f.is_symlink(), f)):
+        if not file.is_file():
             continue
         suffix = trace_suffix(file)
-        if suffix in TRACE_SUFFIXES:
-            files.append(file)
-        elif suffix not in IGNORED_SUFFIXES and not suffix.endswith(IGNORED_SUFFIXES):
-            raise _unknown_extension(file)
+        if suffix not in TRACE_SUFFIXES:
+            if suffix not in IGNORED_SUFFIXES and not suffix.endswith(IGNORED_SUFFIXES):
+                raise _unknown_extension(file)
+            continue
+        real = os.path.realpath(file)
+        if real in seen:
+            problems.append(f"file {file} (the same file as {seen[real]}, through a link)")
+            continue
+        seen[real] = file
+        if not os.access(file, os.R_OK):
+            problems.append(f"file {file} (permission denied)")
+            continue
+        files.append(file)
+    files.sort()
+    if problems and skipped is None:
+        raise InputError(
+            f"{path}: cannot use {problems[0]}"
+            + (f" and {len(problems) - 1} more" if len(problems) > 1 else "")
+            + "; fix the permissions or remove the duplicate, or pass --skip-bad-rows to "
+            "leave them out"
+        )
+    if skipped is not None:
+        skipped += problems
     if not files:
         raise InputError(
             f"{path}: no trace files (.parquet, .csv, .jsonl, .json, optionally .gz) found"
         )
     return files
+
+
+def _check_readable(file: Path) -> None:
+    if not os.access(file, os.R_OK):
+        raise InputError(
+            f"{file}: permission denied; make the file readable (chmod +r) or run as its owner"
+        )
 
 
 def _unknown_extension(path: Path) -> InputError:

@@ -9,6 +9,7 @@ measured and, given a plan, sets the plan's predictions beside the measurements.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -18,6 +19,8 @@ from typing import Any
 
 from planner.errors import InputError
 from planner.replay import ModelEndpoints, ReplaySettings
+
+__all__ = ["ReplayOutcome", "ReplayRequest", "ReplaySettings", "replay_job"]
 from planner.replay.measure import ReplayMeasure, summarise_replay
 from planner.replay.metrics import ServerMeasure, summarise_server
 from planner.replay.report import ComparisonRow, compare_with_plan, replay_document
@@ -40,9 +43,10 @@ class ReplayRequest:
     traces: str  # a path, or an object-store URL (s3://..., gs://...)
     endpoints: Path
     settings: ReplaySettings
-    compare: Path | None = None
+    compare: Path | None = None  # a plan.yaml or the folder holding it
     mapping: Path | None = None
     configs: Path | None = None
+    output: Path | None = None  # also write the JSON document here
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,10 @@ def replay_job(request: ReplayRequest, progress: Progress | None = None) -> Repl
         InputError / ConfigError: unreadable traces, endpoints file or plan.
         EndpointError: an endpoint is down or serves another model before the start.
     """
+    from planner.io.atomic import write_text_atomic
     from planner.io.configs import load_catalog
     from planner.io.endpoints import load_endpoints
-    from planner.io.plan_file import read_plan
+    from planner.io.plan_file import PLAN_FILE, read_plan
     from planner.io.remote import fetch_traces
     from planner.io.replay_client import run_replay
     from planner.io.traces import load_mapping, read_calls
@@ -86,7 +91,10 @@ def replay_job(request: ReplayRequest, progress: Progress | None = None) -> Repl
     catalog = load_catalog(request.configs)
     canonical = canonical_names(catalog)
     endpoints = match_endpoints(workload.models, load_endpoints(request.endpoints), canonical)
-    plan: Plan | None = read_plan(request.compare) if request.compare else None
+    compare = request.compare
+    if compare is not None and compare.is_dir():
+        compare = compare / PLAN_FILE
+    plan: Plan | None = read_plan(compare) if compare else None
     settings = request.settings
     if plan is not None and not settings.mix:
         settings = replace(settings, mix=_plan_mix(plan, workload.workflow_types))
@@ -112,7 +120,7 @@ def replay_job(request: ReplayRequest, progress: Progress | None = None) -> Repl
             "seed": settings.seed,
             "mix": dict(sorted(settings.mix.items())),
             "prefix_shared_fraction": round(prefixes.shared_fraction(workload), 4),
-            "compared_plan": str(request.compare) if request.compare else None,
+            "compared_plan": str(compare) if compare else None,
             "endpoints": [
                 {"model": e.model, "url": u, "served_name": e.served_name}
                 for e in run.endpoints
@@ -121,6 +129,8 @@ def replay_job(request: ReplayRequest, progress: Progress | None = None) -> Repl
         },
         plan,
     )
+    if request.output is not None:
+        write_text_atomic(request.output, json.dumps(doc, indent=2) + "\n")
     return ReplayOutcome(measure, servers, rows, doc, _failure(measure))
 
 

@@ -1,9 +1,11 @@
 """Performance profiles: how fast each model runs on each GPU shape.
 
-A shape is (model, gpu_type, tensor-parallel degree, GPU fraction). Three sources feed
-one ProfileTable with one schema: `measured` (our profiler driving real vLLM),
-`imported` (`vllm bench serve --save-result` JSON) and `analytic` (a calibrated
-roofline model). Measured beats imported beats analytic.
+A shape is (model, gpu_type, tensor-parallel degree, GPU fraction, expert parallelism).
+Four sources feed one ProfileTable with one schema: `measured` (our profiler driving real
+vLLM), `imported` (`vllm bench serve --save-result` JSON), `kernels` (engine steps
+composed per layer from vLLM kernel latencies measured on real GPUs, for GPU types with
+shipped tables) and `roofline` (a calibrated roofline model, the fallback for GPU types
+without tables). Measured beats imported beats kernels beats roofline.
 
 This module holds the contract every later stage codes against; the sources live in
 submodules.
@@ -16,7 +18,7 @@ from typing import Literal, Protocol
 
 from planner.types.shapes import ShapeKey
 
-Source = Literal["measured", "imported", "analytic"]
+Source = Literal["measured", "imported", "kernels", "roofline"]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,15 @@ max-num-seqs); the rest wait for a slot (`max_concurrency` says why I + O/2).
 Open loop (`at_rate`): the running set C <= N_max with X(C) = rate, plus the Erlang-C
 wait of Poisson arrivals for one of N_max slots (service time E2E_run).
 
+Pipeline parallel (`pp` stages, a replica spanning nodes: TP t inside each node): each
+GPU holds W / (t pp) of the weights and L / pp layers of KV (k_t / pp bytes per token);
+a step runs the stages one after another, so its time is the TP-t step of all L layers
+plus (pp - 1) hops of the step's activations between nodes,
+  T_hop = alpha_net + T h 2 bytes / B_net   (B_net, alpha_net: inter-node bandwidth per
+  GPU and point-to-point latency, from the GPU's system data).
+No overlap of micro-batches is credited (vLLM keeps up to pp batches in flight), so this
+is a lower bound on a pipeline's throughput and an upper bound on its step latency.
+
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
 assumption: co-located processes without MPS contend less evenly.
@@ -37,7 +46,7 @@ from dataclasses import replace
 from planner.catalog import Catalog, GpuSpec, ModelSpec, resolve_gpu, resolve_model
 from planner.defaults import GPU_MEMORY_UTILIZATION
 from planner.errors import InfeasibleError, ProfileError
-from planner.profiles import MemoryFit, PerfPoint
+from planner.profiles import MemoryFit, PerfPoint, Source
 from planner.profiles.roofline import (
     GIB,
     decode_terms,
@@ -55,11 +64,16 @@ _ROOT_STEPS = 200  # a safety bound; regula falsi converges in about 5-20
 
 
 def memory_fit(
-    model: ModelSpec, gpu: GpuSpec, tp: int, gpu_fraction: float, gpu_memory_utilization: float
+    model: ModelSpec,
+    gpu: GpuSpec,
+    tp: int,
+    gpu_fraction: float,
+    gpu_memory_utilization: float,
+    pp: int = 1,
 ) -> MemoryFit:
     """Per-GPU memory budget of one replica (pure; see the module docstring)."""
     share = gpu_memory_utilization * gpu.memory_gib * gpu_fraction
-    weights = model.weight_bytes / tp / GIB
+    weights = model.weight_bytes / (tp * pp) / GIB
     step_tokens = gpu.vllm_max_num_batched_tokens
     activations = step_tokens * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
     logits = gpu.vllm_max_num_seqs * model.vocab * 4.0 * 2  # FP32 logits and probabilities
@@ -67,12 +81,13 @@ def memory_fit(
         BASE_OVERHEAD_GIB + (activations + logits) / GIB + (NCCL_OVERHEAD_GIB if tp > 1 else 0)
     )
     kv_gib = share - weights - overhead
-    tokens = kv_gib * GIB / kv_bytes_per_token(model, tp)
+    tokens = kv_gib * GIB / (kv_bytes_per_token(model, tp) / pp)
     kv_tokens = max(0, int(tokens // KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS)
-    reason = _shape_problem(model, gpu, tp)
+    reason = _shape_problem(model, gpu, tp, pp)
     if not reason and kv_tokens < model.max_model_len:
+        stages = f" x {pp} stages" if pp > 1 else ""
         reason = (
-            f"{model.name} on {tp}x {gpu.name} at fraction {gpu_fraction:g}: "
+            f"{model.name} on {tp}x {gpu.name}{stages} at fraction {gpu_fraction:g}: "
             f"{share:.1f} GiB usable per GPU, weights {weights:.1f} GiB + overhead "
             f"{overhead:.1f} GiB leave {kv_gib:.1f} GiB for the KV cache = {kv_tokens} tokens, "
             f"fewer than one {model.max_model_len}-token sequence (max_model_len)"
@@ -88,7 +103,23 @@ def memory_fit(
     )
 
 
-def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int) -> str:
+def pipeline_hops_ms(model: ModelSpec, gpu: GpuSpec, pp: int, tokens: float) -> float:
+    """Time one step spends passing activations between `pp` stages (see the docstring)."""
+    if pp <= 1:
+        return 0.0
+    payload = tokens * model.hidden * 2.0  # BF16 hidden states of the step's tokens
+    one = gpu.inter_node_latency_us * 1e-3 + payload / (gpu.inter_node_gb_per_s * 1e9) * 1e3
+    return (pp - 1) * one
+
+
+def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int = 1) -> str:
+    if pp > 1 and gpu.inter_node_gb_per_s <= 0:
+        return (
+            f"{gpu.name} has no inter_node_gb_per_s in its catalog entry: "
+            "pipeline stages across nodes cannot be costed"
+        )
+    if pp > model.layers:
+        return f"{pp} pipeline stages exceed the {model.layers} layers of {model.name}"
     if model.heads % tp:
         return f"TP {tp} does not divide the {model.heads} attention heads of {model.name}"
     if model.kv_heads % tp and tp % model.kv_heads:
@@ -123,6 +154,7 @@ def steady_state(
     output_tokens: float,
     concurrency: float,
     kv_cache_tokens: int,
+    pp: int = 1,
 ) -> PerfPoint:
     """Closed-loop steady state with `concurrency` requests in the system (pure)."""
     cal = gpu.calibration
@@ -132,9 +164,9 @@ def steady_state(
     batch = max(running, 1.0)  # a lone request still runs a full step
     decode = step_ms(
         decode_terms(model, gpu, tp, gpu_fraction, batch, isl + osl / 2), cal, model.layers
-    )
+    ) + pipeline_hops_ms(model, gpu, pp, batch)
     terms = prefill_terms(model, gpu, tp, gpu_fraction, isl)
-    prefill = step_ms(terms, cal, model.layers)
+    prefill = step_ms(terms, cal, model.layers) + pipeline_hops_ms(model, gpu, pp, isl)
     # Other running requests' prefills interleave with this request's life: B - 1 of them,
     # each adding k_pi x its marginal cost (FLOPs, all-reduces) to shared steps.
     interference = cal.prefill_interference * (batch - 1.0) * marginal_ms(terms, cal)
@@ -158,7 +190,7 @@ def steady_state(
         e2e_ms=e2e_run + wait,
         kv_cache_tokens=kv_cache_tokens,
         max_concurrency=max_conc,
-        source="analytic",
+        source="roofline",
     )
 
 
@@ -179,6 +211,10 @@ def erlang_c_wait_ms(slots: float, offered: float, service_ms: float) -> float:
         blocking = 1.0  # Erlang B by its stable recursion
         for k in range(1, servers + 1):
             blocking = offered * blocking / (k + offered * blocking)
+            if k > offered and blocking < 1e-20:
+                # Past k = offered the recursion only shrinks: the wait is below 1e-20 of
+                # the service time already; the remaining steps cannot change the figure.
+                break
         waiting = servers * blocking / (servers - offered * (1.0 - blocking))
         return waiting * service_ms / (servers - offered)
 
@@ -209,6 +245,10 @@ class AnalyticProfiles:
         self._point = functools.lru_cache(maxsize=65536)(self._point_uncached)
         self._rate = functools.lru_cache(maxsize=65536)(self._rate_uncached)
 
+    def source_of(self, key: ShapeKey) -> Source:
+        """Which source answers `key`: always the roofline here."""
+        return "roofline"
+
     def _specs(self, key: ShapeKey) -> tuple[ModelSpec, GpuSpec]:
         if key.tp < 1:
             raise ProfileError(f"{key}: tensor-parallel degree must be >= 1, got {key.tp}")
@@ -216,11 +256,13 @@ class AnalyticProfiles:
             raise ProfileError(f"{key}: gpu_fraction must be in (0, 1], got {key.gpu_fraction}")
         if key.gpu_fraction < 1 and key.tp > 1:
             raise ProfileError(f"{key}: fractional GPUs are only planned with TP 1")
+        if key.pp < 1 or (key.pp > 1 and key.gpu_fraction < 1):
+            raise ProfileError(f"{key}: pipeline stages take whole GPUs, pp must be >= 1")
         return resolve_model(self.catalog, key.model), resolve_gpu(self.catalog, key.gpu_type)
 
     def _memory_uncached(self, key: ShapeKey) -> MemoryFit:
         model, gpu = self._specs(key)
-        return memory_fit(model, gpu, key.tp, key.gpu_fraction, self.gpu_memory_utilization)
+        return memory_fit(model, gpu, key.tp, key.gpu_fraction, self.gpu_memory_utilization, key.pp)
 
     def memory(self, key: ShapeKey) -> MemoryFit:
         """Memory fit of the shape; `fits=False` with a reason when it cannot run.
@@ -262,6 +304,7 @@ class AnalyticProfiles:
             output_tokens,
             concurrency,
             fit.kv_cache_tokens,
+            key.pp,
         )
 
     def at_concurrency(

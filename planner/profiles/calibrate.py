@@ -36,7 +36,11 @@ ITERATIONS = 400
 
 # Calibration data names -> catalog names. Qwen3-32B rows without a precision are the
 # BF16 checkpoint (Qwen/Qwen3-32B as published); MoE rows have no dense counterpart.
-SYSTEM_TO_GPU: dict[str, GpuType] = {"h100_sxm": "H100-SXM-80GB", "b200_sxm": "B200-180GB"}
+SYSTEM_TO_GPU: dict[str, GpuType] = {
+    "h100_sxm": "H100-SXM-80GB",
+    "b200_sxm": "B200-180GB",
+    "b300_sxm": "B300-SXM-270GB",
+}
 MODEL_TO_CATALOG: dict[tuple[str, str], ModelName] = {
     ("meta-llama/Llama-3.1-70B", "fp8"): "Llama-3.1-70B-Instruct-FP8",
     ("meta-llama/Llama-3.1-70B", "fp4"): "Llama-3.1-70B-Instruct-FP4",
@@ -67,9 +71,29 @@ class Predictions:
     tpot_ms: np.ndarray
 
 
-def catalog_name(model_path: str, precision: str) -> ModelName | None:
-    """The catalog model measured as (model_path, precision), None when not modelled."""
-    return MODEL_TO_CATALOG.get((model_path, precision))
+# Mixture-of-experts rows (the kernels source models them; the roofline does not).
+# Precisions as the rows name them: MiniMax-M2.5 and Kimi-K2.5 "fp4" are NVIDIA's NVFP4
+# checkpoints, Kimi-K2.5 "int4" is Moonshot's own INT4-expert release, gpt-oss "fp4" is
+# its MXFP4 experts.
+MOE_TO_CATALOG: dict[tuple[str, str], ModelName] = {
+    ("MiniMaxAI/MiniMax-M2.5", "fp8"): "MiniMax-M2.5",
+    ("MiniMaxAI/MiniMax-M2.5", "fp4"): "MiniMax-M2.5-NVFP4",
+    ("moonshotai/Kimi-K2.5", "int4"): "Kimi-K2.5",
+    ("moonshotai/Kimi-K2.5", "fp4"): "Kimi-K2.5-NVFP4",
+    ("openai/gpt-oss-120b", "fp4"): "gpt-oss-120b",
+}
+
+
+def catalog_name(model_path: str, precision: str, moe: bool = False) -> ModelName | None:
+    """The catalog model measured as (model_path, precision), None when not modelled.
+
+    Args:
+        moe: also map the mixture-of-experts rows (`MOE_TO_CATALOG`).
+    """
+    name = MODEL_TO_CATALOG.get((model_path, precision))
+    if name is None and moe:
+        name = MOE_TO_CATALOG.get((model_path, precision))
+    return name
 
 
 def predict(

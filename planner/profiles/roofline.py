@@ -51,9 +51,18 @@ def peak_tflops(model: ModelSpec, gpu: GpuSpec) -> float:
 
 
 def kv_bytes_per_token(model: ModelSpec, tp: int) -> float:
-    """KV-cache bytes one token occupies on each GPU of the TP group."""
+    """KV-cache bytes one token occupies on each GPU of the TP group.
+
+    MLA caches one latent (kv_lora_rank + RoPE key) per layer, replicated on every GPU.
+    Sliding-window layers hold at most the window, so a long sequence's tokens cost only
+    the full-attention layers (vLLM's hybrid KV-cache manager frees blocks outside it).
+    """
+    if model.is_mla:
+        latent = model.kv_lora_rank + model.qk_rope_head_dim
+        return model.layers * latent * BYTES_PER_DTYPE[model.kv_dtype]
     heads_per_gpu = max(1, model.kv_heads // tp)
-    return 2.0 * model.layers * heads_per_gpu * model.head_dim * BYTES_PER_DTYPE[model.kv_dtype]
+    layers = model.layers - model.sliding_layers
+    return 2.0 * layers * heads_per_gpu * model.head_dim * BYTES_PER_DTYPE[model.kv_dtype]
 
 
 def _allreduce_ms(model: ModelSpec, gpu: GpuSpec, tp: int, tokens: float) -> float:

@@ -79,7 +79,10 @@ class StoredProfiles:
     def source_of(self, key: ShapeKey) -> Source:
         """Which source answers `key`."""
         curves = self._curves.get(key)
-        return curves[0].source if curves else "analytic"
+        if curves:
+            return curves[0].source
+        source_of = getattr(self.fallback, "source_of", None)
+        return source_of(key) if source_of is not None else "roofline"
 
     def memory(self, key: ShapeKey) -> MemoryFit:
         stored_kv = self._kv_tokens(key)

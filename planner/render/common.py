@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 from kubernetes import client as k8s
+
+from planner.types.names import dns_name as dns_name  # re-exported: renderers and tests
+from planner.types.names import short_hash
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "planner"
@@ -15,23 +15,6 @@ DEPLOYMENT_LABEL = "planner.dev/deployment"
 SERVES_PREFIX = "serves.planner.dev/"  # `serves.planner.dev/<model>: "true"` on pods
 PLAN_CONFIGMAP = "planner-plan"
 REPLAN_NAME = "planner-replan"
-
-# Kubernetes names and label values: at most 63 characters of [a-z0-9-].
-_MAX_NAME = 63
-
-
-def short_hash(text: str, length: int = 8) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def dns_name(*parts: str, limit: int = _MAX_NAME) -> str:
-    """A DNS-1123 label from `parts`; a name too long keeps a hash suffix to stay unique."""
-    raw = "-".join(parts).lower()
-    name = re.sub(r"[^a-z0-9-]+", "-", raw)
-    name = re.sub(r"-{2,}", "-", name).strip("-") or "x"
-    if len(name) <= limit:
-        return name
-    return f"{name[: limit - 9].rstrip('-')}-{short_hash(raw)}"
 
 
 def port_name(model: str) -> str:

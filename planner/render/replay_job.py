@@ -9,10 +9,11 @@ and a Job running the planner image with
 
 The plan comes from the plan ConfigMap the manifests already hold; the traces from the
 same place the re-planning CronJob reads them (a PersistentVolumeClaim mounted at
-/traces, or an object-store URL whose credentials come from an optional Secret
-`planner-replay-env`). The result JSON is the Job's log (`kubectl logs job/<name>`);
-feed it to `planner profile import`. The Job's name carries the plan hash, so each plan
-gets its own replay and re-applying the manifests never edits a finished Job.
+/traces, or an object-store URL with the CronJob's credentials Secret); with
+`--api-key-secret` the Job gets the servers' key as VLLM_API_KEY. The result JSON is
+the Job's log (`kubectl logs job/<name>`); feed it to `planner profile import`. The
+Job's name carries the plan hash, so each plan gets its own replay and re-applying the
+manifests never edits a finished Job.
 
 Through a Service each /metrics scrape reaches one pod; with several replicas the
 servers' metrics in the result are a sample, while the call timings cover every replica.
@@ -35,11 +36,14 @@ from planner.render.common import (
     metadata,
     pod_security,
 )
+from planner.render.control import TRACES_DIR
+from planner.render.pods import API_KEY_KEY
 from planner.render.settings import RenderOptions, ReplayJobSettings
 from planner.render.workloads import service_name
 from planner.types.names import ModelName
 
 REPLAY_NAME = "planner-replay"
+API_KEY_ENV = "VLLM_API_KEY"  # planner.io.replay_client reads the same variable
 ENDPOINTS_KEY = "endpoints.yaml"
 _SERVICE_PORT = 80  # the port every model Service exposes (render.workloads.model_service)
 # Beyond the replay's own time (duration + drain): image pull, start and trace download.
@@ -82,7 +86,7 @@ def replay_objects(
 def _job(
     name: str, options: RenderOptions, settings: ReplayJobSettings, plan_hash: str
 ) -> k8s.V1Job:
-    traces = options.replan_traces
+    traces = options.replan_traces_url or TRACES_DIR
     args = [
         "replay", traces,
         "--endpoints", f"/replay/{ENDPOINTS_KEY}",
@@ -103,8 +107,8 @@ def _job(
         k8s.V1Volume(name="plan", config_map=k8s.V1ConfigMapVolumeSource(name=PLAN_CONFIGMAP)),
         k8s.V1Volume(name="replay", config_map=k8s.V1ConfigMapVolumeSource(name=name)),
     ]
-    if options.replan_traces_claim:
-        mounts.append(k8s.V1VolumeMount(name="traces", mount_path="/traces", read_only=True))
+    if options.replan_traces_claim and not options.replan_traces_url:
+        mounts.append(k8s.V1VolumeMount(name="traces", mount_path=TRACES_DIR, read_only=True))
         volumes.append(
             k8s.V1Volume(
                 name="traces",
@@ -113,19 +117,33 @@ def _job(
                 ),
             )
         )
+    env = [k8s.V1EnvVar(name="HOME", value="/tmp")]
+    if options.api_key_secret:
+        env.append(
+            k8s.V1EnvVar(
+                name=API_KEY_ENV,  # the key the servers demand, read by the replay client
+                value_from=k8s.V1EnvVarSource(
+                    secret_key_ref=k8s.V1SecretKeySelector(
+                        name=options.api_key_secret, key=API_KEY_KEY
+                    )
+                ),
+            )
+        )
+    env_from = []
+    if options.replan_credentials_secret:
+        # Object-store credentials (AWS_ACCESS_KEY_ID, ...) by reference; none written here.
+        env_from.append(
+            k8s.V1EnvFromSource(
+                secret_ref=k8s.V1SecretEnvSource(name=options.replan_credentials_secret)
+            )
+        )
     container = k8s.V1Container(
         name="replay",
         image=options.planner_image,
         command=["planner"],
         args=args,
-        env=[k8s.V1EnvVar(name="HOME", value="/tmp")],
-        # Object-store credentials for a traces URL come from an optional Secret the user
-        # creates; none are written here.
-        env_from=[
-            k8s.V1EnvFromSource(
-                secret_ref=k8s.V1SecretEnvSource(name=f"{REPLAY_NAME}-env", optional=True)
-            )
-        ],
+        env=env,
+        env_from=env_from or None,
         resources=k8s.V1ResourceRequirements(
             requests={"cpu": "2", "memory": "2Gi"}, limits={"memory": "4Gi"}
         ),

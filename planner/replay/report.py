@@ -279,3 +279,41 @@ def comparison_lines(rows: Sequence[ComparisonRow]) -> list[str]:
             f"{r.quantity:<44} {r.predicted:>11.4g} {r.measured:>11.4g} {err:>8}  {r.note}"
         )
     return lines
+
+
+def replay_summary(m: ReplayMeasure, rows: Sequence[ComparisonRow] = ()) -> str:
+    """What `planner replay` prints: workflows per type, calls per model, the comparison."""
+    t = m.total
+    state = "sustained" if m.sustainable else "NOT sustained"
+    lines = [
+        f"offered {m.offered_rate_per_s:.4g} workflows/s for a {m.window_s:.4g} s window: "
+        f"{t.completed}/{t.offered} completed ({t.failed} failed, {t.incomplete} incomplete), "
+        f"throughput {t.throughput_per_s:.4g}/s ({state})"
+    ]
+    if m.stop_reason:
+        lines.append(f"stopped early: {m.stop_reason}")
+    lines.append(
+        f"{'workflow type':<20} {'done':>6} {'rate/s':>8} {'mean s':>9} {'p50 s':>9} {'p95 s':>9}"
+    )
+    for w in (*m.workflows, t):
+        s = w.latency_s
+        lines.append(
+            f"{w.workflow_type:<20} {w.completed:>6} {w.throughput_per_s:>8.4g} "
+            f"{s.mean:>9.4g} {s.p50:>9.4g} {s.p95:>9.4g}"
+        )
+    lines.append(
+        f"{'model':<28} {'calls':>6} {'err':>4} {'t/o':>4} {'calls/s':>8} "
+        f"{'TTFT ms':>9} {'TPOT ms':>9} {'e2e ms':>9} {'p95 e2e':>9}"
+    )
+    for mm in m.models:
+        tm = mm.timings
+        lines.append(
+            f"{mm.model:<28} {mm.calls:>6} {mm.errors:>4} {mm.timeouts:>4} "
+            f"{mm.call_rate_per_s:>8.4g} {tm.ttft_ms.mean:>9.4g} {tm.tpot_ms.mean:>9.4g} "
+            f"{tm.e2e_ms.mean:>9.4g} {tm.e2e_ms.p95:>9.4g}"
+        )
+    lines += [f"note: {note}" for note in m.notes]
+    if rows:
+        lines.append("predicted (plan) vs measured (replay):")
+        lines += [f"  {line}" for line in comparison_lines(rows)]
+    return "\n".join(lines)

@@ -16,7 +16,6 @@ from planner.search.baselines import greedy_choice
 from planner.search.choices import Option
 from planner.search.cpsat import (
     SolverTimeout,
-    SolveSettings,
     build_options,
     facts,
     finish,
@@ -30,6 +29,7 @@ from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
 from planner.types.names import ModelName
 from planner.types.plan import Plan
+from planner.types.settings import SolveSettings
 
 # Share of the time limit the single-shape solve that seeds a mixed search may take.
 SINGLE_SHARE = 0.25
@@ -61,7 +61,7 @@ def search_plan(problem: SearchProblem, settings: SolveSettings | None = None) -
         plan = _min_latency(problem, settings)
     violations = check_plan(_target_problem(problem, plan), plan)
     if violations:  # the validator is the specification: a violation is a bug
-        raise RuntimeError("search produced an invalid plan: " + "; ".join(violations))
+        raise RuntimeError("search produced an invalid plan: " + "; ".join(map(str, violations)))
     return plan
 
 

@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from planner.defaults import UNITS_PER_GPU
 from planner.search.choices import (
-    DEFAULT_RESOLUTION,
     Option,
     model_options,
     shape_fits_memory,
@@ -37,6 +36,7 @@ from planner.search.problem import SearchProblem, ShapeCandidate
 from planner.search.validate import mean_latency_s
 from planner.types.names import ModelName
 from planner.types.plan import Allocation, Plan, SolverFacts
+from planner.types.settings import DEFAULT_RESOLUTION
 
 
 def uniform_plan(problem: SearchProblem) -> Plan:
@@ -160,13 +160,17 @@ def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bo
     for o in chosen:
         for p in o.parts:
             per = counts.setdefault(p.shape.key.gpu_type, {})
-            per[p.shape.units] = per.get(p.shape.units, 0) + p.replicas
+            # Packing items are pipeline stages (a replica of pp stages is pp items).
+            stage = p.shape.key.stage_units
+            per[stage] = per.get(stage, 0) + p.replicas * p.shape.key.pp
     return all(fits_thresholds(c, caps[g]) for g, c in counts.items())
 
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
     key = shape.key
-    return Allocation(model, key.gpu_type, key.tp, key.share_eighths, replicas)
+    return Allocation(
+        model, key.gpu_type, key.tp, key.share_eighths, replicas, key.pp, key.expert_parallel
+    )
 
 
 def served_elsewhere(alloc: Allocation, allocs: Sequence[Allocation]) -> bool:
@@ -201,7 +205,8 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             if victim.replicas > 1:
                 out.append(
                     Allocation(victim.model, victim.gpu_type, victim.tp,
-                               victim.share_eighths, victim.replicas - 1)
+                               victim.share_eighths, victim.replicas - 1, victim.pp,
+                               victim.expert_parallel)
                 )  # fmt: skip
             elif not served_elsewhere(victim, [*out, victim]):
                 # Its last replica: shrink it to the next smaller shape that runs the

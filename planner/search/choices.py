@@ -32,14 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
-from planner.search.mixtures import MixBound, mixtures
+from planner.search.mixtures import mixtures
 from planner.search.packing import item_threshold, threshold_capacities
 from planner.search.predict import mixture_latency_s, option_latency_s
 from planner.search.problem import ModelCandidates, SearchProblem, ShapeCandidate
 from planner.types.names import GpuType, ModelName
+from planner.types.settings import DEFAULT_RESOLUTION, MixBound
 from planner.types.shapes import ShapeKey
-
-DEFAULT_RESOLUTION = 0.002
 
 
 @dataclass(frozen=True)
@@ -93,11 +92,15 @@ class Option:
         return min(p.shape.ladder_utilisation[-1] for p in self.parts)
 
     def units_at_least(self, gpu_type: GpuType, threshold: int) -> int:
-        """Units of replicas on `gpu_type` whose packing threshold is >= `threshold`."""
+        """Units of replicas on `gpu_type` whose packing threshold is >= `threshold`.
+
+        The packed item is a pipeline stage: a replica of `pp` stages adds `pp` items of
+        its stage size (all of its units) at the stage's threshold."""
         return sum(
             p.units
             for p in self.parts
-            if p.shape.key.gpu_type == gpu_type and item_threshold(p.shape.units) >= threshold
+            if p.shape.key.gpu_type == gpu_type
+            and item_threshold(p.shape.key.stage_units) >= threshold
         )
 
 
@@ -187,7 +190,7 @@ def replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
     """
     if shape.units < UNITS_PER_GPU:
         return 1 if caps.get(1, 0) >= shape.units else 0
-    return caps.get(item_threshold(shape.units), 0) // shape.units
+    return caps.get(item_threshold(shape.key.stage_units), 0) // shape.units
 
 
 def _latency_net(

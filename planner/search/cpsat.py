@@ -45,41 +45,33 @@ validator re-checks every plan with floats.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ortools.sat.python import cp_model
 from ortools.sat.python.cp_model import LinearExpr
 
 from planner.errors import PlannerError
-from planner.search.choices import DEFAULT_RESOLUTION, Option, model_options
-from planner.search.mixtures import DEFAULT_MIX, MixBound
+from planner.search.choices import Option, model_options
 from planner.search.packing import threshold_capacities
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
 from planner.types.names import GpuType, ModelName
 from planner.types.plan import Allocation, Objective, Plan, SolverFacts
+from planner.types.settings import SolveSettings
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
+
+#: What a solve optimises: "latency" (rate-weighted mean latency), "units" (GPU eighths),
+#: or "first" (the first plan found, with units as the guide: max-throughput's probes).
+Goal = Literal["latency", "units", "first"]
 
 
 class SolverTimeout(PlannerError):
     """No plan found within the time limit (not proven infeasible)."""
-
-
-@dataclass(frozen=True)
-class SolveSettings:
-    """How to search. `num_workers` and `random_seed` are pinned for determinism."""
-
-    objective: Objective = "min-latency"
-    time_limit_s: float = 30.0
-    num_workers: int = 1  # one worker is deterministic and, here, fastest (benchmarks)
-    random_seed: int = 0
-    resolution: float = DEFAULT_RESOLUTION  # latency net of options.py
-    mix: MixBound | None = DEFAULT_MIX  # two-shape mixtures (mixtures.py); None: one shape
-    use_hint: bool = True
-    max_units: int | None = None  # extra cap on total units (lexicographic 2nd stage)
 
 
 @dataclass(frozen=True)
@@ -202,7 +194,47 @@ def _solver(settings: SolveSettings, time_limit_s: float) -> cp_model.CpSolver:
     # Probing spends seconds deriving millions of implied clauses between the options of
     # one model without moving the bound (benchmarks/search_scale.py); the LP does the work.
     solver.parameters.cp_model_probing_level = 0
+    # CP-SAT's own SIGINT catching stops the search quietly and then resets SIGINT to
+    # its default action: Ctrl-C would yield a truncated plan, written as if complete.
+    # The caller's handlers decide instead (see `_solve`).
+    solver.parameters.catch_sigint_signal = False
     return solver
+
+
+def _solve(solver: cp_model.CpSolver, cp: cp_model.CpModel) -> cp_model.CpSolverStatus:
+    """`solver.solve(cp)` in a worker thread, so the main thread stays responsive.
+
+    CP-SAT holds the calling thread for the whole search, and Python runs signal handlers
+    only between bytecodes of the main thread. Waiting on an event instead lets an
+    exception raised by a handler (KeyboardInterrupt, planner's Interrupted) arrive at
+    once: the search is stopped, the worker joined, and the exception propagates.
+    """
+    done = threading.Event()
+    result: list[cp_model.CpSolverStatus] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(solver.solve(cp))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=run, name="cp-sat", daemon=True)
+    worker.start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except BaseException:
+        solver.stop_search()
+        done.wait()
+        raise
+    finally:
+        worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def _status_name(solver: cp_model.CpSolver, status: cp_model.CpSolverStatus) -> str:
@@ -212,13 +244,12 @@ def _status_name(solver: cp_model.CpSolver, status: cp_model.CpSolverStatus) -> 
 def solve_options(
     problem: SearchProblem,
     options: Mapping[ModelName, Sequence[Option]],
-    goal: str,
+    goal: Goal,
     settings: SolveSettings,
     time_limit_s: float,
     hint: Mapping[ModelName, Option] | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal` ("latency", "units", "feasible", or "first": the
-    first plan found with units as guide); None when infeasible.
+    """Solve the option model for `goal`; None when infeasible.
 
     Raises:
         SolverTimeout: no solution within the time limit.
@@ -233,7 +264,7 @@ def solve_options(
     latency_slos(cp, x, problem)
     if goal == "latency":
         cp.minimize(latency_objective(x, problem))
-    elif goal in ("units", "first"):
+    else:
         cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
@@ -247,7 +278,7 @@ def solve_options(
         # above the optimum are then proven infeasible in under a second instead of timing
         # out (1,024-GPU case of benchmarks/search_scale.py), which closes the bracket.
         solver.parameters.linearization_level = 2
-    status = solver.solve(cp)
+    status = _solve(solver, cp)
     wall = time.perf_counter() - start
     if status == cp_model.INFEASIBLE:
         return None
@@ -270,7 +301,7 @@ def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
             Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.share_eighths,
-                       p.replicas)
+                       p.replicas, p.shape.key.pp, p.shape.key.expert_parallel)
             for o in chosen
             for p in o.parts
         )

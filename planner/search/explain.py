@@ -14,9 +14,10 @@ from dataclasses import replace
 from planner.defaults import UNITS_PER_GPU
 from planner.errors import InfeasibleError
 from planner.search.choices import fewest_replicas, shape_fits_memory, shape_is_structural
-from planner.search.cpsat import SolverTimeout, SolveSettings, build_options, solve_options
+from planner.search.cpsat import SolverTimeout, build_options, solve_options
 from planner.search.problem import SearchProblem
 from planner.types.cluster import Cluster
+from planner.types.settings import SolveSettings
 
 
 class SearchInfeasible(InfeasibleError):
@@ -36,8 +37,15 @@ def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> Searc
     except SolverTimeout:
         suffix = " (How many GPUs would suffice was not found within the time limit.)"
         return SearchInfeasible(f"infeasible ({binding}): {reason}.{suffix}", binding, None)
+    # One GPU count per message: the reason says only what is exceeded, the number comes
+    # from the solve (a real plan), so the two can never disagree.
     if needed is None:
         suffix = " No number of GPUs of these types would suffice."
+    elif needed <= problem.cluster.gpus:
+        suffix = (
+            f" {needed:g} GPUs of the cluster's types would suffice in larger nodes or "
+            "NVLink domains than the cluster's."
+        )
     else:
         suffix = (
             f" The target needs {needed:g} GPUs of the cluster's types "
@@ -67,8 +75,8 @@ def _binding(problem: SearchProblem) -> tuple[str, str]:
         least = min(fewest_replicas(s, demand, problem.utilisation_cap) * s.units for s in fitting)
         if least > total_units:
             return f"saturation of model {m.model}", (
-                f"its demand of {demand:.3g} calls/s needs at least {least / UNITS_PER_GPU:g} "
-                f"GPUs below {problem.utilisation_cap:.0%} utilisation"
+                f"its demand of {demand:.3g} calls/s alone needs more than the cluster's "
+                f"{problem.cluster.gpus} GPUs below {problem.utilisation_cap:.0%} utilisation"
             )
     for w in problem.workflows:
         if w.slo_s is None:

@@ -25,7 +25,6 @@ an option (the brute-force tests use this).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,20 +32,7 @@ from planner.defaults import UNITS_PER_GPU
 from planner.search.packing import item_threshold
 from planner.search.problem import ShapeCandidate
 from planner.types.names import GpuType
-
-
-@dataclass(frozen=True)
-class MixBound:
-    """Which two-shape mixtures are options (see the module docstring)."""
-
-    minority_max: int | None = 2  # a mixture's smaller replica count is at most this
-    resolution: float = 0.05  # latency net along the larger count
-
-
-# The default bound: two replicas of the second shape and a 5% net keep the 1,024-GPU,
-# 50-model benchmark at a proven optimum in seconds; four replicas or a 2% net leave it
-# at a 5-12% gap after 55 s (benchmarks/search_scale.py, docs/benchmarks.md).
-DEFAULT_MIX = MixBound()
+from planner.types.settings import MixBound
 
 
 def mixtures(
@@ -89,9 +75,9 @@ def mixtures(
 
 def _resources(shape: ShapeCandidate, dims: Sequence[tuple[GpuType, int]]) -> np.ndarray:
     """Units one replica of `shape` adds to each packing constraint (g, t)."""
-    g, size = shape.key.gpu_type, shape.units
+    g, size, stage = shape.key.gpu_type, shape.units, shape.key.stage_units
     return np.array(
-        [size if g == dg and item_threshold(size) >= t else 0 for dg, t in dims], dtype=np.int64
+        [size if g == dg and item_threshold(stage) >= t else 0 for dg, t in dims], dtype=np.int64
     )
 
 

@@ -10,17 +10,17 @@ problems by hand; `build_problem` builds real ones from the stages before search
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from planner.catalog import ModelSpec
-from planner.defaults import SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
+from planner.defaults import PP_DEGREES, SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
 from planner.errors import InputError, ProfileError
 from planner.profiles import ProfileTable
 from planner.types.apl import AggregatePipeline
 from planner.types.cluster import Cluster, NodePool
 from planner.types.names import GpuType, ModelName, WorkflowType
+from planner.types.settings import SloKind, WorkloadTargets
 from planner.types.shapes import ShapeKey
 
 # Per-replica loads at which latency is tabulated, as fractions of saturation capacity.
@@ -29,8 +29,6 @@ from planner.types.shapes import ShapeKey
 DEFAULT_LADDER: tuple[float, ...] = (
     0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.995,
 )  # fmt: skip
-
-SloKind = Literal["mean", "p95"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,6 @@ class WorkflowDemand:
     slo_s: float | None = None
     slo_kind: SloKind = "mean"
     p95_over_mean: float = 1.0
-    observed_rate_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,14 +139,26 @@ class SearchProblem:
     def gpu_types(self) -> tuple[GpuType, ...]:
         return tuple(sorted({p.gpu_type for p in self.cluster.pools}))
 
-
-@dataclass(frozen=True)
-class WorkloadTargets:
-    """How target rates and SLOs are derived from the observed APL."""
-
-    headroom: float = 1.0  # target = observed rate x headroom (unless a rate is given)
-    target_rate_per_s: Mapping[WorkflowType, float] | float | None = None  # per type or total
-    slo_s: Mapping[WorkflowType, tuple[float, SloKind]] = field(default_factory=dict)
+    def without_shape(
+        self, model: ModelName, gpu_type: GpuType, tp: int, reason: str
+    ) -> SearchProblem:
+        """The problem minus `model`'s shapes on `gpu_type` at TP `tp` (0: every TP), with
+        a note saying why (placement could not honour them)."""
+        models = tuple(
+            replace(
+                m,
+                shapes=tuple(
+                    s
+                    for s in m.shapes
+                    if not (
+                        s.key.model == model and s.key.gpu_type == gpu_type and tp in (0, s.key.tp)
+                    )
+                ),
+            )
+            for m in self.models
+        )
+        note = f"placement: excluded {model} TP {tp or 'any'} on {gpu_type} ({reason})"
+        return replace(self, models=models, notes=(*self.notes, note))
 
 
 def workflow_demands(
@@ -212,7 +221,6 @@ def workflow_demands(
                 slo_s=slo[0] if slo else None,
                 slo_kind=slo[1] if slo else "mean",
                 p95_over_mean=p95_ratio,
-                observed_rate_per_s=rate,
             )
         )
     return tuple(out)
@@ -236,7 +244,8 @@ def token_shape(apl: AggregatePipeline, model: ModelName) -> tuple[float, float]
 
 def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
     """Every structurally valid shape: TP divides the heads, TP fits an NVLink domain and
-    a node, TP > 1 takes whole GPUs, fractions on the 1/8 grid."""
+    a node, TP > 1 takes whole GPUs, fractions on the 1/8 grid; MoE models also get each
+    TP > 1 shape with expert parallelism (EP = TP)."""
     keys: set[ShapeKey] = set()
     for pool in cluster.pools:
         domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
@@ -245,6 +254,38 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
                 continue
             shares = SHARE_EIGHTHS if tp == 1 else (UNITS_PER_GPU,)
             keys.update(ShapeKey(spec.name, pool.gpu_type, tp, s) for s in shares)
+            if spec.is_moe and tp > 1:
+                # Expert parallelism: the same GPUs with the experts split across them.
+                keys.add(
+                    ShapeKey(spec.name, pool.gpu_type, tp, UNITS_PER_GPU, expert_parallel=True)
+                )
+    return tuple(sorted(keys))
+
+
+def pipeline_shapes(
+    spec: ModelSpec, cluster: Cluster, fits: Callable[[ShapeKey], bool]
+) -> tuple[ShapeKey, ...]:
+    """Replicas spanning nodes, for GPU types on which no single-domain shape fits.
+
+    Per pool of such a type: TP = the widest degree inside one NVLink domain that divides
+    the heads, and the fewest pipeline stages (PP_DEGREES) whose memory fits and whose
+    GPUs the pool holds. Fewest stages: each stage adds a hop between nodes, and more
+    stages of one replica buy KV cache that more replicas would buy with higher throughput.
+    """
+    keys: set[ShapeKey] = set()
+    for pool in cluster.pools:
+        domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
+        tps = [t for t in TP_DEGREES if t <= domain and not spec.heads % t]
+        if not tps:
+            continue
+        single = (ShapeKey(spec.name, pool.gpu_type, t) for t in tps)
+        if any(fits(k) for k in single):
+            continue
+        for pp in PP_DEGREES:
+            key = ShapeKey(spec.name, pool.gpu_type, tps[-1], UNITS_PER_GPU, pp)
+            if tps[-1] * pp <= pool.gpus and fits(key):
+                keys.add(key)
+                break
     return tuple(sorted(keys))
 
 
@@ -254,7 +295,6 @@ def build_problem(
     cluster: Cluster,
     specs: Mapping[ModelName, ModelSpec],
     targets: WorkloadTargets | None = None,
-    utilisation_cap: float = UTILISATION_CAP,
     ladder: Sequence[float] = DEFAULT_LADDER,
     growth: Sequence[NodePool] = (),
 ) -> SearchProblem:
@@ -262,8 +302,7 @@ def build_problem(
 
     Args:
         specs: the catalog entry of every model the APL names (keyed by the APL's name).
-        targets: target rates and SLOs (default: observed rates).
-        utilisation_cap: a replica's load stays below this fraction of its capacity.
+        targets: target rates, SLOs and the utilisation cap (default: observed rates).
         growth: node shapes to count "GPUs that would suffice" in (default: the pools').
     Raises:
         ProfileError: a model of the APL has no catalog entry.
@@ -281,14 +320,21 @@ def build_problem(
         inp, out = _merged_token_shape(
             apl, [n for n in apl.models() if specs[n].name == catalog_name]
         )
+        every_pool = Cluster((*cluster.pools, *growth))
         shapes = [
             _profile_shape(profiles, key, inp, out, ladder)
             # growth pools may allow wider TP: profile those shapes too (the solve on
             # `cluster` rejects them, the count of GPUs that would suffice uses them)
-            for key in candidate_shapes(spec, Cluster((*cluster.pools, *growth)))
+            for key in candidate_shapes(spec, every_pool)
+        ]
+        shapes += [
+            _profile_shape(profiles, key, inp, out, ladder)
+            for key in pipeline_shapes(spec, every_pool, lambda k: profiles.memory(k).fits)
         ]
         models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
-    return SearchProblem(flows, tuple(models), cluster, utilisation_cap, growth=tuple(growth))
+    return SearchProblem(
+        flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
+    )
 
 
 def _rename(

@@ -32,11 +32,12 @@ from planner.search.choices import (
     shape_is_structural,
     single,
 )
-from planner.search.cpsat import SolverTimeout, SolveSettings, solve_options
+from planner.search.cpsat import SolverTimeout, solve_options
 from planner.search.mixtures import mixtures
 from planner.search.packing import threshold_capacities
 from planner.search.problem import SearchProblem
 from planner.types.names import ModelName
+from planner.types.settings import SolveSettings
 
 TOLERANCE = 1e-6
 # The reported scale is shrunk by this factor so the float re-check of the cap holds.

@@ -48,8 +48,9 @@ def evaluation_candidates(
     """
     from planner.search.baselines import greedy_plan, independent_plan, uniform_plan
     from planner.search.predict import make_plan
-    from planner.search.problem import WorkloadTargets, build_problem
-    from planner.search.validate import check_plan
+    from planner.search.problem import build_problem
+    from planner.search.validate import CAPACITY, check_plan
+    from planner.types.settings import WorkloadTargets
 
     targets: Mapping[str, float] = {w.workflow_type: w.target_rate_per_s for w in plan.workflows}
     traced = {w.workflow_type for w in apl.workflows}
@@ -74,7 +75,7 @@ def evaluation_candidates(
     if user is not None:
         facts = SolverFacts("USER", float("nan"), float("nan"), float("nan"), 0.0)
         mine = make_plan(problem, user, "min-latency", facts, (user_label,))
-        too_big = [v for v in check_plan(problem, mine) if "GPU" in v or "budget" in v]
+        too_big = [v.message for v in check_plan(problem, mine) if v.constraint in CAPACITY]
         if too_big:
             raise InputError(
                 f"{user_label}: the allocation does not fit the evaluation's GPUs: "

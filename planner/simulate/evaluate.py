@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from planner.errors import InputError
 from planner.profiles import ProfileTable
+from planner.progress import stage
 from planner.simulate import build_replicas
 from planner.simulate.rates import (
     CRITERION,
@@ -114,10 +115,10 @@ def evaluate_plans(
     mix = {w.workflow_type: w.target_rate_per_s for w in first.workflows}
     if sum(mix.values()) > 0 and set(mix) <= set(workload.workflow_types):
         settings = replace(settings, mix=mix)
-    out = [
-        _candidate(name, plan, workload, profiles, settings, target, canonical)
-        for name, plan in plans.items()
-    ]
+    out = []
+    for name, plan in plans.items():
+        with stage(f"simulate {name}"):
+            out.append(_candidate(name, plan, workload, profiles, settings, target, canonical))
     return Evaluation(target, CRITERION, settings, tuple(out))
 
 

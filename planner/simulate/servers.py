@@ -61,14 +61,6 @@ class ServerCurve:
         n = np.arange(1, len(self.speed))
         return float((n * self.speed[1:]).max() / max(self.prefill_s + self.decode_s, 1e-12))
 
-    def work_s(self, input_tokens: np.ndarray, output_tokens: np.ndarray) -> np.ndarray:
-        """Isolated latency of calls of the given shapes on this replica."""
-        if not self.token_scaled:
-            return np.full(np.shape(input_tokens), self.prefill_s + self.decode_s)
-        pre = self.prefill_s * input_tokens / max(self.ref_input_tokens, 1.0)
-        dec = self.decode_s * output_tokens / max(self.ref_output_tokens, 1.0)
-        return np.asarray(pre + dec, dtype=np.float64)
-
 
 def constant_curve(latency_s: float, max_concurrency: int) -> ServerCurve:
     """A replica whose calls take `latency_s` whatever the load (up to its capacity)."""

@@ -25,10 +25,15 @@ class Allocation:
     tp: int
     share_eighths: int  # of each GPU, 8 = whole GPUs (see ShapeKey)
     replicas: int
+    pp: int = 1  # pipeline stages per replica (> 1: the replica spans nodes)
+    # MoE: experts split across the TP GPUs (vLLM --enable-expert-parallel).
+    expert_parallel: bool = False
 
     @property
     def shape(self) -> ShapeKey:
-        return ShapeKey(self.model, self.gpu_type, self.tp, self.share_eighths)
+        return ShapeKey(
+            self.model, self.gpu_type, self.tp, self.share_eighths, self.pp, self.expert_parallel
+        )
 
     @property
     def gpu_fraction(self) -> float:

@@ -1,4 +1,5 @@
-"""A replica's shape: which model, on which GPU type, at which TP degree and GPU share."""
+"""A replica's shape: which model, on which GPU type, at which TP degree and GPU share,
+and over how many pipeline stages (nodes)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,29 @@ class ShapeKey:
     """One way to run one replica of a model.
 
     `share_eighths` is the replica's share of each of its GPUs in eighths (8 = whole
-    GPUs; below 8 only when tp == 1).
+    GPUs; below 8 only when tp == 1). `pp` > 1 splits the layers into that many pipeline
+    stages, each a TP group of `tp` whole GPUs inside one NVLink domain (a replica that
+    spans nodes: TP inside a node, PP across nodes).
     """
 
     model: ModelName
     gpu_type: GpuType
     tp: int
     share_eighths: int = UNITS_PER_GPU
+    pp: int = 1
+    # MoE only: experts split across the TP GPUs (vLLM --enable-expert-parallel, EP = TP)
+    # instead of each expert's intermediate dimension.
+    expert_parallel: bool = False
+
+    @property
+    def stage_units(self) -> int:
+        """Eighths of a GPU one pipeline stage occupies (the unit placement packs)."""
+        return self.tp * self.share_eighths
 
     @property
     def units(self) -> int:
         """Eighths of a GPU one replica occupies."""
-        return self.tp * self.share_eighths
+        return self.pp * self.stage_units
 
     @property
     def gpu_fraction(self) -> float:

@@ -1,0 +1,89 @@
+"""The evaluation job: simulate a plan and the baselines on the same GPUs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from planner.catalog import Catalog
+from planner.jobs.clusters import resolve_cluster
+from planner.jobs.requests import ClusterSpec, InputPaths
+from planner.progress import stage
+from planner.simulate.evaluate import Evaluation
+from planner.types.cluster import Cluster
+from planner.types.plan import Plan
+
+Arrivals = Literal["poisson", "trace"]
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    """What `planner evaluate` simulates.
+
+    `cluster.gpus` None (and no cluster file) means the plan's own GPUs: its total, of its
+    first GPU type, in full nodes of `cluster.gpus_per_node`.
+    """
+
+    traces: Path
+    plan_path: Path
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+    allocation: Path | None = None  # the user's own allocation file, simulated too
+    rate_per_s: float | None = None  # where latency is measured (default: the plan's target)
+    arrivals: Arrivals = "poisson"
+    calls: int = 150_000  # calls per simulation
+    seed: int = 0
+    inputs: InputPaths = field(default_factory=InputPaths)
+
+
+def evaluate_job(request: EvaluateRequest) -> Evaluation:
+    """Simulate the plan, the uniform, independent and greedy baselines (and the user's
+    allocation) on the same GPUs: maximum sustainable rate, latency at the target rate,
+    per-model utilisation, and the APL's prediction error.
+
+    Raises:
+        InputError, ConfigError: bad traces, plan or allocation file.
+    """
+    from planner.aggregate import aggregate_pipeline
+    from planner.io.configs import load_catalog
+    from planner.io.plan_file import read_plan
+    from planner.io.profiles import load_profiles
+    from planner.io.traces import load_mapping, read_calls
+    from planner.search.validate import validate_plan
+    from planner.simulate import compile_workload
+    from planner.simulate.candidates import canonical_names, evaluation_candidates
+    from planner.simulate.evaluate import evaluate_plans
+    from planner.simulate.rates import SimSettings
+
+    plan = read_plan(request.plan_path)
+    inputs = request.inputs
+    mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
+    with stage("ingest"):
+        calls = read_calls(request.traces, mapping)
+        apl = aggregate_pipeline(calls)
+    catalog = load_catalog(inputs.configs_dir)
+    profiles = load_profiles(inputs.profiles_dir, catalog)
+    cluster = evaluation_cluster(request, plan, catalog)
+    validate_plan(plan, catalog, None, str(request.plan_path))
+    user = None
+    if request.allocation is not None:
+        from planner.io.allocation import load_allocation
+
+        user = load_allocation(request.allocation)
+    label = str(request.allocation)
+    plans = evaluation_candidates(plan, apl, profiles, cluster, catalog, user, label)
+    settings = SimSettings(calls=request.calls, pattern=request.arrivals, seed=request.seed)
+    workload = compile_workload(calls)
+    rate = request.rate_per_s or None
+    return evaluate_plans(workload, plans, profiles, settings, rate, canonical_names(catalog))
+
+
+def evaluation_cluster(request: EvaluateRequest, plan: Plan, catalog: Catalog) -> Cluster:
+    """The cluster the candidates share: the request's, with the plan's GPU count and
+    type where it gives none, resolved like every other job's."""
+    spec = request.cluster
+    if spec.cluster_file is None:
+        types = sorted({a.gpu_type for a in plan.allocations})
+        gpu_type = spec.gpu_type or (types[0] if types else None)
+        spec = replace(spec, gpus=spec.gpus or plan.gpus_total, gpu_type=gpu_type)
+    return resolve_cluster(spec, catalog).cluster

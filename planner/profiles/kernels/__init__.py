@@ -1,0 +1,196 @@
+"""The `kernels` profile source: vLLM engine steps composed from measured kernel latencies.
+
+For a GPU type whose catalog entry names shipped kernel tables (`kernel_tables:` in
+configs/gpus/*.yaml), every prediction is composed per layer from GEMM, attention, MoE
+and collective latencies measured with vLLM on that GPU (`step`), turned into a steady
+state of chunked-prefill serving with the engine's fitted non-kernel time (`steady`).
+Memory fit, open-loop rates, capacity and the request checks are the roofline model's
+(`planner.profiles.analytic`), which also answers every GPU type without tables
+(`source = "roofline"`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import importlib.resources
+import json
+import math
+from dataclasses import fields, replace
+
+import numpy as np
+
+from planner.catalog import Catalog
+from planner.defaults import GPU_MEMORY_UTILIZATION, UNITS_PER_GPU
+from planner.errors import ProfileError
+from planner.profiles import PerfPoint, Source
+from planner.profiles.analytic import AnalyticProfiles, max_concurrency
+from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
+from planner.profiles.kernels.step import StepModel
+from planner.profiles.kernels.tables import DATA_PACKAGE, kernel_tables, shipped_systems
+from planner.types.shapes import ShapeKey
+
+OVERHEAD_FILE = "engine_overhead.json"
+_RATE_TABLE_POINTS = 25
+
+
+@functools.cache
+def shipped_overhead() -> EngineOverhead:
+    """The engine overhead fitted by benchmarks/fit_kernel_overhead.py (shipped JSON)."""
+    text = (
+        importlib.resources.files(DATA_PACKAGE).joinpath("data", OVERHEAD_FILE).read_text("utf-8")
+    )
+    data = json.loads(text)
+    names = {f.name for f in fields(EngineOverhead)}
+    return EngineOverhead(**{k: v for k, v in data.items() if k in names})
+
+
+class KernelProfiles(AnalyticProfiles):
+    """ProfileTable answering from kernel-composed steps where a GPU has tables.
+
+    Args:
+        catalog: models and GPU types.
+        gpu_memory_utilization: vLLM's `--gpu-memory-utilization` of a whole GPU.
+        overhead: the engine's non-kernel time; default the shipped fit.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
+        overhead: EngineOverhead | None = None,
+    ) -> None:
+        super().__init__(catalog, gpu_memory_utilization)
+        self._overhead = overhead
+        self._steps: dict[ShapeKey, StepModel] = {}
+        self._sources: dict[ShapeKey, Source] = {}
+        self._tables: dict[tuple[ShapeKey, float, float], tuple[list[float], list[float]]] = {}
+
+    @property
+    def overhead(self) -> EngineOverhead:
+        """The engine overhead in use (the shipped fit unless one was given)."""
+        return self._overhead if self._overhead is not None else shipped_overhead()
+
+    def source_of(self, key: ShapeKey) -> Source:
+        """`kernels` for a GPU type with shipped tables, else `roofline`. Replicas that
+        span nodes in pipeline stages (pp > 1) are the roofline's: the tables hold no
+        inter-node transfers to compose the stage hops from."""
+        source = self._sources.get(key)
+        if source is None:
+            _, gpu = self._specs(key)
+            tables = gpu.kernel_tables in shipped_systems()
+            source = "kernels" if tables and key.pp == 1 else "roofline"
+            self._sources[key] = source
+        return source
+
+    def step_model(self, key: ShapeKey) -> StepModel:
+        """The kernel-composed step model of a shape (cached).
+
+        Raises:
+            ProfileError: the GPU type has no tables, or EP is asked of a dense model.
+        """
+        step = self._steps.get(key)
+        if step is None:
+            model, gpu = self._specs(key)
+            if gpu.kernel_tables not in shipped_systems():
+                raise ProfileError(f"{gpu.name} has no shipped kernel tables")
+            if key.expert_parallel and not model.is_moe:
+                raise ProfileError(
+                    f"{model.name} is dense: expert parallelism applies to MoE models only"
+                )
+            step = StepModel(
+                model,
+                kernel_tables(gpu.kernel_tables),
+                key.tp,
+                expert_parallel=key.expert_parallel,
+                fraction=key.gpu_fraction,
+            )
+            self._steps[key] = step
+        return step
+
+    def extrapolated(self, key: ShapeKey) -> tuple[str, ...]:
+        """Kernels whose lookups for this shape left the measured grid (so far), sorted."""
+        noted: set[str] = set()
+        for k in (key, replace(key, share_eighths=UNITS_PER_GPU)):
+            step = self._steps.get(k)
+            if step is not None:
+                noted |= step.noted()
+        return tuple(sorted(noted))
+
+    def _running_at_rate(
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        top: float,
+    ) -> PerfPoint:
+        """The closed-loop point whose throughput equals `rate_per_s` (no slot queue).
+
+        Throughput X(C) rises with concurrency: it is tabulated once per shape and token
+        shape at 25 concurrencies (geometric, 1e-4 x top to top), inverted by log-log
+        interpolation, and refined by two secant steps on exact steady states, within
+        1e-6 of the rate in practice (the roofline's bracketing solve needs about 9 exact
+        steady states per rate; this needs 2).
+        """
+        if self.source_of(key) != "kernels":
+            return super()._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
+        at_top = self._point(key, input_tokens, output_tokens, top)
+        if rate_per_s >= at_top.requests_per_s:
+            return replace(at_top, saturated=True)
+        log_c, log_x = self._throughput_table(key, input_tokens, output_tokens, top)
+        target = math.log(max(rate_per_s, 1e-300))
+        i = min(max(bisect.bisect_left(log_x, target), 1), len(log_x) - 1)
+        # Local slope d log C / d log X of the bracketing table segment (X ~ C at low load).
+        slope = (log_c[i] - log_c[i - 1]) / max(log_x[i] - log_x[i - 1], 1e-12)
+        c = min(top, math.exp(log_c[i - 1] + slope * (target - log_x[i - 1])))
+        point = self._point_uncached(key, input_tokens, output_tokens, c)
+        for _ in range(2):
+            x = point.requests_per_s
+            if x <= 0 or abs(x - rate_per_s) <= 1e-9 * rate_per_s:
+                break
+            c = min(top, c * math.exp(slope * (target - math.log(x))))
+            point = self._point_uncached(key, input_tokens, output_tokens, c)
+        return point
+
+    def _throughput_table(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, top: float
+    ) -> tuple[list[float], list[float]]:
+        cache_key = (key, input_tokens, output_tokens)
+        table = self._tables.get(cache_key)
+        if table is None:
+            c = top * np.geomspace(1e-4, 1.0, _RATE_TABLE_POINTS)
+            x = np.array(
+                [
+                    self._point_uncached(key, input_tokens, output_tokens, float(v)).requests_per_s
+                    for v in c
+                ]
+            )
+            x = np.maximum.accumulate(np.maximum(x, 1e-300))  # monotone for the inversion
+            table = (np.log(c).tolist(), np.log(x).tolist())
+            self._tables[cache_key] = table
+        return table
+
+    def _point_uncached(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+    ) -> PerfPoint:
+        if self.source_of(key) != "kernels":
+            return super()._point_uncached(key, input_tokens, output_tokens, concurrency)
+        _, gpu, fit = self._fitting(key)
+        top = max_concurrency(
+            fit.kv_cache_tokens, input_tokens, output_tokens, gpu.vllm_max_num_seqs
+        )
+        # Kernel time on a share f is the whole GPU's divided by f: every share of a
+        # model reads the whole-GPU step model's curves.
+        whole = replace(key, share_eighths=UNITS_PER_GPU)
+        return kernel_steady_state(
+            self.step_model(whole),
+            self.overhead,
+            gpu.vllm_max_num_batched_tokens,
+            input_tokens,
+            output_tokens,
+            concurrency,
+            top,
+            fit.kv_cache_tokens,
+            key.gpu_fraction,
+        )

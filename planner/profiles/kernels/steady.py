@@ -1,0 +1,179 @@
+"""Steady-state serving latency from kernel-composed engine steps (pure).
+
+vLLM's scheduler (V1, chunked prefill) fills each step with every running decode first
+and then one prefill chunk from the remaining token budget (`max_num_batched_tokens`).
+With B requests running (closed loop, B = min(C, KV slots, max-num-seqs)), prompt I,
+output O, mean decode context s = I + O/2, and d = B - 1 other sequences decoding while
+one request prefills in chunks x_j after o_j earlier tokens (x_j <= budget - d):
+
+  decode step     K_dec = linear(B) + lm_head(B) + decode_attn(B, s)
+  own prefill     K_own = sum_j linear(d + x_j) + lm_head(d + 1) + decode_attn(d, s)
+                          + prefill_attn(x_j, o_j)
+  marginal cost   K_pre = sum_j [linear(d + x_j) - linear(d)] + prefill_attn(I)
+                  (what one request's prefill adds to steps that run anyway)
+
+and the engine's non-kernel time, fitted on measured end-to-end points
+(`EngineOverhead`, benchmarks/fit_kernel_overhead.py): a per-step constant S, a cost q
+per running sequence per step (scheduling, input preparation, sampling), a cost r per
+token per layer (norms, rotary, activation and residual kernels the tables lack), a
+kernel-time multiplier a, a per-request constant c (HTTP, tokenisation, detokenisation):
+
+  T_dec  = a K_dec + S + (q + r L) B
+  T_own  = a K_own + n_chunks (S + q B) + r L (I + n_chunks d)
+  M_pre  = a K_pre + r L I
+  TTFT   = c + T_own + g (B - 1) M_pre          (others' prefills ahead of this one)
+  E2E    = c + T_own + (O - 1) T_dec + k (B - 1) M_pre   (the others' prefills interleave)
+  TPOT   = (E2E - TTFT) / (O - 1),  throughput X = B / E2E,  plus (C - B) / X of waiting
+           for a KV slot when C > B
+with k (interference, physically about 1) and g <= k fitted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from planner.profiles import PerfPoint
+from planner.profiles.kernels.step import StepModel
+
+
+@dataclass(frozen=True)
+class EngineOverhead:
+    """Fitted non-kernel time of the vLLM engine (see the module docstring)."""
+
+    kernel_scale: float  # a
+    step_ms: float  # S
+    sequence_us: float  # q
+    token_layer_ns: float  # r
+    request_ms: float  # c
+    interference: float  # k
+    wait_fraction: float  # g
+    source: str = ""
+
+
+# One value, or one per point when many points are combined at once (the fit).
+Values = Any
+
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Kernel-only costs of one (shape, token shape, running batch), in ms; the fields
+    may also be arrays (one entry per point), which `combine` handles alike."""
+
+    batch: Values
+    layers: Values
+    input_tokens: Values
+    output_tokens: Values
+    chunks: Values
+    decode_ms: Values  # K_dec
+    own_prefill_ms: Values  # K_own
+    marginal_prefill_ms: Values  # K_pre
+
+
+def step_costs(
+    step: StepModel,
+    budget: int,
+    batch: float,
+    input_tokens: float,
+    output_tokens: float,
+    fraction: float = 1.0,
+) -> StepCosts:
+    """Kernel costs of the steady state with `batch` requests running (pure; reads the
+    shape's cached curves, so each call is a few microseconds of arithmetic). On a GPU
+    share `fraction` kernel time is the whole GPU's divided by the share."""
+    curves = step.curves()
+    b = max(batch, 1.0)
+    isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
+    context = isl + osl / 2.0
+    others = b - 1.0
+    chunk = max(float(budget) - others, 16.0)
+    chunks = max(1, math.ceil(isl / chunk))
+    others_attn = curves.decode_attention(others, context) if others >= 1 else 0.0
+    lm_own = curves.lm_head(others + 1.0)
+    base = curves.linear(others)
+    own = marginal = 0.0
+    before = 0.0
+    for j in range(chunks):
+        size = chunk if j < chunks - 1 else isl - chunk * (chunks - 1)
+        attention = curves.prefill_attention(size, before)
+        with_chunk = curves.linear(others + size)
+        own += with_chunk + lm_own + others_attn + attention
+        marginal += with_chunk - base + attention
+        before += size
+    return StepCosts(
+        batch=b,
+        layers=step.model.layers,
+        input_tokens=isl,
+        output_tokens=osl,
+        chunks=chunks,
+        decode_ms=(curves.linear(b) + curves.lm_head(b) + curves.decode_attention(b, context))
+        / fraction,
+        own_prefill_ms=own / fraction,
+        marginal_prefill_ms=marginal / fraction,
+    )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Running-set latencies of one steady state (no KV-slot wait), ms (or arrays)."""
+
+    ttft_ms: Values
+    tpot_ms: Values
+    e2e_ms: Values
+
+
+def combine(costs: StepCosts, o: EngineOverhead) -> Latency:
+    """Apply the engine overhead to kernel costs (the formulas of the module docstring)."""
+    b, osl, isl = costs.batch, costs.output_tokens, costs.input_tokens
+    per_token = o.token_layer_ns * 1e-6 * costs.layers
+    seq = o.sequence_us * 1e-3
+    dec = o.kernel_scale * costs.decode_ms + o.step_ms + (seq + per_token) * b
+    own = (
+        o.kernel_scale * costs.own_prefill_ms
+        + costs.chunks * (o.step_ms + seq * b)
+        + per_token * (isl + costs.chunks * (b - 1.0))
+    )
+    marginal = o.kernel_scale * costs.marginal_prefill_ms + per_token * isl
+    first = o.request_ms + own
+    ttft = first + o.wait_fraction * (b - 1.0) * marginal
+    e2e = first + (osl - 1.0) * dec + o.interference * (b - 1.0) * marginal
+    tpot = np.where(osl > 1, (e2e - ttft) / np.maximum(osl - 1.0, 1.0), 0.0)
+    return Latency(ttft_ms=ttft, tpot_ms=tpot if np.ndim(tpot) else float(tpot), e2e_ms=e2e)
+
+
+def kernel_steady_state(
+    step: StepModel,
+    overhead: EngineOverhead,
+    budget: int,
+    input_tokens: float,
+    output_tokens: float,
+    concurrency: float,
+    max_concurrency: float,
+    kv_cache_tokens: int,
+    fraction: float = 1.0,
+) -> PerfPoint:
+    """Closed-loop steady state with `concurrency` requests in the system (pure).
+
+    `fraction`: the replica's share of the GPU; kernel time is the whole GPU's / share.
+    """
+    osl = max(1.0, output_tokens)
+    running = min(concurrency, max_concurrency)
+    costs = step_costs(step, budget, max(running, 1.0), input_tokens, output_tokens, fraction)
+    lat = combine(costs, overhead)
+    per_ms = running / lat.e2e_ms
+    queued = max(concurrency - running, 0.0)
+    wait = 0.0 if queued == 0 else (queued / per_ms if per_ms > 0 else math.inf)
+    return PerfPoint(
+        concurrency=concurrency,
+        requests_per_s=per_ms * 1e3,
+        output_tokens_per_s=per_ms * 1e3 * osl,
+        ttft_ms=lat.ttft_ms + wait,
+        tpot_ms=lat.tpot_ms,
+        e2e_ms=lat.e2e_ms + wait,
+        kv_cache_tokens=kv_cache_tokens,
+        max_concurrency=max_concurrency,
+        source="kernels",
+    )
