@@ -178,7 +178,9 @@ def _plan(rate: float) -> Plan:
 
 
 def test_compare_reports_errors_only_where_comparable() -> None:
-    m = summarise_replay(_log())
+    # Two calls to m per workflow; m completed 2 calls in the 10 s window: 0.1 workflows/s.
+    m = summarise_replay(_log(), {"m": 2.0})
+    assert (m.bottleneck_model, m.max_rate_per_s) == ("m", pytest.approx(0.1))
     # Offered 2/s = the plan's target, but overloaded: max rate compared, latency not.
     rows = {r.quantity: r for r in compare_with_plan(m, _plan(2.0))}
     rate = rows["max workflow rate /s"]

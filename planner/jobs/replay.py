@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.errors import InputError
 from planner.replay import ModelEndpoints, ReplaySettings
@@ -27,6 +27,9 @@ from planner.replay.report import ComparisonRow, compare_with_plan, replay_docum
 from planner.replay.script import plan_prefixes
 from planner.types.names import ModelName
 from planner.types.plan import Plan
+
+if TYPE_CHECKING:
+    from planner.simulate.workload import Workload
 
 #: Called about once a second: (seconds elapsed, workflows finished, workflows running).
 Progress = Callable[[float, int, int], None]
@@ -100,7 +103,7 @@ def replay_job(request: ReplayRequest, progress: Progress | None = None) -> Repl
         settings = replace(settings, mix=_plan_mix(plan, workload.workflow_types))
     measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     run = run_replay(workload, prefixes, endpoints, settings, progress)
-    measure = summarise_replay(run.log)
+    measure = summarise_replay(run.log, _calls_per_workflow(workload, settings.mix))
     servers = tuple(
         summarise_server(e.model, url, run.samples) for e in run.endpoints for url in e.urls
     )
@@ -173,6 +176,31 @@ def _plan_named_as(
     names = {canonical(m): m for m in traced}
     models = tuple(replace(m, model=names.get(canonical(m.model), m.model)) for m in plan.models)
     return replace(plan, models=models)
+
+
+def _calls_per_workflow(workload: Workload, mix: Mapping[str, float]) -> dict[ModelName, float]:
+    """Mean LLM calls per workflow of each model at the replayed mix (the trace's when
+    `mix` is empty): the APL's n_m, from the compiled graphs."""
+    import numpy as np
+
+    per_type = []
+    weights = []
+    for t, name in enumerate(workload.workflow_types):
+        members = np.flatnonzero(workload.workflow_type == t)
+        if not len(members):
+            continue
+        nodes = np.concatenate(
+            [np.arange(workload.first_node[w], workload.first_node[w] + workload.node_count[w])
+             for w in members]
+        )  # fmt: skip
+        llm = workload.node_model[nodes]
+        llm = llm[llm >= 0]
+        per_type.append(np.bincount(llm, minlength=len(workload.models)) / len(members))
+        weights.append(mix.get(name, 0.0) if mix else float(len(members)))
+    if sum(weights) <= 0:
+        return {}
+    mean = np.average(np.vstack(per_type), axis=0, weights=np.asarray(weights))
+    return {m: float(mean[i]) for i, m in enumerate(workload.models)}
 
 
 def _failure(measure: ReplayMeasure) -> str:

@@ -145,6 +145,18 @@ class ReplayMeasure:
     stop_reason: str
     elapsed_s: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Workflow rate the busiest model's measured call rate supports, min over models of
+    # calls/s / calls per workflow (the APL's throughput bound, measured); NaN unknown.
+    bottleneck_rate_per_s: float = math.nan
+    bottleneck_model: ModelName = ""
+
+    @property
+    def max_rate_per_s(self) -> float:
+        """The maximum workflow rate an overloaded replay measured: the bottleneck model's
+        call rate over its calls per workflow. Workflows finishing inside the window would
+        undercount it: under overload every workflow is slowed, and a window shorter than
+        their latency sees few finish. NaN when the replay kept up (only a lower bound)."""
+        return math.nan if self.sustainable else self.bottleneck_rate_per_s
 
     @property
     def sustainable(self) -> bool:
@@ -164,8 +176,15 @@ def stats_of(values: Sequence[float] | np.ndarray) -> Stats:
     return Stats(float(arr.mean()), float(np.percentile(arr, 50)), float(np.percentile(arr, 95)))
 
 
-def summarise_replay(log: ReplayLog) -> ReplayMeasure:
-    """Summarise a replay's records over its measurement window."""
+def summarise_replay(
+    log: ReplayLog, calls_per_workflow: Mapping[ModelName, float] | None = None
+) -> ReplayMeasure:
+    """Summarise a replay's records over its measurement window.
+
+    Args:
+        calls_per_workflow: per model, mean LLM calls per replayed workflow (the APL's
+            n_m at the replayed mix), for the bottleneck rate; None: not computed.
+    """
     start, end = log.warmup_s, log.arrivals_end_s
     window = max(end - start, 0.0)
     types = sorted({w.workflow_type for w in log.workflows})
@@ -175,6 +194,13 @@ def summarise_replay(log: ReplayLog) -> ReplayMeasure:
     for call in log.calls:
         by_model.setdefault(call.model, []).append(call)
     models = tuple(_model_measure(m, by_model[m], start, end, window) for m in sorted(by_model))
+    supported = [
+        (m.call_rate_per_s / n, m.model)
+        for m in models
+        if (n := (calls_per_workflow or {}).get(m.model, 0.0)) > 0
+        and math.isfinite(m.call_rate_per_s)
+    ]
+    rate, bottleneck = min(supported) if supported else (math.nan, "")
     notes: list[str] = []
     if window <= 0:
         notes.append("the replay stopped before its warm-up ended: nothing was measured")
@@ -188,6 +214,8 @@ def summarise_replay(log: ReplayLog) -> ReplayMeasure:
         stop_reason=log.stop_reason,
         elapsed_s=log.elapsed_s,
         notes=tuple(notes),
+        bottleneck_rate_per_s=rate,
+        bottleneck_model=bottleneck,
     )
 
 

@@ -70,9 +70,10 @@ def compare_with_plan(measure: ReplayMeasure, plan: Plan) -> tuple[ComparisonRow
     else:
         rows.append(
             ComparisonRow(
-                "max workflow rate /s", predicted_max, t.throughput_per_s,
-                _error(predicted_max, t.throughput_per_s),
-                "saturated: the measured throughput is the maximum rate",
+                "max workflow rate /s", predicted_max, measure.max_rate_per_s,
+                _error(predicted_max, measure.max_rate_per_s),
+                f"saturated: {measure.bottleneck_model}'s measured calls/s over its calls per "
+                "workflow",
             )
         )  # fmt: skip
     latency_note = rate_note or ("" if measure.sustainable else "measured while overloaded")
@@ -192,7 +193,9 @@ def replay_document(
     """
     t = measure.total
     measured = {
-        "max_rate_per_s": None if measure.sustainable else _num(t.throughput_per_s),
+        "max_rate_per_s": _num(measure.max_rate_per_s),
+        "bottleneck_model": measure.bottleneck_model,
+        "bottleneck_rate_per_s": _num(measure.bottleneck_rate_per_s),
         "mean_latency_s": _num(t.latency_s.mean),
         "p50_latency_s": _num(t.latency_s.p50),
         "p95_latency_s": _num(t.latency_s.p95),
