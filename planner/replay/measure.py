@@ -145,15 +145,15 @@ class ReplayMeasure:
     stop_reason: str
     elapsed_s: float
     notes: tuple[str, ...] = field(default_factory=tuple)
-    # Workflow rate the busiest model's measured call rate supports, min over models of
-    # calls/s / calls per workflow (the APL's throughput bound, measured); NaN unknown.
+    # Workflow rate the bottleneck model's measured call rate supports: its calls/s over
+    # its calls per workflow (the APL's throughput bound, measured); NaN unknown.
     bottleneck_rate_per_s: float = math.nan
     bottleneck_model: ModelName = ""
 
     @property
     def max_rate_per_s(self) -> float:
         """The maximum workflow rate an overloaded replay measured: the bottleneck model's
-        call rate over its calls per workflow. Workflows finishing inside the window would
+        (most calls in flight per endpoint) call rate over its calls per workflow. Workflows finishing inside the window would
         undercount it: under overload every workflow is slowed, and a window shorter than
         their latency sees few finish. NaN when the replay kept up (only a lower bound)."""
         return math.nan if self.sustainable else self.bottleneck_rate_per_s
@@ -194,13 +194,17 @@ def summarise_replay(
     for call in log.calls:
         by_model.setdefault(call.model, []).append(call)
     models = tuple(_model_measure(m, by_model[m], start, end, window) for m in sorted(by_model))
-    supported = [
-        (m.call_rate_per_s / n, m.model)
+    # The bottleneck is where calls pile up: the model with the most calls in flight per
+    # endpoint. Models upstream of it see every arrival, models downstream only what it
+    # releases, so neither the smallest nor the largest calls/s over n_m would do.
+    loaded = [
+        (m.mean_concurrency / max(m.endpoints, 1), m.model, m.call_rate_per_s / n)
         for m in models
         if (n := (calls_per_workflow or {}).get(m.model, 0.0)) > 0
         and math.isfinite(m.call_rate_per_s)
+        and math.isfinite(m.mean_concurrency)
     ]
-    rate, bottleneck = min(supported) if supported else (math.nan, "")
+    _, bottleneck, rate = max(loaded) if loaded else (0.0, "", math.nan)
     notes: list[str] = []
     if window <= 0:
         notes.append("the replay stopped before its warm-up ended: nothing was measured")
