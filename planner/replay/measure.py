@@ -153,9 +153,10 @@ class ReplayMeasure:
     @property
     def max_rate_per_s(self) -> float:
         """The maximum workflow rate an overloaded replay measured: the bottleneck model's
-        (most calls in flight per endpoint) call rate over its calls per workflow. Workflows finishing inside the window would
-        undercount it: under overload every workflow is slowed, and a window shorter than
-        their latency sees few finish. NaN when the replay kept up (only a lower bound)."""
+        (most calls in flight per endpoint) call rate over its calls per workflow.
+        Workflows finishing inside the window would undercount it: under overload every
+        workflow slows, and a window shorter than their latency sees few finish. NaN
+        when the replay kept up (then only a lower bound is known)."""
         return math.nan if self.sustainable else self.bottleneck_rate_per_s
 
     @property
