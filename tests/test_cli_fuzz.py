@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,30 @@ CLUSTER_KEYS = st.fixed_dictionaries(
     },
 )
 
+MODEL_KEYS = st.fixed_dictionaries(
+    {"schema_version": st.just(1), "name": st.sampled_from(["Qwen3-32B", "x"])},
+    optional={
+        "heads": st.integers(-2, 70),
+        "kv_heads": st.integers(0, 9),
+        "layers": st.integers(-1, 80),
+        "max_model_len": st.integers(-1, 100_000),
+        "params_b": st.one_of(st.floats(-1, 100), st.just(float("nan"))),
+    },
+)
+SHIPPED_PLAN = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "manifests" / "h100x8" / "plan.yaml").read_text()
+)
+PLAN_EDITS = st.fixed_dictionaries(
+    {},
+    optional={
+        "replicas": st.integers(-3, 40),
+        "tensor_parallel": st.sampled_from([0, 1, 2, 3, 8, 16, "x"]),
+        "gpu_fraction": st.sampled_from([0.0, 0.125, 0.3, 0.5, 1.0, 2.0, None]),
+        "model": st.sampled_from(["Qwen3-32B", "nope", ""]),
+        "gpu_type": st.sampled_from(["H100-SXM-80GB", "TPU"]),
+    },
+)
+
 CASES = st.one_of(
     st.tuples(
         st.just("bytes"),
@@ -119,6 +144,8 @@ CASES = st.one_of(
     st.tuples(st.just("table"), st.sampled_from([".csv", ".jsonl", ".parquet"]), tables()),
     st.tuples(st.just("cluster"), st.just(".yaml"), st.one_of(CLUSTER_KEYS, YAML_VALUES)),
     st.tuples(st.just("mapping"), st.just(".yaml"), YAML_VALUES),
+    st.tuples(st.just("catalog"), st.just(".yaml"), st.one_of(YAML_VALUES, MODEL_KEYS)),
+    st.tuples(st.just("plan"), st.just(".yaml"), st.one_of(YAML_VALUES, PLAN_EDITS)),
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,6 +169,21 @@ def test_cli_fails_cleanly_on_any_input(case: tuple[str, str, Any]) -> None:
         elif kind == "table":
             write_table(given_file, *payload)
             args.insert(1, str(given_file))
+        elif kind == "catalog":
+            configs = root / "configs"
+            shutil.copytree(REPO / "configs", configs)
+            (configs / "models" / "Qwen3-32B.yaml").write_text(yaml.safe_dump(payload))
+            given_file = configs
+            args += ["--configs", str(configs)]
+            args.insert(1, str(REPO / "traces"))
+        elif kind == "plan":
+            doc = yaml.safe_load(yaml.safe_dump(SHIPPED_PLAN))
+            if isinstance(payload, dict) and set(payload) <= set(doc["allocations"][0]):
+                doc["allocations"][1].update(payload)
+            else:
+                doc = payload
+            given_file.write_text(yaml.safe_dump(doc))
+            args = ["render", str(given_file), "--gpus", "8", "-o", str(root / "out")]
         else:
             given_file.write_text(yaml.safe_dump(payload))
             flag = "--cluster" if kind == "cluster" else "--mapping"

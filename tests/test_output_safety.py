@@ -95,14 +95,38 @@ def test_interrupt_during_write_keeps_old_output(
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("after_s", [0.3, 1.5, 2.5, 4.0])
+def wait_for_handlers(proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    """Until the process catches SIGTERM: planner's first instruction (planner/entry.py)
+    installs its handlers; before that the interpreter itself is still starting."""
+    status = Path(f"/proc/{proc.pid}/status")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            caught = next(
+                int(line.split()[1], 16)
+                for line in status.read_text().splitlines()
+                if line.startswith("SigCgt:")
+            )
+        except (OSError, StopIteration):
+            caught = 0
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+    raise AssertionError("planner never installed its signal handlers")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("after_s", [0.0, 0.5, 1.5, 2.5, 4.0])
 def test_interrupt_early_or_during_solve_keeps_old_output(
     tmp_path: Path, old_output: dict[str, bytes], after_s: float
 ) -> None:
-    """At start-up, while reading traces, or while solving (whatever the timing hits)."""
+    """At start-up (importing the CLI), while reading traces, or while solving (whatever
+    the timing hits on this machine), counted from planner's first instruction."""
     out = tmp_path / "out"
     restore(old_output, out)
     proc = start(out, delay_s=0.3)
+    wait_for_handlers(proc)
     time.sleep(after_s)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -233,3 +257,12 @@ def test_interrupt_message_says_what_changed() -> None:
         time.sleep(1)
     assert second.value.message == "interrupted; some cluster changes may already be applied"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_current_directory_is_never_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OutputError, match="cannot be the current directory"):
+        write_output(Path("."), {"plan.yaml": "x\n"})
+    assert list(tmp_path.iterdir()) == []

@@ -160,3 +160,16 @@ def test_api_errors_are_one_cluster_error() -> None:
         _call("apply x", not_found, missing_ok=False)
     with pytest.raises(ClusterAccessError, match="cannot reach the Kubernetes API server"):
         _call("get x", refused)
+
+
+def test_evaluate_refuses_an_invalid_allocation_file(tmp_path: Path) -> None:
+    allocation = tmp_path / "mine.yaml"
+    allocation.write_text(
+        "schema_version: 1\nallocations:\n"
+        "- {model: Qwen3-32B, gpu_type: H100-SXM-80GB, tensor_parallel: 3, "
+        "gpu_fraction: 1.0, replicas: 1}\n"
+    )
+    args = ["evaluate", str(REPO / "traces"), "--plan", str(SHIPPED_PLAN)]
+    result = CliRunner().invoke(app, [*args, "--allocation", str(allocation)])
+    assert result.exit_code == 2, result.output
+    assert "mine.yaml: invalid plan: " in result.output and "TP 3" in result.output

@@ -193,3 +193,30 @@ def test_requests_over_max_model_len_are_counted_in_one_note(tmp_path: Path) -> 
     over = [n for n in notes if "max_model_len" in n]
     assert len(over) == 1
     assert over[0].startswith("Qwen3-32B: 4 of 40 requests (10.0%) exceed max_model_len 32,768")
+
+
+def test_linked_subdirectory_is_read_and_a_link_loop_is_named(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "t.csv").write_text(trace(seconds_rows()))
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    (traces / "linked").symlink_to(elsewhere, target_is_directory=True)
+    assert trace_files(traces) == [traces / "linked" / "t.csv"]
+    (elsewhere / "loop").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(InputError, match=r"loop \(already read, through a link\)"):
+        trace_files(traces)
+
+
+def test_plan_with_skip_bad_rows_reads_a_linked_duplicate_once(tmp_path: Path) -> None:
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    (traces / "t.csv").write_text(trace(seconds_rows(offset=1.7e9)))
+    (traces / "again.csv").symlink_to(traces / "t.csv")
+    out = tmp_path / "out"
+    failed = CliRunner().invoke(app, ["plan", str(traces), "-o", str(out)])
+    assert failed.exit_code == 2 and "through a link" in failed.output
+    args = ["plan", str(traces), "--skip-bad-rows", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "through a link" in result.output  # the note, in the summary

@@ -193,6 +193,7 @@ def test_compare_reports_errors_only_where_comparable() -> None:
     assert doc["plan"]["max_rate_per_s"] == pytest.approx(0.1)
     assert doc["prediction_error"]["max_rate_per_s"] == pytest.approx(39.0)
     assert doc["plan"]["allocations"][0]["replicas"] == 2
+    assert doc["plan"]["per_workflow_type"]["a"]["mean_latency_s"] == pytest.approx(0.5)
 
 
 def test_compare_at_a_sustained_target_rate() -> None:

@@ -74,6 +74,7 @@ def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
     from planner.cli import (  # noqa: F401
         apply_cmd,
+        characterise_cmd,
         cluster_cmd,
         evaluate_cmd,
         ingest_cmd,
@@ -84,6 +85,7 @@ def _register() -> None:
         render_cmd,
         replan_cmd,
         replay_cmd,
+        report_cmd,
     )
 
 

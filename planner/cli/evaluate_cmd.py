@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from planner.cli import app
-from planner.cli.flags import ConfigsOpt, GpusPerNodeOpt, MappingOpt, ProfilesOpt
+from planner.cli.flags import (
+    ConfigsOpt,
+    GpusPerNodeOpt,
+    MappingOpt,
+    ProfilesOpt,
+    SkipBadRowsOpt,
+)
 from planner.defaults import DEFAULT_GPUS_PER_NODE
 from planner.errors import InputError
 from planner.jobs.requests import ClusterSpec, InputPaths
@@ -74,6 +80,7 @@ def evaluate(
     profiles_dir: ProfilesOpt = None,
     configs: ConfigsOpt = None,
     mapping: MappingOpt = None,
+    skip_bad_rows: SkipBadRowsOpt = False,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print one JSON object: plan, baselines, prediction_error."),
@@ -98,7 +105,7 @@ def evaluate(
         arrivals="trace" if arrivals == "trace" else "poisson",
         calls=calls,
         seed=seed,
-        inputs=InputPaths(mapping, configs, profiles_dir),
+        inputs=InputPaths(mapping, configs, profiles_dir, skip_bad_rows),
     )
     with progress_shown(not as_json):
         evaluation = evaluate_job(request)

@@ -51,25 +51,47 @@ class TimeStats:
     median_call_s: float  # median LLM call duration; NaN if none
 
 
+SAMPLE_PER_BATCH = 20_000  # per-token times kept per batch for the median (memory-flat)
+
+
 def time_stats(frames: Sequence[pd.DataFrame]) -> TimeStats:
-    """The magnitudes of one file's normalised batches."""
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    """The magnitudes of one file's normalised batches.
+
+    Works batch by batch and keeps at most SAMPLE_PER_BATCH per-token times of each (an
+    even stride through the batch), so a 10-million-row file adds kilobytes, not the
+    size of its time columns.
+    """
+    calls, first, last = 0, math.inf, -math.inf
+    per_token: list[np.ndarray] = []
+    durations: list[np.ndarray] = []
+    for f in frames:
+        if not len(f):
+            continue
+        calls += len(f)
+        start = f["start_s"].to_numpy(dtype=float)
+        first = min(first, float(np.nanmin(start)))
+        last = max(last, float(np.nanmax(start)))
+        end = f["end_s"].to_numpy(dtype=float)
+        out = f["output_tokens"].to_numpy()
+        timed = np.flatnonzero(
+            np.asarray(f["kind"].array == KIND_LLM) & np.isfinite(end) & (end >= start) & (out > 0)
+        )
+        step = max(1, len(timed) // SAMPLE_PER_BATCH)
+        rows = timed[::step]
+        duration = end[rows] - start[rows]
+        durations.append(duration)
+        per_token.append(duration / out[rows])
+    if not calls:
         nan = math.nan
         return TimeStats(0, nan, nan, nan, nan)
-    start = np.concatenate([f["start_s"].to_numpy(dtype=float) for f in frames])
-    end = np.concatenate([f["end_s"].to_numpy(dtype=float) for f in frames])
-    out = np.concatenate([f["output_tokens"].to_numpy(dtype=float) for f in frames])
-    llm = np.concatenate([np.asarray(f["kind"].array == KIND_LLM) for f in frames])
-    timed = llm & np.isfinite(end) & (end >= start) & (out > 0)
-    duration = end[timed] - start[timed]
-    per_token = duration / out[timed]
+    sample = np.concatenate(per_token)
+    spans = np.concatenate(durations)
     return TimeStats(
-        calls=len(start),
-        first_start_s=float(np.nanmin(start)),
-        last_start_s=float(np.nanmax(start)),
-        s_per_output_token=float(np.median(per_token)) if per_token.size else math.nan,
-        median_call_s=float(np.median(duration)) if duration.size else math.nan,
+        calls=calls,
+        first_start_s=first,
+        last_start_s=last,
+        s_per_output_token=float(np.median(sample)) if sample.size else math.nan,
+        median_call_s=float(np.median(spans)) if spans.size else math.nan,
     )
 
 
@@ -165,46 +187,87 @@ class Duplicates:
 def find_duplicates(
     frame: pd.DataFrame, sources: Sequence[str], file_of_row: np.ndarray
 ) -> Duplicates:
-    """Exact duplicate LLM rows and repeated (workflow_id, call_id) pairs, later ones marked."""
+    """Exact duplicate LLM rows and repeated (workflow_id, call_id) pairs, later ones marked.
+
+    Tool rows are not checked for exact repeats: two tool calls of one workflow may well
+    look alike (parallel calls logged without ids at coarse times), while an LLM call equal
+    in model, times and token counts is one call logged twice.
+    """
     n = len(frame)
+    exact = np.zeros(n, dtype=bool)
+    call_id = np.zeros(n, dtype=bool)
     if n == 0:
-        empty = np.zeros(0, dtype=bool)
-        return Duplicates(empty, empty, "")
-    hashes = pd.util.hash_pandas_object(frame[list(CALL_COLUMNS)], index=False).to_numpy()
-    # LLM calls only: two tool calls of one workflow may well look alike (parallel calls
-    # logged without ids at coarse times); an LLM call equal in model, times and token
-    # counts is one call logged twice.
-    llm = np.asarray(frame["kind"].array == KIND_LLM)
-    exact = pd.Series(np.where(llm, hashes, np.arange(n, dtype=np.uint64))).duplicated()
-    exact = exact.to_numpy() & llm
-    workflow = frame["workflow_id"].cat.codes.to_numpy().astype(np.int64)
-    call = frame["call_id"].cat.codes.to_numpy().astype(np.int64)
-    has_id = call >= 0
-    key = workflow * (len(frame["call_id"].cat.categories) + 1) + call
-    repeated = pd.Series(np.where(has_id, key, -1 - np.arange(n))).duplicated().to_numpy()
-    call_id = repeated & ~exact
+        return Duplicates(exact, call_id, "")
+    llm = np.flatnonzero(np.asarray(frame["kind"].array == KIND_LLM))
+    hashes = row_hashes(frame)
+    exact[llm] = pd.Series(hashes[llm]).duplicated().to_numpy()
+    codes = frame["call_id"].cat.codes.to_numpy()
+    with_id = np.flatnonzero(codes >= 0)
+    key = np.zeros(0, dtype=np.int64)
+    if with_id.size:
+        width = len(frame["call_id"].cat.categories) + 1
+        workflow = frame["workflow_id"].cat.codes.to_numpy()[with_id].astype(np.int64)
+        key = workflow * width + codes[with_id]
+        call_id[with_id] = pd.Series(key).duplicated().to_numpy()
+        call_id &= ~exact
     example = ""
-    for mask, what in (
-        (exact, "an exact repeat of an earlier row"),
-        (call_id, "a repeated call_id"),
-    ):
-        if mask.any():
-            row = int(np.argmax(mask))
-            first = int(
-                np.argmax(
-                    (hashes == hashes[row]) if what.startswith("an exact") else (key == key[row])
-                )
-            )
-            wid = frame["workflow_id"].iloc[row]
-            cid = frame["call_id"].iloc[row]
-            files = sorted({sources[file_of_row[first]], sources[file_of_row[row]]})
-            example = (
-                f"workflow '{wid}', call '{cid}' ({what}) in {' and '.join(files)}"
-                if not pd.isna(cid)
-                else f"workflow '{wid}' ({what}) in {' and '.join(files)}"
-            )
-            break
+    if exact.any():
+        row = int(np.argmax(exact))
+        first = int(np.argmax(hashes == hashes[row]))
+        example = _example(
+            frame, row, first, "an exact repeat of an earlier row", sources, file_of_row
+        )
+    elif call_id.any():
+        row = int(np.argmax(call_id))
+        at = int(np.searchsorted(with_id, row))
+        first = int(with_id[np.argmax(key == key[at])])
+        example = _example(frame, row, first, "a repeated call_id", sources, file_of_row)
     return Duplicates(exact, call_id, example)
+
+
+def _example(
+    frame: pd.DataFrame,
+    row: int,
+    first: int,
+    what: str,
+    sources: Sequence[str],
+    file_of_row: np.ndarray,
+) -> str:
+    wid = frame["workflow_id"].iloc[row]
+    cid = frame["call_id"].iloc[row]
+    files = " and ".join(sorted({sources[file_of_row[first]], sources[file_of_row[row]]}))
+    call = f", call '{cid}'" if not pd.isna(cid) else ""
+    return f"workflow '{wid}'{call} ({what}) in {files}"
+
+
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads the bits
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of every row over the scalar CALL_COLUMNS, computed in place.
+
+    Categorical columns hash their codes (one table's codes name one string each), floats
+    their bits (every NaN alike), integers their values. One uint64 array and one
+    temporary column at a time: pandas' hash_pandas_object needs several.
+    """
+    h = np.zeros(len(frame), dtype=np.uint64)
+    for name, dtype in CALL_COLUMNS.items():
+        if dtype == "object":
+            # List columns (prefix_hashes): a row equal in every other column (workflow,
+            # model, times, tokens) is one call logged twice whatever its block hashes.
+            continue
+        column = frame[name]
+        if dtype == "category":
+            values = column.cat.codes.to_numpy().astype(np.int64).view(np.uint64)
+        elif dtype == "float64":
+            floats = column.to_numpy(dtype=np.float64)
+            values = np.where(np.isnan(floats), np.nan, floats).view(np.uint64)
+        else:
+            values = column.to_numpy().astype(np.int64).view(np.uint64)
+        np.bitwise_xor(h, values, out=h)
+        np.multiply(h, _MULTIPLIER, out=h)
+        np.bitwise_xor(h, h >> np.uint64(31), out=h)
+    return h
 
 
 def duplicates_error(found: Duplicates) -> InputError:

@@ -133,6 +133,13 @@ def _check_target(directory: Path) -> None:
         )
     if not directory.exists():
         return
+    here = Path.cwd().resolve()
+    if directory.resolve() in (here, *here.parents):
+        # Swapping it would leave the shell in a deleted directory.
+        raise OutputError(
+            f"{directory}: the output directory is replaced whole, so it cannot be the current "
+            "directory or one above it; pass a subdirectory, e.g. -o out"
+        )
     try:
         foreign = foreign_entries(directory)
     except OSError as exc:

@@ -98,7 +98,8 @@ def interrupts_raise() -> Iterator[None]:
 @contextmanager
 def signals_deferred() -> Iterator[None]:
     """Block SIGINT and SIGTERM for the block; one that arrived is delivered after it."""
-    if threading.current_thread() is not threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    if not main or not hasattr(signal, "pthread_sigmask"):  # Windows has no signal masks
         yield
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)

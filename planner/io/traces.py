@@ -193,8 +193,19 @@ def trace_files(path: Path, *, skipped: list[str] | None = None) -> list[Path]:
         reason = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
         problems.append(f"directory {exc.filename} ({reason})")
 
-    for root, dirs, names in os.walk(path, onerror=unreadable_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    # Linked subdirectories are followed (a trace folder linked in must not be skipped
+    # unnoticed); each real directory is read once, so link loops end.
+    visited = {os.path.realpath(path)}
+    for root, dirs, names in os.walk(path, onerror=unreadable_dir, followlinks=True):
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(root, d))
+            if real in visited:
+                problems.append(f"directory {Path(root) / d} (already read, through a link)")
+                continue
+            visited.add(real)
+            kept.append(d)
+        dirs[:] = kept
         found += [Path(root) / n for n in names if not n.startswith(".")]
     files: list[Path] = []
     seen: dict[str, Path] = {}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from planner.catalog import Catalog, resolve_model
+from planner.catalog import Catalog, resolve_model, served_max_model_len
 from planner.ingest.plausibility import context_overflow_notes
 from planner.jobs.clusters import ResolvedCluster, resolve_cluster
 from planner.jobs.requests import PlanRequest
@@ -43,6 +43,7 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
         SearchInfeasible: no plan meets the target on the cluster (exit 3).
     """
     from planner.aggregate import aggregate_pipeline
+    from planner.aggregate.reuse import prefix_references
     from planner.io.configs import load_catalog
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
@@ -64,14 +65,20 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
     with stage("profiles"):
         profiles = load_profiles(inputs.profiles_dir, catalog)
         problem = build_problem(
-            apl, profiles, resolved.cluster, specs, request.targets, growth=resolved.growth
+            apl,
+            profiles,
+            resolved.cluster,
+            specs,
+            request.targets,
+            growth=resolved.growth,
+            reuse=prefix_references(calls) if request.prefix_caching else None,
         )
     with stage("search"):
         plan = search_plan(problem, request.solve)
     digest = _inputs_digest(request, resolved.cluster)
     # What the user must know about the input (skipped rows, requests over the context
     # limit) travels with the plan: printed, and kept in plan.yaml.
-    limits = {name: spec.max_model_len for name, spec in specs.items()}
+    limits = {name: served_max_model_len(spec) for name, spec in specs.items()}
     notes = (*apl.notes, *context_overflow_notes(calls.frame, limits), *plan.notes)
     plan = replace(plan, inputs_digest=digest, notes=notes)
     return PlanningResult(apl, problem, plan, catalog, resolved.cluster)
@@ -101,7 +108,9 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
     inputs = request.inputs
     configs = inputs.configs_dir or default_configs_dir()
     profiles = inputs.profiles_dir or PROFILES_DIR
-    files: list[Path] = [*trace_files(request.traces), *sorted(configs.rglob("*.yaml"))]
+    skipped: list[str] | None = [] if inputs.skip_bad_rows else None  # as read_calls did
+    files: list[Path] = [*trace_files(request.traces, skipped=skipped)]
+    files += sorted(configs.rglob("*.yaml"))
     files += [p for p in (inputs.mapping, request.cluster.cluster_file) if p is not None]
     if profiles.is_dir():
         files += sorted(profiles.rglob("*.parquet"))
@@ -111,7 +120,10 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
 def _digest_options(request: PlanRequest, cluster: Cluster) -> dict[str, Any]:
     t, s = request.targets, request.solve
     rate = t.target_rate_per_s
+    # Prefix caching off plans as before the option existed: same options, same digest.
+    cache = {"prefix_caching": True} if request.prefix_caching else {}
     return {
+        **cache,
         "objective": s.objective,
         "target_rate_per_s": dict(rate) if isinstance(rate, dict) else rate,
         "headroom": t.headroom,

@@ -220,6 +220,15 @@ def replay_document(
             for a in (plan.allocations if plan else ())
         ],
         "models": [_model_doc(m) for m in measure.models],
+        # As `planner evaluate --json` keys it (`planner report --replay` reads it).
+        "per_workflow_type": {
+            w.workflow_type: {
+                "mean_latency_s": _num(w.latency_s.mean),
+                "p50_latency_s": _num(w.latency_s.p50),
+                "p95_latency_s": _num(w.latency_s.p95),
+            }
+            for w in measure.workflows
+        },
         "workflow_types": [_workflow_doc(w) for w in measure.workflows],
         "servers": [_server_doc(s) for s in servers],
     }

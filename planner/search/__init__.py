@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from planner.search.baselines import greedy_choice
-from planner.search.choices import Option
+from planner.search.choices import Option, Part
 from planner.search.cpsat import (
     SolverTimeout,
     build_options,
@@ -23,7 +23,8 @@ from planner.search.cpsat import (
     to_allocations,
 )
 from planner.search.explain import SearchInfeasible, explain_infeasible
-from planner.search.predict import mixture_latency_s
+from planner.search.predict import mixture_latency_s, predict_models, throughput_scale
+from planner.search.prefix import cache_choice
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
@@ -110,8 +111,17 @@ def _with_known(
     hint: dict[ModelName, Option] = {}
     for o in known:
         demand = problem.demand_per_s(o.model)
-        parts = [(p.shape, p.replicas) for p in o.parts]
-        same = replace(o, latency_s=mixture_latency_s(parts, demand))
+        model = problem.model(o.model)
+        if model.prefix is not None:
+            # At this demand the option has its own hit rate (from its base shapes).
+            bases = {s.key: s for s in model.shapes}
+            parts = [(bases[p.shape.key], p.replicas) for p in o.parts]
+            choice = cache_choice(model, parts, demand)
+            shaped = tuple(Part(s, c) for s, (_, c) in zip(choice.shapes, parts, strict=True))
+            same = replace(o, parts=shaped, latency_s=choice.latency_s)
+        else:
+            parts = [(p.shape, p.replicas) for p in o.parts]
+            same = replace(o, latency_s=mixture_latency_s(parts, demand))
         if same not in out[o.model]:
             out[o.model] = (*out[o.model], same)
         hint[o.model] = same
@@ -155,13 +165,36 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings) -> Plan:
     first = max_scale(problem, settings, settings.time_limit_s / 2)
     if first is None or first.scale <= 0:
         raise explain_infeasible(problem, settings)
-    scale, status, bound, wall = first.scale, first.status, first.bound, first.wall_s
+    scale = _cache_consistent_scale(problem, first.chosen, first.scale)
+    status, bound, wall = first.status, first.bound, first.wall_s
     scaled = problem.scaled(scale)
     second = replace(settings, time_limit_s=settings.time_limit_s / 2)
     note = f"rates scaled by {scale:g} (max-throughput)"
     plan = _min_latency(scaled, second, (note,), first.chosen)
     solver = facts(status, scale, bound, wall + plan.solver.wall_s, maximise=True)
     return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
+
+
+_SCALE_STEPS = 20  # shrink steps of the cache-consistent scale (it converges in 2-3)
+
+
+def _cache_consistent_scale(
+    problem: SearchProblem, chosen: Sequence[Option], scale: float
+) -> float:
+    """The scale lowered until the chosen allocation keeps every model under the cap with
+    the hit rates of that scale's load (a higher load leaves less KV for cached blocks,
+    so the capacity a probe saw at a lower load can shrink a little). Without prefix
+    caching the scale is returned as it is."""
+    if all(m.prefix is None for m in problem.models) or not chosen:
+        return scale
+    allocs = to_allocations(chosen)
+    for _ in range(_SCALE_STEPS):
+        scaled = problem.scaled(scale)
+        factor = throughput_scale(scaled, predict_models(scaled, allocs))
+        if factor >= 1.0:
+            break
+        scale *= factor * (1 - 1e-9)
+    return scale
 
 
 def _stage_note(plan: Plan) -> str:

@@ -13,17 +13,22 @@ bracket stays proven). Feasibility solves stop at the first plan, searched with 
 count as objective (the LP guides the search to feasible plans far faster).
 The starting upper bound is the scale each model would reach alone on the whole cluster
 (with mixtures: its two best shapes each with the whole cluster, an over-estimate).
+With prefix caching a shape's fewest replicas are those meeting the demand at their own
+hit rate; a mixture row keeps the count found without the cache (feasible, not always
+the fewest).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner.search.choices import (
     Option,
     Part,
+    cached_option,
+    fewest_cached,
     fewest_replicas,
     model_options,
     prune_dominated,
@@ -107,8 +112,11 @@ def _alone_bound(problem: SearchProblem, settings: SolveSettings) -> float:
             if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
                 continue
             limit = replica_budget(s, caps[s.key.gpu_type])
-            top = min(problem.utilisation_cap, s.ladder_utilisation[-1])
-            reach.append(limit * s.capacity_per_s * top / demand)
+            # With prefix caching, the shape at the top of its hit grid (no option's hit
+            # rate exceeds the reuse potential, which the grid's top covers).
+            best = m.prefix.variants.get(s.key, (s,))[-1] if m.prefix is not None else s
+            top = min(problem.utilisation_cap, best.ladder_utilisation[-1])
+            reach.append(limit * best.capacity_per_s * top / demand)
         reach.sort(reverse=True)
         bound = min(bound, reach[0] + (reach[1] if settings.mix is not None else 0.0))
     return bound if bound != float("inf") else 0.0
@@ -144,13 +152,23 @@ def _fewest(problem: SearchProblem, name: ModelName, settings: SolveSettings) ->
         budget = replica_budget(s, caps[s.key.gpu_type])
         if budget > 0:
             budgets[s] = budget
+        if m.prefix is not None:  # counts at their own hit rates
+            cached = fewest_cached(problem, m, s, demand, budget) if budget > 0 else None
+            if cached is not None:
+                out.append(replace(cached, latency_s=0.0))
+            continue
         count = fewest_replicas(s, demand, problem.utilisation_cap)
         if 0 < count <= budget:
             out.append(single(name, s, count, 0.0))
     if settings.mix is not None and demand > 0:
         mixed = mixtures(budgets, demand, problem.utilisation_cap, caps, settings.mix, fewest=True)
         for parts in mixed:
-            out.append(Option(name, tuple(Part(s, c) for s, c in parts), 0.0))
+            if m.prefix is None:
+                out.append(Option(name, tuple(Part(s, c) for s, c in parts), 0.0))
+                continue
+            option = cached_option(problem, m, parts, demand)
+            if option is not None:
+                out.append(replace(option, latency_s=0.0))
     return prune_dominated(out, caps)
 
 

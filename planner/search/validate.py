@@ -11,6 +11,7 @@ the brute-force tests compare the solver against.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from planner.search.predict import (
 from planner.search.problem import SearchProblem
 from planner.types.cluster import Cluster
 from planner.types.names import ModelName
-from planner.types.plan import Allocation, Plan
+from planner.types.plan import Allocation, Plan, SolverFacts
 
 _REL = 1e-6  # float tolerance on utilisation and SLO comparisons (predicted floats)
 
@@ -231,6 +232,26 @@ def validate_plan(
             "`planner plan` rather than editing plan.yaml by hand"
         )
     return plan
+
+
+def validate_allocations(
+    allocations: Sequence[Allocation], catalog: Catalog, where: str
+) -> tuple[Allocation, ...]:
+    """A user's allocation file (`evaluate --allocation`) under the same rules as a plan.
+
+    Raises:
+        PlanInvalid: the first violated rules, with `where`.
+    """
+    plan = Plan(
+        objective="min-gpus",
+        allocations=tuple(allocations),
+        workflows=(),
+        models=(),
+        solver=SolverFacts("unknown", math.nan, math.nan, math.nan, 0.0),
+        gpus_total=max(1, -(-sum(a.units for a in allocations) // UNITS_PER_GPU)),
+    )
+    validate_plan(plan, catalog, None, where)
+    return tuple(allocations)
 
 
 def _predictions(plan: Plan) -> Iterable[tuple[float, str]]:

@@ -1,16 +1,19 @@
 """An Evaluation as plain data: the `planner evaluate --json` document.
 
 Keys: `plan`, `baselines` (uniform, independent, greedy, and `user` for an allocation
-file), `prediction_error`; each with `max_rate_per_s` and `mean_latency_s`. Unknown
+file), `prediction_error`; each with `max_rate_per_s` and `mean_latency_s`, and
+`per_workflow_type` latency at the target rate. Unknown
 figures (NaN, unbounded) are null.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from planner.simulate.evaluate import CandidateResult, Evaluation
+from planner.simulate.prefix_hits import PrefixHitCheck
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +36,14 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
         "sustainable_at_target": bool(at.sustainable) if at else False,
         "backlog_growth_at_target": _num(at.backlog_growth if at else math.nan),
         "queue_growth_at_target": _num(at.queue_growth if at else math.nan),
+        "per_workflow_type": {
+            name: {
+                "mean_latency_s": _num(stats.mean),
+                "p50_latency_s": _num(stats.p50),
+                "p95_latency_s": _num(stats.p95),
+            }
+            for name, stats in (at.latency_by_type_s if at else ())
+        },
         "gpus": _num(c.gpus),
         "allocations": [
             {
@@ -80,8 +91,24 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
     return doc
 
 
+def prefix_hit_document(checks: Sequence[PrefixHitCheck]) -> dict[str, Any]:
+    """Per model: the plan's predicted hit rate and the block-level LRU replay's."""
+    return {
+        c.model: {
+            "predicted": _num(c.predicted),
+            "simulated": _num(c.simulated),
+            "error_pp": _num(c.error_pp),
+            "routing": c.routing,
+            "replicas": c.replicas,
+            "evidence": c.source,
+        }
+        for c in checks
+    }
+
+
 def evaluation_document(ev: Evaluation) -> dict[str, Any]:
-    """The whole evaluation; the first candidate is the plan."""
+    """The whole evaluation; the first candidate is the plan. `prefix_hit_rate` holds
+    each model's predicted and replayed prefix-cache hit rate (planner.simulate.prefix_hits)."""
     plan, *others = ev.candidates
     s = ev.settings
     return {
@@ -114,6 +141,7 @@ def evaluation_document(ev: Evaluation) -> dict[str, Any]:
             "definition": "(APL prediction - simulation) / simulation; max rate: the APL's "
             "saturation rate sum_w R_w min_m C_m/D_m; latency: at the target rate",
         },
+        "prefix_hit_rate": prefix_hit_document(ev.prefix_hits),
     }
 
 

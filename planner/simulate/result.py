@@ -9,7 +9,7 @@ import numpy as np
 
 from planner.simulate.engine import EngineOutput, Replica
 from planner.types.apl import Stats
-from planner.types.names import ModelName
+from planner.types.names import ModelName, WorkflowType
 
 # A rate is sustainable when, over the measurement window, the calls waiting for KV space
 # (beyond every replica's max concurrency) grow by less than MAX_QUEUE_GROWTH of the LLM
@@ -59,6 +59,8 @@ class SimResult:
             LLM calls offered in the window.
         window_s: measurement window (after warm-up, up to the last arrival).
         calls_simulated: LLM and tool calls replayed, warm-up included.
+        latency_by_type_s: end-to-end latency per workflow type of the workflows arriving
+            in the window (types with none left out), sorted by type.
     """
 
     offered_rate_per_s: float
@@ -71,6 +73,7 @@ class SimResult:
     calls_simulated: int
     models: tuple[ModelSimStats, ...]
     seed: int
+    latency_by_type_s: tuple[tuple[WorkflowType, Stats], ...] = ()
 
     @property
     def sustainable(self) -> bool:
@@ -89,8 +92,15 @@ def summarise(
     window_end_s: float,
     seed: int,
     llm_calls_offered: int,
+    instance_type: np.ndarray | None = None,
+    type_names: Sequence[WorkflowType] = (),
 ) -> SimResult:
-    """Turn raw engine output into a SimResult."""
+    """Turn raw engine output into a SimResult.
+
+    Args:
+        instance_type: workflow type index (into `type_names`) per simulated instance,
+            in arrival order; None leaves latency_by_type_s empty.
+    """
     window = window_end_s - window_start_s
     arr, end = out.arrival_s, out.end_s
     measured = (arr >= window_start_s) & (arr <= window_end_s)
@@ -124,15 +134,14 @@ def summarise(
                 mean_queue_wait_s=float(out.replica_wait_s[idx].sum() / max(calls, 1)),
             )
         )
-    stats = (
-        Stats(
-            mean=float(latency.mean()),
-            p50=float(np.percentile(latency, 50)),
-            p95=float(np.percentile(latency, 95)),
-        )
-        if len(latency)
-        else Stats(float("nan"), float("nan"), float("nan"))
-    )
+    stats = _stats(latency)
+    by_type: list[tuple[WorkflowType, Stats]] = []
+    if instance_type is not None:
+        measured_type = instance_type[measured]
+        for t, name in enumerate(type_names):
+            here = latency[measured_type == t]
+            if len(here):
+                by_type.append((name, _stats(here)))
     return SimResult(
         offered_rate_per_s=offered / window,
         throughput_per_s=completed / window,
@@ -145,4 +154,15 @@ def summarise(
         calls_simulated=out.calls,
         models=tuple(per_model),
         seed=seed,
+        latency_by_type_s=tuple(sorted(by_type)),
+    )
+
+
+def _stats(latency: np.ndarray) -> Stats:
+    if not len(latency):
+        return Stats(float("nan"), float("nan"), float("nan"))
+    return Stats(
+        mean=float(latency.mean()),
+        p50=float(np.percentile(latency, 50)),
+        p95=float(np.percentile(latency, 95)),
     )

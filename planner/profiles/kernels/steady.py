@@ -26,6 +26,11 @@ kernel-time multiplier a, a per-request constant c (HTTP, tokenisation, detokeni
   TPOT   = (E2E - TTFT) / (O - 1),  throughput X = B / E2E,  plus (C - B) / X of waiting
            for a KV slot when C > B
 with k (interference, physically about 1) and g <= k fitted.
+
+With a cached prefix of c tokens (prefix caching) only the I - c uncached tokens are
+prefilled: the chunks start after o_1 = c earlier tokens (their attention covers the
+cached prefix) and I in T_own / M_pre counts the uncached tokens; decode context and KV
+residency stay I + O/2.
 """
 
 from __future__ import annotations
@@ -80,24 +85,28 @@ def step_costs(
     input_tokens: float,
     output_tokens: float,
     fraction: float = 1.0,
+    cached_tokens: float = 0.0,
 ) -> StepCosts:
     """Kernel costs of the steady state with `batch` requests running (pure; reads the
     shape's cached curves, so each call is a few microseconds of arithmetic). On a GPU
-    share `fraction` kernel time is the whole GPU's divided by the share."""
+    share `fraction` kernel time is the whole GPU's divided by the share; the first
+    `cached_tokens` of each prompt come from the prefix cache."""
     curves = step.curves()
     b = max(batch, 1.0)
     isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
+    cached = min(max(cached_tokens, 0.0), isl - 1.0)
+    new = isl - cached
     context = isl + osl / 2.0
     others = b - 1.0
     chunk = max(float(budget) - others, 16.0)
-    chunks = max(1, math.ceil(isl / chunk))
+    chunks = max(1, math.ceil(new / chunk))
     others_attn = curves.decode_attention(others, context) if others >= 1 else 0.0
     lm_own = curves.lm_head(others + 1.0)
     base = curves.linear(others)
     own = marginal = 0.0
-    before = 0.0
+    before = cached
     for j in range(chunks):
-        size = chunk if j < chunks - 1 else isl - chunk * (chunks - 1)
+        size = chunk if j < chunks - 1 else new - chunk * (chunks - 1)
         attention = curves.prefill_attention(size, before)
         with_chunk = curves.linear(others + size)
         own += with_chunk + lm_own + others_attn + attention
@@ -106,7 +115,7 @@ def step_costs(
     return StepCosts(
         batch=b,
         layers=step.model.layers,
-        input_tokens=isl,
+        input_tokens=new,  # the prefilled tokens (the per-token costs of combine)
         output_tokens=osl,
         chunks=chunks,
         decode_ms=(curves.linear(b) + curves.lm_head(b) + curves.decode_attention(b, context))
@@ -154,14 +163,18 @@ def kernel_steady_state(
     max_concurrency: float,
     kv_cache_tokens: int,
     fraction: float = 1.0,
+    cached_tokens: float = 0.0,
 ) -> PerfPoint:
     """Closed-loop steady state with `concurrency` requests in the system (pure).
 
     `fraction`: the replica's share of the GPU; kernel time is the whole GPU's / share.
+    `cached_tokens`: the prefix of each prompt served from the prefix cache.
     """
     osl = max(1.0, output_tokens)
     running = min(concurrency, max_concurrency)
-    costs = step_costs(step, budget, max(running, 1.0), input_tokens, output_tokens, fraction)
+    costs = step_costs(
+        step, budget, max(running, 1.0), input_tokens, output_tokens, fraction, cached_tokens
+    )
     lat = combine(costs, overhead)
     per_ms = running / lat.e2e_ms
     queued = max(concurrency - running, 0.0)
