@@ -56,10 +56,12 @@ def test_replays_measured_every_model_without_errors(e2e: E2EResult) -> None:
             assert m["errors"] == 0 and m["timeouts"] == 0 and m["ok"] > 0
             assert 0 < m["ttft_ms"]["mean"] < m["e2e_ms"]["mean"]
             assert m["tpot_ms"]["mean"] > 0
-        # The larger model is slower per output token than the smaller one.
-        assert models[LARGE]["tpot_ms"]["mean"] > models[SMALL]["tpot_ms"]["mean"]
         servers = {s["model"]: s for s in measured["servers"]}
         assert all(s["scrapes"] >= 2 and s["prompt_tokens"] > 0 for s in servers.values())
+        # The servers' own counters cover at least what the client received in the window.
+        for name, m in models.items():
+            received = m["ok"] * m["mean_output_tokens"]
+            assert servers[name]["generation_tokens"] >= 0.999 * received
         # Workers share a system-prompt prefix (a prefix hash in the trace): vLLM hits it.
         assert servers[SMALL]["prefix_cache_hits"] > 0
     assert not e2e.latency_replay["replay"]["interrupted"]
