@@ -145,4 +145,14 @@ def simulate_workload(
         (workload.node_model >= 0).astype(np.int64), workload.first_node
     )
     offered = llm_per_workflow[order[times >= warmup_s]].sum()
-    return summarise(out, replicas, workload.models, warmup_s, window_end, seed, int(offered))
+    return summarise(
+        out,
+        replicas,
+        workload.models,
+        warmup_s,
+        window_end,
+        seed,
+        int(offered),
+        workload.workflow_type[order],
+        workload.workflow_types,
+    )

@@ -9,7 +9,7 @@ import numpy as np
 
 from planner.simulate.engine import EngineOutput, Replica
 from planner.types.apl import Stats
-from planner.types.names import ModelName
+from planner.types.names import ModelName, WorkflowType
 
 # A rate is sustainable when, over the measurement window, the calls waiting for KV space
 # (beyond every replica's max concurrency) grow by less than MAX_QUEUE_GROWTH of the LLM
@@ -45,6 +45,15 @@ class ModelSimStats:
 
 
 @dataclass(frozen=True)
+class WorkflowSimStats:
+    """One workflow type's end-to-end latency over the measurement window."""
+
+    workflow_type: WorkflowType
+    workflows: int
+    latency_s: Stats
+
+
+@dataclass(frozen=True)
 class SimResult:
     """Outcome of one simulation at one offered rate.
 
@@ -71,6 +80,7 @@ class SimResult:
     calls_simulated: int
     models: tuple[ModelSimStats, ...]
     seed: int
+    workflow_types: tuple[WorkflowSimStats, ...] = ()
 
     @property
     def sustainable(self) -> bool:
@@ -79,6 +89,9 @@ class SimResult:
 
     def model(self, name: ModelName) -> ModelSimStats | None:
         return next((m for m in self.models if m.model == name), None)
+
+    def workflow_type(self, name: WorkflowType) -> WorkflowSimStats | None:
+        return next((w for w in self.workflow_types if w.workflow_type == name), None)
 
 
 def summarise(
@@ -89,8 +102,11 @@ def summarise(
     window_end_s: float,
     seed: int,
     llm_calls_offered: int,
+    arrival_types: np.ndarray | None = None,
+    type_names: Sequence[WorkflowType] = (),
 ) -> SimResult:
-    """Turn raw engine output into a SimResult."""
+    """Turn raw engine output into a SimResult; `arrival_types` (per arrival, an index
+    into `type_names`) adds per-type latency."""
     window = window_end_s - window_start_s
     arr, end = out.arrival_s, out.end_s
     measured = (arr >= window_start_s) & (arr <= window_end_s)
@@ -124,15 +140,14 @@ def summarise(
                 mean_queue_wait_s=float(out.replica_wait_s[idx].sum() / max(calls, 1)),
             )
         )
-    stats = (
-        Stats(
-            mean=float(latency.mean()),
-            p50=float(np.percentile(latency, 50)),
-            p95=float(np.percentile(latency, 95)),
-        )
-        if len(latency)
-        else Stats(float("nan"), float("nan"), float("nan"))
-    )
+    stats = _stats(latency)
+    per_type = []
+    if arrival_types is not None:
+        measured_types = arrival_types[measured]
+        for t, name in enumerate(type_names):
+            own = latency[measured_types == t]
+            if len(own):
+                per_type.append(WorkflowSimStats(name, len(own), _stats(own)))
     return SimResult(
         offered_rate_per_s=offered / window,
         throughput_per_s=completed / window,
@@ -145,4 +160,15 @@ def summarise(
         calls_simulated=out.calls,
         models=tuple(per_model),
         seed=seed,
+        workflow_types=tuple(per_type),
+    )
+
+
+def _stats(latency: np.ndarray) -> Stats:
+    if not len(latency):
+        return Stats(float("nan"), float("nan"), float("nan"))
+    return Stats(
+        mean=float(latency.mean()),
+        p50=float(np.percentile(latency, 50)),
+        p95=float(np.percentile(latency, 95)),
     )
