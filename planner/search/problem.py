@@ -269,7 +269,7 @@ def pipeline_shapes(
 
     Per pool of such a type: TP = the widest degree inside one NVLink domain that divides
     the heads, and the fewest pipeline stages (PP_DEGREES) whose memory fits and whose
-    GPUs the pool holds. Fewest stages: each stage adds a hop between nodes, and more
+    GPUs the pool holds (MoE models: also with expert parallelism inside each stage). Fewest stages: each stage adds a hop between nodes, and more
     stages of one replica buy KV cache that more replicas would buy with higher throughput.
     """
     keys: set[ShapeKey] = set()
@@ -285,6 +285,9 @@ def pipeline_shapes(
             key = ShapeKey(spec.name, pool.gpu_type, tps[-1], UNITS_PER_GPU, pp)
             if tps[-1] * pp <= pool.gpus and fits(key):
                 keys.add(key)
+                if spec.is_moe and tps[-1] > 1:
+                    # Expert parallelism inside each stage (EP = TP), as for one node.
+                    keys.add(replace(key, expert_parallel=True))
                 break
     return tuple(sorted(keys))
 
