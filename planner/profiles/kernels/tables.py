@@ -338,10 +338,17 @@ class KernelTables:
     # ---- communication -------------------------------------------------------------
 
     def allreduce(self, gpus: int, elements: np.ndarray, graph: bool = True) -> Lookup:
-        """vLLM's custom all-reduce of `elements` BF16 values across `gpus` GPUs."""
+        """vLLM's custom all-reduce of `elements` BF16 values across `gpus` GPUs.
+
+        More GPUs than any custom all-reduce row (a TP group across the nodes of a
+        multi-node NVLink domain, GB200 NVL72: the GB200 rows stop at one 4-GPU tray):
+        vLLM's custom kernel does not cover them and NCCL reduces, so the NCCL
+        `all_reduce` rows answer (`nccl`, with its extrapolation in GPU count)."""
         if gpus <= 1:
             zero = np.zeros_like(np.asarray(elements, dtype=float))
             return zero, zero.astype(bool)
+        if gpus > int(_read(self.system, "allreduce")["num_gpus"].max()):
+            return self.nccl("all_reduce", gpus, elements)
         key = ("allreduce", gpus, graph)
         if key not in self._grids:
             frame = _read(self.system, "allreduce")
@@ -359,7 +366,13 @@ class KernelTables:
         return ms * scale, extra | flagged
 
     def nccl(self, op: str, gpus: int, elements: np.ndarray) -> Lookup:
-        """An NCCL collective (`all_gather`, `reduce_scatter`, `alltoall`, `all_reduce`)."""
+        """An NCCL collective (`all_gather`, `reduce_scatter`, `alltoall`, `all_reduce`).
+
+        Above the largest measured GPU count n, the n-GPU rows are scaled by the ring
+        algorithm's traffic per GPU, (g - 1) / g over (n - 1) / n (at most 4/3 from
+        n = 4): the bandwidth term of a ring collective over one NVLink fabric. The
+        per-hop latency term is not grown with g (NVLink SHARP reduces in the switch, so
+        on NVL72 it stays near one hop); such lookups are flagged extrapolated."""
         if gpus <= 1:
             zero = np.zeros_like(np.asarray(elements, dtype=float))
             return zero, zero.astype(bool)
@@ -371,7 +384,8 @@ class KernelTables:
             n = int(counts[counts >= gpus].min()) if (counts >= gpus).any() else int(counts.max())
             rows = rows[rows["num_gpus"] == n]
             grid = log_grid(rows, ["message_size"], (_FLAT,), (_UP,))
-            self._grids[key] = (grid, 1.0, n != gpus)
+            ring = ((gpus - 1) / gpus) / ((n - 1) / n) if gpus > n else 1.0
+            self._grids[key] = (grid, ring, n != gpus)
         grid, scale, flagged = self._grids[key]
         ms, extra = grid(elements)
         return ms * scale, extra | flagged
