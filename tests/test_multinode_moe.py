@@ -171,3 +171,19 @@ def test_expert_parallel_pipeline_renders_for_every_target(planned: Any, target:
         assert svc["spec"]["parallelism"] == {"tensor": 8, "pipeline": 2, "expert": True}
     else:
         assert "--enable-expert-parallel" in text and "--pipeline-parallel-size 2" in text
+
+
+def test_predict_cli_answers_a_pipeline_from_the_kernels_source() -> None:
+    import json
+
+    from cli_helpers import invoke
+
+    args = ["profile", "predict", "--model", "deepseek-ai/DeepSeek-V3", "--gpu-type", "h100"]
+    args += ["--tp", "8", "--input-tokens", "3000", "--output-tokens", "400"]
+    code, out, _ = invoke(*args, "--concurrency", "32", "--pp", "2", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["source"] == "kernels" and doc["pipeline_parallel"] == 2
+    assert doc["weights_gib_per_gpu"] < 40
+    code, _, err = invoke(*args, "--concurrency", "32")
+    assert code == 3 and "does not fit" in err  # one node cannot hold it
