@@ -113,15 +113,17 @@ def test_placement_takes_whole_nodes_of_one_rack() -> None:
         place(make_plan(Allocation(BIG, GB200, 16, UNITS_PER_GPU, 3)), cluster)
 
 
-def test_allreduce_beyond_the_measured_gpus_is_nccl_scaled_by_the_ring() -> None:
-    tables = kernel_tables("gb200")
+def test_allreduce_beyond_the_measured_gpus_grows_by_the_last_measured_doubling() -> None:
+    tables = kernel_tables("gb200")  # custom all-reduce and NCCL rows for 2 and 4 GPUs
     sizes = np.array([7168.0 * 16, 7168.0 * 512])
+    two, two_flag = tables.nccl("all_reduce", 2, sizes)
     four, four_flag = tables.nccl("all_reduce", 4, sizes)
-    assert not four_flag.any()
-    for gpus in (8, 16, 64):
+    assert not (two_flag.any() or four_flag.any())
+    assert not tables.allreduce(4, sizes)[1].any()  # one tray: vLLM's custom all-reduce
+    for gpus, doublings in ((8, 1), (16, 2), (64, 4)):
         ms, flagged = tables.allreduce(gpus, sizes)
-        ring = ((gpus - 1) / gpus) / (3 / 4)
-        assert ms == pytest.approx(four * ring) and flagged.all()
+        assert ms == pytest.approx(four * np.maximum(four / two, 1.0) ** doublings)
+        assert flagged.all() and (ms > four).all()
 
 
 def write_trace(path: Path) -> Path:
@@ -181,21 +183,26 @@ def test_tp_across_trays_renders_as_multi_node_vllm_for_every_target(
         validate_object(obj)
     (big,) = [a for a in planned.plan.allocations if a.model == BIG]
     mine = [o for o in items if "405b" in o["metadata"]["name"]]
+    # One workload per replica (each on its own set of trays).
     if target == "kserve":
-        (svc,) = [o for o in mine if o["kind"] == "LLMInferenceService"]
-        assert svc["spec"]["parallelism"] == {"tensor": big.tp}
-        assert (
-            svc["spec"]["worker"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
-        )
+        services = [o for o in mine if o["kind"] == "LLMInferenceService"]
+        assert len(services) == big.replicas
+        for svc in services:
+            assert svc["spec"]["parallelism"] == {"tensor": big.tp}
+            limits = svc["spec"]["worker"]["containers"][0]["resources"]["limits"]
+            assert limits["nvidia.com/gpu"] == "4"
         return
-    (lws,) = [o for o in mine if o["kind"] == "LeaderWorkerSet"]
-    template = lws["spec"]["leaderWorkerTemplate"]
-    assert template["size"] == big.tp // 4
-    leader = template["leaderTemplate"]["spec"]["containers"][0]
-    assert leader["resources"]["limits"]["nvidia.com/gpu"] == "4"
-    serve = next(line for line in leader["command"][2].splitlines() if "vllm serve" in line)
-    assert f"--tensor-parallel-size {big.tp}" in serve
-    assert "--pipeline-parallel-size" not in serve and "--distributed-executor-backend ray" in serve
+    sets = [o for o in mine if o["kind"] == "LeaderWorkerSet"]
+    assert len(sets) == big.replicas
+    for lws in sets:
+        template = lws["spec"]["leaderWorkerTemplate"]
+        assert template["size"] == big.tp // 4
+        leader = template["leaderTemplate"]["spec"]["containers"][0]
+        assert leader["resources"]["limits"]["nvidia.com/gpu"] == "4"
+        serve = next(line for line in leader["command"][2].splitlines() if "vllm serve" in line)
+        assert f"--tensor-parallel-size {big.tp}" in serve
+        assert "--pipeline-parallel-size" not in serve
+        assert "--distributed-executor-backend ray" in serve
 
 
 NVL_SIZES = [(1, k / 8) for k in (1, 3, 4, 8)] + [(2, 1.0), (4, 1.0), (8, 1.0), (16, 1.0)]
