@@ -386,8 +386,7 @@ class KernelTables:
             below, below_flag = self.nccl(op, m, elements)
             ratio = np.maximum(top / np.maximum(below, 1e-12), 1.0)
             grown = top * ratio ** (math.log2(gpus / n) / math.log2(n / m))
-            flagged = np.ones_like(top_flag, dtype=bool) | top_flag | below_flag
-            return grown, flagged
+            return grown, np.ones_like(top_flag | below_flag, dtype=bool)
         key = ("nccl", op, gpus)
         if key not in self._grids:
             rows = frame[frame["op_name"] == op]
