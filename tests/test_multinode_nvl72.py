@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from planner.defaults import UNITS_PER_GPU
 from planner.errors import ConfigError
-from planner.io.cluster_file import cluster_to_dict, parse_cluster
+from planner.io.cluster_file import cluster_to_dict, load_cluster, parse_cluster
 from planner.io.configs import load_catalog
 from planner.io.manifests import to_dict
 from planner.place import PlacementError, place
@@ -57,6 +57,8 @@ def test_cluster_file_describes_a_rack_as_one_nvlink_domain() -> None:
     assert pool.domain_sizes() == (72,)
     assert parse_cluster(cluster_to_dict(cluster), "round trip") == cluster
     assert nvl72(36).pools[0].domain_sizes() == (72, 72)
+    shipped = load_cluster(Path(__file__).parents[1] / "configs" / "cluster-gb200-nvl72.yaml")
+    assert shipped.pools[0].domain_sizes() == (72, 72) and shipped.pools[0].tp_limit == 72
 
 
 @pytest.mark.parametrize(
