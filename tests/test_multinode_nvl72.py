@@ -254,3 +254,21 @@ def test_every_plan_on_racks_is_placeable_inside_one_rack(p: Any) -> None:
             assert r.pool == "rack" and r.tp == len(r.nodes) * rack.gpus_per_node
             assert len({rack.domain_of(index[n]) for n in r.nodes}) == 1
     assert sum(u for n in placement.nodes for u in n.used_eighths) == plan.units_used
+
+
+def test_autoscaler_maximum_counts_free_nodes_per_rack() -> None:
+    from planner.render.autoscale import max_replicas
+    from planner.render.groups import serving_groups
+
+    catalog = load_catalog(None)
+    cluster = nvl72(6, 3)  # two racks of three 4-GPU nodes
+    placement = place(make_plan(Allocation(BIG, GB200, 8, UNITS_PER_GPU, 2)), cluster)
+    # One TP-8 group per rack on two nodes each: one free node in each rack. Two free
+    # nodes would make one more group if racks were ignored; no rack holds one.
+    used = {n.node: sum(n.used_eighths) > 0 for n in placement.nodes}
+    assert [used[f"nvl72-{i}"] for i in range(6)] == [True, True, False, True, True, False]
+    groups = serving_groups(placement, cluster, catalog.models, RenderOptions())
+    assert len(groups) == 2
+    for group in groups:
+        assert group.pods_per_replica == 2 and group.gpus_per_pod == 4
+        assert max_replicas(group, placement) == 1
