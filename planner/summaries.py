@@ -15,6 +15,7 @@ from planner.types.plan import Plan
 if TYPE_CHECKING:
     from planner.place import Placement
     from planner.simulate.evaluate import Evaluation
+    from planner.study.types import WorkloadStudy
 
 
 def _finite(x: float) -> float | None:
@@ -81,6 +82,11 @@ def plan_summary(plan: Plan, path: Path) -> str:
         lines.append(
             f"  {m.model:<40} demand {m.demand_per_s:8.3g}/s  capacity {m.capacity_per_s:8.3g}/s"
             f"  utilisation {m.utilisation:5.1%}  call latency {m.call_latency_s:.3f} s"
+            + (
+                f"  prefix hits {m.prefix_hit_rate:5.1%} ({m.routing} routing)"
+                if m.prefix_hit_rate > 0 or m.routing != "balanced"
+                else ""
+            )
         )
     s = plan.solver
     lines += [
@@ -186,3 +192,67 @@ def _s(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
+
+
+def study_summary(study: WorkloadStudy) -> str:
+    """`planner characterise` without --json: a few lines per workflow type."""
+    lines: list[str] = []
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.0%}"
+
+    lines.append(f"{study.calls} calls from {len(study.sources)} file(s)")
+    for w in study.workflows:
+        c = w.calls_per_workflow
+        lines.append(
+            f"\n{w.workflow_type}: {w.workflow_count} workflows, LLM calls/workflow "
+            f"p50 {c.p50:g} (p10-p90 {c.p10:g}-{c.p90:g}), {w.tool_calls} tool calls"
+        )
+        shapes = ", ".join(f"{s} {n}" for s, n in w.shapes) or "n/a"
+        lines.append(f"  shapes: {shapes}")
+        if w.depth is not None:
+            fan = (
+                f", LLM calls in flight max {w.max_concurrency.max:g}" if w.max_concurrency else ""
+            )
+            lines.append(f"  depth p50 {w.depth.p50:g} max {w.depth.max:g} ({w.depth_source}){fan}")
+        if w.time_split is not None:
+            s = w.time_split
+            lines.append(
+                f"  time: LLM {pct(s.llm_fraction)}, tools {pct(s.tool_fraction)}, "
+                f"orchestration {pct(s.orchestration_fraction)}"
+            )
+        f = w.failures
+        lines.append(
+            f"  errors {f.error_calls}, retries {f.retry_calls} "
+            f"({pct(f.workflows_with_failures_fraction)} of workflows)"
+        )
+        r = w.prefix_reuse
+        lines.append(
+            f"  prefix reuse: cached {pct(r.cached_input_fraction)}, repeated prefixes "
+            f"{pct(r.repeated_prefix_fraction)}, context carry-over "
+            f"{pct(r.context_carryover_fraction)}"
+        )
+        lines.append(
+            f"  tokens: input p50 {w.input_tokens.p50:g} p90 {w.input_tokens.p90:g}, "
+            f"output p50 {w.output_tokens.p50:g} p90 {w.output_tokens.p90:g}"
+        )
+        bursts = ", ".join(f"{b.window_s:g}s x{b.peak_to_mean:.2f}" for b in w.burstiness)
+        lines.append(f"  arrivals peak/mean: {bursts or 'n/a'}")
+        cv = "n/a" if w.latency_cv is None else f"{w.latency_cv:.2f}"
+        shares = ", ".join(
+            f"{m.model} {m.execution_share:.0%} (cv {m.execution_share_cv:.2f})"
+            for m in w.stability
+        )
+        lines.append(f"  latency cv {cv}; execution shares: {shares}")
+        for role in w.roles:
+            latency = pct(role.latency_share)
+            lines.append(
+                f"  role {role.role}: {role.calls_per_workflow:.3g} calls/wf, "
+                f"{pct(role.output_token_share)} of output tokens, {latency} of LLM time, "
+                f"output p10-p90 {role.output_tokens_p10:g}-{role.output_tokens_p90:g}"
+            )
+        for p in w.patterns:
+            lines.append(f"  path ({p.coverage:.0%}): {p.pattern}")
+    for note in study.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines) + "\n"

@@ -178,3 +178,21 @@ def test_unknown_names_in_keys_raise_profile_error() -> None:
     # Aliases work in keys: HF ids and node product labels.
     alias = ShapeKey("meta-llama/Llama-3.1-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1, 8)
     assert PROFILES.memory(alias) == PROFILES.memory(ShapeKey(L8, H100, 1, 8))
+
+
+def test_a_cached_prefix_shortens_prefill_not_the_kv_footprint() -> None:
+    key = ShapeKey(L8, H100, 1, 8)
+    cold = PROFILES.at_concurrency(key, 8000, 200, 4)
+    warm = PROFILES.at_concurrency(key, 8000, 200, 4, cached_tokens=6000)
+    assert warm.ttft_ms < 0.6 * cold.ttft_ms  # prefill of 2,000 of 8,000 tokens
+    assert warm.tpot_ms <= cold.tpot_ms and warm.e2e_ms < cold.e2e_ms
+    assert warm.max_concurrency == cold.max_concurrency  # the whole context stays resident
+    assert warm.kv_cache_tokens == cold.kv_cache_tokens
+    assert PROFILES.capacity_per_s(key, 8000, 200, 6000) > PROFILES.capacity_per_s(key, 8000, 200)
+    # Attention still covers the cached prefix: a fully cached prompt of 8,000 tokens costs
+    # more than an uncached 1-token one.
+    almost = PROFILES.at_concurrency(key, 8000, 200, 1, cached_tokens=7999)
+    tiny = PROFILES.at_concurrency(key, 1, 200, 1)
+    assert almost.ttft_ms > tiny.ttft_ms
+    with pytest.raises(ProfileError, match="cached tokens"):
+        PROFILES.at_rate(key, 100, 10, 1.0, cached_tokens=200)

@@ -136,8 +136,7 @@ def test_evaluate_json_compares_plan_with_baselines(repo: Path, rag_plan: Path) 
     assert plan["sustainable_at_target"]
     assert {m["model"] for m in plan["models"]} == {GEN, RERANK}
     # per workflow type: the APL's mean and p95 next to the simulator's
-    (rag,) = plan["per_workflow_type"].values()
-    assert rag["workflows_simulated"] > 0
+    (rag,) = plan["prediction_by_workflow_type"].values()
     assert rag["simulated_p95_latency_s"] >= rag["simulated_mean_latency_s"] > 0
     assert rag["predicted_p95_latency_s"] >= rag["predicted_mean_latency_s"] > 0
     sim = rag["simulated_mean_latency_s"]
@@ -145,6 +144,13 @@ def test_evaluate_json_compares_plan_with_baselines(repo: Path, rag_plan: Path) 
         (rag["predicted_mean_latency_s"] - sim) / sim, rel=1e-3, abs=1e-5
     )
     assert "backlog" in doc["criterion"]
+    # The plan's predicted prefix-cache hit rates beside the block-level LRU replay: this
+    # plan was made without the cache (predicted 0), vLLM's cache still hits.
+    hits = doc["prefix_hit_rate"]
+    assert set(hits) == {m["model"] for m in plan["models"]}
+    for entry in hits.values():
+        assert entry["predicted"] == 0 and entry["routing"] == "balanced"
+        assert 0 < entry["simulated"] < 1 and entry["evidence"] == "hashes"
     # Every probe at or below the max rate was sustainable, every probe above was not.
     probes = plan["rate_probes"]
     assert probes and all(p["sustainable"] is not None for p in probes)

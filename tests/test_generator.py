@@ -42,13 +42,25 @@ RERANKER = "Qwen/Qwen3-Reranker-0.6B"
 def read_trace(path: Path) -> pd.DataFrame:
     """Reads one sample file back with plain pandas/pyarrow (independently of planner)."""
     if path.name.endswith(".parquet"):
-        return pq.read_table(path).to_pandas()
-    if path.name.endswith(".csv.gz"):
-        return pd.read_csv(path)
-    # pyarrow with the declared schema: pandas' read_json would guess *_time as dates.
-    with gzip.open(path, "rb") as stream:
-        options = pa_json.ParseOptions(explicit_schema=gen.SCHEMA)
-        return pa_json.read_json(stream, parse_options=options).to_pandas()
+        frame = pq.read_table(path).to_pandas()
+    elif path.name.endswith(".csv.gz"):
+        frame = pd.read_csv(path)
+        # CSV cells hold the block hashes as integers separated by spaces.
+        frame["prefix_hashes"] = frame["prefix_hashes"].map(
+            lambda h: [int(x) for x in h.split()] if isinstance(h, str) else None
+        )
+    else:
+        # pyarrow with the declared schema: pandas' read_json would guess *_time as dates.
+        with gzip.open(path, "rb") as stream:
+            options = pa_json.ParseOptions(explicit_schema=gen.SCHEMA)
+            frame = pa_json.read_json(stream, parse_options=options).to_pandas()
+    return _with_hash_tuples(frame)
+
+
+def _with_hash_tuples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Block hashes as tuples of ints, whatever the reader made of the list column."""
+    hashes = frame["prefix_hashes"].map(lambda h: None if h is None else tuple(int(x) for x in h))
+    return frame.assign(prefix_hashes=hashes)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +108,7 @@ def test_smaller_sample_is_a_prefix_of_a_larger_one() -> None:
 def test_committed_sample_is_what_the_documented_command_makes() -> None:
     # The docstring's command: --seed 7 with the default rates and window.
     for kind in gen.WORKFLOW_KINDS:
-        expected = gen.generate(kind, 7, EXPECTED[kind.name], kind.rate_per_s)
+        expected = _with_hash_tuples(gen.generate(kind, 7, EXPECTED[kind.name], kind.rate_per_s))
         committed = read_trace(TRACES / kind.file_name)
         for column in ("model", "parent_call_id"):
             committed[column] = committed[column].astype(object).where(committed[column].notna())
@@ -423,13 +435,20 @@ def test_otlp_spans_give_the_same_pipeline_as_the_canonical_files(tmp_path: Path
     assert otlp_files == sorted(f"{k.name}.otlp.jsonl.gz" for k in gen.WORKFLOW_KINDS)
     canonical = pipeline_to_dict(aggregate_pipeline(read_calls(tmp_path / "canonical")))
     spans = pipeline_to_dict(aggregate_pipeline(read_calls(tmp_path / "otlp")))
-    for document in (canonical, spans):
+    reuse: dict[str, list[str]] = {}
+    for name, document in (("canonical", canonical), ("otlp", spans)):
         document.pop("sources", None)
         # Span parents are the workflow span (dependencies are links), so OTLP has no
-        # LLM-to-LLM call graph: the one statistic that legitimately differs.
+        # LLM-to-LLM call graph; and GenAI spans have no attribute for prefix block
+        # hashes, so their reuse evidence is the session structure: the statistics that
+        # legitimately differ.
         for workflow in document["workflows"]:
             workflow["characterisation"].pop("call_graph_depth")
+            for model in workflow["models"]:
+                reuse.setdefault(name, []).append(model.pop("prefix_reuse")["source"])
     _assert_close(spans, canonical, "apl")
+    assert set(reuse["canonical"]) == {"hashes"}
+    assert set(reuse["otlp"]) <= {"session", "provider"} and "session" in reuse["otlp"]
 
 
 def _assert_close(got: object, want: object, where: str) -> None:

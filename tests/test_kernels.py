@@ -259,3 +259,23 @@ def test_cached_curves_agree_with_direct_composition_of_a_mixed_step() -> None:
     assert costs.chunks == 1
     assert costs.own_prefill_ms == pytest.approx(direct_own, rel=0.02)
     assert costs.marginal_prefill_ms == pytest.approx(direct_marginal, rel=0.02)
+
+
+def test_kernel_steps_skip_the_cached_prefix() -> None:
+    from planner.io.configs import load_catalog
+    from planner.io.profiles import load_profiles
+    from planner.types.shapes import ShapeKey
+
+    profiles = load_profiles(None, load_catalog())
+    key = ShapeKey("Llama-3.1-8B-Instruct", "H100-SXM-80GB", 1, 8)
+    cold = profiles.at_concurrency(key, 8000, 200, 4)
+    warm = profiles.at_concurrency(key, 8000, 200, 4, cached_tokens=6000)
+    assert cold.source == warm.source == "kernels"
+    assert warm.ttft_ms < 0.6 * cold.ttft_ms and warm.e2e_ms < cold.e2e_ms
+    assert warm.max_concurrency == cold.max_concurrency  # the whole context stays resident
+    assert profiles.capacity_per_s(key, 8000, 200, 6000) > profiles.capacity_per_s(key, 8000, 200)
+    rate = 0.5 * profiles.capacity_per_s(key, 8000, 200)
+    assert (
+        profiles.at_rate(key, 8000, 200, rate, 6000).e2e_ms
+        < profiles.at_rate(key, 8000, 200, rate).e2e_ms
+    )

@@ -135,3 +135,26 @@ def test_golden_plan_bytes(tmp_path: Path) -> None:
     again = read_plan(path)
     assert again.allocations == tiny_plan().allocations
     assert dump_plan(again) == text
+
+
+def test_plan_predicts_hit_rates_and_off_plans_without_them(planner, tmp_path: Path) -> None:
+    run = planner("traces", "--gpus", "8", "-o", tmp_path / "on", "--json")
+    assert run.returncode == 0, run.stderr
+    on = json.loads(run.stdout)
+    models = on["predicted"]["models"]
+    assert all(m["routing"] in ("balanced", "session") for m in models)
+    assert all(0 < m["prefix_hit_rate"] < 1 for m in models)  # every model reuses prefixes
+    assert all(a["kv_cache_tokens"] > 0 for a in on["allocations"])
+    run = planner(
+        "traces", "--gpus", "8", "-o", tmp_path / "off", "--json", "--prefix-caching", "off"
+    )
+    off = json.loads(run.stdout)
+    assert all(m["prefix_hit_rate"] == 0 for m in off["predicted"]["models"])
+    # Skipping cached prefill only makes calls cheaper.
+    assert on["predicted"]["mean_latency_s"] < off["predicted"]["mean_latency_s"]
+    manifests = (tmp_path / "on" / "manifests").glob("deployment-*.yaml")
+    assert all("--enable-prefix-caching" in p.read_text() for p in manifests)
+    manifests = (tmp_path / "off" / "manifests").glob("deployment-*.yaml")
+    assert not any("--enable-prefix-caching" in p.read_text() for p in manifests)
+    bad = planner("traces", "--gpus", "8", "-o", tmp_path / "x", "--prefix-caching", "maybe")
+    assert bad.returncode == 2 and "use on or off" in bad.stderr

@@ -239,3 +239,34 @@ def test_nvidia_smi_names_resolve_through_product_labels(repo: Path) -> None:
     catalog = load_catalog(repo / "configs")
     assert gpu_for_run(catalog, "NVIDIA H100 80GB HBM3") == "H100-SXM-80GB"
     assert gpu_for_run(catalog, "cpu") == "cpu"
+
+
+def test_prefix_hit_rate_from_the_server_metrics(tmp_path: Path) -> None:
+    from planner.io.vllm_bench import _record_hit_rate, prefix_counters
+
+    before = (
+        "# TYPE vllm:prefix_cache_queries counter\n"
+        'vllm:prefix_cache_queries_total{engine="0",model_name="m"} 1000.0\n'
+        'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 100.0\n'
+        'vllm:prefix_cache_hits_created{engine="0",model_name="m"} 1.7e9\n'
+    )
+    after = before.replace("1000.0", "5000.0").replace(" 100.0", " 1100.0")
+    assert prefix_counters(before) == (1000.0, 100.0)
+    assert prefix_counters("vllm:num_requests_running 3\n") is None
+    result = tmp_path / "point.json"
+    result.write_text(json.dumps({"completed": 10}))
+    argv = ["--result-dir", str(tmp_path), "--result-filename", "point.json"]
+    _record_hit_rate(argv, prefix_counters(before), prefix_counters(after))
+    assert json.loads(result.read_text())["prefix_hit_rate"] == pytest.approx(1000 / 4000)
+    # The point's stored row records it (an imported file carries it the same way).
+    from planner.profiles.imported import ImportOverrides, bench_result_to_point
+
+    data = {
+        "duration": 10.0, "completed": 10, "request_throughput": 1.0, "output_throughput": 10.0,
+        "total_input_tokens": 100, "total_output_tokens": 100, "max_concurrency": 1,
+        "request_rate": "inf", "prefix_hit_rate": 0.25,
+        **{f"{s}_{m}_ms": 1.0 for s in ("mean", "median", "p50", "p90", "p99")
+           for m in ("ttft", "tpot", "e2el")},
+    }  # fmt: skip
+    row = bench_result_to_point(data, "x.json", ImportOverrides("m", "G", 1, 1.0))
+    assert row["prefix_hit_rate"] == 0.25

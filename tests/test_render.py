@@ -480,3 +480,29 @@ def test_expert_parallel_allocation_renders_the_vllm_flag_and_round_trips(tmp_pa
 
     for obj in services:
         validate_object(obj)
+
+
+@pytest.mark.parametrize("sharing", ["process", "hami"])
+def test_prefix_caching_and_session_affinity_follow_the_plan(sharing: str) -> None:
+    plan, cluster, catalog = mixed_plan(), named_cluster(), make_catalog()
+    r = render_manifests(
+        place(plan, cluster),
+        cluster,
+        catalog.models,
+        plan_text(plan),
+        RenderOptions(sharing=sharing),  # type: ignore[arg-type]
+        catalog.gpus,
+        caching={"llama-3.1-70b": "session", "llama-3.1-8b": "balanced"},
+    )
+    objs = dicts(r)
+    affinity = {
+        s["metadata"]["name"]: s["spec"].get("sessionAffinity") for s in of_kind(objs, "Service")
+    }
+    assert affinity == {"llama-3-1-70b": "ClientIP", "llama-3-1-8b": None, "bge-reranker": None}
+    for dep in of_kind(objs, "Deployment"):
+        for argv in serve_commands(dep):
+            cached = argv[2] != "BAAI/bge-reranker-v2-m3"
+            assert ("--enable-prefix-caching" in argv) == cached, argv
+        validate_k8s(dep)
+    for service in of_kind(objs, "Service"):
+        validate_k8s(service)

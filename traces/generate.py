@@ -40,7 +40,8 @@ with status ERROR, re-sent ones with ``gen_ai.request.retry``, dependencies as s
 planner reads both into the same pipeline (a test checks it). Write them outside traces/.
 
 Columns: ``workflow_id, workflow_type, kind, agent, model, call_id, parent_call_id,
-start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status``. Times are
+start_time, end_time, input_tokens, output_tokens, cached_input_tokens, status,
+prefix_hashes, prefix_block_tokens``. Times are
 epoch seconds (the window starts 2026-01-01T00:00:00Z) rounded to milliseconds. Tool rows
 have ``kind = tool``, no model, zero tokens, and the tool's name as ``agent`` (retrieve,
 read_file, grep, run_tests). ``parent_call_id`` names the call whose end the call waited
@@ -82,6 +83,16 @@ prefix the same model saw before, in 16-token blocks as vLLM reports it: shared 
 prompts, an agent's own previous context (hit with probability 0.9: the rest models
 eviction), a beam's prompt and path, a retried prompt.
 
+``prefix_hashes`` are the prompt's chained 64-token block ids (``PREFIX_BLOCK_TOKENS``),
+counted up in order of first appearance per workflow type, like Mooncake's ``hash_ids``.
+A prompt is a sequence of named segments (``Prompt``): equal names are equal text, so
+prompts share block ids as far as their segments agree. Every agent's system prompt and
+tool definitions are shared by all workflows; an agent's later calls re-send its growing
+context (explorer, engineer, reviewer); beam siblings share the problem and path; RAG
+prompts put the retrieved documents, drawn Zipf-like (exponent 0.9) from one corpus of
+20,000 chunks and ranked popular-first, before the question, so workflows whose top
+document agrees share a prefix; the reranker's prompts share instruction and question.
+
 A call's duration on an H100 is ``TTFT + output_tokens x TPOT``, with ``TTFT = base +
 uncached_input_tokens x prefill time per token``; TTFT and TPOT each get a log-normal
 jitter (sigma 0.25 and 0.12). The 70B and 32B constants (below, ``MODELS``) are read off
@@ -95,12 +106,14 @@ retrieval 50-300 ms, file reads and greps as in TraceLab's tool latencies (tens 
 of ms), test runs seconds to minutes.
 
 Sizing: the default mix is sized with planner's own analytic H100 profiles: at the
-observed rates ``min-gpus`` needs 7.125 GPUs (Llama-3.1-70B TP4, Qwen3-32B TP2,
-Llama-3.1-8B on one GPU, the reranker on 1/8 of one, under the 0.85 utilisation cap), and
-8 GPUs sustain 1.18x the observed rates (6 GPUs: 0.69x). Demand over the ~32-minute span
-(``--summary`` prints it): 70B 0.4 calls/s and 140 output tokens/s, 32B 3.0 calls/s and
-670 tokens/s, 8B 1.5 calls/s and 280 tokens/s, reranker 9.7 scoring calls/s; uncached
-prompt tokens/s 1,000 / 1,400 / 3,700 / 3,300. Resulting structure (planner ingest, and an
+observed rates ``min-gpus`` needs 6.625 GPUs (Llama-3.1-70B TP4, Qwen3-32B TP2,
+Llama-3.1-8B on half a GPU, the reranker on 1/8 of one, under the 0.85 utilisation cap),
+and 8 GPUs sustain 1.32x the observed rates (6 GPUs: 0.73x) with prefix caching off;
+with it (the default), 8 GPUs sustain 2.78x and 6 GPUs 0.78x. Demand over the ~32-minute
+span (``--summary`` prints it): 70B 0.4 calls/s and 140 output tokens/s, 32B 3.0 calls/s
+and 670 tokens/s, 8B 1.5 calls/s and 280 tokens/s, reranker 10.0 scoring calls/s;
+uncached prompt tokens/s (as the provider-style ``cached_input_tokens`` count them)
+1,000 / 1,400 / 3,400 / 3,300. Resulting structure (planner ingest, and an
 independent computation in tests/test_generator.py): beam_search's 32B makes ~59 calls per
 workflow with parallelism ~4.3 (stragglers keep it below the width); rag's reranker 15
 calls per workflow with parallelism ~8; coding_agent's calls are serial, its LLMs busy
@@ -129,6 +142,11 @@ import pyarrow.parquet as pq
 
 EPOCH_BASE_S = 1767225600.0  # 2026-01-01T00:00:00Z: the start of the traffic window
 CACHE_BLOCK_TOKENS = 16  # vLLM's default KV block: prefix hits are whole blocks
+# Prompts are hashed in 64-token blocks (4 vLLM blocks): fine enough for short shared
+# prefixes, coarse enough to keep the files small. Ids are small integers given in order
+# of first appearance (as in Mooncake's hash_ids), so the lists compress well.
+PREFIX_BLOCK_TOKENS = 64
+BLOCK_ID_BASE = 100_000_000
 
 COLUMNS = (
     "workflow_id",
@@ -144,6 +162,8 @@ COLUMNS = (
     "output_tokens",
     "cached_input_tokens",
     "status",
+    "prefix_hashes",
+    "prefix_block_tokens",
 )
 
 # Arrow schema of every file: fixed so the bytes never depend on inferred types.
@@ -162,8 +182,48 @@ SCHEMA = pa.schema(
         ("output_tokens", pa.int64()),
         ("cached_input_tokens", pa.int64()),
         ("status", pa.string()),
+        ("prefix_hashes", pa.list_(pa.int64())),
+        ("prefix_block_tokens", pa.int64()),
     ]
 )
+
+# A prompt is a sequence of named segments (name, tokens): equal names are equal text, so
+# two prompts share their block hashes as far as their segments agree.
+Prompt = tuple[tuple[str, int], ...]
+
+
+def prompt_tokens(prompt: Prompt) -> int:
+    return sum(tokens for _, tokens in prompt)
+
+
+class BlockIds:
+    """Chained ids of full prompt blocks: a block's id names its text and every block before
+    it (as vLLM's block hashes do). Ids count up from `first` in order of first appearance."""
+
+    def __init__(self, first: int) -> None:
+        self.next_id = first
+        self.ids: dict[tuple[int, tuple[tuple[str, int, int], ...]], int] = {}
+
+    def hashes(self, prompt: Prompt) -> list[int]:
+        pieces: list[tuple[str, int, int]] = []  # (segment, from, to) inside the block
+        out: list[int] = []
+        parent, filled = -1, 0
+        for name, tokens in prompt:
+            at = 0
+            while at < tokens:
+                take = min(tokens - at, PREFIX_BLOCK_TOKENS - filled)
+                pieces.append((name, at, at + take))
+                at += take
+                filled += take
+                if filled == PREFIX_BLOCK_TOKENS:
+                    key = (parent, tuple(pieces))
+                    if key not in self.ids:
+                        self.ids[key] = self.next_id
+                        self.next_id += 1
+                    parent = self.ids[key]
+                    out.append(parent)
+                    pieces, filled = [], 0
+        return out  # a trailing partial block is never cached, so it has no id
 
 
 @dataclass(frozen=True)
@@ -215,6 +275,10 @@ RAG_ANSWER = LogNormal(151, 0.86, 8, 1500)  # Azure 2023 conv output fit
 RAG_FOLLOWUP = LogNormal(40, 0.5, 8, 200)
 RAG_RETRIEVE_S = LogNormal(0.12, 0.45, 0.05, 0.30)
 RAG_SECOND_ROUND_P = 0.3
+# Documents come from one shared corpus: popular ones are retrieved by many workflows.
+RAG_CORPUS_DOCS = 20000
+RAG_DOC_ZIPF = 0.9
+CORPUS_SEED_KEY = 1 << 30  # keeps the corpus stream apart from every workflow's stream
 
 # --- beam_search ---------------------------------------------------------------------------
 BEAM_SYSTEM_TOKENS = 400
@@ -271,11 +335,24 @@ def _blocks(tokens: int) -> int:
 class Workflow:
     """Collects the rows of one workflow execution; times are seconds from window start."""
 
-    def __init__(self, workflow_type: str, workflow_id: str, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        workflow_type: str,
+        workflow_id: str,
+        rng: np.random.Generator,
+        blocks: BlockIds | None = None,
+        corpus: np.ndarray | None = None,
+    ) -> None:
         self.workflow_type = workflow_type
         self.workflow_id = workflow_id
         self.rng = rng
+        self.blocks = blocks or BlockIds(0)
+        self.corpus = corpus if corpus is not None else np.zeros(0, dtype=np.int64)
         self.rows: list[dict[str, object]] = []
+
+    def own(self, name: str, tokens: int) -> tuple[str, int]:
+        """A segment only this workflow sends (its task, its outputs, its tool results)."""
+        return (f"{self.workflow_id}:{name}", tokens)
 
     def gap(self) -> float:
         return float(self.rng.uniform(*GAP_S))
@@ -293,13 +370,14 @@ class Workflow:
         agent: str,
         timing: ModelTiming,
         start_s: float,
-        input_tokens: int,
+        prompt: Prompt,
         output_tokens: int,
         cached_tokens: int,
         parent: Call | None,
         status: str = "ok",
     ) -> Call:
         """Places one LLM call; its duration follows from its tokens and the model."""
+        input_tokens = prompt_tokens(prompt)
         cached = min(_blocks(cached_tokens), _blocks(max(input_tokens - 1, 0)))
         ttft = timing.ttft_base_s + (input_tokens - cached) * timing.prefill_s_per_token
         ttft *= float(np.exp(0.25 * self.rng.standard_normal()))
@@ -316,6 +394,8 @@ class Workflow:
             output_tokens=output_tokens,
             cached_input_tokens=cached,
             status=status,
+            prefix_hashes=self.blocks.hashes(prompt),
+            prefix_block_tokens=PREFIX_BLOCK_TOKENS,
         )
         return Call(call_id, end_s)
 
@@ -324,7 +404,7 @@ class Workflow:
         agent: str,
         timing: ModelTiming,
         start_s: float,
-        input_tokens: int,
+        prompt: Prompt,
         output_tokens: int,
         cached_tokens: int,
         parent: Call | None,
@@ -335,16 +415,16 @@ class Workflow:
             if attempt < CODE_MAX_ATTEMPTS - 1 and self.rng.random() < CODE_ERROR_P:
                 cut = int(output_tokens * self.rng.uniform(0.0, 1.0))
                 failed = self.llm(
-                    agent, timing, start_s, input_tokens, cut, cached_tokens, parent, "error"
+                    agent, timing, start_s, prompt, cut, cached_tokens, parent, "error"
                 )
                 # Clients back off exponentially (1 s, 2 s, ... with jitter) before re-sending.
                 start_s = failed.end_s + (2.0**attempt) * float(self.rng.uniform(0.5, 1.5))
                 # The failed attempt prefilled the prompt, so the re-sent one hits the cache.
-                cached_tokens, parent, status = input_tokens, failed, "retry"
+                cached_tokens, parent, status = prompt_tokens(prompt), failed, "retry"
                 continue
             break
         return self.llm(
-            agent, timing, start_s, input_tokens, output_tokens, cached_tokens, parent, status
+            agent, timing, start_s, prompt, output_tokens, cached_tokens, parent, status
         )
 
     def tool(self, name: str, start_s: float, duration_s: float, parent: Call | None) -> Call:
@@ -360,6 +440,8 @@ class Workflow:
             output_tokens=0,
             cached_input_tokens=0,
             status="ok",
+            prefix_hashes=None,
+            prefix_block_tokens=None,
         )
         return Call(call_id, end_s)
 
@@ -368,44 +450,69 @@ class Workflow:
         return max(calls, key=lambda c: c.end_s)
 
 
+def rag_corpus(seed: int) -> np.ndarray:
+    """Token length of each document chunk of the shared corpus, by document id."""
+    rng = np.random.default_rng([seed, 0, CORPUS_SEED_KEY])
+    draws = RAG_CHUNK.median * np.exp(RAG_CHUNK.sigma * rng.standard_normal(RAG_CORPUS_DOCS))
+    return np.round(np.clip(draws, RAG_CHUNK.low, RAG_CHUNK.high)).astype(np.int64)
+
+
+def _retrieve(wf: Workflow, k: int) -> list[int]:
+    """k distinct document ids, popular documents more likely (Zipf-like), best first."""
+    ranks = np.arange(1, len(wf.corpus) + 1, dtype=np.float64)
+    weights = ranks**-RAG_DOC_ZIPF
+    docs = wf.rng.choice(len(wf.corpus), size=k, replace=False, p=weights / weights.sum())
+    return sorted(int(d) for d in docs)  # the retriever ranks popular documents first
+
+
+def _doc(wf: Workflow, doc: int) -> tuple[str, int]:
+    return (f"doc:{doc}", int(wf.corpus[doc]))
+
+
 def rag(wf: Workflow, t0: float) -> None:
     """Retrieve -> rerank every chunk in parallel -> generate; sometimes a second round."""
     rng = wf.rng
-    query = RAG_QUERY.tokens(rng)
     rounds = 2 if rng.random() < RAG_SECOND_ROUND_P else 1
     parent: Call | None = None
     start_s = t0
-    context = 0  # chunk tokens given to the generator so far
-    history = 0  # the generator's earlier prompt and answer, re-sent in round 2
+    query = wf.own("query", RAG_QUERY.tokens(rng))
+    history: Prompt = ()  # the generator's earlier prompt and answer, re-sent in round 2
     for round_index in range(rounds):
         retrieved = wf.tool("retrieve", start_s, RAG_RETRIEVE_S.draw(rng), parent)
-        k = int(rng.integers(8, 17))
-        chunks = [RAG_CHUNK.tokens(rng) for _ in range(k)]
+        docs = _retrieve(wf, int(rng.integers(8, 17)))
         fan_start = retrieved.end_s + wf.gap()
-        prefix = RERANK_INSTRUCTION_TOKENS + query
+        prefix: Prompt = (("rerank-instruction", RERANK_INSTRUCTION_TOKENS), query)
         scores = [
             wf.llm(
                 "reranker",
                 RERANKER,
                 fan_start + wf.stagger(),
-                prefix + chunk,
+                (*prefix, _doc(wf, d)),
                 1,
-                prefix if i > 0 else 0,  # the first call of the batch warms the prefix
+                prompt_tokens(prefix) if i > 0 else 0,  # the first call warms the prefix
                 retrieved,
             )
-            for i, chunk in enumerate(chunks)
+            for i, d in enumerate(docs)
         ]
-        kept = rng.choice(chunks, size=int(rng.integers(4, 7)), replace=False)
-        context += int(kept.sum())
+        kept = sorted(rng.choice(docs, size=int(rng.integers(4, 7)), replace=False))
+        context = tuple(_doc(wf, int(d)) for d in kept)
         last = round_index == rounds - 1
         output = RAG_ANSWER.tokens(rng) if last else RAG_FOLLOWUP.tokens(rng)
-        prompt = RAG_SYSTEM_TOKENS + query + context + history
-        cached = RAG_SYSTEM_TOKENS + (history if rng.random() < CACHE_HIT_P else 0)
+        if history:
+            prompt: Prompt = (*history, *context)  # the follow-up question ends history
+            hit = rng.random() < CACHE_HIT_P
+            cached = RAG_SYSTEM_TOKENS + (prompt_tokens(history) if hit else 0)
+        else:
+            # Documents before the question: a popular first document is a prefix that
+            # other workflows share.
+            prompt = (("rag-system", RAG_SYSTEM_TOKENS), *context, query)
+            cached = RAG_SYSTEM_TOKENS
         barrier = wf.fan_out_barrier(scores)
         answer = wf.llm(
             "generator", LLAMA_8B, barrier.end_s + wf.gap(), prompt, output, cached, barrier
         )
-        history = prompt + output
+        query = wf.own(f"answer{round_index}", output)  # round 2 reranks for the follow-up
+        history = (*prompt, query)
         parent, start_s = answer, answer.end_s + wf.gap()
 
 
@@ -415,38 +522,46 @@ def beam_search(wf: Workflow, t0: float) -> None:
     width = int(rng.integers(8, 17))
     depth = int(rng.integers(3, 7))
     keep = max(2, width // 4)
-    problem = BEAM_PROBLEM.tokens(rng)
-    beams: list[tuple[int, Call | None]] = [(0, None)]  # (path tokens, verifier call)
+    problem = wf.own("problem", BEAM_PROBLEM.tokens(rng))
+    beams: list[tuple[Prompt, Call | None]] = [((), None)]  # (path steps, verifier call)
     start_s = t0
     for level in range(depth):
-        candidates: list[tuple[int, Call]] = []
+        candidates: list[tuple[Prompt, Call]] = []
         for j in range(width):
             path, parent = beams[j % len(beams)]
-            step = BEAM_STEP.tokens(rng)
-            prompt = BEAM_SYSTEM_TOKENS + problem + path
+            step = wf.own(f"step{level}.{j}", BEAM_STEP.tokens(rng))
+            prompt: Prompt = (("beam-system", BEAM_SYSTEM_TOKENS), problem, *path)
             # Siblings share the prompt and path; only the very first call sees it cold.
-            cached = BEAM_SYSTEM_TOKENS if level == 0 and j == 0 else prompt
+            cached = BEAM_SYSTEM_TOKENS if level == 0 and j == 0 else prompt_tokens(prompt)
             gen = wf.llm(
-                "generator", QWEN_32B, start_s + wf.stagger(), prompt, step, cached, parent
+                "generator", QWEN_32B, start_s + wf.stagger(), prompt, step[1], cached, parent
             )
-            scored = VERIFIER_INSTRUCTION_TOKENS + problem + path
+            scored: Prompt = (("verifier-instruction", VERIFIER_INSTRUCTION_TOKENS), problem, *path)
             verify = wf.llm(
                 "verifier",
                 RERANKER,
                 gen.end_s + wf.gap(),
-                scored + step,
+                (*scored, step),
                 1,
-                scored if level > 0 or j > 0 else 0,
+                prompt_tokens(scored) if level > 0 or j > 0 else 0,
                 gen,
             )
-            candidates.append((path + step, verify))
+            candidates.append(((*path, step), verify))
         barrier = wf.fan_out_barrier([v for _, v in candidates])
         start_s = barrier.end_s + wf.gap()
         order = rng.permutation(len(candidates))[:keep]
         beams = [candidates[i] for i in sorted(order)]
     best_path, best = beams[0]
-    prompt = BEAM_SYSTEM_TOKENS + problem + best_path
-    wf.llm("generator", QWEN_32B, start_s, prompt, BEAM_ANSWER.tokens(rng), prompt, best)
+    prompt = (("beam-system", BEAM_SYSTEM_TOKENS), problem, *best_path)
+    wf.llm(
+        "generator",
+        QWEN_32B,
+        start_s,
+        prompt,
+        BEAM_ANSWER.tokens(rng),
+        prompt_tokens(prompt),
+        best,
+    )
 
 
 def _pick_tool(rng: np.random.Generator) -> str:
@@ -456,19 +571,28 @@ def _pick_tool(rng: np.random.Generator) -> str:
 
 
 def coding_agent(wf: Workflow, t0: float) -> None:
-    """Planner -> explorer with tools -> engineer/reviewer rounds -> tests -> verifier."""
+    """Planner -> explorer with tools -> engineer/reviewer rounds -> tests -> verifier.
+
+    Every agent's prompt starts with its system prompt and tool definitions (shared by all
+    workflows), then the task; an agent's later calls re-send its earlier context.
+    """
     rng = wf.rng
-    task = CODE_TASK.tokens(rng)
+    task = wf.own("task", CODE_TASK.tokens(rng))
 
     plan_out = CODE_PLAN.tokens(rng)
-    planner_prompt = PLANNER_SYSTEM_TOKENS + task + CODE_REPO_MAP.tokens(rng)
+    planner_prompt: Prompt = (
+        ("planner-system", PLANNER_SYSTEM_TOKENS),
+        task,
+        wf.own("repo-map", CODE_REPO_MAP.tokens(rng)),
+    )
     plan = wf.llm_with_retries(
         "planner", LLAMA_70B, t0, planner_prompt, plan_out, PLANNER_SYSTEM_TOKENS, None
     )
+    plan_text = wf.own("plan", plan_out)
 
     # Explorer: a tool loop whose context grows by each round's output and tool results.
     calls = int(rng.integers(CODE_EXPLORER_CALLS[0], CODE_EXPLORER_CALLS[1] + 1))
-    context = EXPLORER_SYSTEM_TOKENS + task + plan_out
+    context: Prompt = (("explorer-system", EXPLORER_SYSTEM_TOKENS), task, plan_text)
     cached = EXPLORER_SYSTEM_TOKENS
     parent, start_s = plan, plan.end_s + wf.gap()
     summary = 0
@@ -488,22 +612,29 @@ def coding_agent(wf: Workflow, t0: float) -> None:
             _, result_tokens, duration = CODE_TOOLS[name]
             results += result_tokens.tokens(rng)
             tools.append(wf.tool(name, fan_start + wf.stagger(), duration.draw(rng), step))
-        cached = context + output if rng.random() < CACHE_HIT_P else EXPLORER_SYSTEM_TOKENS
-        context += output + results
+        hit = rng.random() < CACHE_HIT_P
+        cached = prompt_tokens(context) + output if hit else EXPLORER_SYSTEM_TOKENS
+        context = (*context, wf.own(f"explore{i}", output), wf.own(f"tools{i}", results))
         parent = wf.fan_out_barrier(tools)
         start_s = parent.end_s + wf.gap()
 
     # Engineer/reviewer rounds until the reviewer approves.
-    engineer_prompt = ENGINEER_SYSTEM_TOKENS + task + plan_out + summary + CODE_FILES.tokens(rng)
+    engineer_prompt: Prompt = (
+        ("engineer-system", ENGINEER_SYSTEM_TOKENS),
+        task,
+        plan_text,
+        wf.own("summary", summary),
+        wf.own("files", CODE_FILES.tokens(rng)),
+    )
     engineer_cached = ENGINEER_SYSTEM_TOKENS
-    reviewer_prompt = REVIEWER_SYSTEM_TOKENS + task + plan_out
+    reviewer_prompt: Prompt = (("reviewer-system", REVIEWER_SYSTEM_TOKENS), task, plan_text)
     reviewer_cached = REVIEWER_SYSTEM_TOKENS
     start_s = parent.end_s + wf.gap()
-    patch = 0
+    patch = wf.own("patch", 0)
     for round_index in range(CODE_MAX_ROUNDS):
-        patch = CODE_PATCH.tokens(rng)
+        patch = wf.own(f"patch{round_index}", CODE_PATCH.tokens(rng))
         engineer = wf.llm_with_retries(
-            "engineer", QWEN_32B, start_s, engineer_prompt, patch, engineer_cached, parent
+            "engineer", QWEN_32B, start_s, engineer_prompt, patch[1], engineer_cached, parent
         )
         tests = wf.tool(
             "run_tests",
@@ -511,15 +642,15 @@ def coding_agent(wf: Workflow, t0: float) -> None:
             CODE_TOOLS["run_tests"][2].draw(rng),
             engineer,
         )
-        test_log = CODE_TEST_LOG.tokens(rng)
-        review_out = CODE_REVIEW.tokens(rng)
-        review_in = reviewer_prompt + patch + test_log
+        test_log = wf.own(f"test-log{round_index}", CODE_TEST_LOG.tokens(rng))
+        review_out = wf.own(f"review{round_index}", CODE_REVIEW.tokens(rng))
+        review_in: Prompt = (*reviewer_prompt, patch, test_log)
         review = wf.llm_with_retries(
             "reviewer",
             LLAMA_70B,
             tests.end_s + wf.gap(),
             review_in,
-            review_out,
+            review_out[1],
             reviewer_cached,
             tests,
         )
@@ -527,14 +658,23 @@ def coding_agent(wf: Workflow, t0: float) -> None:
             parent = review
             break
         hit = rng.random() < CACHE_HIT_P
-        engineer_cached = engineer_prompt + patch if hit else ENGINEER_SYSTEM_TOKENS
-        engineer_prompt += patch + test_log + review_out
-        reviewer_cached = review_in + review_out if hit else REVIEWER_SYSTEM_TOKENS
-        reviewer_prompt = review_in + review_out
+        engineer_cached = (
+            prompt_tokens(engineer_prompt) + patch[1] if hit else ENGINEER_SYSTEM_TOKENS
+        )
+        engineer_prompt = (*engineer_prompt, patch, test_log, review_out)
+        reviewer_cached = (
+            prompt_tokens(review_in) + review_out[1] if hit else REVIEWER_SYSTEM_TOKENS
+        )
+        reviewer_prompt = (*review_in, review_out)
         parent, start_s = review, review.end_s + wf.gap()
 
     suite = wf.tool("run_tests", parent.end_s + wf.gap(), CODE_FULL_SUITE_S.draw(rng), parent)
-    verifier_prompt = VERIFIER_SYSTEM_TOKENS + task + patch + CODE_TEST_LOG.tokens(rng)
+    verifier_prompt: Prompt = (
+        ("verifier-system", VERIFIER_SYSTEM_TOKENS),
+        task,
+        patch,
+        wf.own("suite-log", CODE_TEST_LOG.tokens(rng)),
+    )
     wf.llm_with_retries(
         "verifier",
         LLAMA_8B,
@@ -573,9 +713,16 @@ def generate(kind: WorkflowKind, seed: int, workflows: int, rate_per_s: float) -
     arrivals_rng = np.random.default_rng([seed, type_index])
     arrivals = np.cumsum(arrivals_rng.exponential(1.0 / rate_per_s, size=workflows))
     rows: list[dict[str, object]] = []
+    # Block ids of different types never meet: each type counts from its own base.
+    blocks = BlockIds(type_index * BLOCK_ID_BASE)
+    corpus = rag_corpus(seed)
     for i, t0 in enumerate(arrivals):
         wf = Workflow(
-            kind.name, f"{kind.name}-{i:05d}", np.random.default_rng([seed, type_index, i])
+            kind.name,
+            f"{kind.name}-{i:05d}",
+            np.random.default_rng([seed, type_index, i]),
+            blocks,
+            corpus,
         )
         kind.build(wf, float(t0))
         for row in wf.rows:
@@ -587,6 +734,7 @@ def generate(kind: WorkflowKind, seed: int, workflows: int, rate_per_s: float) -
     frame["start_time"] = (EPOCH_BASE_S + frame.pop("start_s").round(3)).round(3)
     frame["end_time"] = (EPOCH_BASE_S + frame.pop("end_s").round(3)).round(3)
     frame = frame.sort_values(["start_time", "call_id"], kind="stable", ignore_index=True)
+    frame["prefix_block_tokens"] = frame["prefix_block_tokens"].astype("Int64")  # null on tools
     return frame[list(COLUMNS)]
 
 
@@ -614,7 +762,9 @@ def encode(frame: pd.DataFrame, file_name: str) -> bytes:
         )
         return bytes(buffer.getvalue().to_pybytes())
     if file_name.endswith(".csv.gz"):
-        text = frame.to_csv(index=False, lineterminator="\n")
+        # A CSV cell holds the block hashes as integers separated by spaces.
+        hashes = frame["prefix_hashes"].map(lambda h: None if h is None else " ".join(map(str, h)))
+        text = frame.assign(prefix_hashes=hashes).to_csv(index=False, lineterminator="\n")
     elif file_name.endswith(".jsonl.gz"):
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)

@@ -7,9 +7,12 @@ execution share and its cv), `workflows` (rates, latency, LLM time fraction),
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from planner.aggregate.characterise import characterise
 from planner.aggregate.indexed import index_calls
 from planner.aggregate.models import model_stats
+from planner.aggregate.reuse import prefix_references, reuse_by_type
 from planner.aggregate.workflows import workflow_facts
 from planner.types.apl import AggregatePipeline, WorkflowStats
 from planner.types.calls import CallTable
@@ -29,6 +32,7 @@ def aggregate_pipeline(calls: CallTable) -> AggregatePipeline:
     models = model_stats(ix, calls.frame)
     facts = workflow_facts(ix)
     study = characterise(ix, calls.frame)
+    reuse = reuse_by_type(calls, prefix_references(calls))
     workflows = tuple(
         WorkflowStats(
             workflow_type=name,
@@ -38,7 +42,16 @@ def aggregate_pipeline(calls: CallTable) -> AggregatePipeline:
             latency_s=facts[t].latency_s,
             llm_time_fraction=facts[t].llm_time_fraction,
             non_llm_time_s=facts[t].non_llm_time_s,
-            models=models[t],
+            models=tuple(
+                replace(
+                    m,
+                    prefix_reuse_potential=reuse[(name, m.model)][0],
+                    prefix_reuse_source=reuse[(name, m.model)][1],
+                )
+                if (name, m.model) in reuse
+                else m
+                for m in models[t]
+            ),
             characterisation=study[t],
         )
         for t, name in enumerate(ix.type_names)

@@ -35,7 +35,7 @@ def characterise(ix: Indexed, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
     llm_type = ix.wf_type[ix.llm_wf]
     errors = _count_by_type(llm_type, frame["status"].array[ix.llm_rows] == "error", n_types)
     retries = _count_by_type(llm_type, frame["status"].array[ix.llm_rows] == "retry", n_types)
-    reuse = _prefix_reuse(ix, frame, llm_type)
+    reuse = prefix_reuse(ix, frame, llm_type)
     agents = _agents(frame["agent"].array, ix.llm_rows, llm_type, n_types)
 
     result: dict[int, dict[str, Any]] = {}
@@ -102,7 +102,7 @@ def _fanout(values: np.ndarray) -> dict[str, float] | None:
     return {"max": int(values.max()), "mean": float(values.mean())}
 
 
-def _prefix_reuse(ix: Indexed, frame: pd.DataFrame, llm_type: np.ndarray) -> list[dict[str, Any]]:
+def prefix_reuse(ix: Indexed, frame: pd.DataFrame, llm_type: np.ndarray) -> list[dict[str, Any]]:
     """Per type: share of input tokens served from prefix cache (where reported) and share
     of calls whose prefix key was already seen (where prefix keys exist)."""
     n_types = len(ix.type_names)
@@ -150,8 +150,9 @@ def _agents(
     ]
 
 
-def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
-    """Longest parent chain (in calls) per workflow; 0 where no call has a call id."""
+def parent_rows(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
+    """Row number of each row's parent call in the same workflow (-1 for roots and
+    parents not in the trace); None when no row names a parent."""
     parents = frame["parent_call_id"].array
     if not np.any(np.asarray(parents.codes) >= 0):
         return None
@@ -171,8 +172,12 @@ def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
     found = np.searchsorted(sorted_key, target)
     found = np.minimum(found, len(order) - 1)
     ok = (parent_codes >= 0) & (sorted_key[found] == target) & has_id[order][found]
-    parent_row = np.where(ok, order[found], -1)
-    depth = np.ones(len(key), dtype=np.int64)
+    return np.where(ok, order[found], -1)
+
+
+def row_depths(parent_row: np.ndarray) -> np.ndarray:
+    """Calls on the parent chain of each row, itself included (pointer jumping)."""
+    depth = np.ones(len(parent_row), dtype=np.int64)
     cursor = parent_row.copy()
     for _ in range(MAX_DEPTH):
         active = cursor >= 0
@@ -180,6 +185,16 @@ def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
             break
         depth[active] += 1
         cursor[active] = parent_row[cursor[active]]
+    return depth
+
+
+def _depth_per_workflow(ix: Indexed, frame: pd.DataFrame) -> np.ndarray | None:
+    """Longest parent chain (in calls) per workflow; 0 where no call has a call id."""
+    parent_row = parent_rows(ix, frame)
+    if parent_row is None:
+        return None
+    depth = row_depths(parent_row)
+    has_id = np.asarray(frame["call_id"].array.codes) >= 0
     best = np.zeros(ix.n_workflows)  # float: ufunc.at is fast for floats only
     np.maximum.at(best, ix.wf[has_id], depth[has_id].astype(np.float64))
     return best.astype(np.int64)

@@ -74,6 +74,7 @@ def _register() -> None:
     # Each verb module adds its commands to `app` when imported.
     from planner.cli import (  # noqa: F401
         apply_cmd,
+        characterise_cmd,
         cluster_cmd,
         evaluate_cmd,
         ingest_cmd,
@@ -83,6 +84,7 @@ def _register() -> None:
         profile_store_cmd,
         render_cmd,
         replan_cmd,
+        report_cmd,
     )
 
 

@@ -47,6 +47,15 @@ UtilisationCapOpt = Annotated[
     float,
     typer.Option("--utilisation-cap", help="Replicas stay below this fraction of capacity."),
 ]
+PrefixCachingOpt = Annotated[
+    str,
+    typer.Option(
+        "--prefix-caching",
+        help="on: predict each model's prefix-cache hit rate per allocation option from the "
+        "traces' reuse evidence and size prefill on the uncached tokens (the search also "
+        "chooses balanced or session-affine routing); off: every prompt computed in full.",
+    ),
+]
 TimeLimitOpt = Annotated[
     float,
     typer.Option(

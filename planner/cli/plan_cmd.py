@@ -32,6 +32,7 @@ from planner.cli.flags import (
     NetworkPolicyOpt,
     ObjectiveOpt,
     PlannerImageOpt,
+    PrefixCachingOpt,
     PrefixRoutingOpt,
     ProfilesOpt,
     ScheduleOpt,
@@ -57,7 +58,13 @@ from planner.defaults import (
     TIME_LIMIT_S,
     UTILISATION_CAP,
 )
-from planner.jobs.requests import DEFAULT_GPUS, ClusterSpec, InputPaths, PlanRequest
+from planner.jobs.requests import (
+    DEFAULT_GPUS,
+    ClusterSpec,
+    InputPaths,
+    PlanRequest,
+    parse_on_off,
+)
 from planner.render.settings import RenderOptions
 
 _RENDER = RenderOptions()  # deploy flag defaults live in RenderOptions
@@ -94,6 +101,7 @@ def plan(
     skip_bad_rows: SkipBadRowsOpt = False,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
+    prefix_caching: PrefixCachingOpt = "on",
     sharing: SharingOpt = _RENDER.sharing,
     target: TargetOpt = _RENDER.target,
     namespace: NamespaceOpt = _RENDER.namespace,
@@ -133,6 +141,7 @@ def plan(
         targets=targets(target_rate, headroom, slo, utilisation_cap),
         solve=solve_settings(objective, time_limit, workers, latency_tolerance),
         inputs=InputPaths(mapping, configs, profiles, skip_bad_rows),
+        prefix_caching=parse_on_off(prefix_caching, "--prefix-caching"),
     )
     settings = render_settings(
         sharing=sharing,

@@ -13,6 +13,7 @@ from planner.cli.flags import (
     HeadroomOpt,
     MappingOpt,
     NamespaceOpt,
+    PrefixCachingOpt,
     ProfilesOpt,
     SharingOpt,
     SloOpt,
@@ -26,7 +27,7 @@ from planner.cli.flags import (
     targets,
 )
 from planner.defaults import NUM_WORKERS, TIME_LIMIT_S, UTILISATION_CAP
-from planner.jobs.requests import InputPaths, PlanRequest
+from planner.jobs.requests import InputPaths, PlanRequest, parse_on_off
 from planner.render.settings import RenderOptions
 
 _D = RenderOptions()
@@ -73,6 +74,7 @@ def replan_command(
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
     mapping: MappingOpt = None,
+    prefix_caching: PrefixCachingOpt = "on",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Decide and show changes; the server persists nothing."),
@@ -91,6 +93,7 @@ def replan_command(
         solve=solve_settings(objective or "min-latency", time_limit, workers),
         inputs=InputPaths(mapping, configs, profiles),
         window_s=parse_duration_s(window),
+        prefix_caching=parse_on_off(prefix_caching, "--prefix-caching"),
     )
     policy = ReplanPolicy(margin, max_changes, max_utilisation)
     result = replan_job(traces, request, policy, render, objective is not None, dry_run)

@@ -175,3 +175,70 @@ def _iso_variants(values: pd.Series) -> np.ndarray:
     text = text.str.replace(_UTC_NAME, "+00:00", regex=True)
     stamps = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     return ((stamps - EPOCH) / pd.Timedelta(1, "s")).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def to_hash_lists(values: pd.Series | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row block hashes as int64 arrays (None where absent) and a mask of unreadable rows.
+
+    A row holds a list of integers (JSON, Parquet list column), or a string of integers
+    separated by spaces, commas or semicolons (CSV: "17 18 42"; brackets are ignored).
+    String hashes (hex digests) are read as integers in their base when they parse as
+    hex; anything else is unreadable. Values outside int64 are folded into it (the
+    low 63 bits), as only equality of hashes matters.
+    """
+    out = np.full(n, None, dtype=object)
+    bad = np.zeros(n, dtype=bool)
+    if values is None:
+        return out, bad
+    for i, value in enumerate(values.to_numpy(dtype=object)):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        parsed = _hash_list(value)
+        if parsed is None:
+            bad[i] = True
+        elif len(parsed):
+            out[i] = parsed
+    return out, bad
+
+
+_MASK_63 = (1 << 63) - 1
+
+
+def _hash_list(value: object) -> np.ndarray | None:
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.integer):
+        return value.astype(np.int64)  # a Parquet list<int64> cell: no per-item work
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        try:
+            return np.asarray(value, dtype=np.int64)  # a JSON list of ids
+        except OverflowError:
+            pass
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        items: list[object] = [t for t in text.replace(",", " ").replace(";", " ").split() if t]
+    elif isinstance(value, list | tuple | np.ndarray):
+        items = list(value)
+    else:
+        return None
+    hashes = np.empty(len(items), dtype=np.int64)
+    for k, item in enumerate(items):
+        number = _hash_int(item)
+        if number is None:
+            return None
+        hashes[k] = number
+    return hashes
+
+
+def _hash_int(item: object) -> int | None:
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, int | np.integer):
+        return int(item) & _MASK_63 if not 0 <= int(item) <= _MASK_63 else int(item)
+    if isinstance(item, float) and item.is_integer():
+        return int(item) & _MASK_63
+    if isinstance(item, str):
+        for base in (10, 16):
+            try:
+                return int(item, base) & _MASK_63
+            except ValueError:
+                continue
+    return None

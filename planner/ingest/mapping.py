@@ -33,6 +33,8 @@ CANONICAL_INPUT_COLUMNS: tuple[str, ...] = (
     "cached_input_tokens",
     "status",
     "prefix_hash",
+    "prefix_hashes",
+    "prefix_block_tokens",
 )
 
 SECONDS_PER_UNIT: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -52,6 +54,8 @@ class TraceMapping:
         workflow_type: a fixed workflow type for every row.
         serving_level: the table logs single requests, not workflows: each row becomes a
             workflow of one call and end times may be missing.
+        prefix_block_tokens: a fixed block size (tokens) for every row's prefix_hashes
+            (Mooncake's hash_ids cover 512-token blocks), when no column gives it.
         description: free text (where the trace comes from, its licence).
     """
 
@@ -62,6 +66,7 @@ class TraceMapping:
     model: str | None = None
     workflow_type: str | None = None
     serving_level: bool = False
+    prefix_block_tokens: int | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -74,6 +79,11 @@ class TraceMapping:
                 )
         if "end_time" in self.columns and "latency_s" in self.columns:
             raise ValueError("key 'columns': map either end_time or latency_s, not both")
+        if self.prefix_block_tokens is not None and self.prefix_block_tokens < 1:
+            raise ValueError(
+                f"key 'prefix_block_tokens': must be a whole number >= 1, got "
+                f"{self.prefix_block_tokens}"
+            )
 
     def source_of(self, canonical: str) -> str:
         """The source column (or path) holding `canonical`; the canonical name by default."""

@@ -20,6 +20,7 @@ from planner.ingest.columns import (
     missing_mask,
     only_where,
     to_categorical,
+    to_hash_lists,
     to_numbers,
     to_seconds,
     to_tokens,
@@ -246,6 +247,41 @@ def normalise_batch(
         )
     )
 
+    hashes, bad_hashes = to_hash_lists(col.get("prefix_hashes"), n)
+    problems.append(
+        _Problem(
+            "prefix_hashes: not a list of integer block hashes",
+            col.name("prefix_hashes"),
+            bad_hashes,
+            'write the prompt\'s block hashes as a list of integers ([17, 18, 42] or "17 18 42")',
+        )
+    )
+    block_tokens = _block_tokens(col, mapping, n)
+    bad_block = (
+        (block_tokens < 1) | (np.floor(block_tokens) != block_tokens) | np.isinf(block_tokens)
+    )
+    bad_block |= unparsed_mask(col.get("prefix_block_tokens"), block_tokens)
+    has_hashes = np.asarray([h is not None for h in hashes], dtype=bool)
+    problems.append(
+        _Problem(
+            "prefix_block_tokens: not a whole number >= 1",
+            col.name("prefix_block_tokens"),
+            bad_block & ~np.isnan(block_tokens),
+            "give the tokens per hashed block (vLLM's default is 16, Mooncake's 512)",
+        )
+    )
+    problems.append(
+        _Problem(
+            "prefix_block_tokens: missing for a row with prefix_hashes",
+            col.name("prefix_block_tokens"),
+            has_hashes & np.isnan(block_tokens) & is_llm,
+            "add a prefix_block_tokens column, or set prefix_block_tokens in the --mapping file",
+        )
+    )
+    has_hashes &= is_llm
+    hashes[~has_hashes] = None
+    block_tokens = np.where(has_hashes, block_tokens, np.nan)
+
     status = to_categorical(col.get("status"), n, default="ok", lower=True)
     bad_status = ~np.asarray(status.isin(list(STATUSES)), dtype=bool)
     problems.append(
@@ -282,6 +318,8 @@ def normalise_batch(
             "cached_input_tokens": cached,
             "status": status,
             "prefix_hash": to_categorical(col.get("prefix_hash"), n),
+            "prefix_hashes": hashes,
+            "prefix_block_tokens": block_tokens,
         },
         copy=False,  # one block per column: the reader frees columns one at a time
     )
@@ -331,6 +369,15 @@ def _end_times(
     latency = to_numbers(latency_values, n) * SECONDS_PER_UNIT[mapping.latency_unit]
     bad = unparsed_mask(latency_values, latency) | (latency < 0)
     return start + latency, bad
+
+
+def _block_tokens(col: _Columns, mapping: TraceMapping, n: int) -> np.ndarray:
+    """Tokens per hashed block: the column, else the mapping's fixed value, else NaN."""
+    values = col.get("prefix_block_tokens")
+    if values is not None:
+        return to_numbers(values, n)
+    fixed = mapping.prefix_block_tokens
+    return np.full(n, np.nan if fixed is None else float(fixed))
 
 
 def _time_fix(mapping: TraceMapping) -> str:

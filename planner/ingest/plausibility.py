@@ -244,7 +244,7 @@ _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads the 
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash of every row over all CALL_COLUMNS, computed in place.
+    """A 64-bit hash of every row over the scalar CALL_COLUMNS, computed in place.
 
     Categorical columns hash their codes (one table's codes name one string each), floats
     their bits (every NaN alike), integers their values. One uint64 array and one
@@ -252,6 +252,10 @@ def row_hashes(frame: pd.DataFrame) -> np.ndarray:
     """
     h = np.zeros(len(frame), dtype=np.uint64)
     for name, dtype in CALL_COLUMNS.items():
+        if dtype == "object":
+            # List columns (prefix_hashes): a row equal in every other column (workflow,
+            # model, times, tokens) is one call logged twice whatever its block hashes.
+            continue
         column = frame[name]
         if dtype == "category":
             values = column.cat.codes.to_numpy().astype(np.int64).view(np.uint64)

@@ -83,6 +83,10 @@ def _model(m: ModelStats) -> dict[str, Any]:
         "error_count": m.error_count,
         "mean_call_latency_s": _num(m.mean_call_latency_s),
         "retry_count": m.retry_count,
+        "prefix_reuse": {
+            "potential": _num(m.prefix_reuse_potential),
+            "source": m.prefix_reuse_source,
+        },
     }
 
 
@@ -117,6 +121,8 @@ def _model_from(d: dict[str, Any]) -> ModelStats:
         mean_call_latency_s=d.get("mean_call_latency_s"),
         error_count=int(d.get("error_count", 0)),
         retry_count=int(d.get("retry_count", 0)),
+        prefix_reuse_potential=d.get("prefix_reuse", {}).get("potential"),
+        prefix_reuse_source=d.get("prefix_reuse", {}).get("source", "none"),
     )
 
 

@@ -21,6 +21,7 @@ from planner.types.plan import (
     Allocation,
     ModelPrediction,
     Plan,
+    Routing,
     SolverFacts,
     StageFacts,
     WorkflowPrediction,
@@ -91,6 +92,7 @@ def plan_document(
                 "gpus": _num(a.gpus),
                 # Written only when set, so dense plans keep their bytes.
                 **({"expert_parallel": True} if a.expert_parallel else {}),
+                "kv_cache_tokens": a.kv_cache_tokens,
             }
             for a in plan.allocations
         ],
@@ -113,6 +115,8 @@ def plan_document(
                     "capacity_per_s": _num(m.capacity_per_s),
                     "utilisation": _num(m.utilisation),
                     "call_latency_s": _num(m.call_latency_s),
+                    "prefix_hit_rate": _num(m.prefix_hit_rate),
+                    "routing": m.routing,
                 }
                 for m in plan.models
             ],
@@ -185,6 +189,12 @@ def parse_plan(text: str, where: str) -> Plan:
         raise ConfigError(f"{where}: malformed plan ({exc}); re-run `planner plan`") from None
 
 
+def _routing(value: Any) -> Routing:
+    if value not in ("balanced", "session"):
+        raise ValueError(f"routing {value!r} is not balanced or session")
+    return "session" if value == "session" else "balanced"
+
+
 def _f(x: Any) -> float:
     return math.nan if x is None else float(x)
 
@@ -192,6 +202,11 @@ def _f(x: Any) -> float:
 def _plan_from(data: dict[str, Any]) -> Plan:
     s = data["solver"]
     pred = data["predicted"]
+    # Routing and hit rate are the model's; allocations carry them for prediction.
+    cache = {
+        m["model"]: (_routing(m.get("routing", "balanced")), _f(m.get("prefix_hit_rate", 0.0)))
+        for m in pred["models"]
+    }
     return Plan(
         objective=data["objective"],
         allocations=tuple(
@@ -203,6 +218,9 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["replicas"]),
                 int(a.get("pipeline_parallel", 1)),
                 bool(a.get("expert_parallel", False)),
+                cache.get(a["model"], ("balanced", 0.0))[0],
+                cache.get(a["model"], ("balanced", 0.0))[1],
+                int(a.get("kv_cache_tokens", 0)),
             )
             for a in data["allocations"]
         ),
@@ -224,6 +242,8 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 _f(m["capacity_per_s"]),
                 _f(m["utilisation"]),
                 _f(m["call_latency_s"]),
+                cache[m["model"]][1],
+                cache[m["model"]][0],
             )
             for m in pred["models"]
         ),

@@ -88,6 +88,7 @@ def deploy_plan(
                 SETTINGS_KEY: settings_yaml(settings),
             },
             replan,
+            {m.model: m.routing for m in plan.models if m.prefix_hit_rate > 0},
         )
         return Deployment(plan, placement, rendered, where)
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -45,14 +45,17 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
         InputError, ConfigError: bad traces, plan or allocation file.
     """
     from planner.aggregate import aggregate_pipeline
+    from planner.aggregate.reuse import prefix_references
     from planner.io.configs import load_catalog
     from planner.io.plan_file import read_plan
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
+    from planner.profiles.cached import CachedPrefixProfiles
     from planner.search.validate import validate_plan
     from planner.simulate import compile_workload
     from planner.simulate.candidates import canonical_names, evaluation_candidates
     from planner.simulate.evaluate import evaluate_plans
+    from planner.simulate.prefix_hits import check_prefix_hits, observed_calls_per_s
     from planner.simulate.rates import SimSettings
 
     inputs = request.inputs
@@ -77,7 +80,15 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     settings = SimSettings(calls=request.calls, pattern=request.arrivals, seed=request.seed)
     workload = compile_workload(calls)
     rate = request.rate_per_s or None
-    return evaluate_plans(workload, plans, profiles, settings, rate, canonical_names(catalog))
+    names = canonical_names(catalog)
+    # The plan's hit rates, replayed block by block on its replicas; the simulated calls of
+    # every candidate skip that share of prefill (the baselines get the plan's rates).
+    hits = check_prefix_hits(
+        plan, prefix_references(calls), names, observed_calls_per_s(apl, names), request.seed
+    )
+    simulated = CachedPrefixProfiles(profiles, {c.model: c.simulated for c in hits})
+    evaluation = evaluate_plans(workload, plans, simulated, settings, rate, names)
+    return replace(evaluation, prefix_hits=hits)
 
 
 def evaluation_cluster(request: EvaluateRequest, plan: Plan, catalog: Catalog) -> Cluster:

@@ -43,6 +43,7 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
         SearchInfeasible: no plan meets the target on the cluster (exit 3).
     """
     from planner.aggregate import aggregate_pipeline
+    from planner.aggregate.reuse import prefix_references
     from planner.io.configs import load_catalog
     from planner.io.profiles import load_profiles
     from planner.io.traces import load_mapping, read_calls
@@ -64,7 +65,13 @@ def plan_job(request: PlanRequest, resolved: ResolvedCluster | None = None) -> P
     with stage("profiles"):
         profiles = load_profiles(inputs.profiles_dir, catalog)
         problem = build_problem(
-            apl, profiles, resolved.cluster, specs, request.targets, growth=resolved.growth
+            apl,
+            profiles,
+            resolved.cluster,
+            specs,
+            request.targets,
+            growth=resolved.growth,
+            reuse=prefix_references(calls) if request.prefix_caching else None,
         )
     with stage("search"):
         plan = search_plan(problem, request.solve)
@@ -113,7 +120,10 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
 def _digest_options(request: PlanRequest, cluster: Cluster) -> dict[str, Any]:
     t, s = request.targets, request.solve
     rate = t.target_rate_per_s
+    # Prefix caching off plans as before the option existed: same options, same digest.
+    cache = {"prefix_caching": True} if request.prefix_caching else {}
     return {
+        **cache,
         "objective": s.objective,
         "target_rate_per_s": dict(rate) if isinstance(rate, dict) else rate,
         "headroom": t.headroom,

@@ -53,6 +53,9 @@ class PlanRequest:
     solve: SolveSettings = field(default_factory=SolveSettings)
     inputs: InputPaths = field(default_factory=InputPaths)
     window_s: float | None = None  # plan on the workflows of the trace's last window_s
+    # Predict each option's prefix-cache hit rate from the traces' reuse evidence and size
+    # prefill on the uncached tokens (off: every prompt computed in full).
+    prefix_caching: bool = True
 
     def check(self) -> None:
         """Raises InputError for values no plan can be made with."""
@@ -111,6 +114,13 @@ def parse_slos(values: Sequence[str]) -> dict[WorkflowType, tuple[float, SloKind
     return out
 
 
+def parse_on_off(text: str, where: str) -> bool:
+    """`on` / `off` (any case). Raises InputError naming the choices."""
+    if text.lower() not in ("on", "off"):
+        raise InputError(f"{where} {text!r}: use on or off")
+    return text.lower() == "on"
+
+
 def _positive(text: str, where: str) -> float:
     try:
         number = float(text)
@@ -138,6 +148,8 @@ def replan_flags(request: PlanRequest) -> tuple[str, ...]:
         flags.append(f"--target-rate={_number(rate)}")
     for name, (seconds, kind) in sorted(t.slo_s.items()):
         flags.append(f"--slo={name}={_number(seconds)}" + (":p95" if kind == "p95" else ""))
+    if not request.prefix_caching:
+        flags.append("--prefix-caching=off")
     return tuple(flags)
 
 

@@ -51,24 +51,42 @@ class PerfPoint:
 
 
 class ProfileTable(Protocol):
-    """What the planner asks of performance profiles."""
+    """What the planner asks of performance profiles.
+
+    `cached_tokens` is the mean prefix of each prompt served from the prefix cache (the
+    hit rate times the input tokens, predicted per allocation by
+    `planner.profiles.prefix_cache`): prefill costs only the uncached tokens, attention
+    still covers the cached prefix and the KV cache holds the whole context.
+    """
 
     def memory(self, key: ShapeKey) -> MemoryFit:
         """Memory fit of the shape (weights, overheads, KV cache)."""
         ...
 
     def at_concurrency(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        concurrency: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         """Performance with `concurrency` requests in flight (closed loop)."""
         ...
 
     def at_rate(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         """Performance at an offered open-loop request rate; `saturated` past capacity."""
         ...
 
-    def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
+    def capacity_per_s(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, cached_tokens: float = 0.0
+    ) -> float:
         """Highest request rate the replica sustains for this token shape."""
         ...

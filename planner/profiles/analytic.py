@@ -8,10 +8,12 @@ cache holds one `max_model_len` sequence (vLLM refuses to start otherwise), TP d
 heads and the KV heads (or is a multiple of them), TP stays inside the NVLink domain,
 and fractions are only used with TP 1.
 
-Steady state with C requests in flight, prompt I, output O (roofline in
-`planner.profiles.roofline`): B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2),
-max-num-seqs); the rest wait for a slot (`max_concurrency` says why I + O/2).
-  T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I)
+Steady state with C requests in flight, prompt I of which c come from the prefix cache,
+output O (roofline in `planner.profiles.roofline`; prefill computes the I - c uncached
+tokens, attending over all I; decode and KV residency see the whole context):
+B = min(C, N_max) run, N_max = min(KV tokens / (I + O/2), max-num-seqs); the rest wait
+for a slot (`max_concurrency` says why I + O/2).
+  T_dec = step(decode of B sequences at context I + O/2),  T_pre = step(prefill of I - c)
   M_pre = marginal cost of one prefill inside a running step (its FLOPs and all-reduces)
   E2E_run = c_ttft + T_pre + O T_dec + k_pi (B - 1) M_pre   (the other requests' prefills
             interleave with this one's life; k_pi <= 1)
@@ -155,8 +157,11 @@ def steady_state(
     concurrency: float,
     kv_cache_tokens: int,
     pp: int = 1,
+    cached_tokens: float = 0.0,
 ) -> PerfPoint:
-    """Closed-loop steady state with `concurrency` requests in the system (pure)."""
+    """Closed-loop steady state with `concurrency` requests in the system (pure); the
+    first `cached_tokens` of each prompt come from the prefix cache (prefill computes
+    the rest; decode attends to, and the KV cache holds, the whole context)."""
     cal = gpu.calibration
     isl, osl = max(1.0, input_tokens), max(1.0, output_tokens)
     max_conc = max_concurrency(kv_cache_tokens, isl, osl, gpu.vllm_max_num_seqs)
@@ -165,7 +170,7 @@ def steady_state(
     decode = step_ms(
         decode_terms(model, gpu, tp, gpu_fraction, batch, isl + osl / 2), cal, model.layers
     ) + pipeline_hops_ms(model, gpu, pp, batch)
-    terms = prefill_terms(model, gpu, tp, gpu_fraction, isl)
+    terms = prefill_terms(model, gpu, tp, gpu_fraction, isl, min(cached_tokens, isl))
     prefill = step_ms(terms, cal, model.layers) + pipeline_hops_ms(model, gpu, pp, isl)
     # Other running requests' prefills interleave with this request's life: B - 1 of them,
     # each adding k_pi x its marginal cost (FLOPs, all-reduces) to shared steps.
@@ -279,10 +284,17 @@ class AnalyticProfiles:
         model, gpu = self._specs(key)
         return model, gpu, fit
 
-    def _check_request(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> None:
+    def _check_request(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, cached_tokens: float = 0.0
+    ) -> None:
         """The shape must fit and one request must fit the served context length."""
         if input_tokens < 0 or output_tokens < 0:
             raise ProfileError(f"token counts must be >= 0, got {input_tokens}, {output_tokens}")
+        if not 0 <= cached_tokens <= max(input_tokens, 0):
+            raise ProfileError(
+                f"cached tokens must be in [0, input tokens = {input_tokens:g}], got "
+                f"{cached_tokens:g}"
+            )
         model, _, _ = self._fitting(key)
         if input_tokens + output_tokens > model.max_model_len:
             raise InfeasibleError(
@@ -292,7 +304,12 @@ class AnalyticProfiles:
             )
 
     def _point_uncached(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        concurrency: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         model, gpu, fit = self._fitting(key)
         return steady_state(
@@ -305,12 +322,19 @@ class AnalyticProfiles:
             concurrency,
             fit.kv_cache_tokens,
             key.pp,
+            cached_tokens,
         )
 
     def at_concurrency(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        concurrency: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
-        """Steady state with `concurrency` requests in flight (closed loop).
+        """Steady state with `concurrency` requests in flight (closed loop); the first
+        `cached_tokens` of each prompt come from the prefix cache.
 
         Raises:
             InfeasibleError: the shape does not fit (the message carries the memory figures)
@@ -318,29 +342,43 @@ class AnalyticProfiles:
         """
         if concurrency < 0:
             raise ProfileError(f"concurrency must be >= 0, got {concurrency}")
-        self._check_request(key, input_tokens, output_tokens)
-        return self._point(key, float(input_tokens), float(output_tokens), float(concurrency))
+        self._check_request(key, input_tokens, output_tokens, cached_tokens)
+        return self._point(
+            key, float(input_tokens), float(output_tokens), float(concurrency), float(cached_tokens)
+        )
 
     def _saturation_concurrency(self, key: ShapeKey, input_tokens: float, osl: float) -> float:
+        # KV residency is the full context: cached prefix blocks are held like any other.
         _, gpu = self._specs(key)
         fit = self._memory(key)
         return max_concurrency(fit.kv_cache_tokens, input_tokens, osl, gpu.vllm_max_num_seqs)
 
-    def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
+    def capacity_per_s(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, cached_tokens: float = 0.0
+    ) -> float:
         """Highest request rate: every KV slot (or max-num-seqs) busy.
 
         Raises:
             InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
-        self._check_request(key, input_tokens, output_tokens)
+        self._check_request(key, input_tokens, output_tokens, cached_tokens)
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
-        return self.at_concurrency(key, input_tokens, output_tokens, top).requests_per_s
+        return self.at_concurrency(
+            key, input_tokens, output_tokens, top, cached_tokens
+        ).requests_per_s
 
     def _rate_uncached(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         top = self._saturation_concurrency(key, input_tokens, output_tokens)
-        running = self._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
+        running = self._running_at_rate(
+            key, input_tokens, output_tokens, rate_per_s, top, cached_tokens
+        )
         if running.saturated:
             return running
         # Open-loop (Poisson) arrivals also queue for one of the N_max slots when all are
@@ -361,20 +399,22 @@ class AnalyticProfiles:
         output_tokens: float,
         rate_per_s: float,
         top: float,
+        cached_tokens: float,
     ) -> PerfPoint:
         """The closed-loop point whose throughput equals `rate_per_s` (no slot queue)."""
-        at_top = self._point(key, input_tokens, output_tokens, top)
+        at_top = self._point(key, input_tokens, output_tokens, top, cached_tokens)
         if rate_per_s >= at_top.requests_per_s:
             # Past capacity the open-loop queue grows without bound; report the capacity
             # point (its latencies are a lower bound) and flag it.
             return replace(at_top, saturated=True)
 
+        def point(c: float) -> PerfPoint:
+            return self._point_uncached(key, input_tokens, output_tokens, c, cached_tokens)
+
         # Throughput rises with concurrency up to capacity: solve X(C) = rate by regula
         # falsi with the Illinois fix (bracketed like bisection, a handful of steps).
         def excess(c: float) -> float:
-            return self._point_uncached(key, input_tokens, output_tokens, c).requests_per_s - (
-                rate_per_s
-            )
+            return point(c).requests_per_s - rate_per_s
 
         low, high = 0.0, top
         f_low, f_high = -rate_per_s, at_top.requests_per_s - rate_per_s
@@ -385,7 +425,7 @@ class AnalyticProfiles:
             mid = (low * f_high - high * f_low) / (f_high - f_low)
             f_mid = excess(mid)
             if abs(f_mid) <= 1e-10 * max(rate_per_s, 1e-300):
-                return self._point_uncached(key, input_tokens, output_tokens, mid)
+                return point(mid)
             if f_mid < 0:
                 low, f_low = mid, f_mid
                 if side == -1:
@@ -396,20 +436,28 @@ class AnalyticProfiles:
                 if side == 1:
                     f_low /= 2.0
                 side = 1
-        return self._point_uncached(key, input_tokens, output_tokens, high)
+        return point(high)
 
     def at_rate(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         """Steady state at an offered open-loop request rate: the running set C with
         X(C) = rate (Little's law), plus the Erlang-C wait for one of the N_max slots;
         `concurrency` counts running and waiting requests. `saturated=True` at or past
-        capacity (then the capacity point is returned: a lower bound on latency).
+        capacity (then the capacity point is returned: a lower bound on latency). The
+        first `cached_tokens` of each prompt come from the prefix cache.
 
         Raises:
             InfeasibleError: the shape does not fit, or requests exceed max_model_len.
         """
         if rate_per_s < 0:
             raise ProfileError(f"rate must be >= 0, got {rate_per_s}")
-        self._check_request(key, input_tokens, output_tokens)
-        return self._rate(key, float(input_tokens), float(output_tokens), float(rate_per_s))
+        self._check_request(key, input_tokens, output_tokens, cached_tokens)
+        return self._rate(
+            key, float(input_tokens), float(output_tokens), float(rate_per_s), float(cached_tokens)
+        )

@@ -80,6 +80,7 @@ def bench_result_to_point(
         "requests_per_s": _number(data, "request_throughput", where),
         "output_tokens_per_s": _number(data, "output_throughput", where),
         "kv_cache_tokens": _optional_number(data, "kv_cache_tokens", where, math.nan),
+        "prefix_hit_rate": _optional_number(data, "prefix_hit_rate", where, math.nan),
         "vllm_version": str(data.get("vllm_version", "")),
         "measured_at": _measured_at(data),
         "status": STATUS_OK,

@@ -42,6 +42,9 @@ POINT_COLUMNS: dict[str, str] = {
     "output_tokens_per_s": "float64",
     **{f"{m}_{s}": "float64" for m in LATENCY_METRICS for s in LATENCY_STATS},
     "kv_cache_tokens": "float64",  # KV cache capacity of the replica; NaN when unknown
+    # Share of prompt tokens the engine served from its prefix cache during the point
+    # (vLLM's prefix_cache_hits / prefix_cache_queries); NaN when not measured.
+    "prefix_hit_rate": "float64",
     "vllm_version": "object",
     "measured_at": "object",  # ISO 8601 UTC
     "status": "object",  # ok | failed

@@ -99,21 +99,35 @@ def decode_terms(
 
 
 def prefill_terms(
-    model: ModelSpec, gpu: GpuSpec, tp: int, fraction: float, input_tokens: float
+    model: ModelSpec,
+    gpu: GpuSpec,
+    tp: int,
+    fraction: float,
+    input_tokens: float,
+    cached_tokens: float = 0.0,
 ) -> StepTerms:
-    """Prefill of one prompt, in chunks of at most the GPU's max-num-batched-tokens."""
-    chunks = max(1.0, math.ceil(input_tokens / gpu.vllm_max_num_batched_tokens))
-    # Causal attention: each token attends to half the prompt on average.
-    attn_flops = 2.0 * model.layers * model.heads * model.head_dim * input_tokens**2
-    flops = (2.0 * model.compute_params_b * 1e9 * input_tokens + attn_flops) / tp
-    kv_write = input_tokens * kv_bytes_per_token(model, tp)
+    """Prefill of one prompt whose first `cached_tokens` come from the prefix cache.
+
+    Only the N = I - c uncached tokens are computed, in chunks of at most the GPU's
+    max-num-batched-tokens: their linear layers (2 P N FLOPs), their causal attention
+    over the whole context (token j attends to j earlier ones: 2 L H d (I^2 - c^2)
+    FLOPs, the cached-prefix scaling AIConfigurator applies), their KV writes, and one
+    read of the cached prefix's KV per chunk; all-reduces carry the N new tokens.
+    """
+    cached = min(max(cached_tokens, 0.0), input_tokens)
+    new = input_tokens - cached
+    chunks = max(1.0, math.ceil(new / gpu.vllm_max_num_batched_tokens))
+    attn_flops = 2.0 * model.layers * model.heads * model.head_dim * (input_tokens**2 - cached**2)
+    flops = (2.0 * model.compute_params_b * 1e9 * new + attn_flops) / tp
+    kv_per_token = kv_bytes_per_token(model, tp)
+    kv_bytes = new * kv_per_token + chunks * cached * kv_per_token
     weight_bytes = chunks * model.weight_bytes / tp
     bandwidth = fraction * gpu.hbm_tb_per_s * 1e12
     return StepTerms(
         compute_ms=flops / (fraction * peak_tflops(model, gpu) * 1e12) * 1e3,
-        memory_ms=(weight_bytes + kv_write) / bandwidth * 1e3,
+        memory_ms=(weight_bytes + kv_bytes) / bandwidth * 1e3,
         weight_memory_ms=chunks * _fp4_weight_bytes(model) / tp / bandwidth * 1e3,
-        allreduce_ms=_allreduce_ms(model, gpu, tp, input_tokens / chunks) * chunks,
+        allreduce_ms=_allreduce_ms(model, gpu, tp, new / chunks) * chunks,
         steps=chunks,
     )
 

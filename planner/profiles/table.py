@@ -13,6 +13,11 @@ the fallback's own ratio:
 Outside the measured concurrency range the same ratio extends the curve from its
 nearest end. When the fallback cannot answer (a model outside the catalog), no
 correction is applied and the curve is held flat beyond its ends.
+
+A point measured at prefix hit rate h (the `prefix_hit_rate` column; 0 when not
+recorded) is a point at cached tokens h x input tokens: a request at another cached
+prefix is corrected by the same fallback ratio, the cached tokens being part of the
+token shape.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class _Curve:
     requests_per_s: np.ndarray
     latency_ms: dict[str, np.ndarray]
     kv_cache_tokens: float
+    cached_tokens: float = 0.0  # mean cached prefix the points were measured at
 
     def at(self, concurrency: float) -> tuple[float, dict[str, float]]:
         """Interpolated (requests_per_s, latencies) at a concurrency, held flat past the ends."""
@@ -99,45 +105,65 @@ class StoredProfiles:
         return replace(fit, fits=True, kv_cache_tokens=int(stored_kv))
 
     def at_concurrency(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        concurrency: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         curve = self._curve(key, input_tokens, output_tokens)
         if curve is None:
-            return self.fallback.at_concurrency(key, input_tokens, output_tokens, concurrency)
+            return self.fallback.at_concurrency(
+                key, input_tokens, output_tokens, concurrency, cached_tokens
+            )
         rps, lat = curve.at(concurrency)
         rps, lat = self._extend(key, curve, concurrency, rps, lat)
-        rps, lat = self._reshape(key, curve, input_tokens, output_tokens, concurrency, rps, lat)
+        rps, lat = self._reshape(
+            key, curve, (input_tokens, output_tokens, cached_tokens), concurrency, rps, lat
+        )
         return self._point(curve, input_tokens, output_tokens, concurrency, rps, lat, False)
 
     def at_rate(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, rate_per_s: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        rate_per_s: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         curve = self._curve(key, input_tokens, output_tokens)
         if curve is None:
-            return self.fallback.at_rate(key, input_tokens, output_tokens, rate_per_s)
-        capacity = self.capacity_per_s(key, input_tokens, output_tokens)
+            return self.fallback.at_rate(
+                key, input_tokens, output_tokens, rate_per_s, cached_tokens
+            )
+        capacity = self.capacity_per_s(key, input_tokens, output_tokens, cached_tokens)
         if rate_per_s >= capacity:
             top = float(curve.concurrency[-1])
-            point = self.at_concurrency(key, input_tokens, output_tokens, top)
+            point = self.at_concurrency(key, input_tokens, output_tokens, top, cached_tokens)
             return replace(point, saturated=True)
         # Open loop at rate r behaves like the closed loop whose throughput is r (Little's
         # law ties the mean number in flight to rate x latency); invert the throughput curve.
         concurrency = self._concurrency_for_rate(
-            key, curve, input_tokens, output_tokens, rate_per_s
+            key, curve, input_tokens, output_tokens, rate_per_s, cached_tokens
         )
-        point = self.at_concurrency(key, input_tokens, output_tokens, concurrency)
+        point = self.at_concurrency(key, input_tokens, output_tokens, concurrency, cached_tokens)
         return replace(
             point,
             requests_per_s=rate_per_s,
             output_tokens_per_s=rate_per_s * output_tokens,
         )
 
-    def capacity_per_s(self, key: ShapeKey, input_tokens: float, output_tokens: float) -> float:
+    def capacity_per_s(
+        self, key: ShapeKey, input_tokens: float, output_tokens: float, cached_tokens: float = 0.0
+    ) -> float:
         curve = self._curve(key, input_tokens, output_tokens)
         if curve is None:
-            return self.fallback.capacity_per_s(key, input_tokens, output_tokens)
+            return self.fallback.capacity_per_s(key, input_tokens, output_tokens, cached_tokens)
         measured = float(curve.requests_per_s.max())
-        return measured * self._ratio_capacity(key, curve, input_tokens, output_tokens)
+        return measured * self._ratio_capacity(
+            key, curve, input_tokens, output_tokens, cached_tokens
+        )
 
     # ---- internals -----------------------------------------------------------------
 
@@ -162,6 +188,7 @@ class StoredProfiles:
             source, isl, osl = first["source"], first["input_tokens"], first["output_tokens"]
             g = group.sort_values("concurrency")
             g = g.groupby("concurrency", as_index=False).mean(numeric_only=True)
+            hit = float(np.nan_to_num(g["prefix_hit_rate"].mean())) if len(g) else 0.0
             curve = _Curve(
                 source=str(source),  # type: ignore[arg-type]
                 input_tokens=float(isl),
@@ -170,6 +197,7 @@ class StoredProfiles:
                 requests_per_s=g["requests_per_s"].to_numpy(float),
                 latency_ms={k: g[f"{k}_mean"].to_numpy(float) for k in _LATENCIES},
                 kv_cache_tokens=float(g["kv_cache_tokens"].max()),
+                cached_tokens=hit * float(isl),
             )
             self._curves.setdefault(key, []).append(curve)
         for key, curves in self._curves.items():
@@ -199,10 +227,10 @@ class StoredProfiles:
         return float(kv.max()) if not kv.empty else math.nan
 
     def _fallback_point(
-        self, key: ShapeKey, isl: float, osl: float, concurrency: float
+        self, key: ShapeKey, isl: float, osl: float, concurrency: float, cached: float = 0.0
     ) -> PerfPoint | None:
         try:
-            return self.fallback.at_concurrency(key, isl, osl, concurrency)
+            return self.fallback.at_concurrency(key, isl, osl, concurrency, min(cached, isl))
         except PlannerError:
             return None
 
@@ -214,8 +242,9 @@ class StoredProfiles:
         if lo <= c <= hi:
             return rps, lat
         end = lo if c < lo else hi
-        at_end = self._fallback_point(key, curve.input_tokens, curve.output_tokens, end)
-        at_c = self._fallback_point(key, curve.input_tokens, curve.output_tokens, c)
+        shape = (curve.input_tokens, curve.output_tokens)
+        at_end = self._fallback_point(key, *shape, end, curve.cached_tokens)
+        at_c = self._fallback_point(key, *shape, c, curve.cached_tokens)
         if at_end is None or at_c is None:
             return rps, lat
         return _scaled(rps, lat, at_c, at_end)
@@ -224,41 +253,49 @@ class StoredProfiles:
         self,
         key: ShapeKey,
         curve: _Curve,
-        isl: float,
-        osl: float,
+        request: tuple[float, float, float],
         c: float,
         rps: float,
         lat: dict[str, float],
     ) -> tuple[float, dict[str, float]]:
-        """Correct a measured value for the requested token shape by the fallback's ratio."""
-        if (isl, osl) == (curve.input_tokens, curve.output_tokens):
+        """Correct a measured value for the requested token shape (input, output, cached
+        tokens) by the fallback's ratio."""
+        isl, osl, cached = request
+        measured_shape = (curve.input_tokens, curve.output_tokens, curve.cached_tokens)
+        if (isl, osl, cached) == measured_shape:
             return rps, lat
-        wanted = self._fallback_point(key, isl, osl, c)
-        measured = self._fallback_point(key, curve.input_tokens, curve.output_tokens, c)
+        wanted = self._fallback_point(key, isl, osl, c, cached)
+        measured = self._fallback_point(
+            key, curve.input_tokens, curve.output_tokens, c, curve.cached_tokens
+        )
         if wanted is None or measured is None:
             return rps, lat
         return _scaled(rps, lat, wanted, measured)
 
-    def _ratio_capacity(self, key: ShapeKey, curve: _Curve, isl: float, osl: float) -> float:
-        if (isl, osl) == (curve.input_tokens, curve.output_tokens):
+    def _ratio_capacity(
+        self, key: ShapeKey, curve: _Curve, isl: float, osl: float, cached: float
+    ) -> float:
+        if (isl, osl, cached) == (curve.input_tokens, curve.output_tokens, curve.cached_tokens):
             return 1.0
         try:
-            wanted = self.fallback.capacity_per_s(key, isl, osl)
-            measured = self.fallback.capacity_per_s(key, curve.input_tokens, curve.output_tokens)
+            wanted = self.fallback.capacity_per_s(key, isl, osl, min(cached, isl))
+            measured = self.fallback.capacity_per_s(
+                key, curve.input_tokens, curve.output_tokens, curve.cached_tokens
+            )
         except PlannerError:
             return 1.0
         return wanted / measured if measured > 0 else 1.0
 
     def _concurrency_for_rate(
-        self, key: ShapeKey, curve: _Curve, isl: float, osl: float, rate: float
+        self, key: ShapeKey, curve: _Curve, isl: float, osl: float, rate: float, cached: float
     ) -> float:
         """Smallest concurrency whose (corrected) throughput reaches `rate`, by bisection."""
         lo, hi = 0.0, float(curve.concurrency[-1])
-        if self.at_concurrency(key, isl, osl, hi).requests_per_s <= rate:
+        if self.at_concurrency(key, isl, osl, hi, cached).requests_per_s <= rate:
             return hi
         for _ in range(60):
             mid = (lo + hi) / 2
-            if self.at_concurrency(key, isl, osl, mid).requests_per_s < rate:
+            if self.at_concurrency(key, isl, osl, mid, cached).requests_per_s < rate:
                 lo = mid
             else:
                 hi = mid

@@ -15,8 +15,8 @@ one InferencePool per model (which takes a single target port) reach all of its 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from planner.catalog import ModelSpec
 from planner.defaults import UNITS_PER_GPU
@@ -37,6 +37,7 @@ class Server:
     port: int
     pipeline_parallel: int = 1  # > 1: pipeline stages, one per node
     expert_parallel: bool = False  # MoE: --enable-expert-parallel (EP = TP)
+    prefix_caching: bool = False  # the plan predicts prefix-cache hits for the model
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ class ServingGroup:
     @property
     def multi_node(self) -> bool:
         return self.pods_per_replica > 1
+
+
+def with_prefix_caching(
+    groups: Sequence[ServingGroup], cached: frozenset[ModelName]
+) -> list[ServingGroup]:
+    """The groups with `prefix_caching` set on the servers of the `cached` models."""
+    return [
+        replace(
+            g, servers=tuple(replace(s, prefix_caching=s.model.name in cached) for s in g.servers)
+        )
+        for g in groups
+    ]
 
 
 def model_ports(placement: Placement, options: RenderOptions) -> dict[ModelName, int]:

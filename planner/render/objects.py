@@ -21,13 +21,14 @@ from planner.render.control import (
     replan_objects,
 )
 from planner.render.gateway import gateway_objects, gateway_shared
-from planner.render.groups import ServingGroup, model_ports, serving_groups
+from planner.render.groups import ServingGroup, model_ports, serving_groups, with_prefix_caching
 from planner.render.kserve import inference_service
 from planner.render.lws import leader_worker_set
 from planner.render.settings import RenderOptions, ReplanInputs, check_options
 from planner.render.workloads import disruption_budget, group_deployment, model_service
 from planner.types.cluster import Cluster
 from planner.types.names import GpuType, ModelName, short_hash
+from planner.types.plan import Routing
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def render_manifests(
     gpus: Mapping[GpuType, GpuSpec] | None = None,
     extra_files: Mapping[str, str] | None = None,
     replan: ReplanInputs | None = None,
+    caching: Mapping[ModelName, Routing] | None = None,
 ) -> Rendered:
     """Build every object for a placed plan.
 
@@ -72,6 +74,9 @@ def render_manifests(
         gpus: GPU specs, for `nvidia.com/gpu.product` affinity on unnamed pools.
         extra_files: more files for the plan ConfigMap (cluster, placement, settings).
         replan: what the CronJob plans toward (default: the default planning request).
+        caching: the models whose plan predicts prefix-cache hits, with their routing:
+            served with `--enable-prefix-caching`; `session` routing gives the model's
+            Service sessionAffinity ClientIP (a gateway's routing is set by its own flags).
 
     Raises:
         ProfileError: the placement names a model the catalog lacks.
@@ -95,10 +100,15 @@ def render_manifests(
         )
     gpus = gpus or {}
     digest = plan_hash(plan_text, extra_files)
-    groups = serving_groups(placement, cluster, models, options)
+    cached = dict(caching or {})
+    groups = with_prefix_caching(
+        serving_groups(placement, cluster, models, options), frozenset(cached)
+    )
     ports = model_ports(placement, options)
     workloads, scaled = _workloads(groups, gpus, placement, options, digest)
-    services = [model_service(models[m], options, digest) for m in served]
+    services = [
+        model_service(models[m], options, digest, cached.get(m) == "session") for m in served
+    ]
     files = {**(extra_files or {}), PLAN_KEY: plan_text}
     serving: list[object] = [plan_configmap(files, options, digest), *services, *workloads]
     serving += [disruption_budget(g, options, digest) for g in groups]

@@ -135,6 +135,8 @@ def serve_args(server: Server, extra: Sequence[str] = ()) -> list[str]:
         *parallel,
         "--gpu-memory-utilization",
         f"{server.memory_utilization:g}",
+        # vLLM's default, stated so the manifest carries the plan's assumption.
+        *(["--enable-prefix-caching"] if server.prefix_caching else []),
         *extra,
         *m.vllm_args,
     ]

@@ -24,7 +24,11 @@ def service_name(model: ModelName) -> str:
     return name if name[0].isalpha() else dns_name("m", model)
 
 
-def model_service(model: ModelSpec, options: RenderOptions, plan_hash: str) -> k8s.V1Service:
+def model_service(
+    model: ModelSpec, options: RenderOptions, plan_hash: str, session_affine: bool = False
+) -> k8s.V1Service:
+    """The model's Service; `session_affine` (the plan chose session routing) keeps one
+    client's calls on one replica (sessionAffinity ClientIP, the stock-cluster form)."""
     name = service_name(model.name)
     return k8s.V1Service(
         api_version="v1",
@@ -37,6 +41,7 @@ def model_service(model: ModelSpec, options: RenderOptions, plan_hash: str) -> k
                     name="http", port=80, target_port=port_name(model.name), protocol="TCP"
                 )
             ],
+            session_affinity="ClientIP" if session_affine else None,
         ),
     )
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from planner.search.baselines import greedy_choice
-from planner.search.choices import Admissible, Option, admissible
+from planner.search.choices import Admissible, Option, Part, admissible
 from planner.search.cpsat import (
     COST_SCALE,
     MICROS,
@@ -43,7 +43,8 @@ from planner.search.cpsat import (
     to_allocations,
 )
 from planner.search.explain import SearchInfeasible, explain_infeasible, gpus_needed
-from planner.search.predict import mixture_latency_s
+from planner.search.predict import mixture_latency_s, predict_models, throughput_scale
+from planner.search.prefix import cache_choice
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
@@ -298,8 +299,17 @@ def _with_known(
     hint: dict[ModelName, Option] = {}
     for o in known:
         demand = problem.demand_per_s(o.model)
-        parts = [(p.shape, p.replicas) for p in o.parts]
-        same = replace(o, latency_s=mixture_latency_s(parts, demand))
+        model = problem.model(o.model)
+        if model.prefix is not None:
+            # At this demand the option has its own hit rate (from its base shapes).
+            bases = {s.key: s for s in model.shapes}
+            parts = [(bases[p.shape.key], p.replicas) for p in o.parts]
+            choice = cache_choice(model, parts, demand)
+            shaped = tuple(Part(s, c) for s, (_, c) in zip(choice.shapes, parts, strict=True))
+            same = replace(o, parts=shaped, latency_s=choice.latency_s)
+        else:
+            parts = [(p.shape, p.replicas) for p in o.parts]
+            same = replace(o, latency_s=mixture_latency_s(parts, demand))
         if same not in out[o.model]:
             out[o.model] = (*out[o.model], same)
         hint[o.model] = same
@@ -317,18 +327,24 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings, known: Admi
         # shape, or an SLO fails when idle; no common scale > 0 exists
         what = "One replica of every model (any scale > 0)"
         raise explain_infeasible(problem.scaled(1e-9), settings, what)
-    scaled = problem.scaled(first.scale)
+    scale = _cache_consistent_scale(problem, first.chosen, first.scale)
+    scaled = problem.scaled(scale)
     options, hint = _with_known(scaled, build_options(scaled, settings, known), first.chosen)
-    notes = [f"rates scaled by {first.scale:g} (max-throughput)"]
-    if first.scale < 1:
-        notes.append(_missing_for_target(problem, settings, first.scale))
+    notes = [f"rates scaled by {scale:g} (max-throughput)"]
+    if scale < 1:
+        notes.append(_missing_for_target(problem, settings, scale))
     scale_facts = stage_facts(
-        "scale", first.status, first.scale, first.bound, first.wall_s, maximise=True
+        "scale", first.status, scale, first.bound, first.wall_s, maximise=True
     )
-    second = _latency_stage(scaled, options, settings, settings.time_limit_s / 2, hint, seed=False)
+    try:
+        second = _latency_stage(
+            scaled, options, settings, settings.time_limit_s / 2, hint, seed=False
+        )
+    except SolverTimeout:  # nothing found in the budget: keep the bisection's allocation
+        second = None
     chosen = second.result.chosen if second is not None else first.chosen
     stages = [scale_facts, *([second.facts] if second is not None else [])]
-    solver = headline(stages, first.scale, first.bound, maximise=True)
+    solver = headline(stages, scale, first.bound, maximise=True)
     solver = replace(solver, wall_s=time.perf_counter() - start)
     return finish(scaled, chosen, settings.objective, solver, notes)
 
@@ -346,3 +362,25 @@ def _missing_for_target(problem: SearchProblem, settings: SolveSettings, scale: 
         f"{head}; scale 1 needs {needed:g} GPUs of the cluster's types "
         f"(it has {problem.cluster.gpus}: {needed - problem.cluster.gpus:g} missing)"
     )
+
+
+_SCALE_STEPS = 20  # shrink steps of the cache-consistent scale (it converges in 2-3)
+
+
+def _cache_consistent_scale(
+    problem: SearchProblem, chosen: Sequence[Option], scale: float
+) -> float:
+    """The scale lowered until the chosen allocation keeps every model under the cap with
+    the hit rates of that scale's load (a higher load leaves less KV for cached blocks,
+    so the capacity a probe saw at a lower load can shrink a little). Without prefix
+    caching the scale is returned as it is."""
+    if all(m.prefix is None for m in problem.models) or not chosen:
+        return scale
+    allocs = to_allocations(chosen)
+    for _ in range(_SCALE_STEPS):
+        scaled = problem.scaled(scale)
+        factor = throughput_scale(scaled, predict_models(scaled, allocs))
+        if factor >= 1.0:
+            break
+        scale *= factor * (1 - 1e-9)
+    return scale

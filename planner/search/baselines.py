@@ -194,9 +194,9 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
         while True:
             counts: dict[int, int] = {}
             for a in out:
-                if a.gpu_type == gpu_type:
-                    size = a.shape.units
-                    counts[size] = counts.get(size, 0) + a.replicas
+                if a.gpu_type == gpu_type:  # packing items are pipeline stages
+                    size = a.shape.stage_units
+                    counts[size] = counts.get(size, 0) + a.replicas * a.pp
             if fits(counts, problem.cluster, gpu_type):
                 break
             # Trim where a model keeps a replica (never leave a model unserved while another

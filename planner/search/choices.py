@@ -20,6 +20,15 @@ latency. Every dropped count has a kept count with fewer GPUs and at most
 (1 + resolution) times its latency, so the optimum over options is within a factor
 (1 + resolution) of the optimum over all counts (resolution 0 keeps every count).
 
+With prefix caching (a model with `prefix` evidence) an option's shapes are taken at its
+own hit rate and routing (`prefix.cache_choice`: fewer, larger replicas keep more of a
+session's and the shared prefixes in one cache; more, smaller ones split them). Latency
+then need not fall with the count, so counts are scanned upward from the fewest that
+could meet the demand at the best hit rate, keeping a count when its latency beats the
+last kept one by the net, until the latency is within the net of the idle latency at the
+top hit rate or NET_PATIENCE counts in a row were not kept. Mixtures are evaluated at
+their own hit rate too.
+
 Finally options dominated in resources and latency are dropped (`prune_dominated`): o'
 dominates o when, on every GPU type g, o' takes no more units of whole replicas of
 size >= t for every threshold t, and for every size s no more shares of size >= s
@@ -40,6 +49,7 @@ from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
 from planner.search.mixtures import mixtures
 from planner.search.packing import SHARE_SIZES, gpus_of_type, tp_capacities
 from planner.search.predict import mixture_latency_s, option_latency_s
+from planner.search.prefix import cache_choice
 from planner.search.problem import ModelCandidates, SearchProblem, ShapeCandidate
 from planner.types.names import GpuType, ModelName
 from planner.types.settings import DEFAULT_RESOLUTION, MixBound
@@ -48,6 +58,7 @@ from planner.types.shapes import ShapeKey
 #: A packing quantity of one GPU type: (g, t) with t >= 8 is the units of whole
 #: replicas of >= t units on g; (g, s) with s < 8 the number of shares of s eighths.
 Resource = tuple[GpuType, int]
+NET_PATIENCE = 8  # counts in a row without a kept option end a prefix-aware scan
 
 
 @dataclass(frozen=True)
@@ -113,8 +124,7 @@ class Option:
             if size < UNITS_PER_GPU:
                 out[(g, size)] = out.get((g, size), 0) + p.replicas
                 continue
-            # A pipeline stage is one TP group: the replica's units count up to its size.
-            t = UNITS_PER_GPU
+            t = UNITS_PER_GPU  # the packed item is a pipeline stage (a TP group)
             while t <= p.shape.key.stage_units:
                 out[(g, t)] = out.get((g, t), 0) + p.units
                 t *= 2
@@ -218,15 +228,86 @@ def model_options(
         if max_replicas is not None:
             budget = min(budget, max_replicas)
         budgets[shape] = budget
+        if model.prefix is not None:
+            out.extend(_cached_net(problem, model, shape, demand, budget, resolution))
+            continue
         lowest = fewest_replicas(shape, demand, problem.utilisation_cap)
         if lowest == 0 or lowest > budget:
             continue
         out.extend(_latency_net(model.model, shape, demand, lowest, budget, resolution))
     if mix is not None and demand > 0:
         for parts in mixtures(budgets, demand, problem.utilisation_cap, known.caps, mix):
-            latency = mixture_latency_s(parts, demand)
-            out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
+            if model.prefix is None:
+                latency = mixture_latency_s(parts, demand)
+                out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
+                continue
+            option = cached_option(problem, model, parts, demand)
+            if option is not None:
+                out.append(option)
     return prune_dominated(out, known.caps)
+
+
+def fewest_cached(
+    problem: SearchProblem,
+    model: ModelCandidates,
+    shape: ShapeCandidate,
+    demand: float,
+    budget: int,
+) -> Option | None:
+    """The fewest replicas of `shape` meeting the demand at their own hit rate."""
+    net = _cached_net(problem, model, shape, demand, budget, DEFAULT_RESOLUTION)
+    return net[0] if net else None
+
+
+def cached_option(
+    problem: SearchProblem,
+    model: ModelCandidates,
+    parts: Sequence[tuple[ShapeCandidate, int]],
+    demand: float,
+) -> Option | None:
+    """The option at its own hit rate and routing; None when it is not admissible."""
+    choice = cache_choice(model, parts, demand)
+    shaped = tuple(Part(s, c) for s, (_, c) in zip(choice.shapes, parts, strict=True))
+    option = Option(model.model, shaped, choice.latency_s)
+    capacity = option.capacity_per_s
+    if capacity <= 0 or not math.isfinite(choice.latency_s):
+        return None
+    if demand / capacity > min(problem.utilisation_cap, option.top_utilisation):
+        return None
+    return option
+
+
+def _cached_net(
+    problem: SearchProblem,
+    model: ModelCandidates,
+    shape: ShapeCandidate,
+    demand: float,
+    budget: int,
+    resolution: float,
+) -> list[Option]:
+    """Counts of one shape at their own hit rates, thinned to a latency net."""
+    assert model.prefix is not None  # the caller checked
+    best = model.prefix.variants.get(shape.key, (shape,))[-1]
+    lowest = fewest_replicas(best, demand, problem.utilisation_cap)
+    if lowest == 0 or lowest > budget:
+        return []
+    idle = best.ladder_latency_s[0] if best.ladder_latency_s else 0.0
+    kept: list[Option] = []
+    misses = 0
+    for count in range(lowest, budget + 1):
+        option = cached_option(problem, model, [(shape, count)], demand)
+        if option is not None and (
+            not kept or option.latency_s < kept[-1].latency_s / (1 + resolution)
+        ):
+            kept.append(option)
+            misses = 0
+        elif kept:
+            misses += 1
+        if kept and (kept[-1].latency_s <= idle * (1 + resolution) or misses >= NET_PATIENCE):
+            break
+        if demand <= 0 and kept:
+            break
+    return kept
 
 
 def replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
@@ -238,7 +319,8 @@ def replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
     """
     if shape.units < UNITS_PER_GPU:
         return 1 if caps.get(UNITS_PER_GPU, 0) >= UNITS_PER_GPU else 0
-    return caps.get(shape.key.stage_units, 0) // shape.units
+    # the packed item is a pipeline stage: C at the stage's threshold over all its units
+    return caps.get(max(shape.key.stage_units, UNITS_PER_GPU), 0) // shape.units
 
 
 def _latency_net(

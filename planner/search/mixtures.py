@@ -74,9 +74,9 @@ def mixtures(
 
 def _resources(shape: ShapeCandidate, dims: Sequence[tuple[GpuType, int]]) -> np.ndarray:
     """Units one replica of `shape` adds to each capacity C_{g,t} (`packing.tp_capacities`):
-    a whole replica its size to every t up to its stage's size (a pipeline stage is one TP
-    group); a share one whole GPU to t = 8 (exact for a mixture alone: it holds at most one
-    share)."""
+    a whole replica all its units to every t up to its pipeline stage's size (the item
+    placement packs); a share one whole GPU to t = 8 (exact for a mixture alone: it holds
+    at most one share)."""
     g, size, stage = shape.key.gpu_type, shape.units, shape.key.stage_units
     taken = max(size, UNITS_PER_GPU)  # a share holds one GPU alone
     reach = max(stage, UNITS_PER_GPU)

@@ -15,14 +15,20 @@ last point). Per workflow type w (DESIGN.md, after Scepsy):
 
 i.e. the highest rate of w, all types scaled together, that keeps every model under the
 utilisation cap cap_u. The mean workflow latency of a plan is sum_w R_w L_w / sum_w R_w.
+
+With prefix caching, an allocation's shape is taken at its predicted hit rate (capacity
+and latency with the cached prefix skipped in prefill); `assign_cache` sets every
+model's routing and hit rate from its allocations (`planner.search.prefix`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
-from planner.search.problem import SearchProblem, ShapeCandidate
+from planner.search.prefix import cache_choice
+from planner.search.problem import SearchProblem, ShapeCandidate, interpolate_latency_s
 from planner.types.names import GpuType, ModelName
 from planner.types.plan import (
     Allocation,
@@ -32,20 +38,6 @@ from planner.types.plan import (
     SolverFacts,
     WorkflowPrediction,
 )
-
-
-def interpolate_latency_s(shape: ShapeCandidate, utilisation: float) -> float:
-    """Per-call latency of one replica of `shape` at `utilisation` of its capacity."""
-    us, ls = shape.ladder_utilisation, shape.ladder_latency_s
-    if not us or utilisation > us[-1] + 1e-12:
-        return math.inf
-    if utilisation <= us[0]:
-        return ls[0]
-    for i in range(1, len(us)):
-        if utilisation <= us[i]:
-            t = (utilisation - us[i - 1]) / (us[i] - us[i - 1])
-            return ls[i - 1] + t * (ls[i] - ls[i - 1])
-    return ls[-1]
 
 
 def option_latency_s(shape: ShapeCandidate, replicas: int, demand_per_s: float) -> float:
@@ -74,7 +66,35 @@ def find_shape(problem: SearchProblem, alloc: Allocation) -> ShapeCandidate | No
     except KeyError:
         return None
     key = alloc.shape
-    return next((s for s in cands.shapes if s.key == key), None)
+    base = next((s for s in cands.shapes if s.key == key), None)
+    if base is None or cands.prefix is None or alloc.prefix_hit_rate <= 0:
+        return base
+    return cands.prefix.shape_at(base, alloc.prefix_hit_rate)
+
+
+def assign_cache(problem: SearchProblem, allocations: Iterable[Allocation]) -> list[Allocation]:
+    """The allocations with each model's routing and predicted hit rate (the option's
+    fixed point, `planner.search.prefix.cache_choice`) and each shape's KV capacity."""
+    out: list[Allocation] = []
+    for model, allocs in sorted(_by_model(problem, allocations).items()):
+        try:
+            cands = problem.model(model)
+        except KeyError:
+            out.extend(allocs)
+            continue
+        bases = [next((s for s in cands.shapes if s.key == a.shape), None) for a in allocs]
+        parts = [(s, a.replicas) for s, a in zip(bases, allocs, strict=True) if s is not None]
+        choice = cache_choice(cands, parts, problem.demand_per_s(model)) if parts else None
+        for a, s in zip(allocs, bases, strict=True):
+            out.append(
+                replace(
+                    a,
+                    routing=choice.routing if choice else "balanced",
+                    prefix_hit_rate=choice.hit_rate if choice else 0.0,
+                    kv_cache_tokens=s.kv_cache_tokens if s is not None else 0,
+                )
+            )
+    return out
 
 
 def model_capacity_per_s(problem: SearchProblem, allocs: Iterable[Allocation]) -> float:
@@ -116,15 +136,18 @@ def _by_model(
 def predict_models(
     problem: SearchProblem, allocations: Iterable[Allocation]
 ) -> tuple[ModelPrediction, ...]:
-    """Per model: demand, capacity, utilisation and per-call latency."""
+    """Per model: demand, capacity, utilisation, per-call latency, hit rate and routing
+    (every model's cache choice follows from its allocations: `assign_cache`)."""
+    allocations = assign_cache(problem, allocations)
     out = []
     for model, allocs in sorted(_by_model(problem, allocations).items()):
         demand = problem.demand_per_s(model)
         capacity = model_capacity_per_s(problem, allocs)
         util = demand / capacity if capacity > 0 else (math.inf if demand > 0 else 0.0)
-        out.append(
-            ModelPrediction(model, demand, capacity, util, model_latency_s(problem, model, allocs))
-        )
+        hit = allocs[0].prefix_hit_rate if allocs else 0.0
+        routing = allocs[0].routing if allocs else "balanced"
+        latency = model_latency_s(problem, model, allocs)
+        out.append(ModelPrediction(model, demand, capacity, util, latency, hit, routing))
     return tuple(out)
 
 
@@ -184,7 +207,7 @@ def make_plan(
     notes: Sequence[str] = (),
 ) -> Plan:
     """A Plan with the APL predictions of these allocations."""
-    allocs = tuple(sorted(a for a in allocations if a.replicas > 0))
+    allocs = tuple(sorted(assign_cache(problem, (a for a in allocations if a.replicas > 0))))
     models = predict_models(problem, allocs)
     flows = predict_workflows(problem, models)
     loaded = [m for m in models if m.demand_per_s > 0]

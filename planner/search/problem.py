@@ -10,8 +10,10 @@ problems by hand; `build_problem` builds real ones from the stages before search
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from planner.catalog import ModelSpec
 from planner.defaults import PP_DEGREES, SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
@@ -22,6 +24,10 @@ from planner.types.cluster import Cluster, NodePool
 from planner.types.names import GpuType, ModelName, WorkflowType
 from planner.types.settings import SloKind, WorkloadTargets
 from planner.types.shapes import ShapeKey
+
+if TYPE_CHECKING:
+    from planner.search.prefix import PrefixCandidates
+    from planner.types.reuse import BlockReferences
 
 # Per-replica loads at which latency is tabulated, as fractions of saturation capacity.
 # Dense near the utilisation cap where the curve bends; 0.995 lets baselines that run
@@ -69,11 +75,26 @@ class ShapeCandidate:
     ladder_latency_s: tuple[float, ...]  # mean per-call latency at those loads
     weights_gib: float = 0.0
     share_gib: float = 0.0
+    kv_cache_tokens: int = 0  # KV-cache tokens one replica holds
 
     @property
     def units(self) -> int:
         """Size of one replica in 1/8-GPU units."""
         return self.key.units
+
+
+def interpolate_latency_s(shape: ShapeCandidate, utilisation: float) -> float:
+    """Per-call latency of one replica of `shape` at `utilisation` of its capacity."""
+    us, ls = shape.ladder_utilisation, shape.ladder_latency_s
+    if not us or utilisation > us[-1] + 1e-12:
+        return math.inf
+    if utilisation <= us[0]:
+        return ls[0]
+    for i in range(1, len(us)):
+        if utilisation <= us[i]:
+            t = (utilisation - us[i - 1]) / (us[i] - us[i - 1])
+            return ls[i - 1] + t * (ls[i] - ls[i - 1])
+    return ls[-1]
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,9 @@ class ModelCandidates:
     input_tokens: float
     output_tokens: float
     shapes: tuple[ShapeCandidate, ...]
+    # Prefix-reuse evidence and the shapes profiled at cached prefixes (None: every
+    # prompt is computed in full, as with --prefix-caching off).
+    prefix: PrefixCandidates | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +330,7 @@ def build_problem(
     targets: WorkloadTargets | None = None,
     ladder: Sequence[float] = DEFAULT_LADDER,
     growth: Sequence[NodePool] = (),
+    reuse: Mapping[ModelName, BlockReferences] | None = None,
 ) -> SearchProblem:
     """Candidate generation: the SearchProblem for an APL on a cluster.
 
@@ -313,6 +338,9 @@ def build_problem(
         specs: the catalog entry of every model the APL names (keyed by the APL's name).
         targets: target rates, SLOs and the utilisation cap (default: observed rates).
         growth: node shapes to count "GPUs that would suffice" in (default: the pools').
+        reuse: prefix-block references per trace model name (prefix caching on); models
+            with references get their shapes profiled on the hit grid and each option
+            its own hit rate (`planner.search.prefix`). None: no prefix caching.
     Raises:
         ProfileError: a model of the APL has no catalog entry.
         InputError: a target rate cannot be derived.
@@ -340,10 +368,74 @@ def build_problem(
             _profile_shape(profiles, key, inp, out, ladder)
             for key in pipeline_shapes(spec, every_pool, lambda k: profiles.memory(k).fits)
         ]
-        models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes)))
+        prefix = None
+        refs = _references_of(reuse, [n for n in apl.models() if specs[n].name == catalog_name])
+        if refs is not None:
+            scale = _rate_scale(flows, apl, catalog_name, specs)
+            prefix = prefix_candidates(profiles, refs, scale, shapes, inp, out, ladder)
+        models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes), prefix))
     return SearchProblem(
         flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
     )
+
+
+def _references_of(
+    reuse: Mapping[ModelName, BlockReferences] | None, names: Sequence[ModelName]
+) -> BlockReferences | None:
+    """The model's block references (of its busiest trace alias when it has several:
+    block ids of different aliases are not comparable)."""
+    if reuse is None:
+        return None
+    found = [reuse[n] for n in names if n in reuse and len(reuse[n])]
+    return max(found, key=lambda r: (r.calls, r.model)) if found else None
+
+
+def _rate_scale(
+    flows: Sequence[WorkflowDemand],
+    apl: AggregatePipeline,
+    catalog_name: ModelName,
+    specs: Mapping[ModelName, ModelSpec],
+) -> float:
+    """Target over observed calls/s of the model (1 when the observed rate is unknown)."""
+    target = sum(
+        w.rate_per_s * u.calls_per_workflow
+        for w in flows
+        for u in w.uses
+        if u.model == catalog_name
+    )
+    observed = 0.0
+    for w in apl.workflows:
+        for m in w.models:
+            if specs[m.model].name == catalog_name and w.arrival_rate_per_s:
+                observed += w.arrival_rate_per_s * m.calls_per_workflow
+    return target / observed if observed > 0 and target > 0 else 1.0
+
+
+def prefix_candidates(
+    profiles: ProfileTable,
+    refs: BlockReferences,
+    rate_scale: float,
+    shapes: Sequence[ShapeCandidate],
+    inp: float,
+    out: float,
+    ladder: Sequence[float] = DEFAULT_LADDER,
+) -> PrefixCandidates:
+    """Tabulate the model's references and profile each fitting shape on the hit grid
+    (up to the first grid point at or above the model's reuse potential)."""
+    from planner.profiles.prefix_cache import reference_curves
+    from planner.search.prefix import HIT_GRID, PrefixCandidates
+
+    curves = reference_curves(refs, rate_scale)
+    potential = refs.potential()
+    top = next((i for i, h in enumerate(HIT_GRID) if h >= potential), len(HIT_GRID) - 1)
+    grid = HIT_GRID[: top + 1]
+    variants: dict[ShapeKey, tuple[ShapeCandidate, ...]] = {}
+    for shape in shapes:
+        if not shape.fits_memory:
+            continue
+        cached = [_profile_shape(profiles, shape.key, inp, out, ladder, h * inp) for h in grid[1:]]
+        variants[shape.key] = (shape, *cached)
+    return PrefixCandidates(curves, grid, variants)
 
 
 def _rename(
@@ -384,17 +476,22 @@ def _merged_token_shape(apl: AggregatePipeline, names: Sequence[ModelName]) -> t
 
 
 def _profile_shape(
-    profiles: ProfileTable, key: ShapeKey, inp: float, out: float, ladder: Sequence[float]
+    profiles: ProfileTable,
+    key: ShapeKey,
+    inp: float,
+    out: float,
+    ladder: Sequence[float],
+    cached: float = 0.0,
 ) -> ShapeCandidate:
     mem = profiles.memory(key)
     if not mem.fits:
         return ShapeCandidate(key, False, 0.0, (), (), mem.weights_gib, mem.share_gib)
-    capacity = profiles.capacity_per_s(key, inp, out)
+    capacity = profiles.capacity_per_s(key, inp, out, cached)
     utils: list[float] = []
     lats: list[float] = []
     for u in ladder:
         # A zero rate may be outside a table's range; 1e-4 of capacity is "idle".
-        point = profiles.at_rate(key, inp, out, max(u, 1e-4) * capacity)
+        point = profiles.at_rate(key, inp, out, max(u, 1e-4) * capacity, cached)
         if point.saturated:
             break
         utils.append(float(u))
@@ -403,5 +500,12 @@ def _profile_shape(
     for i in range(1, len(lats)):
         lats[i] = max(lats[i], lats[i - 1])
     return ShapeCandidate(
-        key, True, capacity, tuple(utils), tuple(lats), mem.weights_gib, mem.share_gib
+        key,
+        True,
+        capacity,
+        tuple(utils),
+        tuple(lats),
+        mem.weights_gib,
+        mem.share_gib,
+        mem.kv_cache_tokens,
     )

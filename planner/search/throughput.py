@@ -19,18 +19,23 @@ plan, searched with the GPU count as objective (the LP guides the search to feas
 plans far faster).
 The starting upper bound is the scale each model would reach alone on the whole cluster
 (with mixtures: its two best shapes each with the whole cluster, an over-estimate).
+With prefix caching a shape's fewest replicas are those meeting the demand at their own
+hit rate; a mixture row keeps the count found without the cache (feasible, not always
+the fewest).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner.search.choices import (
     Admissible,
     Option,
     Part,
+    cached_option,
+    fewest_cached,
     fewest_replicas,
     model_options,
     prune_dominated,
@@ -111,8 +116,11 @@ def _alone_bound(problem: SearchProblem, settings: SolveSettings, known: Admissi
             continue
         reach = [0.0, 0.0]
         for s, limit in known.budgets[m.model].items():
-            top = min(problem.utilisation_cap, s.ladder_utilisation[-1])
-            reach.append(limit * s.capacity_per_s * top / demand)
+            # With prefix caching, the shape at the top of its hit grid (no option's hit
+            # rate exceeds the reuse potential, which the grid's top covers).
+            best = m.prefix.variants.get(s.key, (s,))[-1] if m.prefix is not None else s
+            top = min(problem.utilisation_cap, best.ladder_utilisation[-1])
+            reach.append(limit * best.capacity_per_s * top / demand)
         reach.sort(reverse=True)
         bound = min(bound, reach[0] + (reach[1] if settings.mix is not None else 0.0))
     return bound if bound != float("inf") else 0.0
@@ -144,10 +152,16 @@ def _fewest(
 ) -> tuple[Option, ...]:
     """Per shape its fewest replicas meeting the demand, per mixture row the fewest of its
     larger shape (enough for feasibility); dominated ones dropped."""
+    m = problem.model(name)
     demand = problem.demand_per_s(name)
     out = []
     budgets = known.budgets[name]
     for s, budget in budgets.items():
+        if m.prefix is not None:  # counts at their own hit rates
+            cached = fewest_cached(problem, m, s, demand, budget)
+            if cached is not None:
+                out.append(replace(cached, latency_s=0.0))
+            continue
         count = fewest_replicas(s, demand, problem.utilisation_cap)
         if 0 < count <= budget:
             out.append(single(name, s, count, 0.0))
@@ -156,7 +170,12 @@ def _fewest(
             budgets, demand, problem.utilisation_cap, known.caps, settings.mix, fewest=True
         )
         for parts in mixed:
-            out.append(Option(name, tuple(Part(s, c) for s, c in parts), 0.0))
+            if m.prefix is None:
+                out.append(Option(name, tuple(Part(s, c) for s, c in parts), 0.0))
+                continue
+            option = cached_option(problem, m, parts, demand)
+            if option is not None:
+                out.append(replace(option, latency_s=0.0))
     return prune_dominated(out, known.caps)
 
 

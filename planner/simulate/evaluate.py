@@ -25,6 +25,7 @@ from planner.errors import InputError
 from planner.profiles import ProfileTable
 from planner.progress import stage
 from planner.simulate import build_replicas
+from planner.simulate.prefix_hits import PrefixHitCheck
 from planner.simulate.rates import (
     CRITERION,
     RateSearch,
@@ -79,6 +80,8 @@ class Evaluation:
     criterion: str
     settings: SimSettings
     candidates: tuple[CandidateResult, ...]
+    # The plan's predicted prefix-cache hit rates against a block-level LRU replay.
+    prefix_hits: tuple[PrefixHitCheck, ...] = ()
 
     def candidate(self, name: str) -> CandidateResult:
         for c in self.candidates:

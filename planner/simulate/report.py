@@ -1,16 +1,19 @@
 """An Evaluation as plain data: the `planner evaluate --json` document.
 
 Keys: `plan`, `baselines` (uniform, independent, greedy, and `user` for an allocation
-file), `prediction_error`; each with `max_rate_per_s` and `mean_latency_s`. Unknown
+file), `prediction_error`; each with `max_rate_per_s` and `mean_latency_s`, and
+`per_workflow_type` latency at the target rate. Unknown
 figures (NaN, unbounded) are null.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from planner.simulate.evaluate import CandidateResult, Evaluation
+from planner.simulate.prefix_hits import PrefixHitCheck
 
 SCHEMA_VERSION = 1
 
@@ -25,10 +28,11 @@ def per_workflow_type(c: CandidateResult) -> dict[str, Any]:
     """Per workflow type: predicted (APL) and simulated mean and p95 latency at the
     target, and the relative errors of the prediction."""
     out: dict[str, Any] = {}
+    simulated = dict(c.at_target.latency_by_type_s) if c.at_target else {}
     for w in c.predicted_workflows:
-        sim = c.at_target.workflow_type(w.workflow_type) if c.at_target else None
-        mean = sim.latency_s.mean if sim else math.nan
-        p95 = sim.latency_s.p95 if sim else math.nan
+        sim = simulated.get(w.workflow_type)
+        mean = sim.mean if sim else math.nan
+        p95 = sim.p95 if sim else math.nan
         predicted_p95 = w.p95_latency_s if w.p95_latency_s is not None else math.nan
         out[w.workflow_type] = {
             "predicted_mean_latency_s": _num(w.mean_latency_s),
@@ -37,7 +41,6 @@ def per_workflow_type(c: CandidateResult) -> dict[str, Any]:
             "predicted_p95_latency_s": _num(predicted_p95),
             "simulated_p95_latency_s": _num(p95),
             "p95_latency_error": _num(_error(predicted_p95, p95)),
-            "workflows_simulated": sim.workflows if sim else 0,
         }
     return out
 
@@ -60,6 +63,14 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
         "sustainable_at_target": bool(at.sustainable) if at else False,
         "backlog_growth_at_target": _num(at.backlog_growth if at else math.nan),
         "queue_growth_at_target": _num(at.queue_growth if at else math.nan),
+        "per_workflow_type": {
+            name: {
+                "mean_latency_s": _num(stats.mean),
+                "p50_latency_s": _num(stats.p50),
+                "p95_latency_s": _num(stats.p95),
+            }
+            for name, stats in (at.latency_by_type_s if at else ())
+        },
         "gpus": _num(c.gpus),
         "allocations": [
             {
@@ -91,7 +102,7 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
             "max_rate_per_s": _num(c.throughput_error),
             "mean_latency_s": _num(c.latency_error),
         },
-        "per_workflow_type": per_workflow_type(c),
+        "prediction_by_workflow_type": per_workflow_type(c),
         "capacity_bound_per_s": _num(c.search.bound_rate_per_s if c.search else math.nan),
         "at_max_rate": _at_max(c),
         "rate_probes": [
@@ -108,8 +119,24 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
     return doc
 
 
+def prefix_hit_document(checks: Sequence[PrefixHitCheck]) -> dict[str, Any]:
+    """Per model: the plan's predicted hit rate and the block-level LRU replay's."""
+    return {
+        c.model: {
+            "predicted": _num(c.predicted),
+            "simulated": _num(c.simulated),
+            "error_pp": _num(c.error_pp),
+            "routing": c.routing,
+            "replicas": c.replicas,
+            "evidence": c.source,
+        }
+        for c in checks
+    }
+
+
 def evaluation_document(ev: Evaluation) -> dict[str, Any]:
-    """The whole evaluation; the first candidate is the plan."""
+    """The whole evaluation; the first candidate is the plan. `prefix_hit_rate` holds
+    each model's predicted and replayed prefix-cache hit rate (planner.simulate.prefix_hits)."""
     plan, *others = ev.candidates
     s = ev.settings
     return {
@@ -142,6 +169,7 @@ def evaluation_document(ev: Evaluation) -> dict[str, Any]:
             "definition": "(APL prediction - simulation) / simulation; max rate: the APL's "
             "saturation rate sum_w R_w min_m C_m/D_m; latency: at the target rate",
         },
+        "prefix_hit_rate": prefix_hit_document(ev.prefix_hits),
     }
 
 

@@ -45,15 +45,6 @@ class ModelSimStats:
 
 
 @dataclass(frozen=True)
-class WorkflowSimStats:
-    """One workflow type's end-to-end latency over the measurement window."""
-
-    workflow_type: WorkflowType
-    workflows: int
-    latency_s: Stats
-
-
-@dataclass(frozen=True)
 class SimResult:
     """Outcome of one simulation at one offered rate.
 
@@ -68,6 +59,8 @@ class SimResult:
             LLM calls offered in the window.
         window_s: measurement window (after warm-up, up to the last arrival).
         calls_simulated: LLM and tool calls replayed, warm-up included.
+        latency_by_type_s: end-to-end latency per workflow type of the workflows arriving
+            in the window (types with none left out), sorted by type.
     """
 
     offered_rate_per_s: float
@@ -80,7 +73,7 @@ class SimResult:
     calls_simulated: int
     models: tuple[ModelSimStats, ...]
     seed: int
-    workflow_types: tuple[WorkflowSimStats, ...] = ()
+    latency_by_type_s: tuple[tuple[WorkflowType, Stats], ...] = ()
 
     @property
     def sustainable(self) -> bool:
@@ -89,9 +82,6 @@ class SimResult:
 
     def model(self, name: ModelName) -> ModelSimStats | None:
         return next((m for m in self.models if m.model == name), None)
-
-    def workflow_type(self, name: WorkflowType) -> WorkflowSimStats | None:
-        return next((w for w in self.workflow_types if w.workflow_type == name), None)
 
 
 def summarise(
@@ -102,11 +92,15 @@ def summarise(
     window_end_s: float,
     seed: int,
     llm_calls_offered: int,
-    arrival_types: np.ndarray | None = None,
+    instance_type: np.ndarray | None = None,
     type_names: Sequence[WorkflowType] = (),
 ) -> SimResult:
-    """Turn raw engine output into a SimResult; `arrival_types` (per arrival, an index
-    into `type_names`) adds per-type latency."""
+    """Turn raw engine output into a SimResult.
+
+    Args:
+        instance_type: workflow type index (into `type_names`) per simulated instance,
+            in arrival order; None leaves latency_by_type_s empty.
+    """
     window = window_end_s - window_start_s
     arr, end = out.arrival_s, out.end_s
     measured = (arr >= window_start_s) & (arr <= window_end_s)
@@ -141,13 +135,13 @@ def summarise(
             )
         )
     stats = _stats(latency)
-    per_type = []
-    if arrival_types is not None:
-        measured_types = arrival_types[measured]
+    by_type: list[tuple[WorkflowType, Stats]] = []
+    if instance_type is not None:
+        measured_type = instance_type[measured]
         for t, name in enumerate(type_names):
-            own = latency[measured_types == t]
-            if len(own):
-                per_type.append(WorkflowSimStats(name, len(own), _stats(own)))
+            here = latency[measured_type == t]
+            if len(here):
+                by_type.append((name, _stats(here)))
     return SimResult(
         offered_rate_per_s=offered / window,
         throughput_per_s=completed / window,
@@ -160,7 +154,7 @@ def summarise(
         calls_simulated=out.calls,
         models=tuple(per_model),
         seed=seed,
-        workflow_types=tuple(per_type),
+        latency_by_type_s=tuple(sorted(by_type)),
     )
 
 

@@ -33,6 +33,9 @@ class ModelStats:
         execution_share: the model's summed call time over all LLM call time of the type.
         execution_share_cv: coefficient of variation of the per-workflow share.
         mean_call_latency_s: observed mean per-call latency (None without end times).
+        prefix_reuse_potential: share of the input tokens whose prefix block an earlier
+            call sent (the hit rate of one infinite cache; see aggregate/reuse.py).
+        prefix_reuse_source: the evidence behind it: hashes, session, provider or none.
     """
 
     model: ModelName
@@ -46,6 +49,8 @@ class ModelStats:
     mean_call_latency_s: float | None = None
     error_count: int = 0
     retry_count: int = 0
+    prefix_reuse_potential: float | None = None
+    prefix_reuse_source: str = "none"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ CALL_COLUMNS: dict[str, str] = {
     "cached_input_tokens": "float64",  # NaN when the source does not report it
     "status": "category",  # "ok", "error" or "retry"
     "prefix_hash": "category",  # optional repeated-prefix key (e.g. first hash block); NaN if none
+    # Chained KV-block hashes of the prompt (block i's hash names the whole prefix up to
+    # and including block i), an int64 numpy array per row; None when the source has none.
+    "prefix_hashes": "object",
+    "prefix_block_tokens": "float64",  # tokens per hashed block; NaN without prefix_hashes
 }
 
 

@@ -16,9 +16,18 @@ Objective = Literal["min-latency", "max-throughput", "min-gpus", "min-cost"]
 OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus", "min-cost")
 
 
+Routing = Literal["balanced", "session"]
+
+
 @dataclass(frozen=True, order=True)
 class Allocation:
-    """`replicas` copies of a model on one shape."""
+    """`replicas` copies of a model on one shape.
+
+    `routing` and `prefix_hit_rate` are the model's (every allocation of a model carries
+    the same): how calls reach its replicas (balanced: any replica; session: a
+    workflow's calls stay on one) and the predicted share of input tokens served from
+    the prefix cache. `kv_cache_tokens` is one replica's KV-cache capacity.
+    """
 
     model: ModelName
     gpu_type: GpuType
@@ -28,6 +37,9 @@ class Allocation:
     pp: int = 1  # pipeline stages per replica (> 1: the replica spans nodes)
     # MoE: experts split across the TP GPUs (vLLM --enable-expert-parallel).
     expert_parallel: bool = False
+    routing: Routing = "balanced"
+    prefix_hit_rate: float = 0.0
+    kv_cache_tokens: int = 0
 
     @property
     def shape(self) -> ShapeKey:
@@ -67,6 +79,8 @@ class ModelPrediction:
     capacity_per_s: float  # calls/s the allocation sustains
     utilisation: float  # demand / capacity
     call_latency_s: float  # predicted mean per-call latency at the demand
+    prefix_hit_rate: float = 0.0  # predicted cached share of input tokens
+    routing: Routing = "balanced"
 
 
 @dataclass(frozen=True)

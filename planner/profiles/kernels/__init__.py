@@ -66,7 +66,9 @@ class KernelProfiles(AnalyticProfiles):
         self._overhead = overhead
         self._steps: dict[ShapeKey, StepModel] = {}
         self._sources: dict[ShapeKey, Source] = {}
-        self._tables: dict[tuple[ShapeKey, float, float], tuple[list[float], list[float]]] = {}
+        self._tables: dict[
+            tuple[ShapeKey, float, float, float], tuple[list[float], list[float]]
+        ] = {}
 
     @property
     def overhead(self) -> EngineOverhead:
@@ -130,6 +132,7 @@ class KernelProfiles(AnalyticProfiles):
         output_tokens: float,
         rate_per_s: float,
         top: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         """The closed-loop point whose throughput equals `rate_per_s` (no slot queue).
 
@@ -140,35 +143,44 @@ class KernelProfiles(AnalyticProfiles):
         steady states per rate; this needs 2).
         """
         if self.source_of(key) != "kernels":
-            return super()._running_at_rate(key, input_tokens, output_tokens, rate_per_s, top)
-        at_top = self._point(key, input_tokens, output_tokens, top)
+            return super()._running_at_rate(
+                key, input_tokens, output_tokens, rate_per_s, top, cached_tokens
+            )
+        at_top = self._point(key, input_tokens, output_tokens, top, cached_tokens)
         if rate_per_s >= at_top.requests_per_s:
             return replace(at_top, saturated=True)
-        log_c, log_x = self._throughput_table(key, input_tokens, output_tokens, top)
+        log_c, log_x = self._throughput_table(key, input_tokens, output_tokens, top, cached_tokens)
         target = math.log(max(rate_per_s, 1e-300))
         i = min(max(bisect.bisect_left(log_x, target), 1), len(log_x) - 1)
         # Local slope d log C / d log X of the bracketing table segment (X ~ C at low load).
         slope = (log_c[i] - log_c[i - 1]) / max(log_x[i] - log_x[i - 1], 1e-12)
         c = min(top, math.exp(log_c[i - 1] + slope * (target - log_x[i - 1])))
-        point = self._point_uncached(key, input_tokens, output_tokens, c)
+        point = self._point_uncached(key, input_tokens, output_tokens, c, cached_tokens)
         for _ in range(2):
             x = point.requests_per_s
             if x <= 0 or abs(x - rate_per_s) <= 1e-9 * rate_per_s:
                 break
             c = min(top, c * math.exp(slope * (target - math.log(x))))
-            point = self._point_uncached(key, input_tokens, output_tokens, c)
+            point = self._point_uncached(key, input_tokens, output_tokens, c, cached_tokens)
         return point
 
     def _throughput_table(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, top: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        top: float,
+        cached_tokens: float = 0.0,
     ) -> tuple[list[float], list[float]]:
-        cache_key = (key, input_tokens, output_tokens)
+        cache_key = (key, input_tokens, output_tokens, cached_tokens)
         table = self._tables.get(cache_key)
         if table is None:
             c = top * np.geomspace(1e-4, 1.0, _RATE_TABLE_POINTS)
             x = np.array(
                 [
-                    self._point_uncached(key, input_tokens, output_tokens, float(v)).requests_per_s
+                    self._point_uncached(
+                        key, input_tokens, output_tokens, float(v), cached_tokens
+                    ).requests_per_s
                     for v in c
                 ]
             )
@@ -178,10 +190,17 @@ class KernelProfiles(AnalyticProfiles):
         return table
 
     def _point_uncached(
-        self, key: ShapeKey, input_tokens: float, output_tokens: float, concurrency: float
+        self,
+        key: ShapeKey,
+        input_tokens: float,
+        output_tokens: float,
+        concurrency: float,
+        cached_tokens: float = 0.0,
     ) -> PerfPoint:
         if self.source_of(key) != "kernels":
-            return super()._point_uncached(key, input_tokens, output_tokens, concurrency)
+            return super()._point_uncached(
+                key, input_tokens, output_tokens, concurrency, cached_tokens
+            )
         model, gpu, fit = self._fitting(key)
         top = max_concurrency(
             fit.kv_cache_tokens, input_tokens, output_tokens, gpu.vllm_max_num_seqs
@@ -199,5 +218,6 @@ class KernelProfiles(AnalyticProfiles):
             top,
             fit.kv_cache_tokens,
             key.gpu_fraction,
+            cached_tokens,
             functools.partial(pipeline_hops_ms, model, gpu, key.pp),
         )

@@ -35,6 +35,11 @@ latency). The kernel costs above are the TP-t model's; the hops are added to eve
 unscaled (they are transfers, not kernels: the kernel-time multiplier a is not applied).
 No overlap of micro-batches is credited (vLLM keeps up to pp batches in flight), so, as
 in the roofline, a pipeline's throughput is a lower bound.
+
+With a cached prefix of c tokens (prefix caching) only the I - c uncached tokens are
+prefilled: the chunks start after o_1 = c earlier tokens (their attention covers the
+cached prefix) and I in T_own / M_pre counts the uncached tokens; decode context and KV
+residency stay I + O/2.
 """
 
 from __future__ import annotations
@@ -98,26 +103,30 @@ def step_costs(
     input_tokens: float,
     output_tokens: float,
     fraction: float = 1.0,
+    cached_tokens: float = 0.0,
     hops: Callable[[float], float] = _no_hops,
 ) -> StepCosts:
     """Kernel costs of the steady state with `batch` requests running (pure; reads the
     shape's cached curves, so each call is a few microseconds of arithmetic). On a GPU
-    share `fraction` kernel time is the whole GPU's divided by the share. `hops(tokens)`:
-    ms a step of that many tokens spends between pipeline stages."""
+    share `fraction` kernel time is the whole GPU's divided by the share; the first
+    `cached_tokens` of each prompt come from the prefix cache. `hops(tokens)`: ms a step
+    of that many tokens spends between pipeline stages."""
     curves = step.curves()
     b = max(batch, 1.0)
     isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
+    cached = min(max(cached_tokens, 0.0), isl - 1.0)
+    new = isl - cached
     context = isl + osl / 2.0
     others = b - 1.0
     chunk = max(float(budget) - others, 16.0)
-    chunks = max(1, math.ceil(isl / chunk))
+    chunks = max(1, math.ceil(new / chunk))
     others_attn = curves.decode_attention(others, context) if others >= 1 else 0.0
     lm_own = curves.lm_head(others + 1.0)
     base = curves.linear(others)
     own = marginal = own_hops = marginal_hops = 0.0
-    before = 0.0
+    before = cached
     for j in range(chunks):
-        size = chunk if j < chunks - 1 else isl - chunk * (chunks - 1)
+        size = chunk if j < chunks - 1 else new - chunk * (chunks - 1)
         attention = curves.prefill_attention(size, before)
         with_chunk = curves.linear(others + size)
         own += with_chunk + lm_own + others_attn + attention
@@ -128,7 +137,7 @@ def step_costs(
     return StepCosts(
         batch=b,
         layers=step.model.layers,
-        input_tokens=isl,
+        input_tokens=new,  # the prefilled tokens (the per-token costs of combine)
         output_tokens=osl,
         chunks=chunks,
         decode_ms=(curves.linear(b) + curves.lm_head(b) + curves.decode_attention(b, context))
@@ -186,16 +195,27 @@ def kernel_steady_state(
     max_concurrency: float,
     kv_cache_tokens: int,
     fraction: float = 1.0,
+    cached_tokens: float = 0.0,
     hops: Callable[[float], float] = _no_hops,
 ) -> PerfPoint:
     """Closed-loop steady state with `concurrency` requests in the system (pure).
 
     `fraction`: the replica's share of the GPU; kernel time is the whole GPU's / share.
+    `cached_tokens`: the prefix of each prompt served from the prefix cache.
     `hops`: ms a step of so many tokens spends between pipeline stages (none by default).
     """
     osl = max(1.0, output_tokens)
     running = min(concurrency, max_concurrency)
-    costs = step_costs(step, budget, max(running, 1.0), input_tokens, output_tokens, fraction, hops)
+    costs = step_costs(
+        step,
+        budget,
+        max(running, 1.0),
+        input_tokens,
+        output_tokens,
+        fraction,
+        cached_tokens,
+        hops,
+    )
     lat = combine(costs, overhead)
     per_ms = running / lat.e2e_ms
     queued = max(concurrency - running, 0.0)
