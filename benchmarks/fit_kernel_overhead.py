@@ -2,9 +2,11 @@
 
     PYTHONPATH=. python benchmarks/fit_kernel_overhead.py [--data CSV] [--check]
 
-Reads all measured vLLM points (dense and MoE) of ../shared/data/calibration, composes
-their kernel costs with the shipped tables, fits the seven constants of
-`EngineOverhead` (planner.profiles.kernels.fit) and writes
+Reads all measured vLLM points (dense and MoE) of ../shared/data/calibration, sets aside
+the rows the stated consistency rule rejects (`planner.profiles.calibrate.
+inconsistent_points`, printed with the reason), composes the kernel costs of the rest
+with the shipped tables, fits the free constants of `EngineOverhead`
+(planner.profiles.kernels.fit) and writes
 planner/profiles/kernels/data/engine_overhead.json. `--check` only prints the fit and
 says whether the shipped file matches.
 """
@@ -22,7 +24,11 @@ sys.path.insert(0, str(REPO))
 
 from planner.io.calibration import read_measured_points  # noqa: E402
 from planner.io.configs import load_catalog  # noqa: E402
-from planner.profiles.calibrate import DATA_SOURCE  # noqa: E402
+from planner.profiles.calibrate import (  # noqa: E402
+    DATA_SOURCE,
+    consistent_points,
+    inconsistent_points,
+)
 from planner.profiles.kernels import OVERHEAD_FILE  # noqa: E402
 from planner.profiles.kernels.fit import fit_overhead, point_costs  # noqa: E402
 
@@ -33,11 +39,20 @@ OUT = REPO / "planner" / "profiles" / "kernels" / "data" / OVERHEAD_FILE
 def overhead_json(data: Path) -> str:
     catalog = load_catalog()
     points = read_measured_points(data, moe=True)
-    items = point_costs(catalog, points)
+    dropped = inconsistent_points(points)
+    for x in dropped:
+        p = x.point
+        print(
+            f"set aside: {p.model} {p.gpu_type} TP{p.tp} {p.input_tokens}/{p.output_tokens} "
+            f"c={p.concurrency}: {x.reason}",
+            file=sys.stderr,
+        )
+    items = point_costs(catalog, consistent_points(points))
     models = sorted({it.point.model for it in items})
     gpus = sorted({it.point.gpu_type for it in items})
     source = (
         f"fit (benchmarks/fit_kernel_overhead.py) on {len(items)} measured vLLM points "
+        f"({len(dropped)} set aside by the TPOT consistency rule) "
         f"of {', '.join(gpus)}: {', '.join(models)}; data: {DATA_SOURCE}"
     )
     fitted = asdict(fit_overhead(items, source=source))

@@ -1,14 +1,18 @@
 """Accuracy of the profile models against measured vLLM serving points.
 
     PYTHONPATH=. python benchmarks/profile_accuracy.py [--source kernels|roofline]
-        [--data CSV] [--no-holdout]
+        [--data CSV] [--no-holdout] [--all-rows]
 
-`--source kernels` (default): all 992 measured points (dense and MoE; H100, B200, B300)
-against the kernel-composed step model. Prints TPOT and TTFT mean absolute percentage
-error (MAPE) and median APE per model family, per model, per GPU type and dense vs MoE,
-with the shipped engine overhead (fitted on these same points: in-sample), then the
-fitted part evaluated out of sample: leave-one-family-out (overhead refitted without
-any checkpoint of that model family, applied to it) and leave-one-GPU-out.
+`--source kernels` (default): the 992 measured points (dense and MoE; H100, B200, B300)
+against the kernel-composed step model, less the rows the stated TPOT consistency rule
+sets aside (`planner.profiles.calibrate.inconsistent_points`; each printed with its
+reason and its error under the shipped constants; `--all-rows` keeps them everywhere).
+Prints TPOT and TTFT mean absolute percentage error (MAPE) and median APE per model
+family, per model, per GPU type and dense vs MoE, with the shipped engine overhead
+(fitted on these same points: in-sample), then the fitted part evaluated out of
+sample: leave-one-family-out (overhead refitted without any checkpoint of that model
+family, applied to it) and leave-one-GPU-out; and the scatter between repeated
+measurements of one configuration (the floor for any deterministic model).
 TTFT is also given for the points below the predicted KV-cache limit.
 
 `--source roofline`: the dense rows against the calibrated roofline, in-sample with the
@@ -34,7 +38,9 @@ from planner.profiles.analytic import max_concurrency, memory_fit  # noqa: E402
 from planner.profiles.calibrate import (  # noqa: E402
     MEASURED_GPU_MEMORY_UTILIZATION,
     MeasuredPoint,
+    consistent_points,
     fit_calibration,
+    inconsistent_points,
     mape,
     predict,
 )
@@ -157,13 +163,59 @@ def _kernel_table(
         )
 
 
-def kernels_main(data: Path, holdout: bool) -> int:
+def _repeat_scatter(items: Sequence[PointCosts]) -> None:
+    """How far repeated measurements of one configuration lie from their median: the
+    error no deterministic model can go below on those rows."""
+    groups: dict[tuple[object, ...], list[MeasuredPoint]] = {}
+    for it in items:
+        p = it.point
+        if p.concurrency <= it.max_concurrency:
+            key = (p.model, p.gpu_type, p.tp, p.input_tokens, p.output_tokens, p.concurrency)
+            groups.setdefault(key, []).append(p)
+    print("\nRepeat scatter (configurations measured more than once with differing results,")
+    print("each row's absolute % deviation from its configuration's median, below KV limit):\n")
+    print("| family | rows | TPOT % | TTFT % |")
+    print("|---|---|---|---|")
+    per_family: dict[str, tuple[list[float], list[float]]] = {}
+    for rows in groups.values():
+        if len(rows) < 2 or len({round(p.ttft_ms, 3) for p in rows}) < 2:
+            continue
+        t_med = float(np.median([p.tpot_ms for p in rows]))
+        f_med = float(np.median([p.ttft_ms for p in rows]))
+        tpot, ttft = per_family.setdefault(FAMILY[rows[0].model], ([], []))
+        tpot += [abs(p.tpot_ms / t_med - 1) * 100 for p in rows]
+        ttft += [abs(p.ttft_ms / f_med - 1) * 100 for p in rows]
+    for fam in sorted(per_family):
+        tpot, ttft = per_family[fam]
+        print(f"| {fam} | {len(tpot)} | {np.mean(tpot):.1f} | {np.mean(ttft):.1f} |")
+    everything = [v for tp, _ in per_family.values() for v in tp]
+    everything_f = [v for _, tf in per_family.values() for v in tf]
+    print(f"| all | {len(everything)} | {np.mean(everything):.1f} | {np.mean(everything_f):.1f} |")
+
+
+def kernels_main(data: Path, holdout: bool, all_rows: bool) -> int:
     catalog = load_catalog()
     points = read_measured_points(data, moe=True)
+    dropped = () if all_rows else inconsistent_points(points)
+    n_read = len(points)
+    if dropped:
+        aside = point_costs(catalog, [x.point for x in dropped])
+        _, a_tpot = predict_points(aside, shipped_overhead())
+        print(f"set aside by the TPOT consistency rule ({len(dropped)} of {n_read} rows):\n")
+        print("| row | reason | TPOT error % (shipped) |")
+        print("|---|---|---|")
+        for x, pred in zip(dropped, a_tpot, strict=True):
+            p = x.point
+            print(
+                f"| {p.model} {p.gpu_type} TP{p.tp} {p.input_tokens}/{p.output_tokens} "
+                f"c={p.concurrency} | {x.reason} | {(pred / p.tpot_ms - 1) * 100:+.0f} |"
+            )
+        points = consistent_points(points)
     items = point_costs(catalog, points)
-    print(f"{len(items)} measured points (dense and MoE) from {data.name}")
+    print(f"\n{len(items)} measured points (dense and MoE) from {data.name}")
     ttft, tpot = predict_points(items, shipped_overhead())
     _kernel_table(catalog, items, ttft, tpot, "In-sample (shipped engine overhead):")
+    _repeat_scatter(items)
     if not holdout:
         return 0
     for kind, key in (
@@ -193,9 +245,12 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--source", choices=("kernels", "roofline"), default="kernels")
     parser.add_argument("--no-holdout", action="store_true", help="in-sample figures only")
+    parser.add_argument(
+        "--all-rows", action="store_true", help="keep the rows the consistency rule sets aside"
+    )
     args = parser.parse_args()
     if args.source == "kernels":
-        return kernels_main(args.data, not args.no_holdout)
+        return kernels_main(args.data, not args.no_holdout, args.all_rows)
     catalog = load_catalog()
     points = read_measured_points(args.data)
     print(f"{len(points)} measured dense points from {args.data.name}")

@@ -170,6 +170,27 @@ def test_mla_model_composes_from_mla_modules_and_reports_extrapolation() -> None
     assert not any(n.startswith("moe") for n in profiles.extrapolated(key))
 
 
+def test_b300_mla_modules_are_read_from_b200_rows_other_kernels_are_its_own() -> None:
+    # Documented table correction: B300's MLA rows carry a collector floor (1.5-2x B200's
+    # at every size on the same HBM bandwidth); its GEMMs and MoE stay its own.
+    b200, b300 = kernel_tables("b200_sxm"), kernel_tables("b300_sxm")
+    batch, seq = np.array([4.0, 64.0]), np.array([2048.0, 8192.0])
+    for phase in ("generation", "context"):
+        ms_200, _ = b200.mla(phase, "fp8", "nvfp4", 16, batch, seq)
+        ms_300, _ = b300.mla(phase, "fp8", "nvfp4", 16, batch, seq)
+        np.testing.assert_allclose(ms_300, ms_200)
+    m = np.array([64.0])
+    assert b300.gemm("nvfp4", 7168, 7168, m)[0][0] != b200.gemm("nvfp4", 7168, 7168, m)[0][0]
+
+
+def test_fitted_overhead_holds_the_kernel_multiplier_at_one() -> None:
+    # The tables are measurements: only the engine's own time is fitted (per layer and
+    # per token, per request, prefill interference); held constants stay as documented.
+    overhead = shipped_overhead()
+    assert overhead.kernel_scale == 1.0 and overhead.sequence_us == 0.0
+    assert overhead.step_ms == 0.0 and overhead.layer_us > 0 and overhead.request_ms > 0
+
+
 def test_fraction_of_a_gpu_scales_kernel_time() -> None:
     profiles = KernelProfiles(CATALOG)
     whole = profiles.step_model(ShapeKey("Qwen3-8B", H100, 1, 8))

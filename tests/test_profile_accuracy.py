@@ -9,7 +9,14 @@ import pytest
 
 from planner.io.calibration import read_measured_points
 from planner.io.configs import calibration_block, load_catalog
-from planner.profiles.calibrate import MeasuredPoint, fit_calibration, mape, predict
+from planner.profiles.calibrate import (
+    MeasuredPoint,
+    consistent_points,
+    fit_calibration,
+    inconsistent_points,
+    mape,
+    predict,
+)
 
 CSV = Path("calibration") / "vllm_measured_ttft_tpot.csv"
 
@@ -17,6 +24,36 @@ CSV = Path("calibration") / "vllm_measured_ttft_tpot.csv"
 @pytest.fixture(scope="module")
 def points(shared_data: Path) -> list[MeasuredPoint]:
     return read_measured_points(shared_data / CSV)
+
+
+def _at(concurrency: int, tpot_ms: float, tp: int = 2) -> MeasuredPoint:
+    model, gpu = "gpt-oss-120b", "H100-SXM-80GB"
+    return MeasuredPoint(model, gpu, tp, 1024, 1024, concurrency, 50.0, tpot_ms)
+
+
+def test_consistency_rule_sets_aside_a_row_that_cannot_have_run_its_concurrency() -> None:
+    rows = [
+        _at(8, 6.0),
+        _at(64, 14.0),
+        _at(64, 16.0),  # median at 64: 15.0
+        _at(512, 16.4),  # below 1.1 x 15.0: set aside
+        _at(128, 7.0),  # 1/8 is 16 -> only c=8 (6.0) is low enough: kept
+        _at(512, 40.0, tp=4),  # no lower-concurrency row of its own configuration
+    ]
+    dropped = inconsistent_points(rows)
+    assert [x.point for x in dropped] == [rows[3]]
+    assert "concurrency 64" in dropped[0].reason and "15.00 ms" in dropped[0].reason
+    assert consistent_points(rows) == rows[:3] + rows[4:]
+
+
+def test_consistency_rule_on_the_measured_rows(shared_data: Path) -> None:
+    # Exactly the nine gpt-oss-120b H100 rows at concurrency 512 (TTFT 20-460 s) fail it.
+    rows = read_measured_points(shared_data / CSV, moe=True)
+    dropped = inconsistent_points(rows)
+    assert len(rows) == 992 and len(dropped) == 9
+    assert {(x.point.model, x.point.gpu_type, x.point.concurrency) for x in dropped} == {
+        ("gpt-oss-120b", "H100-SXM-80GB", 512)
+    }
 
 
 def test_reader_maps_dense_rows_to_catalog(points: list[MeasuredPoint]) -> None:

@@ -171,13 +171,14 @@ def test_cluster_map_shows_free_gpus_shares_and_tp_groups(tmp_path: Path) -> Non
     tp_groups = sum(1 for r in placement.replicas if r.tp > 1)
     assert svg.count("<!-- TP8 -->") == tp_groups > 0
     # A reranker on an eighth of a GPU: its share is labelled, the GPU is not free.
-    text = PLAN.read_text().replace(
-        "  tensor_parallel: 1\n  gpu_fraction: 1.0\n  replicas: 1\n  gpus: 1.0\npredicted",
-        "  tensor_parallel: 1\n  gpu_fraction: 0.125\n  replicas: 1\n  gpus: 0.125\npredicted",
-    )
-    assert "gpu_fraction: 0.125" in text
+    import yaml
+
+    doc = yaml.safe_load(PLAN.read_text())
+    reranker = doc["allocations"][-1]
+    assert (reranker["tensor_parallel"], reranker["replicas"]) == (1, 1)
+    reranker.update(gpu_fraction=0.125, gpus=0.125)
     shared = tmp_path / "plan.yaml"
-    shared.write_text(text)
+    shared.write_text(yaml.safe_dump(doc, sort_keys=False))
     from planner.types.cluster import uniform_cluster
 
     small = read_plan(shared)

@@ -96,6 +96,56 @@ def catalog_name(model_path: str, precision: str, moe: bool = False) -> ModelNam
     return name
 
 
+# Consistency rule for measured rows (`inconsistent_points`). With the same model, GPU,
+# TP and token shape, 8x the requests decoding at once puts 8x the tokens and KV reads
+# in every step, so TPOT rises: on the 992 calibration rows every such pair rises by
+# 1.12x or more (median 2.05x), except nine gpt-oss-120b H100 rows at concurrency 512
+# (0.30-1.03x of the same server's TPOT at 64, with TTFT of 20-460 s): the engine there
+# ran far fewer than 512 requests at once, which the rows do not record.
+TPOT_RISE_PER_8X = 1.1
+
+
+@dataclass(frozen=True)
+class Inconsistent:
+    """A measured point set aside by the consistency rule, and why."""
+
+    point: MeasuredPoint
+    reason: str
+
+
+def inconsistent_points(points: Sequence[MeasuredPoint]) -> tuple[Inconsistent, ...]:
+    """Points whose TPOT is below `TPOT_RISE_PER_8X` x the TPOT measured for the same
+    (model, GPU type, TP, input and output tokens) at 1/8 of their concurrency or less
+    (the median of the rows at each such concurrency, the highest of those medians):
+    they cannot have run their stated concurrency (pure; order kept)."""
+    levels: dict[tuple[object, ...], dict[int, list[float]]] = {}
+    for p in points:
+        key = (p.model, p.gpu_type, p.tp, p.input_tokens, p.output_tokens)
+        levels.setdefault(key, {}).setdefault(p.concurrency, []).append(p.tpot_ms)
+    out = []
+    for p in points:
+        key = (p.model, p.gpu_type, p.tp, p.input_tokens, p.output_tokens)
+        lower = [(float(np.median(v)), c) for c, v in levels[key].items() if 8 * c <= p.concurrency]
+        if not lower:
+            continue
+        ref_ms, ref_c = max(lower)
+        if p.tpot_ms < TPOT_RISE_PER_8X * ref_ms:
+            out.append(
+                Inconsistent(
+                    p,
+                    f"TPOT {p.tpot_ms:.2f} ms at concurrency {p.concurrency} is below "
+                    f"{TPOT_RISE_PER_8X} x {ref_ms:.2f} ms (median) at concurrency {ref_c}",
+                )
+            )
+    return tuple(out)
+
+
+def consistent_points(points: Sequence[MeasuredPoint]) -> list[MeasuredPoint]:
+    """`points` without those `inconsistent_points` sets aside (order kept)."""
+    dropped = {id(x.point) for x in inconsistent_points(points)}
+    return [p for p in points if id(p) not in dropped]
+
+
 def predict(
     catalog: Catalog,
     points: Sequence[MeasuredPoint],

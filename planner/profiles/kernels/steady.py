@@ -13,13 +13,15 @@ one request prefills in chunks x_j after o_j earlier tokens (x_j <= budget - d):
                   (what one request's prefill adds to steps that run anyway)
 
 and the engine's non-kernel time, fitted on measured end-to-end points
-(`EngineOverhead`, benchmarks/fit_kernel_overhead.py): a per-step constant S, a cost q
-per running sequence per step (scheduling, input preparation, sampling), a cost r per
-token per layer (norms, rotary, activation and residual kernels the tables lack), a
-kernel-time multiplier a, a per-request constant c (HTTP, tokenisation, detokenisation):
+(`EngineOverhead`, benchmarks/fit_kernel_overhead.py): a per-step constant S and a
+per-layer constant l per step (the small kernels the tables lack, norms, rotary, KV
+writes, activation quantisation, each a few microseconds at any batch), a cost q per
+running sequence per step (scheduling, input preparation, sampling), a cost r per token
+per layer (the same kernels' size-dependent part), a kernel-time multiplier a, a
+per-request constant c (HTTP, tokenisation, detokenisation):
 
-  T_dec  = a K_dec + S + (q + r L) B
-  T_own  = a K_own + n_chunks (S + q B) + r L (I + n_chunks d)
+  T_dec  = a K_dec + S + l L + (q + r L) B
+  T_own  = a K_own + n_chunks (S + l L + q B) + r L (I + n_chunks d)
   M_pre  = a K_pre + r L I
   TTFT   = c + T_own + g (B - 1) M_pre          (others' prefills ahead of this one)
   E2E    = c + T_own + (O - 1) T_dec + k (B - 1) M_pre   (the others' prefills interleave)
@@ -66,6 +68,7 @@ class EngineOverhead:
     request_ms: float  # c
     interference: float  # k
     wait_fraction: float  # g
+    layer_us: float = 0.0  # l
     source: str = ""
 
 
@@ -164,13 +167,12 @@ def combine(costs: StepCosts, o: EngineOverhead) -> Latency:
     b, osl, isl = costs.batch, costs.output_tokens, costs.input_tokens
     per_token = o.token_layer_ns * 1e-6 * costs.layers
     seq = o.sequence_us * 1e-3
-    dec = (
-        o.kernel_scale * costs.decode_ms + costs.decode_hops_ms + o.step_ms + (seq + per_token) * b
-    )
+    step = o.step_ms + o.layer_us * 1e-3 * costs.layers
+    dec = o.kernel_scale * costs.decode_ms + costs.decode_hops_ms + step + (seq + per_token) * b
     own = (
         o.kernel_scale * costs.own_prefill_ms
         + costs.own_prefill_hops_ms
-        + costs.chunks * (o.step_ms + seq * b)
+        + costs.chunks * (step + seq * b)
         + per_token * (isl + costs.chunks * (b - 1.0))
     )
     marginal = (
