@@ -74,9 +74,13 @@ class ReplicaPlacement:
     replica: int  # index among the allocation's replicas
     pool: str
     node: str
-    gpu_indices: tuple[int, ...]  # on `node` (each further stage takes `tp` GPUs of its node)
+    # On `node`; each further node takes as many GPUs (a pipeline stage's `tp`, or the
+    # whole node for a TP group across the nodes of a multi-node NVLink domain).
+    gpu_indices: tuple[int, ...]
     pipeline_parallel: int = 1
-    other_nodes: tuple[str, ...] = ()  # a replica spanning nodes: pipeline stages 2, 3, ...
+    # A replica spanning nodes: pipeline stages 2, 3, ..., or the further nodes of a TP
+    # group wider than a node (GB200 NVL72).
+    other_nodes: tuple[str, ...] = ()
     expert_parallel: bool = False  # MoE: experts split across the TP GPUs
 
     @property
@@ -256,7 +260,7 @@ def _fresh_gpus(
 
 
 def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
-    domains = [len(d) for n in nodes if n.pool.gpu_type == alloc.gpu_type for d in n.domains()]
+    domains = [n.pool.tp_limit for n in nodes if n.pool.gpu_type == alloc.gpu_type]
     if alloc.tp > max(domains, default=0):
         return PlacementError(
             "nvlink-domain",
@@ -281,12 +285,46 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
 def _place_whole(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
     found = _fresh_gpus(nodes, alloc.gpu_type, alloc.tp)
     if found is None:
-        raise _unplaceable(alloc, nodes)
+        # No node holds the group: whole nodes of a multi-node NVLink domain, if any.
+        return _place_across_nodes(alloc, replica, nodes)
     node, gpus = found
     for i in gpus:
         node.used[i] = UNITS_PER_GPU
         node.models[i].add(alloc.model)
     return _replica(alloc, replica, node, gpus)
+
+
+def _place_across_nodes(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
+    """A TP group wider than a node: whole empty nodes of one multi-node NVLink domain
+    (GB200 NVL72 rack), the fullest domain that still holds it, then the earliest."""
+    best: tuple[tuple[int, int], list[_Node]] | None = None
+    pools = {n.pool.name: n.pool for n in nodes if n.pool.gpu_type == alloc.gpu_type}
+    for pool in pools.values():
+        if pool.nvlink_domain_nodes < 2 or alloc.tp > pool.tp_limit:
+            continue
+        if alloc.tp % pool.gpus_per_node:
+            continue
+        need = alloc.tp // pool.gpus_per_node
+        members = [n for n in nodes if n.pool.name == pool.name]
+        racks: dict[int, list[_Node]] = {}
+        for i, n in enumerate(members):
+            racks.setdefault(pool.domain_of(i), []).append(n)
+        for rack in racks.values():
+            free = [n for n in rack if not n.in_use]
+            if len(free) >= need:
+                score = (len(free) - need, free[0].order)
+                if best is None or score < best[0]:
+                    best = (score, free[:need])
+    if best is None:
+        raise _unplaceable(alloc, nodes)
+    chosen = best[1]
+    for n in chosen:
+        for i in range(len(n.used)):
+            n.used[i] = UNITS_PER_GPU
+            n.models[i].add(alloc.model)
+    first = chosen[0]
+    others = tuple(n.name for n in chosen[1:])
+    return _replica(alloc, replica, first, tuple(range(len(first.used))), others)
 
 
 def _place_pipeline(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:

@@ -30,6 +30,12 @@ def predict(
         float, typer.Option("--concurrency", min=0, help="Requests in flight (closed loop).")
     ],
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[
+        int,
+        typer.Option(
+            "--pp", min=1, help="Pipeline stages, one node each (a replica spanning nodes)."
+        ),
+    ] = 1,
     expert_parallel: Annotated[
         bool,
         typer.Option(
@@ -84,6 +90,7 @@ def predict(
             gpu_memory_utilization,
             configs,
             profiles_dir,
+            pp,
         )
     )
     notes = out["extrapolated"]
@@ -91,8 +98,9 @@ def predict(
         typer.echo(json.dumps(out, indent=2))
         return
     ep = ", expert-parallel" if expert_parallel else ""
+    stages = f" x {pp} stages" if pp > 1 else ""
     typer.echo(
-        f"{out['model']} on {tp}x {out['gpu_type']}{ep} (fraction {gpu_fraction:g}), "
+        f"{out['model']} on {tp}x {out['gpu_type']}{stages}{ep} (fraction {gpu_fraction:g}), "
         f"source {out['source']}"
     )
     width = max(len(k) for k in out)

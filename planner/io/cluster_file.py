@@ -30,6 +30,8 @@ class _PoolConfig:
     labels: dict[str, str] = field(default_factory=dict)
     price_per_gpu_hour: float | None = None  # $ per GPU-hour (enables cost figures, min-cost)
     power_w_per_gpu: float | None = None  # default: the GPU catalog's board power
+    # Multi-node NVLink domain (GB200 NVL72: 18 nodes of 4 GPUs): nodes per domain.
+    nvlink_domain_nodes: int = 1
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,19 @@ def parse_cluster(data: object, where: str) -> Cluster:
         count = len(pc.node_names) if pc.node_names else (pc.nodes or 0)
         if count < 1:
             raise ConfigError(f"{at}: a pool needs at least one node, got {count}")
-        domain = pc.nvlink_domain_size or pc.gpus_per_node
-        if not 1 <= domain <= pc.gpus_per_node:
-            raise ConfigError(
-                f"{at}: nvlink_domain_size must be between 1 and gpus_per_node "
-                f"({pc.gpus_per_node}), got {domain}"
-            )
+        span = pc.nvlink_domain_nodes
+        if span > 1:
+            domain = _multi_node_domain(pc, count, at)
+        else:
+            domain = pc.nvlink_domain_size or pc.gpus_per_node
+            if span != 1:
+                raise ConfigError(f"{at}: nvlink_domain_nodes must be at least 1, got {span}")
+            if not 1 <= domain <= pc.gpus_per_node:
+                raise ConfigError(
+                    f"{at}: nvlink_domain_size must be between 1 and gpus_per_node "
+                    f"({pc.gpus_per_node}), got {domain}; for an NVLink domain spanning nodes "
+                    "(GB200 NVL72) set nvlink_domain_nodes (nodes per domain)"
+                )
         for key, value in (
             ("price_per_gpu_hour", pc.price_per_gpu_hour),
             ("power_w_per_gpu", pc.power_w_per_gpu),
@@ -89,6 +98,7 @@ def parse_cluster(data: object, where: str) -> Cluster:
             node_names=tuple(pc.node_names),
             price_per_gpu_hour=pc.price_per_gpu_hour,
             power_w_per_gpu=pc.power_w_per_gpu,
+            nvlink_domain_nodes=span,
         )
         for node in pool.names():
             if node in seen_nodes:
@@ -144,6 +154,28 @@ def load_cluster(path: Path) -> Cluster:
     return parse_cluster(data, str(path))
 
 
+def _multi_node_domain(pc: _PoolConfig, nodes: int, at: str) -> int:
+    """GPUs of a multi-node NVLink domain, checked: whole domains of power-of-two nodes."""
+    span, per_node = pc.nvlink_domain_nodes, pc.gpus_per_node
+    domain = span * per_node
+    if per_node & (per_node - 1):
+        raise ConfigError(
+            f"{at}: a multi-node NVLink domain needs gpus_per_node a power of two "
+            f"(TP groups take whole nodes), got {per_node}"
+        )
+    if pc.nvlink_domain_size is not None and pc.nvlink_domain_size != domain:
+        raise ConfigError(
+            f"{at}: nvlink_domain_size {pc.nvlink_domain_size} is not nvlink_domain_nodes x "
+            f"gpus_per_node = {span} x {per_node} = {domain}; drop it or make them agree"
+        )
+    if nodes % span:
+        raise ConfigError(
+            f"{at}: {nodes} nodes are not whole NVLink domains of {span} nodes; list the "
+            "nodes of each domain (rack) in full, or one pool per partial rack"
+        )
+    return domain
+
+
 def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
     """The YAML mapping `parse_cluster` reads back into the same `Cluster`."""
     pools: list[dict[str, object]] = []
@@ -155,6 +187,8 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
             entry["nodes"] = p.nodes
         entry["gpus_per_node"] = p.gpus_per_node
         entry["nvlink_domain_size"] = p.nvlink_domain_size
+        if p.nvlink_domain_nodes > 1:
+            entry["nvlink_domain_nodes"] = p.nvlink_domain_nodes
         if p.labels:
             entry["labels"] = dict(sorted(p.labels.items()))
         if p.price_per_gpu_hour is not None:

@@ -36,11 +36,9 @@ def placement_document(placement: Placement) -> dict[str, Any]:
                 "node": r.node,
                 "gpus": list(r.gpu_indices),
                 # A replica spanning nodes: its further pipeline stages, in order.
-                **(
-                    {"pipeline_parallel": r.pipeline_parallel, "more_nodes": list(r.other_nodes)}
-                    if r.pipeline_parallel > 1
-                    else {}
-                ),
+                **({"pipeline_parallel": r.pipeline_parallel} if r.pipeline_parallel > 1 else {}),
+                # ...or the further nodes of a TP group across a multi-node NVLink domain.
+                **({"more_nodes": list(r.other_nodes)} if r.other_nodes else {}),
                 **({"expert_parallel": True} if r.expert_parallel else {}),
             }
             for r in placement.replicas

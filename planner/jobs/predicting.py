@@ -22,6 +22,7 @@ class PredictRequest:
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
+    pp: int = 1  # pipeline stages, one per node (a replica spanning nodes)
 
 
 def predict_job(request: PredictRequest) -> dict[str, Any]:
@@ -48,7 +49,9 @@ def predict_job(request: PredictRequest) -> dict[str, Any]:
         share = share_eighths(request.gpu_fraction, "--gpu-fraction")
     except ValueError as exc:
         raise InputError(f"{exc}; give k/8 such as 1, 0.5, 0.25 or 0.125") from None
-    key = ShapeKey(spec.name, gpu.name, request.tp, share, expert_parallel=request.expert_parallel)
+    key = ShapeKey(
+        spec.name, gpu.name, request.tp, share, request.pp, expert_parallel=request.expert_parallel
+    )
     isl, osl = request.input_tokens, request.output_tokens
     point = profiles.at_concurrency(key, isl, osl, request.concurrency)
     fit = profiles.memory(key)
@@ -60,6 +63,7 @@ def predict_job(request: PredictRequest) -> dict[str, Any]:
         "model": spec.name,
         "gpu_type": gpu.name,
         "tp": request.tp,
+        **({"pipeline_parallel": request.pp} if request.pp > 1 else {}),
         "expert_parallel": request.expert_parallel,
         "gpu_fraction": request.gpu_fraction,
         "input_tokens": isl,

@@ -45,9 +45,17 @@ def max_replicas(group: ServingGroup, placement: Placement) -> int:
             (UNITS_PER_GPU - u) // group.share_eighths for n in usable for u in n.used_eighths
         )
     elif group.multi_node:
-        # A whole replica per set of nodes that each have a pipeline stage's GPUs free.
-        fit = sum(1 for n in usable if _free_in_domains(n.used_eighths, pool, group) >= 1)
-        extra = fit // group.pods_per_replica
+        # A whole replica per set of nodes that each have a pod's GPUs free: any nodes of
+        # the pool for pipeline stages, nodes of one NVLink domain for a TP group that
+        # spans the nodes of a multi-node domain (GB200 NVL72 rack).
+        across = pool.nvlink_domain_nodes > 1 and group.servers[0].pipeline_parallel == 1
+        index = {name: i for i, name in enumerate(pool.names())}
+        fit: dict[int, int] = {}
+        for n in usable:
+            if _free_in_domains(n.used_eighths, pool, group) >= 1:
+                domain = pool.domain_of(index[n.node]) if across else 0
+                fit[domain] = fit.get(domain, 0) + 1
+        extra = sum(count // group.pods_per_replica for count in fit.values())
     else:
         extra = sum(_free_in_domains(n.used_eighths, pool, group) for n in usable)
     return len(group.replicas) + extra

@@ -35,7 +35,7 @@ class Server:
     tp: int
     memory_utilization: float
     port: int
-    pipeline_parallel: int = 1  # > 1: the replica spans this many nodes (one pod per node)
+    pipeline_parallel: int = 1  # > 1: pipeline stages, one per node
     expert_parallel: bool = False  # MoE: --enable-expert-parallel (EP = TP)
     prefix_caching: bool = False  # the plan predicts prefix-cache hits for the model
 
@@ -110,11 +110,15 @@ def serving_groups(
     out: list[ServingGroup] = []
     for (model, _gpu, tp, pp, nodes, ep), reps in sorted(whole.items()):
         server = Server(models[model], tp, options.memory_utilization, ports[model], pp, ep)
-        where = nodes[0] if pp == 1 else f"{len(nodes)}nodes-{nodes[0]}"
+        # One pod per node: a pipeline stage, or a node's part of a TP group that spans
+        # the nodes of a multi-node NVLink domain (GB200 NVL72).
+        pods = len(reps[0].nodes)
+        where = nodes[0] if pods == 1 else f"{pods}nodes-{nodes[0]}"
         shape = f"tp{tp}" + (f"pp{pp}" if pp > 1 else "") + ("-ep" if ep else "")
         name = dns_name(model, shape, where)
         pool = pools[reps[0].pool]
-        out.append(ServingGroup(name, "whole", tuple(reps), (server,), pool, tp, (), pp))
+        per_pod = tp * pp // pods
+        out.append(ServingGroup(name, "whole", tuple(reps), (server,), pool, per_pod, (), pods))
     for (node, index), reps in sorted(shared_gpu.items()):
         # Shares of one model on one GPU run as one server with their summed share: one
         # port per model keeps the Service simple, and one larger KV cache serves at least

@@ -66,7 +66,8 @@ def inference_service(
             worker=True,
             container_name=MAIN_CONTAINER,
         )
-        spec["parallelism"]["pipeline"] = server.pipeline_parallel
+        if server.pipeline_parallel > 1:
+            spec["parallelism"]["pipeline"] = server.pipeline_parallel
         spec["worker"] = _plain(worker)["spec"]
     if options.autoscaler == "keda":
         # `replicas` and `scaling` are mutually exclusive (a CEL rule of the CRD).

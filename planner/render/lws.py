@@ -1,7 +1,10 @@
 """LeaderWorkerSets (REFERENCE.md 10): one per serving group.
 
-A replica that spans nodes is one LWS group of `pp` pods, one per node: tensor parallel
-inside a node, pipeline parallel across nodes, on Ray (vLLM's multi-node backend). The
+A replica that spans nodes is one LWS group of one pod per node, on Ray (vLLM's
+multi-node backend): tensor parallel inside a node and pipeline parallel across nodes
+(`pp` pods), or, in a multi-node NVLink domain (GB200 NVL72), one tensor-parallel group
+over `tp / gpus_per_node` whole nodes (vLLM multi-node TP: Ray places a TP rank per
+GPU of every node). The
 leader starts the Ray head, waits for every worker to join, then runs `vllm serve`;
 each worker joins the leader's Ray cluster at `$(LWS_LEADER_ADDRESS)`. Only the leader
 serves HTTP, so only the leader carries the model's `serves` label (its Service and

@@ -162,10 +162,7 @@ def shape_is_structural(
         key.tp > 1 and key.share_eighths != UNITS_PER_GPU
     ):
         return False
-    return any(
-        p.gpu_type == key.gpu_type and key.tp <= min(p.nvlink_domain_size, p.gpus_per_node)
-        for p in problem.cluster.pools
-    )
+    return any(p.gpu_type == key.gpu_type and key.tp <= p.tp_limit for p in problem.cluster.pools)
 
 
 @dataclass(frozen=True)

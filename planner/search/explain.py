@@ -128,5 +128,6 @@ def _unbounded(problem: SearchProblem) -> Cluster:
     for pool in templates:
         extra = -(-4 * worst_units // (UNITS_PER_GPU * pool.gpus_per_node))
         base = pool.nodes if not problem.growth else 0
-        pools.append(replace(pool, nodes=base + extra))
+        span = pool.nvlink_domain_nodes  # a multi-node NVLink domain grows by whole racks
+        pools.append(replace(pool, nodes=-(-(base + extra) // span) * span))
     return Cluster(tuple(pools))

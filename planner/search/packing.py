@@ -8,6 +8,9 @@ so any free GPU is a bin of 8 eighths. A multiset of replicas of one GPU type th
 fits its pools if and only if
 
 (a) whole replicas fit the NVLink domains: for every TP threshold t (2, 4, 8... GPUs)
+    (a multi-node NVLink domain, GB200 NVL72, is one domain of all its nodes' GPUs:
+    nodes of a power-of-two size, so a group wider than a node takes whole nodes and a
+    narrower one stays inside a node, and the argument below holds unchanged)
 
         sum of GPUs of whole replicas of >= t GPUs  <=  C_t = sum over domains of
                                                         floor(domain / t) * t
@@ -74,16 +77,10 @@ def tp_capacities(cluster: Cluster, gpu_type: GpuType) -> dict[int, int]:
     replica; C = all GPUs) and 16, 32... up to the largest NVLink domain of the type."""
     pools = [p for p in cluster.pools if p.gpu_type == gpu_type]
     caps = {UNITS_PER_GPU: gpus_of_type(cluster, gpu_type) * UNITS_PER_GPU}
-    largest = max(
-        (max(domains_per_node(p.gpus_per_node, p.nvlink_domain_size)) for p in pools), default=0
-    )
+    largest = max((p.tp_limit for p in pools), default=0)
     tp = 2
     while tp <= largest:
-        cap = sum(
-            p.nodes
-            * sum((d // tp) * tp for d in domains_per_node(p.gpus_per_node, p.nvlink_domain_size))
-            for p in pools
-        )
+        cap = sum((d // tp) * tp for p in pools for d in p.domain_sizes())
         caps[tp * UNITS_PER_GPU] = cap * UNITS_PER_GPU
         tp *= 2
     return caps
@@ -216,9 +213,7 @@ def first_fit_decreasing(counts: Mapping[int, int], cluster: Cluster, gpu_type: 
     for pool in cluster.pools:
         if pool.gpu_type != gpu_type:
             continue
-        for _ in range(pool.nodes):
-            for size in domains_per_node(pool.gpus_per_node, pool.nvlink_domain_size):
-                domains.append([True] * size)
+        domains += [[True] * size for size in pool.domain_sizes()]
     unplaced = 0
     for size in sorted((s for s in counts if s >= UNITS_PER_GPU), reverse=True):
         for _ in range(counts[size]):

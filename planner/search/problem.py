@@ -267,14 +267,14 @@ def token_shape(apl: AggregatePipeline, model: ModelName) -> tuple[float, float]
 
 
 def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
-    """Every structurally valid shape: TP divides the heads, TP fits an NVLink domain and
-    a node, TP > 1 takes whole GPUs, fractions on the 1/8 grid; MoE models also get each
+    """Every structurally valid shape: TP divides the heads, TP fits an NVLink domain (in
+    a node, or whole nodes of a multi-node domain such as GB200 NVL72), TP > 1 takes whole
+    GPUs, fractions on the 1/8 grid; MoE models also get each
     TP > 1 shape with expert parallelism (EP = TP)."""
     keys: set[ShapeKey] = set()
     for pool in cluster.pools:
-        domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
         for tp in TP_DEGREES:
-            if tp > domain or spec.heads % tp:
+            if tp > pool.tp_limit or spec.heads % tp:
                 continue
             shares = SHARE_EIGHTHS if tp == 1 else (UNITS_PER_GPU,)
             keys.update(ShapeKey(spec.name, pool.gpu_type, tp, s) for s in shares)
@@ -291,24 +291,33 @@ def pipeline_shapes(
 ) -> tuple[ShapeKey, ...]:
     """Replicas spanning nodes, for GPU types on which no single-domain shape fits.
 
-    Per pool of such a type: TP = the widest degree inside one NVLink domain that divides
-    the heads, and the fewest pipeline stages (PP_DEGREES) whose memory fits and whose
-    GPUs the pool holds. Fewest stages: each stage adds a hop between nodes, and more
-    stages of one replica buy KV cache that more replicas would buy with higher throughput.
+    Per pool of such a type: TP = the widest degree inside one node and its NVLink domain
+    that divides the heads, and the fewest pipeline stages (PP_DEGREES) whose memory fits
+    and whose GPUs the pool holds (MoE models: also with expert parallelism inside each
+    stage). Fewest stages: each stage adds a hop between nodes, and more stages of one
+    replica buy KV cache that more replicas would buy with higher throughput.
     """
     keys: set[ShapeKey] = set()
     for pool in cluster.pools:
-        domain = min(pool.nvlink_domain_size, pool.gpus_per_node)
-        tps = [t for t in TP_DEGREES if t <= domain and not spec.heads % t]
+        # A stage is a TP group inside one node (placement puts each stage on its node).
+        widest = min(pool.tp_limit, pool.gpus_per_node)
+        tps = [t for t in TP_DEGREES if t <= widest and not spec.heads % t]
         if not tps:
             continue
-        single = (ShapeKey(spec.name, pool.gpu_type, t) for t in tps)
+        single = (
+            ShapeKey(spec.name, pool.gpu_type, t)
+            for t in TP_DEGREES
+            if t <= pool.tp_limit and not spec.heads % t
+        )
         if any(fits(k) for k in single):
             continue
         for pp in PP_DEGREES:
             key = ShapeKey(spec.name, pool.gpu_type, tps[-1], UNITS_PER_GPU, pp)
             if tps[-1] * pp <= pool.gpus and fits(key):
                 keys.add(key)
+                if spec.is_moe and tps[-1] > 1:
+                    # Expert parallelism inside each stage (EP = TP), as for one node.
+                    keys.add(replace(key, expert_parallel=True))
                 break
     return tuple(sorted(keys))
 

@@ -154,7 +154,7 @@ def structural_violations(
         )
     pools = [p for p in cluster.pools if p.gpu_type == a.gpu_type] if cluster else []
     # A GPU type the cluster lacks is a "gpu-type" violation of its own (see _packing).
-    if pools and not any(tp <= min(p.nvlink_domain_size, p.gpus_per_node) for p in pools):
+    if pools and not any(tp <= p.tp_limit for p in pools):
         errors.append(
             Violation(
                 "nvlink", f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs"

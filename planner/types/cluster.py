@@ -10,7 +10,13 @@ from planner.types.names import GpuType
 
 @dataclass(frozen=True)
 class NodePool:
-    """Identical nodes. `nvlink_domain_size` GPUs share NVLink (a TP group stays inside)."""
+    """Identical nodes. `nvlink_domain_size` GPUs share NVLink (a TP group stays inside).
+
+    A multi-node NVLink domain (GB200 NVL72: 18 trays of 4 GPUs on one NVLink switch
+    fabric) has `nvlink_domain_nodes` > 1: that many consecutive nodes of the pool form
+    one domain of `gpus_per_node x nvlink_domain_nodes` GPUs (= `nvlink_domain_size`), and
+    a TP group wider than a node takes whole nodes of one domain.
+    """
 
     name: str
     gpu_type: GpuType
@@ -21,10 +27,32 @@ class NodePool:
     node_names: tuple[str, ...] = ()  # explicit names (discovered clusters); else generated
     price_per_gpu_hour: float | None = None  # $ per GPU-hour; None: unknown
     power_w_per_gpu: float | None = None  # typical board power; None: the catalog's
+    nvlink_domain_nodes: int = 1  # > 1: nodes per multi-node NVLink domain (a rack)
 
     @property
     def gpus(self) -> int:
         return self.nodes * self.gpus_per_node
+
+    @property
+    def tp_limit(self) -> int:
+        """The widest TP group the pool runs: its NVLink domain, which is at most one node
+        unless the domain spans nodes."""
+        if self.nvlink_domain_nodes > 1:
+            return self.gpus_per_node * self.nvlink_domain_nodes
+        return min(self.nvlink_domain_size, self.gpus_per_node)
+
+    def domain_sizes(self) -> tuple[int, ...]:
+        """GPUs of every NVLink domain of the pool (a multi-node domain counted once)."""
+        if self.nvlink_domain_nodes > 1:
+            racks = self.nodes // self.nvlink_domain_nodes
+            return (self.tp_limit,) * racks
+        domain = max(1, min(self.nvlink_domain_size, self.gpus_per_node))
+        full, rest = divmod(self.gpus_per_node, domain)
+        return ((domain,) * full + ((rest,) if rest else ())) * self.nodes
+
+    def domain_of(self, index: int) -> int:
+        """Which multi-node NVLink domain the pool's `index`-th node is in (0 without)."""
+        return index // self.nvlink_domain_nodes
 
     def names(self) -> tuple[str, ...]:
         """Node names, explicit or `<pool>-<index>`."""

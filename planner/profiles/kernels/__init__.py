@@ -6,7 +6,9 @@ and collective latencies measured with vLLM on that GPU (`step`), turned into a 
 state of chunked-prefill serving with the engine's fitted non-kernel time (`steady`).
 Memory fit, open-loop rates, capacity and the request checks are the roofline model's
 (`planner.profiles.analytic`), which also answers every GPU type without tables
-(`source = "roofline"`).
+(`source = "roofline"`). A replica of pp pipeline stages across nodes is the TP-t step
+composed from the tables plus the hops between stages over the GPU's inter-node link
+(`steady`'s docstring).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from planner.catalog import Catalog
 from planner.defaults import GPU_MEMORY_UTILIZATION, UNITS_PER_GPU
 from planner.errors import ProfileError
 from planner.profiles import PerfPoint, Source
-from planner.profiles.analytic import AnalyticProfiles, max_concurrency
+from planner.profiles.analytic import AnalyticProfiles, max_concurrency, pipeline_hops_ms
 from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
 from planner.profiles.kernels.step import StepModel
 from planner.profiles.kernels.tables import DATA_PACKAGE, kernel_tables, shipped_systems
@@ -74,23 +76,27 @@ class KernelProfiles(AnalyticProfiles):
         return self._overhead if self._overhead is not None else shipped_overhead()
 
     def source_of(self, key: ShapeKey) -> Source:
-        """`kernels` for a GPU type with shipped tables, else `roofline`. Replicas that
-        span nodes in pipeline stages (pp > 1) are the roofline's: the tables hold no
-        inter-node transfers to compose the stage hops from."""
+        """`kernels` for a GPU type with shipped tables, else `roofline`. Pipeline
+        stages (pp > 1) need the GPU's inter-node link too (`inter_node_gb_per_s`): the
+        tables hold no inter-node transfers, so the hops come from the catalog entry."""
         source = self._sources.get(key)
         if source is None:
             _, gpu = self._specs(key)
             tables = gpu.kernel_tables in shipped_systems()
-            source = "kernels" if tables and key.pp == 1 else "roofline"
+            linked = key.pp == 1 or gpu.inter_node_gb_per_s > 0
+            source = "kernels" if tables and linked else "roofline"
             self._sources[key] = source
         return source
 
     def step_model(self, key: ShapeKey) -> StepModel:
-        """The kernel-composed step model of a shape (cached).
+        """The kernel-composed step model of a shape (cached). A pipeline's (pp > 1) is
+        its TP group's: the stages together run every layer once per step.
 
         Raises:
             ProfileError: the GPU type has no tables, or EP is asked of a dense model.
         """
+        if key.pp > 1:
+            return self.step_model(replace(key, pp=1))
         step = self._steps.get(key)
         if step is None:
             model, gpu = self._specs(key)
@@ -113,7 +119,7 @@ class KernelProfiles(AnalyticProfiles):
     def extrapolated(self, key: ShapeKey) -> tuple[str, ...]:
         """Kernels whose lookups for this shape left the measured grid (so far), sorted."""
         noted: set[str] = set()
-        for k in (key, replace(key, share_eighths=UNITS_PER_GPU)):
+        for k in (key, replace(key, share_eighths=UNITS_PER_GPU, pp=1)):
             step = self._steps.get(k)
             if step is not None:
                 noted |= step.noted()
@@ -195,7 +201,7 @@ class KernelProfiles(AnalyticProfiles):
             return super()._point_uncached(
                 key, input_tokens, output_tokens, concurrency, cached_tokens
             )
-        _, gpu, fit = self._fitting(key)
+        model, gpu, fit = self._fitting(key)
         top = max_concurrency(
             fit.kv_cache_tokens, input_tokens, output_tokens, gpu.vllm_max_num_seqs
         )
@@ -213,4 +219,5 @@ class KernelProfiles(AnalyticProfiles):
             fit.kv_cache_tokens,
             key.gpu_fraction,
             cached_tokens,
+            functools.partial(pipeline_hops_ms, model, gpu, key.pp),
         )

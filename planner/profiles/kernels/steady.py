@@ -29,6 +29,15 @@ per-request constant c (HTTP, tokenisation, detokenisation):
            for a KV slot when C > B
 with k (interference, physically about 1) and g <= k fitted.
 
+A replica of `pp` pipeline stages (TP t inside each node, stages on different nodes)
+runs the same layers as the TP-t model, L / pp per stage one after the other, and each
+step passes its tokens' hidden states over the (pp - 1) links between stages
+(`planner.profiles.analytic.pipeline_hops_ms`: the GPU's inter-node bandwidth and
+latency). The kernel costs above are the TP-t model's; the hops are added to every step
+unscaled (they are transfers, not kernels: the kernel-time multiplier a is not applied).
+No overlap of micro-batches is credited (vLLM keeps up to pp batches in flight), so, as
+in the roofline, a pipeline's throughput is a lower bound.
+
 With a cached prefix of c tokens (prefix caching) only the I - c uncached tokens are
 prefilled: the chunks start after o_1 = c earlier tokens (their attention covers the
 cached prefix) and I in T_own / M_pre counts the uncached tokens; decode context and KV
@@ -38,6 +47,7 @@ residency stay I + O/2.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +89,14 @@ class StepCosts:
     decode_ms: Values  # K_dec
     own_prefill_ms: Values  # K_own
     marginal_prefill_ms: Values  # K_pre
+    # Transfers between pipeline stages (0 for one stage), not scaled by a.
+    decode_hops_ms: Values = 0.0
+    own_prefill_hops_ms: Values = 0.0
+    marginal_prefill_hops_ms: Values = 0.0
+
+
+def _no_hops(tokens: float) -> float:
+    return 0.0
 
 
 def step_costs(
@@ -89,11 +107,13 @@ def step_costs(
     output_tokens: float,
     fraction: float = 1.0,
     cached_tokens: float = 0.0,
+    hops: Callable[[float], float] = _no_hops,
 ) -> StepCosts:
     """Kernel costs of the steady state with `batch` requests running (pure; reads the
     shape's cached curves, so each call is a few microseconds of arithmetic). On a GPU
     share `fraction` kernel time is the whole GPU's divided by the share; the first
-    `cached_tokens` of each prompt come from the prefix cache."""
+    `cached_tokens` of each prompt come from the prefix cache. `hops(tokens)`: ms a step
+    of that many tokens spends between pipeline stages."""
     curves = step.curves()
     b = max(batch, 1.0)
     isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
@@ -106,7 +126,7 @@ def step_costs(
     others_attn = curves.decode_attention(others, context) if others >= 1 else 0.0
     lm_own = curves.lm_head(others + 1.0)
     base = curves.linear(others)
-    own = marginal = 0.0
+    own = marginal = own_hops = marginal_hops = 0.0
     before = cached
     for j in range(chunks):
         size = chunk if j < chunks - 1 else new - chunk * (chunks - 1)
@@ -114,6 +134,8 @@ def step_costs(
         with_chunk = curves.linear(others + size)
         own += with_chunk + lm_own + others_attn + attention
         marginal += with_chunk - base + attention
+        own_hops += hops(others + size)
+        marginal_hops += hops(others + size) - hops(others)
         before += size
     return StepCosts(
         batch=b,
@@ -125,6 +147,9 @@ def step_costs(
         / fraction,
         own_prefill_ms=own / fraction,
         marginal_prefill_ms=marginal / fraction,
+        decode_hops_ms=hops(b),
+        own_prefill_hops_ms=own_hops,
+        marginal_prefill_hops_ms=marginal_hops,
     )
 
 
@@ -143,13 +168,18 @@ def combine(costs: StepCosts, o: EngineOverhead) -> Latency:
     per_token = o.token_layer_ns * 1e-6 * costs.layers
     seq = o.sequence_us * 1e-3
     step = o.step_ms + o.layer_us * 1e-3 * costs.layers
-    dec = o.kernel_scale * costs.decode_ms + step + (seq + per_token) * b
+    dec = o.kernel_scale * costs.decode_ms + costs.decode_hops_ms + step + (seq + per_token) * b
     own = (
         o.kernel_scale * costs.own_prefill_ms
+        + costs.own_prefill_hops_ms
         + costs.chunks * (step + seq * b)
         + per_token * (isl + costs.chunks * (b - 1.0))
     )
-    marginal = o.kernel_scale * costs.marginal_prefill_ms + per_token * isl
+    marginal = (
+        o.kernel_scale * costs.marginal_prefill_ms
+        + costs.marginal_prefill_hops_ms
+        + per_token * isl
+    )
     first = o.request_ms + own
     ttft = first + o.wait_fraction * (b - 1.0) * marginal
     e2e = first + (osl - 1.0) * dec + o.interference * (b - 1.0) * marginal
@@ -168,16 +198,25 @@ def kernel_steady_state(
     kv_cache_tokens: int,
     fraction: float = 1.0,
     cached_tokens: float = 0.0,
+    hops: Callable[[float], float] = _no_hops,
 ) -> PerfPoint:
     """Closed-loop steady state with `concurrency` requests in the system (pure).
 
     `fraction`: the replica's share of the GPU; kernel time is the whole GPU's / share.
     `cached_tokens`: the prefix of each prompt served from the prefix cache.
+    `hops`: ms a step of so many tokens spends between pipeline stages (none by default).
     """
     osl = max(1.0, output_tokens)
     running = min(concurrency, max_concurrency)
     costs = step_costs(
-        step, budget, max(running, 1.0), input_tokens, output_tokens, fraction, cached_tokens
+        step,
+        budget,
+        max(running, 1.0),
+        input_tokens,
+        output_tokens,
+        fraction,
+        cached_tokens,
+        hops,
     )
     lat = combine(costs, overhead)
     per_ms = running / lat.e2e_ms
