@@ -110,7 +110,9 @@ def _inputs_digest(request: PlanRequest, cluster: Cluster) -> str:
     profiles = inputs.profiles_dir or PROFILES_DIR
     skipped: list[str] | None = [] if inputs.skip_bad_rows else None  # as read_calls did
     files: list[Path] = [*trace_files(request.traces, skipped=skipped)]
-    files += sorted(configs.rglob("*.yaml"))
+    # The catalog the plan read (models/, gpus/), not the example cluster files beside it:
+    # the cluster file the plan used is counted below.
+    files += sorted([*(configs / "models").glob("*.yaml"), *(configs / "gpus").glob("*.yaml")])
     files += [p for p in (inputs.mapping, request.cluster.cluster_file) if p is not None]
     if profiles.is_dir():
         files += sorted(profiles.rglob("*.parquet"))
