@@ -8,6 +8,8 @@ analytic ones. Run from the repository root:
     PYTHONPATH=$PWD python benchmarks/search_scale.py            # the three sizes
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 1024
     PYTHONPATH=$PWD python benchmarks/search_scale.py --single   # one shape per model
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --objective all
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --grid --objective all   # the table
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import replace
 from planner.catalog import Catalog, ModelSpec
 from planner.io.configs import load_catalog
 from planner.profiles.analytic import AnalyticProfiles
-from planner.search import SolveSettings, search_plan
+from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.baselines import greedy_plan
 from planner.search.choices import fewest_replicas, shape_fits_memory
 from planner.search.problem import (
@@ -35,7 +37,23 @@ from planner.search.problem import (
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Plan
 
-CASES = {
+# The cluster of the scale grid: three GPU types in the proportions of the 1,024-GPU case
+# (half H100 in 8-GPU nodes, a quarter A100 in 8-GPU nodes, a quarter L40S in 4-GPU PCIe
+# nodes); workflow types: one per four models (at least two).
+GRID_GPUS = (8, 64, 256, 1024, 4096)
+GRID_MODELS = (5, 20, 50, 100)
+
+
+def grid_case(gpus: int, models: int) -> dict[str, object]:
+    pools = []
+    for gpu, share, per in (("H100-SXM-80GB", 2, 8), ("A100-SXM-80GB", 4, 8), ("L40S-48GB", 4, 4)):
+        count = gpus // share
+        node = min(per, count)
+        pools.append((gpu, count // node, node))
+    return dict(models=models, types=max(2, models // 4), pools=pools, limit=60.0)
+
+
+CASES: dict[str, dict[str, object]] = {
     "8": dict(models=4, types=2, pools=[("H100-SXM-80GB", 1, 8)], limit=10.0),
     "64": dict(models=10, types=4, pools=[("H100-SXM-80GB", 8, 8)], limit=20.0),
     "1024": dict(
@@ -48,7 +66,8 @@ CASES = {
 
 
 def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
-    spec = CASES[case]
+    """The case's problem; a case "GxM" is the grid cell of G GPUs and M models."""
+    spec = _spec(case)
     rng = random.Random(seed)
     base = load_catalog()
     bases = sorted(base.models.values(), key=lambda m: m.name)
@@ -101,15 +120,42 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
     return problem.scaled(load * cluster.gpus / need * 0.8)
 
 
-def run(case: str, workers: int, objective: str, single: bool) -> None:
+def _spec(case: str) -> dict[str, object]:
+    if "x" in case:
+        gpus, models = case.split("x")
+        return grid_case(int(gpus), int(models))
+    return CASES[case]
+
+
+def run(
+    case: str,
+    workers: int,
+    objective: str,
+    single: bool,
+    limit: float | None,
+    problem: SearchProblem | None = None,
+) -> None:
     start = time.perf_counter()
-    problem = synthetic(case)
+    problem = problem or synthetic(case)
     built = time.perf_counter() - start
-    limit = float(CASES[case]["limit"])  # type: ignore[arg-type]
+    limit = limit or float(_spec(case)["limit"])  # type: ignore[arg-type]
+    least = _least_gpus(problem)
+    if least > problem.cluster.gpus:
+        print(
+            f"| {case} | {objective} | - | INFEASIBLE | - | one replica per model needs >= "
+            f"{least:g} GPUs | -/{problem.cluster.gpus} | {_load()} |",
+            flush=True,
+        )
+        return
     settings = SolveSettings(objective=objective, time_limit_s=limit, num_workers=workers)  # type: ignore[arg-type]
     if single:
         settings = replace(settings, mix=None)
-    plan = search_plan(problem, settings)
+    try:
+        plan = search_plan(problem, settings)
+    except SearchInfeasible as err:
+        print(f"| {case} | {objective} | {time.perf_counter() - start:.1f} | INFEASIBLE | - | "
+              f"{err} | -/{problem.cluster.gpus} | {_load()} |", flush=True)  # fmt: skip
+        return
     total = time.perf_counter() - start
     greedy = greedy_plan(problem)
     s = plan.solver
@@ -122,6 +168,36 @@ def run(case: str, workers: int, objective: str, single: bool) -> None:
         f"mixed models {_mixed(plan)} | "
         f"mean latency {_mean(plan):.4f} s (greedy {greedy.solver.objective:.4f} s)"
     )
+    stages = "; ".join(
+        f"{st.stage} {st.status} gap {st.gap:.2%} {st.wall_s:.1f} s" for st in s.stages
+    )
+    print(
+        f"| {case} | {objective} | {total:.1f} | {s.status} | {s.gap:.2%} | {stages} | "
+        f"{plan.gpus_used:g}/{plan.gpus_total} | {_load()} |",
+        flush=True,
+    )
+
+
+def _least_gpus(problem: SearchProblem) -> float:
+    """GPUs that one fitting replica per model (the smallest meeting its demand) takes:
+    a lower bound on any plan, so cells below it are reported without a solve."""
+    total = 0.0
+    for m in problem.models:
+        d = problem.demand_per_s(m.model)
+        total += min(
+            (fewest_replicas(s, d, 0.85) * s.key.gpus for s in m.shapes if shape_fits_memory(s)),
+            default=0.0,
+        )
+    return total
+
+
+def _load() -> str:
+    """1-minute load average of the machine (other work shares the cores)."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            return handle.read().split()[0]
+    except OSError:
+        return "?"
 
 
 def _mixed(plan: Plan) -> int:
@@ -136,17 +212,32 @@ def _mean(plan: Plan) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument(
+        "--case", action="append", help=f"{', '.join(sorted(CASES))}, or GPUSxMODELS (grid cell)"
+    )
+    parser.add_argument("--grid", action="store_true", help="Every grid cell (long).")
+    parser.add_argument("--skip", action="append", default=[], help="Grid cells to skip.")
+    parser.add_argument("--limit", type=float, help="Time limit (deterministic s).")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
-        "--objective", choices=["min-latency", "min-gpus", "max-throughput"], default="min-latency"
+        "--objective",
+        choices=["min-latency", "min-gpus", "max-throughput", "all", "others"],
+        default="min-latency",
     )
     parser.add_argument(
         "--single", action="store_true", help="One shape per model (no mixtures), to compare."
     )
     args = parser.parse_args()
-    for case in args.case or ["8", "64", "1024"]:
-        run(case, args.workers, args.objective, args.single)
+    cases = args.case or ["8", "64", "1024"]
+    if args.grid:
+        cases = [f"{g}x{m}" for g in GRID_GPUS for m in GRID_MODELS]
+        cases = [c for c in cases if c not in args.skip]
+    every = ["min-latency", "min-gpus", "max-throughput"]
+    objectives = {"all": every, "others": every[1:]}.get(args.objective, [args.objective])
+    for case in cases:
+        problem = synthetic(case)
+        for objective in objectives:
+            run(case, args.workers, objective, args.single, args.limit, problem)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ Loaded from `configs/models/*.yaml` and `configs/gpus/*.yaml` (flat YAML with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from planner.errors import ProfileError, did_you_mean
+from planner.types.cluster import Cluster
 from planner.types.names import GpuType, ModelName
 
 Dtype = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]
@@ -186,6 +187,7 @@ class GpuSpec:
     calibration: Calibration
     product_labels: tuple[str, ...] = ()  # nvidia.com/gpu.product values on Kubernetes nodes
     fp4_tflops: float | None = None  # dense FP4 tensor-core peak (Blackwell), None: no FP4
+    board_power_w: float | None = None  # board power under load (datasheet TDP); None: unknown
     # vLLM's scheduler defaults for `vllm serve` on this GPU (EngineArgs.get_batch_defaults:
     # GPUs with >= 70 GiB other than A100 get 1024 sequences / 8192 tokens, others 256 / 2048).
     vllm_max_num_seqs: int = 256
@@ -286,3 +288,15 @@ def resolve_gpu(catalog: Catalog, name: str) -> GpuSpec:
         f"{', '.join(sorted(catalog.gpus))}. To add one, add configs/gpus/<name>.yaml "
         f"(datasheet numbers and calibration constants; copy the closest GPU's file)"
     )
+
+
+def with_board_power(cluster: Cluster, catalog: Catalog) -> Cluster:
+    """The cluster with each pool's power per GPU filled from the catalog's board power
+    where the cluster file gives none (unknown GPU types stay unknown)."""
+    pools = []
+    for p in cluster.pools:
+        gpu = catalog.gpus.get(p.gpu_type)
+        if p.power_w_per_gpu is None and gpu is not None and gpu.board_power_w is not None:
+            p = replace(p, power_w_per_gpu=gpu.board_power_w)
+        pools.append(p)
+    return Cluster(tuple(pools))

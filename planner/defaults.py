@@ -13,10 +13,10 @@ DEFAULT_GPUS_PER_NODE = 8
 
 #: A GPU share is an integer count of eighths of a GPU (1..8); whole GPUs are 8.
 UNITS_PER_GPU = 8
-#: Shares a replica may take when TP is 1, largest first. With fractions 1, 1/2, 1/4, 1/8
-#: and TP a power of two, every replica's size divides every larger one's, which makes the
-#: search's per-pool volume constraints exactly packable (search/packing.py).
-SHARE_EIGHTHS: tuple[int, ...] = (8, 4, 2, 1)
+#: Shares a replica may take when TP is 1, largest first: any k/8 of a GPU. The search
+#: packs shares onto GPUs exactly with share patterns (search/packing.py), and placement
+#: uses the same packer, so a plan the search accepts is always placed.
+SHARE_EIGHTHS: tuple[int, ...] = (8, 7, 6, 5, 4, 3, 2, 1)
 TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 #: Pipeline stages a replica may span (one TP group per stage, stages across nodes). Only
 #: offered for a model that no single-NVLink-domain shape of a GPU type can hold.
@@ -24,7 +24,10 @@ PP_DEGREES: tuple[int, ...] = (2, 4, 8)
 
 #: Replicas run below this fraction of their saturation capacity.
 UTILISATION_CAP = 0.85
-#: CP-SAT wall-clock limit of one `plan`, seconds.
+#: The default objective accepts plans within this fraction of the lowest latency and
+#: among them takes the fewest GPUs (or the lowest cost when prices are known).
+LATENCY_TOLERANCE = 0.01
+#: CP-SAT budget of one `plan`, in deterministic seconds (machine-independent work units).
 TIME_LIMIT_S = 30.0
 #: CP-SAT workers; one keeps plans byte-identical across runs.
 NUM_WORKERS = 1

@@ -8,16 +8,17 @@ Rules, in order:
 1. Whole-GPU replicas first, largest TP first (first-fit decreasing keeps big NVLink
    groups possible). Each goes to the domain that fits with the fewest free GPUs left,
    preferring nodes already in use, so whole domains and whole nodes stay free.
-2. Fractional replicas next, largest share first, onto the partly used GPU with the least
-   room that still fits (best fit), preferring GPUs without a share of the same model
-   (replicas spread for availability); a fresh GPU is opened only when none fits, chosen
-   as in rule 1.
+2. Shares (k/8 of one GPU) next, per GPU type: `search.packing.pack_shares` packs them
+   exactly onto the fewest of the GPUs left free (bin packing with sizes 1..7 eighths;
+   first-fit alone is not exact there), and each packed GPU is opened as in rule 1. On a
+   GPU, a share goes to a model not yet on it when one of that size is left (replicas
+   spread for availability).
 Ties break on pool order, node order and GPU index, so placement is deterministic.
 
-Search sizes replicas in powers of two (1/8-GPU units, TP 1, 2, 4, 8) and checks the
-volume conditions under which any largest-first placement fits (`search/packing.py`), so
-placing largest first never fails on a plan search accepted; the errors below guard the
-remaining cases (hand-written plans, other clusters, sizes that are not powers of two).
+Search checks the same conditions (`search/packing.py`: TP groups by threshold
+volumes, which any largest-first placement meets; shares by the same exact packing), so
+placement never fails on a plan search accepted; the errors below guard the remaining
+cases (hand-written plans, other clusters, TP sizes that are not powers of two).
 
 `place` raises `PlacementError` naming the failed constraint, so the search can retry
 with it.
@@ -30,6 +31,7 @@ from typing import Literal
 
 from planner.defaults import UNITS_PER_GPU
 from planner.errors import InfeasibleError
+from planner.search.packing import pack_shares
 from planner.types.cluster import Cluster, NodePool
 from planner.types.names import GpuType, ModelName
 from planner.types.plan import Allocation, Plan
@@ -183,7 +185,7 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
         for r in range(alloc.replicas):
             place_one = _place_pipeline if alloc.pp > 1 else _place_whole
             placed.append(place_one(alloc, r, nodes))
-    for alloc in sorted(shares, key=lambda a: (-a.share_eighths, a.model, a.gpu_type)):
+    for alloc in sorted(shares):
         if alloc.tp != 1:
             raise PlacementError(
                 "fractional-tp",
@@ -193,8 +195,8 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
                 alloc.gpu_type,
                 alloc.tp,
             )
-        for r in range(alloc.replicas):
-            placed.append(_place_share(alloc, r, nodes))
+    for gpu_type in sorted({a.gpu_type for a in shares}):
+        placed += _place_shares([a for a in shares if a.gpu_type == gpu_type], nodes)
     usage = tuple(NodeUsage(n.pool.name, n.name, n.pool.gpu_type, tuple(n.used)) for n in nodes)
     return Placement(tuple(sorted(placed)), usage, _fragmentation(usage))
 
@@ -319,36 +321,42 @@ def _place_pipeline(alloc: Allocation, replica: int, nodes: list[_Node]) -> Repl
     raise _unplaceable(alloc, nodes)
 
 
-def _place_share(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
-    f = alloc.share_eighths
-    best: tuple[tuple[bool, int, int, int], _Node, int] | None = None
-    for node in nodes:
-        if node.pool.gpu_type != alloc.gpu_type:
-            continue
-        for i, used in enumerate(node.used):
-            if used == 0 or used + f > UNITS_PER_GPU:
-                continue
-            score = (alloc.model in node.models[i], UNITS_PER_GPU - used - f, node.order, i)
-            if best is None or score < best[0]:
-                best = (score, node, i)
-    if best is not None:
-        node, index = best[1], best[2]
-    else:
-        found = _fresh_gpus(nodes, alloc.gpu_type, 1)
-        if found is None:
-            raise PlacementError(
-                "fragmentation",
-                f"{alloc.model}: no {alloc.gpu_type} GPU has {alloc.gpu_fraction:g} of its "
-                "capacity free; "
-                "the free room is split across GPUs",
-                alloc.model,
-                alloc.gpu_type,
-                alloc.tp,
-            )
+def _place_shares(allocs: list[Allocation], nodes: list[_Node]) -> list[ReplicaPlacement]:
+    """Every share of one GPU type, packed exactly onto the GPUs left free."""
+    gpu_type = allocs[0].gpu_type
+    # Replicas waiting per size, in (model, replica) order.
+    waiting: dict[int, list[tuple[Allocation, int]]] = {}
+    for a in sorted(allocs, key=lambda a: (a.model, a.share_eighths)):
+        waiting.setdefault(a.share_eighths, []).extend((a, r) for r in range(a.replicas))
+    free = sum(1 for n in nodes if n.pool.gpu_type == gpu_type for u in n.used if u == 0)
+    counts = {size: len(reps) for size, reps in waiting.items()}
+    gpus = pack_shares(counts, free)
+    if gpus is None:
+        first = min(allocs)
+        raise PlacementError(
+            "fragmentation",
+            f"{first.model}: the shares of {gpu_type} ({sum(a.units for a in allocs) / 8:g} "
+            f"GPUs in all) do not pack onto the {free} GPUs whole replicas leave free",
+            first.model,
+            gpu_type,
+            first.tp,
+        )
+    out: list[ReplicaPlacement] = []
+    for content in gpus:
+        found = _fresh_gpus(nodes, gpu_type, 1)
+        if found is None:  # pack_shares used no more GPUs than are free
+            raise RuntimeError(f"no free {gpu_type} GPU left for a packed share")
         node, (index,) = found
-    node.used[index] += f
-    node.models[index].add(alloc.model)
-    return _replica(alloc, replica, node, (index,))
+        for size in content:
+            queue = waiting[size]
+            pick = next(
+                (i for i, (a, _) in enumerate(queue) if a.model not in node.models[index]), 0
+            )
+            alloc, replica = queue.pop(pick)
+            node.used[index] += size
+            node.models[index].add(alloc.model)
+            out.append(_replica(alloc, replica, node, (index,)))
+    return out
 
 
 def _replica(

@@ -93,10 +93,25 @@ def plan_summary(plan: Plan, path: Path) -> str:
         "",
         f"Bottleneck model: {plan.bottleneck_model}",
         f"GPUs: {plan.gpus_used:g} of {plan.gpus_total} used "
-        f"({plan.gpus_used / max(1, plan.gpus_total):.0%})",
-        f"Solver: {s.status}, objective {s.objective:.6g}, bound {s.bound:.6g}, "
-        f"gap {s.gap:.2%}, {s.wall_s:.2f} s",
+        f"({plan.gpus_used / max(1, plan.gpus_total):.0%}), {plan.gpus_free:g} left free",
     ]
+    if plan.cost_per_hour is not None:
+        per_1000 = plan.cost_per_1000_workflows
+        lines.append(
+            f"Cost: ${plan.cost_per_hour:,.2f}/hour"
+            + (f", ${per_1000:,.4g} per 1,000 workflows" if per_1000 is not None else "")
+        )
+    if plan.power_kw is not None:
+        lines.append(f"Power: {plan.power_kw:.3g} kW (board power of the GPUs used)")
+    lines.append(
+        f"Solver: {s.status}, objective {s.objective:.6g}, bound {s.bound:.6g}, "
+        f"gap {s.gap:.2%}, {s.wall_s:.2f} s"
+    )
+    for st in s.stages:
+        lines.append(
+            f"  stage {st.stage}: {st.status}, {st.objective:.6g} (bound {st.bound:.6g}, "
+            f"gap {st.gap:.2%}), {st.wall_s:.2f} s"
+        )
     lines += [f"Note: {n}" for n in plan.notes]
     return "\n".join(lines)
 
@@ -151,12 +166,32 @@ def evaluation_summary(ev: Evaluation) -> str:
                 f"  {m.model:<40} {m.replicas:>3} replicas  utilisation {m.utilisation:6.1%}  "
                 f"call latency {m.mean_call_latency_s:.3g} s (queue {m.mean_queue_wait_s:.3g} s)"
             )
+    from planner.simulate.report import per_workflow_type
+
+    rows = per_workflow_type(plan)
+    if rows:
+        lines.append("per workflow type at the target rate (predicted / simulated):")
+    for name, r in rows.items():
+        lines.append(
+            f"  {name:<20} mean {_s(r['predicted_mean_latency_s'])} / "
+            f"{_s(r['simulated_mean_latency_s'])} s ({_pct(r['mean_latency_error'])}), "
+            f"p95 {_s(r['predicted_p95_latency_s'])} / {_s(r['simulated_p95_latency_s'])} s "
+            f"({_pct(r['p95_latency_error'])})"
+        )
     lines.append(
         f"APL prediction error: max rate {plan.throughput_error:+.1%} "
         f"(predicted {plan.predicted_max_rate_per_s:.4g}/s), mean latency "
         f"{plan.latency_error:+.1%} (predicted {plan.predicted_mean_latency_s:.4g} s)"
     )
     return "\n".join(lines)
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1%}"
 
 
 def study_summary(study: WorkloadStudy) -> str:

@@ -22,6 +22,7 @@ def test_round_trip(tmp_path: Path) -> None:
         (
             NodePool("a", "H100-SXM-80GB", 2, 8, 4, labels={"zone": "on"}),
             NodePool("b", "L40S-48GB", 1, 4, 1, node_names=("node-x",)),
+            NodePool("c", "A100-SXM-80GB", 1, 8, 8, price_per_gpu_hour=1.5, power_w_per_gpu=400),
         )
     )
     write_cluster(cluster, tmp_path / "c.yaml", header="reviewed by hand")
@@ -51,6 +52,17 @@ def test_round_trip(tmp_path: Path) -> None:
             "node 'n1' is also in pool 'a'",
         ),
         ("schema_version: 1\npools: [", "not valid YAML"),
+        (
+            "schema_version: 1\npools:\n"
+            "- {name: a, gpu_type: X, gpus_per_node: 8, nodes: 1, price_per_gpu_hour: -1}",
+            "price_per_gpu_hour must be a number >= 0",
+        ),
+        (
+            "schema_version: 1\npools:\n"
+            "- {name: a, gpu_type: X, gpus_per_node: 8, nodes: 1, price_per_gpu_hour: 2}\n"
+            "- {name: b, gpu_type: X, gpus_per_node: 8, nodes: 1, price_per_gpu_hour: 3}",
+            "give pools of one GPU type the same price_per_gpu_hour",
+        ),
     ],
 )
 def test_bad_cluster_files(tmp_path: Path, body: str, message: str) -> None:

@@ -135,6 +135,14 @@ def test_evaluate_json_compares_plan_with_baselines(repo: Path, rag_plan: Path) 
     assert plan["max_rate_per_s"] > doc["target_rate_per_s"]
     assert plan["sustainable_at_target"]
     assert {m["model"] for m in plan["models"]} == {GEN, RERANK}
+    # per workflow type: the APL's mean and p95 next to the simulator's
+    (rag,) = plan["prediction_by_workflow_type"].values()
+    assert rag["simulated_p95_latency_s"] >= rag["simulated_mean_latency_s"] > 0
+    assert rag["predicted_p95_latency_s"] >= rag["predicted_mean_latency_s"] > 0
+    sim = rag["simulated_mean_latency_s"]
+    assert rag["mean_latency_error"] == pytest.approx(
+        (rag["predicted_mean_latency_s"] - sim) / sim, rel=1e-3, abs=1e-5
+    )
     assert "backlog" in doc["criterion"]
     # The plan's predicted prefix-cache hit rates beside the block-level LRU replay: this
     # plan was made without the cache (predicted 0), vLLM's cache still hits.

@@ -54,10 +54,17 @@ def test_json_keys_and_plan_file(planner, tmp_path: Path) -> None:
     assert {"allocations", "predicted", "solver", "objective", "gpus_total", "gpus_used"} <= set(
         doc
     )
+    assert {"gpus_free", "cost_per_hour", "power_kw"} <= set(doc)
+    assert doc["cost_per_hour"] is None  # --gpus has no prices
+    assert doc["gpus_used"] + doc["gpus_free"] == pytest.approx(16)
     for a in doc["allocations"]:
         assert set(a) >= {"model", "gpu_type", "tensor_parallel", "gpu_fraction", "replicas"}
-    assert {"status", "objective", "bound", "gap", "wall_s"} <= set(doc["solver"])
+        assert a["gpus"] == pytest.approx(a["tensor_parallel"] * a["gpu_fraction"] * a["replicas"])
+    assert {"status", "objective", "bound", "gap", "wall_s", "stages"} <= set(doc["solver"])
     assert doc["solver"]["status"] in ("OPTIMAL", "FEASIBLE")
+    stages = doc["solver"]["stages"]
+    assert [s["stage"] for s in stages][:2] == ["latency", "gpus"]
+    assert all({"status", "gap"} <= set(s) for s in stages)
     predicted = doc["predicted"]
     assert {"throughput_per_s", "mean_latency_s", "per_workflow_type"} <= set(predicted)
     assert set(predicted["per_workflow_type"]) == {"beam_search", "coding_agent", "rag"}

@@ -1,4 +1,5 @@
-"""The solver against exhaustive enumeration, and the packing algebra against first-fit.
+"""The solver against exhaustive enumeration, and the packing algebra against first-fit
+and an exhaustive bin packer.
 
 Brute force enumerates per model every (shape, replica count) and every mixture of two
 shapes with any counts, straight from the problem (including shapes and counts that are
@@ -19,19 +20,26 @@ from search_factory import model, problem, shape
 
 from planner.search import SearchInfeasible, SolveSettings, search_plan
 from planner.search.mixtures import MixBound
-from planner.search.packing import first_fit_decreasing, fits_thresholds, threshold_capacities
+from planner.search.packing import (
+    SHARE_PATTERNS,
+    first_fit_decreasing,
+    fits,
+    pack_shares,
+    pattern_counts,
+    tp_capacities,
+)
 from planner.search.problem import ModelCandidates, SearchProblem
 from planner.search.validate import (
     check_allocations,
     check_plan,
     gpus_used,
-    max_scale,
     mean_latency_s,
+    sustained_scale,
 )
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Allocation
 
-EXACT = SolveSettings(resolution=0.0, num_workers=1, mix=MixBound(None, 0.0))
+EXACT = SolveSettings(resolution=0.0, num_workers=1, mix=MixBound(None, 0.0), latency_tolerance=0.0)
 
 
 def model_choices(p: SearchProblem, m: ModelCandidates) -> list[tuple[Allocation, ...]]:
@@ -72,7 +80,7 @@ def brute(p: SearchProblem, objective: str) -> float | None:
         if objective == "max-throughput":
             if check_allocations(tiny, combo):
                 continue
-            value = max_scale(p, combo)
+            value = sustained_scale(p, combo)
             best = value if best is None else max(best, value)
             continue
         if check_allocations(p, combo):
@@ -91,7 +99,7 @@ def small_problems(draw: st.DrawFn) -> SearchProblem:
         shapes = []
         for tp, frac in draw(
             st.lists(
-                st.sampled_from([(1, 1.0), (1, 0.5), (2, 1.0), (4, 1.0), (1, 0.25)]),
+                st.sampled_from([(1, 1.0), (2, 1.0), (4, 1.0)] + [(1, k / 8) for k in range(1, 8)]),
                 min_size=1,
                 max_size=3,
                 unique=True,
@@ -166,6 +174,25 @@ def test_max_throughput_matches_brute_force(p: SearchProblem) -> None:
     assert best - 1e-4 * max(1.0, best) <= plan.solver.objective <= best + 1e-9
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_problems(), st.sampled_from([0.01, 0.05, 0.3]))
+def test_lexicographic_default_matches_brute_force(p: SearchProblem, tolerance: float) -> None:
+    """Lowest latency, then the fewest GPUs among plans within the tolerance of it."""
+    valid = [c for c in all_combos(p) if not check_allocations(p, c)]
+    try:
+        plan = search_plan(p, replace(EXACT, latency_tolerance=tolerance))
+    except SearchInfeasible:
+        assert not valid
+        return
+    assert valid
+    lowest = min(mean_latency_s(p, c) for c in valid)
+    allowed = lowest * (1 + tolerance)
+    assert mean_latency_s(p, plan.allocations) <= allowed + 1e-5
+    # integer-microsecond coefficients: compare with plans clearly inside the tolerance
+    fewest = min(gpus_used(c) for c in valid if mean_latency_s(p, c) <= allowed - 1e-5)
+    assert plan.gpus_used <= fewest + 1e-9
+
+
 def test_resolution_keeps_objective_within_its_bound() -> None:
     a = model("a", [shape("a", tp=t, capacity=10 * t**0.8, base_s=1 / t**0.5) for t in (1, 2, 4)])
     b = model("b", [shape("b", fraction=f, capacity=8 * f, base_s=0.8) for f in (1.0, 0.5, 0.25)])
@@ -178,30 +205,80 @@ def test_resolution_keeps_objective_within_its_bound() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     counts=st.dictionaries(
-        st.sampled_from([1, 2, 4, 8, 16, 32, 64]), st.integers(0, 6), max_size=5
+        st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64]), st.integers(0, 6), max_size=6
     ),
     pools=st.lists(
         st.tuples(st.integers(1, 3), st.integers(1, 8), st.integers(1, 8)), min_size=1, max_size=2
     ),
 )
-def test_threshold_condition_equals_first_fit(
+def test_packing_conditions_equal_first_fit(
     counts: dict[int, int], pools: list[tuple[int, int, int]]
 ) -> None:
     cl = Cluster(tuple(NodePool(f"p{i}", "G", n, g, d) for i, (n, g, d) in enumerate(pools)))
-    caps = threshold_capacities(cl, "G")
-    assert fits_thresholds(counts, caps) == (first_fit_decreasing(counts, cl, "G") == 0)
+    assert fits(counts, cl, "G") == (first_fit_decreasing(counts, cl, "G") == 0)
+
+
+def exhaustive_fit(items: list[int], bins: int) -> bool:
+    """Whether the shares fit `bins` GPUs of 8 eighths: every assignment, largest first,
+    skipping bins with the same room as an earlier one (symmetric choices)."""
+    room = [8] * bins
+
+    def place(i: int) -> bool:
+        if i == len(items):
+            return True
+        tried = set()
+        for b in range(bins):
+            if room[b] >= items[i] and room[b] not in tried:
+                tried.add(room[b])
+                room[b] -= items[i]
+                if place(i + 1):
+                    return True
+                room[b] += items[i]
+        return False
+
+    return place(0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    items=st.lists(st.integers(1, 7), max_size=11),
+    bins=st.integers(0, 5),
+)
+def test_pack_shares_is_exact(items: list[int], bins: int) -> None:
+    counts: dict[int, int] = {}
+    for s in items:
+        counts[s] = counts.get(s, 0) + 1
+    packed = pack_shares(counts, bins)
+    assert (packed is not None) == exhaustive_fit(sorted(items, reverse=True), bins)
+    if packed is not None:
+        assert len(packed) <= bins
+        assert all(sum(g) <= 8 for g in packed)
+        assert sorted(s for g in packed for s in g) == sorted(items)
+        # the packing as pattern counts (the search's hint) covers every share
+        y = pattern_counts(packed)
+        assert sum(y) == len(packed)
+        for s, n in counts.items():
+            assert sum(p.count(s) * k for p, k in zip(SHARE_PATTERNS, y, strict=True)) >= n
+
+
+def test_first_fit_alone_is_not_exact_for_eighths() -> None:
+    # [4, 2, 2] + [3, 3, 2] fills 2 GPUs; first-fit decreasing would open a third.
+    assert pack_shares({4: 1, 3: 2, 2: 3}, 2) is not None
+    cl = Cluster((NodePool("p", "G", 1, 2, 2),))
+    assert fits({4: 1, 3: 2, 2: 3}, cl, "G")
+    assert not fits({4: 1, 3: 2, 2: 3, 1: 1}, cl, "G")
 
 
 def test_first_fit_places_mixed_sizes_exactly() -> None:
-    # One 8-GPU node: TP4 + TP2 + 1 + a half + four eighths = 8 GPUs exactly.
+    # One 8-GPU node: TP4 + TP2 + 1 + shares of 5/8, 3/8 and four eighths = 8 GPUs exactly.
     cl = Cluster((NodePool("p", "G", 1, 8, 8),))
-    full = {32: 1, 16: 1, 8: 1, 4: 1, 1: 4}
+    full = {32: 1, 16: 1, 5: 1, 3: 1, 1: 8}
     assert sum(k * v for k, v in full.items()) == 64
     assert first_fit_decreasing(full, cl, "G") == 0
-    assert first_fit_decreasing({**full, 1: 5}, cl, "G") == 1
-    # The search's volume conditions agree with first fit on both counts.
-    caps = threshold_capacities(cl, "G")
-    assert fits_thresholds(full, caps) and not fits_thresholds({**full, 1: 5}, caps)
+    assert first_fit_decreasing({**full, 1: 9}, cl, "G") == 1
+    assert tp_capacities(cl, "G")[8] == 64
+    # The search's conditions agree with first fit on both counts.
+    assert fits(full, cl, "G") and not fits({**full, 1: 9}, cl, "G")
 
 
 @st.composite

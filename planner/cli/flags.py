@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from planner.defaults import LATENCY_TOLERANCE
 from planner.jobs.requests import parse_objective, parse_slos, parse_target_rates
 from planner.render.settings import RenderOptions
 from planner.types.settings import SolveSettings, WorkloadTargets
@@ -55,7 +56,22 @@ PrefixCachingOpt = Annotated[
         "chooses balanced or session-affine routing); off: every prompt computed in full.",
     ),
 ]
-TimeLimitOpt = Annotated[float, typer.Option("--time-limit", help="Solver time limit in seconds.")]
+TimeLimitOpt = Annotated[
+    float,
+    typer.Option(
+        "--time-limit",
+        help="Solver budget over all stages, in CP-SAT deterministic seconds (the same plan "
+        "on any machine).",
+    ),
+]
+LatencyToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        "--latency-tolerance",
+        help="min-latency: among plans within this fraction of the lowest latency, take the "
+        "fewest GPUs (lowest cost when the cluster has prices); 0 = lowest latency only.",
+    ),
+]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", help="CP-SAT workers (pinned for determinism).")
 ]
@@ -230,8 +246,10 @@ ObjectiveOpt = Annotated[
     str,
     typer.Option(
         "--objective",
-        help="min-latency (lowest mean workflow latency at the target rate), "
-        "max-throughput (highest common scale of the rates), or min-gpus.",
+        help="min-latency (lowest mean workflow latency at the target rate, then the fewest "
+        "GPUs within --latency-tolerance), max-throughput (highest common scale of the "
+        "rates, below 1 on a small cluster), min-gpus, or min-cost (needs "
+        "price_per_gpu_hour on every pool of the cluster file).",
     ),
 ]
 
@@ -248,8 +266,16 @@ def targets(
     )
 
 
-def solve_settings(objective: str, time_limit: float, workers: int) -> SolveSettings:
+def solve_settings(
+    objective: str,
+    time_limit: float,
+    workers: int,
+    latency_tolerance: float = LATENCY_TOLERANCE,
+) -> SolveSettings:
     """The solver settings of the flags (seed and the rest at their defaults)."""
     return SolveSettings(
-        objective=parse_objective(objective), time_limit_s=time_limit, num_workers=workers
+        objective=parse_objective(objective),
+        time_limit_s=time_limit,
+        num_workers=workers,
+        latency_tolerance=latency_tolerance,
     )

@@ -25,6 +25,7 @@ from planner.cli.flags import (
     GpuTypeOpt,
     HeadroomOpt,
     HfTokenOpt,
+    LatencyToleranceOpt,
     MappingOpt,
     NamespaceObjectOpt,
     NamespaceOpt,
@@ -52,6 +53,7 @@ from planner.cli.flags import (
 from planner.defaults import (
     DEFAULT_GPU_TYPE,
     DEFAULT_GPUS_PER_NODE,
+    LATENCY_TOLERANCE,
     NUM_WORKERS,
     TIME_LIMIT_S,
     UTILISATION_CAP,
@@ -88,6 +90,7 @@ def plan(
         bool, typer.Option("--json", help="Print the plan as JSON instead of a summary.")
     ] = False,
     objective: ObjectiveOpt = "min-latency",
+    latency_tolerance: LatencyToleranceOpt = LATENCY_TOLERANCE,
     target_rate: TargetRateOpt = None,
     headroom: HeadroomOpt = 1.0,
     slo: SloOpt = None,
@@ -136,7 +139,7 @@ def plan(
         traces=traces if traces is not None else example_traces(),
         cluster=ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file),
         targets=targets(target_rate, headroom, slo, utilisation_cap),
-        solve=solve_settings(objective, time_limit, workers),
+        solve=solve_settings(objective, time_limit, workers, latency_tolerance),
         inputs=InputPaths(mapping, configs, profiles, skip_bad_rows),
         prefix_caching=parse_on_off(prefix_caching, "--prefix-caching"),
     )

@@ -28,6 +28,8 @@ class _PoolConfig:
     node_names: tuple[str, ...] = ()
     nvlink_domain_size: int | None = None  # default: all GPUs of a node share NVLink
     labels: dict[str, str] = field(default_factory=dict)
+    price_per_gpu_hour: float | None = None  # $ per GPU-hour (enables cost figures, min-cost)
+    power_w_per_gpu: float | None = None  # default: the GPU catalog's board power
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ def parse_cluster(data: object, where: str) -> Cluster:
                 f"{at}: nvlink_domain_size must be between 1 and gpus_per_node "
                 f"({pc.gpus_per_node}), got {domain}"
             )
+        for key, value in (
+            ("price_per_gpu_hour", pc.price_per_gpu_hour),
+            ("power_w_per_gpu", pc.power_w_per_gpu),
+        ):
+            if value is not None and not value >= 0:
+                raise ConfigError(f"{at}: {key} must be a number >= 0, got {value}")
         pool = NodePool(
             name=pc.name,
             gpu_type=pc.gpu_type,
@@ -79,6 +87,8 @@ def parse_cluster(data: object, where: str) -> Cluster:
             nvlink_domain_size=domain,
             labels=dict(pc.labels),
             node_names=tuple(pc.node_names),
+            price_per_gpu_hour=pc.price_per_gpu_hour,
+            power_w_per_gpu=pc.power_w_per_gpu,
         )
         for node in pool.names():
             if node in seen_nodes:
@@ -97,7 +107,24 @@ def parse_cluster(data: object, where: str) -> Cluster:
                 )
             k8s_names[k8s] = node
         pools.append(pool)
+    _same_price_per_type(pools, where)
     return Cluster(tuple(pools))
+
+
+def _same_price_per_type(pools: list[NodePool], where: str) -> None:
+    """The search prices GPUs per type (placement picks the pool): pools of one GPU type
+    must agree on price and power."""
+    for key in ("price_per_gpu_hour", "power_w_per_gpu"):
+        seen: dict[str, tuple[str, float | None]] = {}
+        for p in pools:
+            value = getattr(p, key)
+            if p.gpu_type in seen and seen[p.gpu_type][1] != value:
+                first, other = seen[p.gpu_type]
+                raise ConfigError(
+                    f"{where}: pools '{first}' and '{p.name}' are both {p.gpu_type} but give "
+                    f"{key} {other} and {value}; give pools of one GPU type the same {key}"
+                )
+            seen.setdefault(p.gpu_type, (p.name, value))
 
 
 def load_cluster(path: Path) -> Cluster:
@@ -130,6 +157,10 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
         entry["nvlink_domain_size"] = p.nvlink_domain_size
         if p.labels:
             entry["labels"] = dict(sorted(p.labels.items()))
+        if p.price_per_gpu_hour is not None:
+            entry["price_per_gpu_hour"] = p.price_per_gpu_hour
+        if p.power_w_per_gpu is not None:
+            entry["power_w_per_gpu"] = p.power_w_per_gpu
         pools.append(entry)
     return {"schema_version": 1, "pools": pools}
 

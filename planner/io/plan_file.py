@@ -23,6 +23,7 @@ from planner.types.plan import (
     Plan,
     Routing,
     SolverFacts,
+    StageFacts,
     WorkflowPrediction,
 )
 from planner.types.shapes import share_eighths
@@ -40,6 +41,10 @@ def _num(x: float) -> float | None:
     return float(f"{x:.9g}")
 
 
+def _opt(x: float | None) -> float | None:
+    return None if x is None else _num(x)
+
+
 def plan_document(
     plan: Plan, extra: Mapping[str, Any] | None = None, with_wall: bool = False
 ) -> dict[str, Any]:
@@ -52,6 +57,17 @@ def plan_document(
     }
     if with_wall:
         solver["wall_s"] = _num(plan.solver.wall_s)
+    solver["stages"] = [
+        {
+            "stage": st.stage,
+            "status": st.status,
+            "objective": _num(st.objective),
+            "bound": _num(st.bound),
+            "gap": _num(st.gap),
+            **({"wall_s": _num(st.wall_s)} if with_wall else {}),
+        }
+        for st in plan.solver.stages
+    ]
     doc: dict[str, Any] = {
         "schema_version": PLAN_SCHEMA_VERSION,
         "kind": "plan",
@@ -59,6 +75,10 @@ def plan_document(
         "objective": plan.objective,
         "gpus_total": plan.gpus_total,
         "gpus_used": _num(plan.gpus_used),
+        "gpus_free": _num(plan.gpus_free),
+        "cost_per_hour": _opt(plan.cost_per_hour),
+        "cost_per_1000_workflows": _opt(plan.cost_per_1000_workflows),
+        "power_kw": _opt(plan.power_kw),
         "bottleneck_model": plan.bottleneck_model,
         "allocations": [
             {
@@ -83,6 +103,7 @@ def plan_document(
                     "target_rate_per_s": _num(w.target_rate_per_s),
                     "throughput_per_s": _num(w.throughput_per_s),
                     "mean_latency_s": _num(w.mean_latency_s),
+                    "p95_latency_s": _opt(w.p95_latency_s),
                     "slo_s": w.slo_s,
                 }
                 for w in plan.workflows
@@ -210,6 +231,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 _f(w["throughput_per_s"]),
                 _f(w["mean_latency_s"]),
                 w.get("slo_s"),
+                _optional(w.get("p95_latency_s")),
             )
             for w in pred["workflows"]
         ),
@@ -226,13 +248,34 @@ def _plan_from(data: dict[str, Any]) -> Plan:
             for m in pred["models"]
         ),
         solver=SolverFacts(
-            s["status"], _f(s["objective"]), _f(s["bound"]), _f(s["gap"]), _f(s.get("wall_s", 0.0))
+            s["status"],
+            _f(s["objective"]),
+            _f(s["bound"]),
+            _f(s["gap"]),
+            _f(s.get("wall_s", 0.0)),
+            tuple(
+                StageFacts(
+                    st["stage"],
+                    st["status"],
+                    _f(st["objective"]),
+                    _f(st["bound"]),
+                    _f(st["gap"]),
+                    _f(st.get("wall_s", 0.0)),
+                )
+                for st in s.get("stages", ())
+            ),
         ),
         gpus_total=int(data["gpus_total"]),
         inputs_digest=str(data.get("inputs_digest", "")),
         bottleneck_model=data.get("bottleneck_model"),
         notes=tuple(data.get("notes", ())),
+        cost_per_hour=_optional(data.get("cost_per_hour")),
+        power_kw=_optional(data.get("power_kw")),
     )
+
+
+def _optional(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def inputs_digest(files: Iterable[Path], options: Mapping[str, Any]) -> str:

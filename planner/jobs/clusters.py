@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.catalog import Catalog, resolve_gpu
+from planner.catalog import Catalog, resolve_gpu, with_board_power
 from planner.defaults import DEFAULT_GPU_TYPE
 from planner.errors import InputError
 from planner.jobs.requests import ClusterSpec
@@ -25,7 +25,8 @@ def resolve_cluster(spec: ClusterSpec, catalog: Catalog) -> ResolvedCluster:
     """`--cluster FILE`, or `--gpus N --gpu-type G` as full nodes of `gpus_per_node`.
 
     NVLink domains of `--gpus` clusters come from the GPU catalog (an L40S has none, so
-    every job sees TP 1 there), capped by the node size.
+    every job sees TP 1 there), capped by the node size. Pools without a power figure
+    get the catalog's board power of their GPU type.
 
     Raises:
         InputError: both or neither of --gpus and --cluster, or non-positive counts.
@@ -37,7 +38,7 @@ def resolve_cluster(spec: ClusterSpec, catalog: Catalog) -> ResolvedCluster:
             raise InputError("give either --gpus or --cluster, not both")
         from planner.io.cluster_file import load_cluster
 
-        return ResolvedCluster(load_cluster(spec.cluster_file))
+        return ResolvedCluster(with_board_power(load_cluster(spec.cluster_file), catalog))
     if spec.gpus is None:
         raise InputError("give the cluster: --cluster FILE or --gpus N")
     if spec.gpus < 1 or spec.gpus_per_node < 1:
@@ -47,6 +48,5 @@ def resolve_cluster(spec: ClusterSpec, catalog: Catalog) -> ResolvedCluster:
     gpu = resolve_gpu(catalog, spec.gpu_type or DEFAULT_GPU_TYPE)
     domain = min(gpu.nvlink_domain_size, spec.gpus_per_node)
     node = uniform_cluster(spec.gpus_per_node, gpu.name, spec.gpus_per_node, domain)
-    return ResolvedCluster(
-        uniform_cluster(spec.gpus, gpu.name, spec.gpus_per_node, domain), node.pools
-    )
+    cluster = uniform_cluster(spec.gpus, gpu.name, spec.gpus_per_node, domain)
+    return ResolvedCluster(with_board_power(cluster, catalog), node.pools)

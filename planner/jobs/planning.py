@@ -129,10 +129,12 @@ def _digest_options(request: PlanRequest, cluster: Cluster) -> dict[str, Any]:
         "headroom": t.headroom,
         "slo_s": {k: list(v) for k, v in sorted(t.slo_s.items())},
         "utilisation_cap": t.utilisation_cap,
+        "latency_tolerance": s.latency_tolerance,
         "random_seed": s.random_seed,
         "num_workers": s.num_workers,
         "cluster": [
             [p.name, p.gpu_type, p.nodes, p.gpus_per_node, p.nvlink_domain_size]
+            + ([p.price_per_gpu_hour] if p.price_per_gpu_hour is not None else [])
             for p in cluster.pools
         ],
     }

@@ -66,6 +66,9 @@ class PlanRequest:
             raise InputError(f"--headroom must be > 0, got {self.targets.headroom}")
         if not self.solve.time_limit_s > 0:
             raise InputError(f"--time-limit must be > 0 seconds, got {self.solve.time_limit_s}")
+        tolerance = self.solve.latency_tolerance
+        if not 0 <= tolerance < 1:
+            raise InputError(f"--latency-tolerance must be in [0, 1), got {tolerance}")
         if self.solve.num_workers < 1:
             raise InputError(f"--workers must be >= 1, got {self.solve.num_workers}")
         if self.solve.objective not in OBJECTIVES:

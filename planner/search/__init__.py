@@ -1,39 +1,64 @@
-"""Search: SearchProblem -> Plan, exactly, with CP-SAT (see `model.py` for the formulation).
+"""Search: SearchProblem -> Plan, exactly, with CP-SAT (see `cpsat.py` for the formulation).
 
-`search_plan(problem, settings)` is the stage's entry. It builds the options, feeds the
-greedy baseline as a hint, solves, checks the answer with the independent validator and
-returns a `Plan`, or raises `SearchInfeasible` (exit 3) naming the binding constraint and
-the GPU count that would suffice, or `SolverTimeout` when nothing was found in time.
+`search_plan(problem, settings)` is the stage's entry. It computes once what does not
+depend on the rates (`choices.admissible`), builds the options, runs the objective's
+stages (lexicographic solves of the same option model, each bounded in CP-SAT
+deterministic time), checks the answer with the independent validator and returns a
+`Plan`, or raises `SearchInfeasible` (exit 3) naming the binding constraint and the GPU
+count that would suffice, or `SolverTimeout` when nothing was found in time.
+
+Stages per objective (their facts are in `plan.solver.stages`; the headline status is
+the worst stage's):
+    min-latency     latency; then, when `latency_tolerance` > 0, the fewest GPUs (lowest
+                    cost when the cluster has prices) among plans within (1 + tolerance)
+                    of that latency; then the lowest latency on those GPUs (or that cost).
+    min-gpus        GPUs; then the lowest latency on that many GPUs.
+    min-cost        cost; then the lowest latency at that cost.
+    max-throughput  the highest common scale of the rates (`throughput.py`, below 1 when
+                    the cluster is too small for the target); then latency at that scale.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from planner.search.baselines import greedy_choice
-from planner.search.choices import Option, Part
+from planner.search.choices import Admissible, Option, Part, admissible
 from planner.search.cpsat import (
+    COST_SCALE,
+    MICROS,
+    Bounds,
+    Goal,
+    SolveResult,
     SolverTimeout,
     build_options,
-    facts,
+    cost_coefficient,
     finish,
+    headline,
     solve_options,
+    stage_facts,
     to_allocations,
 )
-from planner.search.explain import SearchInfeasible, explain_infeasible
+from planner.search.explain import SearchInfeasible, explain_infeasible, gpus_needed
 from planner.search.predict import mixture_latency_s, predict_models, throughput_scale
 from planner.search.prefix import cache_choice
 from planner.search.problem import SearchProblem
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
 from planner.types.names import ModelName
-from planner.types.plan import Plan
+from planner.types.plan import Plan, StageFacts
 from planner.types.settings import SolveSettings
 
-# Share of the time limit the single-shape solve that seeds a mixed search may take.
+# Share of the latency stage's budget the single-shape solve that seeds a mixed search
+# may take.
 SINGLE_SHARE = 0.25
+# Budget of the default objective's stages (latency; fewest GPUs or cost within the
+# tolerance; latency on those): the first stage needs most of it. At 4,096 GPUs x 100
+# models, 60 deterministic s alone reach a 1.2% gap; 30 s stay at the greedy hint.
+STAGE_SHARES = (0.7, 0.2, 0.1)
 
 __all__ = [
     "SearchInfeasible",
@@ -42,6 +67,8 @@ __all__ = [
     "SolverTimeout",
     "search_plan",
 ]
+
+Options = Mapping[ModelName, Sequence[Option]]
 
 
 def search_plan(problem: SearchProblem, settings: SolveSettings | None = None) -> Plan:
@@ -54,12 +81,22 @@ def search_plan(problem: SearchProblem, settings: SolveSettings | None = None) -
         SolverTimeout: no plan found within the time limit.
     """
     settings = settings or SolveSettings()
+    known = admissible(problem)
     if settings.objective == "max-throughput":
-        plan = _max_throughput(problem, settings)
+        plan = _max_throughput(problem, settings, known)
     elif settings.objective == "min-gpus":
-        plan = _min_gpus(problem, settings)
+        plan = _min_resource(problem, settings, known, "units")
+    elif settings.objective == "min-cost":
+        if problem.cluster.prices() is None:
+            from planner.errors import InputError
+
+            raise InputError(
+                "--objective min-cost needs a price: give price_per_gpu_hour for every "
+                "pool of the cluster file"
+            )
+        plan = _min_resource(problem, settings, known, "cost")
     else:
-        plan = _min_latency(problem, settings)
+        plan = _min_latency(problem, settings, known)
     violations = check_plan(_target_problem(problem, plan), plan)
     if violations:  # the validator is the specification: a violation is a bug
         raise RuntimeError("search produced an invalid plan: " + "; ".join(map(str, violations)))
@@ -72,39 +109,190 @@ def _target_problem(problem: SearchProblem, plan: Plan) -> SearchProblem:
     return replace(problem, workflows=flows)
 
 
-def _min_latency(
+@dataclass(frozen=True)
+class _Latency:
+    """A latency stage's answer: the chosen options and the mean latency with its bound."""
+
+    result: SolveResult
+    latency_s: float  # predicted mean workflow latency of the chosen options
+    constant_s: float  # tool time the solver's objective leaves out
+    facts: StageFacts
+
+
+def _latency_stage(
     problem: SearchProblem,
+    options: Options,
     settings: SolveSettings,
-    notes: tuple[str, ...] = (),
-    known: Sequence[Option] = (),
-) -> Plan:
-    """Lowest latency; `known` is a feasible allocation found earlier (max-throughput's),
-    added to the options and used as the hint: near the highest scale, feasible plans
-    are hard to find again."""
-    start = time.perf_counter()
-    options = build_options(problem, settings)
-    hint: Mapping[ModelName, Option] | None
-    if known:
-        options, hint = _with_known(problem, options, known)
-    else:
-        hint = _hint(problem, options, settings)
-    left = settings.time_limit_s - (time.perf_counter() - start)
-    result = solve_options(problem, options, "latency", settings, left, hint)
-    if result is None:
-        raise explain_infeasible(problem, settings)
+    budget_s: float,
+    hint: Mapping[ModelName, Option] | None,
+    limits: Bounds | None = None,
+    seed: bool = True,
+) -> _Latency | None:
+    """Lowest latency (under `limits`); with mixtures, a single-shape solve seeds the
+    mixed one and the better of the two is kept. None when infeasible."""
+    first: SolveResult | None = None
+    if seed and settings.use_hint and settings.mix is not None:
+        singles = {m: tuple(o for o in opts if o.is_single) for m, opts in options.items()}
+        share = budget_s * SINGLE_SHARE
+        try:
+            first = solve_options(problem, singles, "latency", settings, share, hint, limits)
+        except SolverTimeout:
+            first = None
+        if first is not None:
+            hint = {o.model: o for o in first.chosen}
+            budget_s -= share
+    try:
+        found = solve_options(problem, options, "latency", settings, budget_s, hint, limits)
+    except SolverTimeout:
+        if first is None:
+            raise
+        # the mixed solve found nothing in its budget: the seed, with no proven bound
+        found = replace(first, status="FEASIBLE", bound=0.0, wall_s=0.0)
+    if found is None:
+        return None
+    result = found
+    wall = result.wall_s + (first.wall_s if first else 0.0)
+    if first is not None and first.objective < result.objective:
+        # the mixed solve stopped above its seed: keep the seed (same options, subset)
+        result = replace(first, status="FEASIBLE", bound=result.bound)
     # Solver objective is in us without the constant tool time; report seconds with it.
-    objective = mean_latency_s(problem, to_allocations(result.chosen))
-    constant = objective - result.objective / 1e6
-    # wall time of options, the seeding single-shape solve and the solve itself
-    wall = time.perf_counter() - start
-    solver = facts(result.status, objective, result.bound / 1e6 + constant, wall)
-    return finish(problem, result.chosen, settings.objective, solver, notes)
+    latency = mean_latency_s(problem, to_allocations(result.chosen))
+    constant = latency - result.objective / MICROS
+    bound = result.bound / MICROS + constant
+    facts = stage_facts("latency", result.status, latency, bound, wall)
+    return _Latency(result, latency, constant, facts)
+
+
+def _min_latency(problem: SearchProblem, settings: SolveSettings, known: Admissible) -> Plan:
+    """Lowest latency; then, within the tolerance, the fewest GPUs (or lowest cost)."""
+    start = time.perf_counter()
+    options = build_options(problem, settings, known)
+    tolerance = settings.latency_tolerance
+    first_budget = settings.time_limit_s * (STAGE_SHARES[0] if tolerance > 0 else 1.0)
+    first = _latency_stage(
+        problem, options, settings, first_budget, _greedy(problem, options, settings)
+    )
+    if first is None:
+        raise explain_infeasible(problem, settings)
+    stages = [first.facts]
+    chosen = first.result.chosen
+    notes: list[str] = []
+    if tolerance > 0:
+        allowed_s = first.latency_s * (1 + tolerance)
+        limit_us = math.floor((allowed_s - first.constant_s) * MICROS)
+        limit_us = max(limit_us, round(first.result.objective))
+        chosen, more = _fewest_within(problem, options, settings, chosen, limit_us)
+        stages += more
+        before, after = _resource(problem, first.result.chosen), _resource(problem, chosen)
+        unit = "$/hour" if problem.cluster.prices() else "GPUs"
+        saved = f"{after:g} {unit} instead of {before:g}" if after < before else f"no fewer {unit}"
+        notes.append(
+            f"within {tolerance:.2%} of the lowest latency ({first.latency_s:.6g} s): {saved}"
+        )
+    plan_latency = mean_latency_s(problem, to_allocations(chosen))
+    solver = headline(stages, plan_latency, first.facts.bound)
+    solver = replace(solver, wall_s=time.perf_counter() - start)
+    return finish(problem, chosen, settings.objective, solver, notes)
+
+
+def _resource(problem: SearchProblem, chosen: Sequence[Option]) -> float:
+    """GPUs of the chosen options, or their $/hour when the cluster has prices."""
+    prices = problem.cluster.prices()
+    if prices is None:
+        return sum(o.units for o in chosen) / 8
+    return round(sum(cost_coefficient(o, prices) for o in chosen) / COST_SCALE, 4)
+
+
+def _fewest_within(
+    problem: SearchProblem,
+    options: Options,
+    settings: SolveSettings,
+    chosen: tuple[Option, ...],
+    limit_us: int,
+) -> tuple[tuple[Option, ...], list[StageFacts]]:
+    """Fewest GPUs (or lowest cost) with latency <= limit_us; then the lowest latency on
+    those. `chosen` (within the limit) is the hint and the fallback."""
+    goal: Goal = "cost" if problem.cluster.prices() else "units"
+    hint = {o.model: o for o in chosen}
+    try:
+        budget = settings.time_limit_s * STAGE_SHARES[1]
+        second = solve_options(
+            problem, options, goal, settings, budget, hint, Bounds(latency_us=limit_us)
+        )
+    except SolverTimeout:
+        second = None
+    if second is None:  # no better plan within the budget: keep the latency optimum
+        return chosen, []
+    stages = [_resource_facts(goal, second)]
+    limits = (
+        Bounds(units=round(second.objective))
+        if goal == "units"
+        else Bounds(cost=round(second.objective))
+    )
+    limits = replace(limits, latency_us=limit_us)
+    try:
+        third = _latency_stage(
+            problem,
+            options,
+            settings,
+            settings.time_limit_s * STAGE_SHARES[2],
+            {o.model: o for o in second.chosen},
+            limits,
+            seed=False,
+        )
+    except SolverTimeout:  # nothing found in the budget: keep the second stage's plan
+        third = None
+    if third is None:
+        return second.chosen, stages
+    return third.result.chosen, [*stages, replace(third.facts, stage="latency-tiebreak")]
+
+
+def _resource_facts(goal: Goal, result: SolveResult) -> StageFacts:
+    scale = 8 if goal == "units" else COST_SCALE
+    name = "gpus" if goal == "units" else "cost"
+    return stage_facts(
+        name, result.status, result.objective / scale, result.bound / scale, result.wall_s
+    )
+
+
+def _greedy(
+    problem: SearchProblem, options: Options, settings: SolveSettings
+) -> dict[ModelName, Option] | None:
+    """The greedy plan (the first incumbent), when hints are on."""
+    return greedy_choice(problem, options) if settings.use_hint else None
+
+
+def _min_resource(
+    problem: SearchProblem, settings: SolveSettings, known: Admissible, goal: Goal
+) -> Plan:
+    """Fewest GPUs or lowest cost; then the lowest latency among those plans."""
+    start = time.perf_counter()
+    options = build_options(problem, settings, known)
+    first = solve_options(problem, options, goal, settings, settings.time_limit_s / 2)
+    if first is None:
+        raise explain_infeasible(problem, settings)
+    facts = _resource_facts(goal, first)
+    limits = Bounds(units=round(first.objective)) if goal == "units" else None
+    if goal == "cost":
+        limits = Bounds(cost=round(first.objective))
+    hint = {o.model: o for o in first.chosen}
+    try:
+        second = _latency_stage(
+            problem, options, settings, settings.time_limit_s / 2, hint, limits, seed=False
+        )
+    except SolverTimeout:  # nothing found in the budget: keep the first stage's plan
+        second = None
+    chosen = second.result.chosen if second is not None else first.chosen
+    stages = [facts, *([second.facts] if second is not None else [])]
+    unit = "GPUs" if goal == "units" else "$/hour"
+    notes = [f"lowest latency among plans of {facts.objective:g} {unit}"]
+    solver = headline(stages, facts.objective, facts.bound)
+    solver = replace(solver, wall_s=time.perf_counter() - start)
+    return finish(problem, chosen, settings.objective, solver, notes)
 
 
 def _with_known(
-    problem: SearchProblem,
-    options: Mapping[ModelName, Sequence[Option]],
-    known: Sequence[Option],
+    problem: SearchProblem, options: Options, known: Sequence[Option]
 ) -> tuple[dict[ModelName, tuple[Option, ...]], dict[ModelName, Option]]:
     """The options plus the known allocation's (latency at this problem's demand)."""
     out = {m: tuple(opts) for m, opts in options.items()}
@@ -128,51 +316,52 @@ def _with_known(
     return out, hint
 
 
-def _hint(
-    problem: SearchProblem, options: Mapping[ModelName, Sequence[Option]], settings: SolveSettings
-) -> dict[ModelName, Option] | None:
-    """The greedy plan; with mixtures, the single-shape optimum (a small, fast solve whose
-    plan is a good first incumbent of the larger model)."""
-    if not settings.use_hint:
-        return None
-    greedy = greedy_choice(problem, options)
-    if settings.mix is None:
-        return greedy
-    singles = {m: tuple(o for o in opts if o.is_single) for m, opts in options.items()}
-    budget = settings.time_limit_s * SINGLE_SHARE
-    try:
-        first = solve_options(problem, singles, "latency", settings, budget, greedy)
-    except SolverTimeout:
-        return greedy
-    return greedy if first is None else {o.model: o for o in first.chosen}
-
-
-def _min_gpus(problem: SearchProblem, settings: SolveSettings) -> Plan:
-    options = build_options(problem, settings)
-    first = solve_options(problem, options, "units", settings, settings.time_limit_s / 2)
-    if first is None:
-        raise explain_infeasible(problem, settings)
-    gpus, bound = first.objective / 8, first.bound / 8
-    second = replace(
-        settings, max_units=round(first.objective), time_limit_s=settings.time_limit_s / 2
-    )
-    plan = _min_latency(problem, second, (f"lowest latency among plans on {gpus:g} GPUs",))
-    solver = facts(first.status, gpus, bound, first.wall_s + plan.solver.wall_s)
-    return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
-
-
-def _max_throughput(problem: SearchProblem, settings: SolveSettings) -> Plan:
-    first = max_scale(problem, settings, settings.time_limit_s / 2)
+def _max_throughput(problem: SearchProblem, settings: SolveSettings, known: Admissible) -> Plan:
+    """Highest common scale (below 1 when the cluster is too small); then latency there.
+    A feasible allocation found by the bisection is added to the options and used as the
+    hint: near the highest scale, feasible plans are hard to find again."""
+    start = time.perf_counter()
+    first = max_scale(problem, settings, settings.time_limit_s / 2, known)
     if first is None or first.scale <= 0:
-        raise explain_infeasible(problem, settings)
+        # not even a tiny load runs: the models do not all fit at once, a model fits no
+        # shape, or an SLO fails when idle; no common scale > 0 exists
+        what = "One replica of every model (any scale > 0)"
+        raise explain_infeasible(problem.scaled(1e-9), settings, what)
     scale = _cache_consistent_scale(problem, first.chosen, first.scale)
-    status, bound, wall = first.status, first.bound, first.wall_s
     scaled = problem.scaled(scale)
-    second = replace(settings, time_limit_s=settings.time_limit_s / 2)
-    note = f"rates scaled by {scale:g} (max-throughput)"
-    plan = _min_latency(scaled, second, (note,), first.chosen)
-    solver = facts(status, scale, bound, wall + plan.solver.wall_s, maximise=True)
-    return replace(plan, solver=solver, notes=(*plan.notes, _stage_note(plan)))
+    options, hint = _with_known(scaled, build_options(scaled, settings, known), first.chosen)
+    notes = [f"rates scaled by {scale:g} (max-throughput)"]
+    if scale < 1:
+        notes.append(_missing_for_target(problem, settings, scale))
+    scale_facts = stage_facts(
+        "scale", first.status, scale, first.bound, first.wall_s, maximise=True
+    )
+    try:
+        second = _latency_stage(
+            scaled, options, settings, settings.time_limit_s / 2, hint, seed=False
+        )
+    except SolverTimeout:  # nothing found in the budget: keep the bisection's allocation
+        second = None
+    chosen = second.result.chosen if second is not None else first.chosen
+    stages = [scale_facts, *([second.facts] if second is not None else [])]
+    solver = headline(stages, scale, first.bound, maximise=True)
+    solver = replace(solver, wall_s=time.perf_counter() - start)
+    return finish(scaled, chosen, settings.objective, solver, notes)
+
+
+def _missing_for_target(problem: SearchProblem, settings: SolveSettings, scale: float) -> str:
+    """What the target rates (scale 1) would need, for a cluster that falls short."""
+    head = f"the cluster sustains {scale:.3g} x the target rates"
+    try:
+        needed = gpus_needed(problem, replace(settings, time_limit_s=settings.time_limit_s / 4))
+    except SolverTimeout:
+        return f"{head}; how many GPUs scale 1 needs was not found in time"
+    if needed is None:
+        return f"{head}; no number of GPUs of these types reaches scale 1"
+    return (
+        f"{head}; scale 1 needs {needed:g} GPUs of the cluster's types "
+        f"(it has {problem.cluster.gpus}: {needed - problem.cluster.gpus:g} missing)"
+    )
 
 
 _SCALE_STEPS = 20  # shrink steps of the cache-consistent scale (it converges in 2-3)
@@ -195,8 +384,3 @@ def _cache_consistent_scale(
             break
         scale *= factor * (1 - 1e-9)
     return scale
-
-
-def _stage_note(plan: Plan) -> str:
-    s = plan.solver
-    return f"latency stage: {s.status}, {s.objective:.6g} s, bound {s.bound:.6g} s"

@@ -30,7 +30,7 @@ from planner.search.choices import (
     shape_fits_memory,
     shape_is_structural,
 )
-from planner.search.packing import fits_thresholds, threshold_capacities
+from planner.search.packing import fits, gpus_of_type
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem, ShapeCandidate
 from planner.search.validate import mean_latency_s
@@ -45,8 +45,7 @@ def uniform_plan(problem: SearchProblem) -> Plan:
     allocs: list[Allocation] = []
     n = len(problem.models)
     for gpu_type in problem.gpu_types():
-        caps = threshold_capacities(problem.cluster, gpu_type)
-        share = caps[1] // max(1, n)
+        share = gpus_of_type(problem.cluster, gpu_type) * UNITS_PER_GPU // max(1, n)
         for m in problem.models:
             shapes = [
                 s
@@ -73,7 +72,6 @@ def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUT
     need = {m: min((o.units for o in opts), default=0) for m, opts in options.items()}
     total_units = problem.cluster.gpus * UNITS_PER_GPU
     need_sum = sum(need.values())
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     # First every model on its cheapest option (so all fit when anything does), then each
     # (largest need first) moves to its fastest option within its part that still packs.
     current = {
@@ -86,7 +84,7 @@ def independent_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUT
         ranked = sorted(options[m], key=lambda o: (o.latency_s, o.units, o.shape.key, o.replicas))
         others = [o for name, o in current.items() if name != m]
         for o in ranked:
-            if o.units <= part and _fits([*others, o], caps):
+            if o.units <= part and _fits([*others, o], problem):
                 current[m] = o
                 break
     chosen = list(current.values())
@@ -106,12 +104,12 @@ def greedy_choice(
         if opts:
             # fewest GPUs meeting the demand (replicas before TP), then the faster
             current[m] = min(opts, key=lambda o: (o.units, o.shape.units, o.latency_s, o.shape.key))
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     weights = {m: problem.latency_weight(m) for m in current}
+    moves = {m: _Moves(opts) for m, opts in options.items()}
     while True:
         best: tuple[float, ModelName, Option] | None = None
         for m, cur in sorted(current.items()):
-            for move in _moves(options[m], cur):
+            for move in moves[m].moves(cur):
                 extra = move.units - cur.units
                 gain = weights[m] * (cur.latency_s - move.latency_s)
                 if gain <= 0:
@@ -120,7 +118,7 @@ def greedy_choice(
                 if best is not None and ratio <= best[0]:
                     continue
                 trial = {**current, m: move}
-                if _fits(trial.values(), caps):
+                if _fits(trial.values(), problem):
                     best = (ratio, m, move)
         if best is None:
             return current
@@ -136,26 +134,33 @@ def greedy_plan(problem: SearchProblem, resolution: float = DEFAULT_RESOLUTION) 
     return _baseline(problem, allocs, "GREEDY", start)
 
 
-def _moves(opts: Sequence[Option], cur: Option) -> list[Option]:
-    """One more replica step on the same shape, or the cheapest option at double TP."""
-    if not cur.is_single:
-        return []
-    same = [o for o in opts if o.shape == cur.shape and o.replicas > cur.replicas]
-    out = [min(same, key=lambda o: o.replicas)] if same else []
-    wider = [
-        o
-        for o in opts
-        if o.is_single
-        and o.shape.key.gpu_type == cur.shape.key.gpu_type
-        and o.shape.units == 2 * cur.shape.units
-        and o.latency_s < cur.latency_s
-    ]
-    if wider:
-        out.append(min(wider, key=lambda o: (o.units, o.latency_s)))
-    return out
+class _Moves:
+    """Per model, its single-shape options indexed for the greedy's two moves."""
+
+    def __init__(self, opts: Sequence[Option]):
+        self.by_shape: dict[ShapeCandidate, list[Option]] = {}
+        self.by_size: dict[tuple[str, int], list[Option]] = {}
+        for o in opts:
+            if o.is_single:
+                self.by_shape.setdefault(o.shape, []).append(o)
+                self.by_size.setdefault((o.shape.key.gpu_type, o.shape.units), []).append(o)
+        for group in self.by_shape.values():
+            group.sort(key=lambda o: o.replicas)
+
+    def moves(self, cur: Option) -> list[Option]:
+        """One more replica step on the same shape, or the cheapest option at double TP."""
+        if not cur.is_single:
+            return []
+        same = [o for o in self.by_shape.get(cur.shape, ()) if o.replicas > cur.replicas]
+        out = same[:1]
+        size = (cur.shape.key.gpu_type, 2 * cur.shape.units)
+        wider = [o for o in self.by_size.get(size, ()) if o.latency_s < cur.latency_s]
+        if wider:
+            out.append(min(wider, key=lambda o: (o.units, o.latency_s)))
+        return out
 
 
-def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bool:
+def _fits(chosen: Iterable[Option], problem: SearchProblem) -> bool:
     counts: dict[str, dict[int, int]] = {}
     for o in chosen:
         for p in o.parts:
@@ -163,7 +168,7 @@ def _fits(chosen: Iterable[Option], caps: Mapping[str, Mapping[int, int]]) -> bo
             # Packing items are pipeline stages (a replica of pp stages is pp items).
             stage = p.shape.key.stage_units
             per[stage] = per.get(stage, 0) + p.replicas * p.shape.key.pp
-    return all(fits_thresholds(c, caps[g]) for g, c in counts.items())
+    return all(fits(c, problem.cluster, g) for g, c in counts.items())
 
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
@@ -186,14 +191,13 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
     """
     out = [a for a in allocs if a.replicas > 0]
     for gpu_type in problem.gpu_types():
-        caps = threshold_capacities(problem.cluster, gpu_type)
         while True:
             counts: dict[int, int] = {}
             for a in out:
-                if a.gpu_type == gpu_type:
-                    size = a.shape.units
-                    counts[size] = counts.get(size, 0) + a.replicas
-            if fits_thresholds(counts, caps):
+                if a.gpu_type == gpu_type:  # packing items are pipeline stages
+                    size = a.shape.stage_units
+                    counts[size] = counts.get(size, 0) + a.replicas * a.pp
+            if fits(counts, problem.cluster, gpu_type):
                 break
             # Trim where a model keeps a replica (never leave a model unserved while another
             # has spares), largest allocation first.

@@ -8,7 +8,10 @@ l_o = sum_k (c_k cap_k / C) l_k(u). An option is admissible when every shape is
 structurally valid (TP divides the heads, fits an NVLink domain and a node, TP > 1 takes
 whole GPUs), the weights plus minimum KV cache fit every share, u stays below the
 utilisation cap and inside every shape's latency ladder, the option alone packs on the
-cluster, and it holds at most one share of a GPU (fraction < 1; see `replica_budget`).
+cluster, and it holds at most one share of a GPU (k/8 with k < 8; see `replica_budget`).
+Which shapes are admissible and how many replicas of each the cluster holds does not
+depend on the rates: `admissible` computes it once per solve, and every option list of
+the solve (max-throughput's probes at many scales included) reuses it.
 
 Single shapes: counts run from the fewest that meet the demand upward, thinned to a
 latency net: a count is kept only if its latency is below 1/(1 + resolution) of the
@@ -27,8 +30,9 @@ top hit rate or NET_PATIENCE counts in a row were not kept. Mixtures are evaluat
 their own hit rate too.
 
 Finally options dominated in resources and latency are dropped (`prune_dominated`): o'
-dominates o when, for every GPU type g and size threshold t, o' takes no more units of
-replicas of size >= t on g (the quantities the packing constraints count), and
+dominates o when, on every GPU type g, o' takes no more units of whole replicas of
+size >= t for every threshold t, and for every size s no more shares of size >= s
+(a smaller share packs wherever a larger one did; see `packing.py`), and
 l_o' <= l_o. Any plan using o stays feasible, and no worse in any objective, with o'.
 """
 
@@ -37,12 +41,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from planner.defaults import SHARE_EIGHTHS, UNITS_PER_GPU
 from planner.search.mixtures import mixtures
-from planner.search.packing import item_threshold, threshold_capacities
+from planner.search.packing import SHARE_SIZES, gpus_of_type, tp_capacities
 from planner.search.predict import mixture_latency_s, option_latency_s
 from planner.search.prefix import cache_choice
 from planner.search.problem import ModelCandidates, SearchProblem, ShapeCandidate
@@ -50,6 +55,9 @@ from planner.types.names import GpuType, ModelName
 from planner.types.settings import DEFAULT_RESOLUTION, MixBound
 from planner.types.shapes import ShapeKey
 
+#: A packing quantity of one GPU type: (g, t) with t >= 8 is the units of whole
+#: replicas of >= t units on g; (g, s) with s < 8 the number of shares of s eighths.
+Resource = tuple[GpuType, int]
 NET_PATIENCE = 8  # counts in a row without a kept option end a prefix-aware scan
 
 
@@ -67,13 +75,17 @@ class Part:
 
 @dataclass(frozen=True)
 class Option:
-    """One or two parts (shapes with replica counts) serving the whole demand of a model."""
+    """One or two parts (shapes with replica counts) serving the whole demand of a model.
+
+    Its figures (units, packing usage) are computed once, on first use: the CP-SAT model
+    and the dominance scan read them for every option of every solve.
+    """
 
     model: ModelName
     parts: tuple[Part, ...]  # sorted by shape key; two parts have different shapes
     latency_s: float  # per-call latency at the model's demand
 
-    @property
+    @cached_property
     def units(self) -> int:
         return sum(p.units for p in self.parts)
 
@@ -94,7 +106,7 @@ class Option:
     def gpu_types(self) -> tuple[GpuType, ...]:
         return tuple(sorted({p.shape.key.gpu_type for p in self.parts}))
 
-    @property
+    @cached_property
     def capacity_per_s(self) -> float:
         return sum(p.replicas * p.shape.capacity_per_s for p in self.parts)
 
@@ -103,17 +115,31 @@ class Option:
         """Highest load per replica inside every part's latency ladder."""
         return min(p.shape.ladder_utilisation[-1] for p in self.parts)
 
-    def units_at_least(self, gpu_type: GpuType, threshold: int) -> int:
-        """Units of replicas on `gpu_type` whose packing threshold is >= `threshold`.
+    @cached_property
+    def usage(self) -> Mapping[Resource, int]:
+        """The packing quantities the option takes (see `Resource`), non-zero only."""
+        out: dict[Resource, int] = {}
+        for p in self.parts:
+            g, size = p.shape.key.gpu_type, p.shape.units
+            if size < UNITS_PER_GPU:
+                out[(g, size)] = out.get((g, size), 0) + p.replicas
+                continue
+            t = UNITS_PER_GPU  # the packed item is a pipeline stage (a TP group)
+            while t <= p.shape.key.stage_units:
+                out[(g, t)] = out.get((g, t), 0) + p.units
+                t *= 2
+        return out
 
-        The packed item is a pipeline stage: a replica of `pp` stages adds `pp` items of
-        its stage size (all of its units) at the stage's threshold."""
-        return sum(
-            p.units
-            for p in self.parts
-            if p.shape.key.gpu_type == gpu_type
-            and item_threshold(p.shape.key.stage_units) >= threshold
-        )
+    def whole_units_at_least(self, gpu_type: GpuType, threshold: int) -> int:
+        """Units of whole replicas of >= `threshold` units on `gpu_type`."""
+        return self.usage.get((gpu_type, threshold), 0)
+
+    def shares(self, gpu_type: GpuType, eighths: int) -> int:
+        """Shares of `eighths` of a GPU on `gpu_type`."""
+        return self.usage.get((gpu_type, eighths), 0)
+
+    def cost_per_hour(self, prices: Mapping[GpuType, float]) -> float:
+        return sum(p.units / UNITS_PER_GPU * prices[p.shape.key.gpu_type] for p in self.parts)
 
 
 def single(model: ModelName, shape: ShapeCandidate, replicas: int, latency_s: float) -> Option:
@@ -142,6 +168,32 @@ def shape_is_structural(
     )
 
 
+@dataclass(frozen=True)
+class Admissible:
+    """What does not depend on the rates, computed once per solve: per GPU type its
+    capacities C_t (`packing.tp_capacities`) and GPUs; per model its admissible shapes
+    (structural, fitting memory) with the most replicas of each the cluster holds."""
+
+    caps: Mapping[GpuType, Mapping[int, int]]
+    gpus: Mapping[GpuType, int]
+    budgets: Mapping[ModelName, Mapping[ShapeCandidate, int]]
+
+
+def admissible(problem: SearchProblem) -> Admissible:
+    caps = {g: tp_capacities(problem.cluster, g) for g in problem.gpu_types()}
+    gpus = {g: gpus_of_type(problem.cluster, g) for g in problem.gpu_types()}
+    budgets: dict[ModelName, dict[ShapeCandidate, int]] = {}
+    for m in problem.models:
+        budgets[m.model] = {}
+        for shape in m.shapes:
+            if not shape_is_structural(problem, m, shape) or not shape_fits_memory(shape):
+                continue
+            budget = replica_budget(shape, caps.get(shape.key.gpu_type, {}))
+            if budget > 0:
+                budgets[m.model][shape] = budget
+    return Admissible(caps, gpus, budgets)
+
+
 def fewest_replicas(shape: ShapeCandidate, demand_per_s: float, utilisation_cap: float) -> int:
     """Fewest replicas keeping each below the cap (and inside the latency ladder)."""
     top = min(utilisation_cap, shape.ladder_utilisation[-1])
@@ -161,6 +213,7 @@ def model_options(
     resolution: float = DEFAULT_RESOLUTION,
     max_replicas: int | None = None,
     mix: MixBound | None = None,
+    known: Admissible | None = None,
 ) -> tuple[Option, ...]:
     """Admissible, thinned, non-dominated options of one model, deterministic order.
 
@@ -168,19 +221,15 @@ def model_options(
         resolution: latency net of single-shape counts (0 keeps every count).
         max_replicas: extra cap on the count of any one shape.
         mix: which two-shape mixtures are options too (None: single shapes only).
+        known: `admissible(problem)`, when the caller has it already.
     """
+    known = known or admissible(problem)
     demand = problem.demand_per_s(model.model)
-    caps = {t: threshold_capacities(problem.cluster, t) for t in problem.gpu_types()}
     out: list[Option] = []
     budgets: dict[ShapeCandidate, int] = {}
-    for shape in model.shapes:
-        if not shape_is_structural(problem, model, shape) or not shape_fits_memory(shape):
-            continue
-        budget = replica_budget(shape, caps.get(shape.key.gpu_type, {}))
+    for shape, budget in known.budgets[model.model].items():
         if max_replicas is not None:
             budget = min(budget, max_replicas)
-        if budget <= 0:
-            continue
         budgets[shape] = budget
         if model.prefix is not None:
             out.extend(_cached_net(problem, model, shape, demand, budget, resolution))
@@ -190,7 +239,7 @@ def model_options(
             continue
         out.extend(_latency_net(model.model, shape, demand, lowest, budget, resolution))
     if mix is not None and demand > 0:
-        for parts in mixtures(budgets, demand, problem.utilisation_cap, caps, mix):
+        for parts in mixtures(budgets, demand, problem.utilisation_cap, known.caps, mix):
             if model.prefix is None:
                 latency = mixture_latency_s(parts, demand)
                 out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
@@ -198,7 +247,7 @@ def model_options(
             option = cached_option(problem, model, parts, demand)
             if option is not None:
                 out.append(option)
-    return prune_dominated(out, caps)
+    return prune_dominated(out, known.caps)
 
 
 def fewest_cached(
@@ -269,11 +318,12 @@ def replica_budget(shape: ShapeCandidate, caps: Mapping[int, int]) -> int:
 
     A model runs at most one fractional replica: placement never puts two shares of one
     model on a GPU (a model's Service routes per model, and one larger share serves
-    better than two small ones), and with one share per model the packing stays exact.
+    better than two small ones).
     """
     if shape.units < UNITS_PER_GPU:
-        return 1 if caps.get(1, 0) >= shape.units else 0
-    return caps.get(item_threshold(shape.key.stage_units), 0) // shape.units
+        return 1 if caps.get(UNITS_PER_GPU, 0) >= UNITS_PER_GPU else 0
+    # the packed item is a pipeline stage: C at the stage's threshold over all its units
+    return caps.get(max(shape.key.stage_units, UNITS_PER_GPU), 0) // shape.units
 
 
 def _latency_net(
@@ -309,21 +359,39 @@ def _latency_net(
     return kept
 
 
+def dominance_row(o: Option, index: Mapping[Resource, int], size: int) -> np.ndarray:
+    """The option's usage on the dims of `index` (`dominance_dims`); share dims (g, s < 8)
+    count shares of >= s eighths."""
+    row = np.zeros(size, dtype=np.int64)
+    for (g, k), v in o.usage.items():
+        if k >= UNITS_PER_GPU:
+            row[index[(g, k)]] += v
+        else:
+            for s in range(1, k + 1):  # a share of k eighths is a share of >= s for s <= k
+                row[index[(g, s)]] += v
+    return row
+
+
+def dominance_dims(caps: Mapping[GpuType, Mapping[int, int]]) -> list[Resource]:
+    return [(g, k) for g in sorted(caps) for k in (*sorted(caps[g]), *SHARE_SIZES)]
+
+
 def prune_dominated(
     options: Sequence[Option], caps: Mapping[GpuType, Mapping[int, int]]
 ) -> tuple[Option, ...]:
     """Drop options that another option beats on every packing resource and on latency.
 
     Options are scanned fastest first (then fewest units); an option is dropped when an
-    earlier one takes no more units of size >= t on every GPU type g, for every t. By
+    earlier one takes no more of every packing quantity (`dominance_row`). By
     transitivity it suffices to compare with options already kept.
     """
-    dims = [(g, t) for g in sorted(caps) for t in sorted(caps[g])]
+    dims = dominance_dims(caps)
+    index = {d: i for i, d in enumerate(dims)}
     order = sorted(options, key=_order_key)
     kept: list[Option] = []
     table = np.zeros((len(order), len(dims)), dtype=np.int64)
     for o in order:
-        row = np.array([o.units_at_least(g, t) for g, t in dims], dtype=np.int64)
+        row = dominance_row(o, index, len(dims))
         n = len(kept)
         if n and bool(np.any(np.all(table[:n] <= row, axis=1))):
             continue

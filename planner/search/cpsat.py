@@ -3,43 +3,48 @@
 Notation
     m            a model; D_m its demand in calls/s = sum_w R_w n_wm (R_w target rate of
                  workflow type w, n_wm calls per workflow, p_wm their parallelism)
-    o in O_m     an option of m (see `options.py`, `mixtures.py`): one shape k =
-                 (gpu_type, tp, fraction) with c_k replicas, or a mixture of two shapes
+    o in O_m     an option of m (see `choices.py`, `mixtures.py`): one shape k =
+                 (gpu_type, tp, share) with c_k replicas, or a mixture of two shapes
                  k, k' with c_k, c_k' >= 1 replicas; the load is split in proportion to
                  capacity, so every replica runs at u = D_m / sum_k c_k cap_k, below the
                  utilisation cap; l_o = sum_k (c_k cap_k / C) l_k(u) its per-call latency
-    s_k          units of one replica of shape k (1/8 GPU; powers of two)
-    g, t         a GPU type; a size threshold (1 unit, or 2, 4, 8... whole GPUs)
-    a_{o,g,t}    units of o's replicas on type g whose packing threshold is >= t:
-                 sum over o's shapes k on g with s_k >= t of c_k s_k (a replica of one
-                 GPU or less counts toward t = 1 only)
-    C_{g,t}      packable capacity of type g for replicas of size >= t (`packing.py`)
+    g, t         a GPU type; a whole-GPU threshold t in units (8 = one GPU, 16, 32...)
+    w_{o,g,t}    units of o's whole replicas (TP groups) of >= t units on type g
+    n_{o,g,s}    o's shares of s eighths of a GPU on type g (s = 1..7; at most one)
+    C_{g,t}, G_g NVLink-domain capacity of type g for groups of >= t units; its GPUs
+    p, a_ps      a share pattern (a way to fill one GPU, `packing.SHARE_PATTERNS`) and
+                 its parts of s eighths
 
 Variables
-    x_o in {0,1}     option o is m's allocation (one or two shapes per model)
+    x_o in {0,1}      option o is m's allocation (one or two shapes per model)
+    y_{g,p} in Z+     GPUs of type g filled with shares after pattern p
 
 Constraints (one function each below)
     one option per model        sum_{o in O_m} x_o = 1
-    GPU budget and packing      sum_o a_{o,g,t} x_o <= C_{g,t}                  for all g, t
+    TP groups fit the domains   sum_o w_{o,g,t} x_o <= C_{g,t}                for t >= 16
+    shares fill the free GPUs   sum_p a_ps y_{g,p} >= sum_o n_{o,g,s} x_o      for all s
+                                sum_p y_{g,p} + sum_o w_{o,g,8} x_o / 8 <= G_g
+                                (exact: `packing.py` proves these hold iff placement fits)
     SLO per workflow type       f_w (sum_m sum_o (n_wm / p_wm) l_o x_o + tool_w) <= SLO_w
                                 (f_w = 1 for a mean SLO, the trace's p95/mean for p95)
+    lexicographic bounds        latency <= L, units <= U, cost <= K (`Bounds`)
     memory fit, TP rules, saturation and "one share of a GPU per model" (placement never
     puts two shares of one model on a GPU) hold by construction of O_m.
 
 Objectives
-    min-latency     min sum_m sum_o (sum_w R_w n_wm / p_wm / sum_w R_w) l_o x_o, the
+    latency         min sum_m sum_o (sum_w R_w n_wm / p_wm / sum_w R_w) l_o x_o, the
                     rate-weighted mean workflow latency minus the constant tool time;
                     coefficients in integer microseconds (rounding <= 0.5 us per model).
-    min-gpus        min sum_o sum_g a_{o,g,1} x_o, then min-latency among plans with that many
-                    units (two solves, lexicographic).
-    max-throughput  the highest common scale s of all rates at which the option model is
-                    feasible, by bisection over s with feasibility solves (`throughput.py`):
-                    every feasible point is snapped up to the exact scale its allocation
-                    sustains, every infeasible one is proven by CP-SAT, so the bracket is
-                    the objective and its bound; then min-latency at the rates times s.
+    units           min sum_o units_o x_o (GPUs in eighths).
+    cost            min sum_o sum_g (units of o on g / 8) price_g x_o, in 1e-4 $/hour.
+    first           any feasible plan, the units objective guiding the search (probes).
+The stages that combine them (lexicographic default, min-gpus, min-cost, max-throughput)
+are in `search/__init__.py` and `throughput.py`.
 
-Latency-SLO and objective coefficients are rounded up / to nearest microsecond; the
-validator re-checks every plan with floats.
+Solves are bounded in CP-SAT's deterministic time (`max_deterministic_time`), so the plan
+does not depend on the machine's speed or load; a wall-clock limit several times larger
+only guards against a runaway solve. Latency-SLO and objective coefficients are rounded
+up / to nearest microsecond; the validator re-checks every plan with floats.
 """
 
 from __future__ import annotations
@@ -47,31 +52,60 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ortools.sat.python import cp_model
 from ortools.sat.python.cp_model import LinearExpr
 
+from planner.defaults import UNITS_PER_GPU
 from planner.errors import PlannerError
-from planner.search.choices import Option, model_options
-from planner.search.packing import threshold_capacities
+from planner.search.choices import Admissible, Option, admissible, model_options
+from planner.search.packing import (
+    SHARE_PATTERNS,
+    SHARE_SIZES,
+    gpus_of_type,
+    pack_shares,
+    pattern_counts,
+    tp_capacities,
+)
 from planner.search.predict import make_plan
 from planner.search.problem import SearchProblem
 from planner.types.names import GpuType, ModelName
-from planner.types.plan import Allocation, Objective, Plan, SolverFacts
+from planner.types.plan import Allocation, Objective, Plan, SolverFacts, StageFacts
 from planner.types.settings import SolveSettings
 
 MICROS = 1_000_000  # latency coefficients in integer microseconds
+COST_SCALE = 10_000  # cost coefficients in 1e-4 $/hour
+# Wall-clock guard on a solve, as a multiple of its deterministic budget plus a constant.
+# One deterministic second took up to about 3 wall seconds on this 2-core machine under a
+# load of 8 (docs/benchmarks.md); the guard only stops a runaway solve, so it sits well
+# above that, and a plan stays the same on a slow or busy machine.
+WALL_GUARD = (10.0, 30.0)
 
-#: What a solve optimises: "latency" (rate-weighted mean latency), "units" (GPU eighths),
-#: or "first" (the first plan found, with units as the guide: max-throughput's probes).
-Goal = Literal["latency", "units", "first"]
+
+Goal = Literal["latency", "units", "cost", "first"]
 
 
 class SolverTimeout(PlannerError):
     """No plan found within the time limit (not proven infeasible)."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Extra caps of a lexicographic stage (None: no cap)."""
+
+    latency_us: int | None = None  # on the latency objective (us, without tool time)
+    units: int | None = None
+    cost: int | None = None  # in 1/COST_SCALE $/hour
+
+
+@dataclass
+class Clock:
+    """Deterministic seconds spent by the solves it was given to (budgets over probes)."""
+
+    spent_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +117,7 @@ class SolveResult:
     objective: float
     bound: float
     wall_s: float
+    deterministic_s: float = 0.0
 
 
 class Variables:
@@ -107,32 +142,56 @@ class Variables:
         for m in self._options:
             yield from self.options(m)
 
-    def replicas_of_size_at_least(self, gpu_type: GpuType, threshold: int) -> LinearExpr:
-        """GPU units taken on `gpu_type` by replicas of size >= threshold (1/8 GPU units)."""
-        terms = [(o.units_at_least(gpu_type, threshold), v) for o, v in self.all()]
-        terms = [(u, v) for u, v in terms if u]
-        return LinearExpr.weighted_sum([v for _, v in terms], [u for u, _ in terms])
+    def _sum(self, coefficient: Callable[[Option], int]) -> LinearExpr:
+        terms = [(coefficient(o), v) for o, v in self.all()]
+        terms = [(c, v) for c, v in terms if c]
+        return LinearExpr.weighted_sum([v for _, v in terms], [c for c, _ in terms])
+
+    def whole_units_at_least(self, gpu_type: GpuType, threshold: int) -> LinearExpr:
+        """Units of whole replicas of >= `threshold` units on `gpu_type` (w_{g,t})."""
+        return self._sum(lambda o: o.whole_units_at_least(gpu_type, threshold))
+
+    def whole_gpus(self, gpu_type: GpuType) -> LinearExpr:
+        """GPUs of `gpu_type` taken by whole replicas."""
+        return self._sum(lambda o: o.whole_units_at_least(gpu_type, UNITS_PER_GPU) // UNITS_PER_GPU)
+
+    def shares(self, gpu_type: GpuType, eighths: int) -> LinearExpr:
+        """Shares of `eighths` of a GPU on `gpu_type` (n_{g,s})."""
+        return self._sum(lambda o: o.shares(gpu_type, eighths))
+
+    def has_shares(self, gpu_type: GpuType) -> bool:
+        return any(o.shares(gpu_type, s) for o, _ in self.all() for s in SHARE_SIZES)
 
     def units(self) -> LinearExpr:
-        """GPU units taken by all chosen options."""
-        return LinearExpr.weighted_sum([v for _, v in self.all()], [o.units for o, _ in self.all()])
+        """GPU units (eighths) taken by all chosen options."""
+        return self._sum(lambda o: o.units)
+
+    def cost(self, prices: Mapping[GpuType, float]) -> LinearExpr:
+        """$/hour of the chosen options' GPUs, in 1/COST_SCALE $/hour."""
+        return self._sum(lambda o: cost_coefficient(o, prices))
 
     def chosen(self, solver: cp_model.CpSolver) -> tuple[Option, ...]:
         return tuple(o for o, x in self.all() if solver.boolean_value(x))
 
 
+def cost_coefficient(o: Option, prices: Mapping[GpuType, float]) -> int:
+    return round(o.cost_per_hour(prices) * COST_SCALE)
+
+
 def _label(o: Option) -> str:
     return "+".join(
-        f"{p.shape.key.gpu_type}|tp{p.shape.key.tp}|f{p.shape.key.gpu_fraction}|c{p.replicas}"
+        f"{p.shape.key.gpu_type}|tp{p.shape.key.tp}|e{p.shape.key.share_eighths}|c{p.replicas}"
         for p in o.parts
     )
 
 
 def build_options(
-    problem: SearchProblem, settings: SolveSettings
+    problem: SearchProblem, settings: SolveSettings, known: Admissible | None = None
 ) -> dict[ModelName, tuple[Option, ...]]:
+    """Every model's options; `known` (`admissible(problem)`) when the caller has it."""
+    known = known or admissible(problem)
     return {
-        m.model: model_options(problem, m, settings.resolution, mix=settings.mix)
+        m.model: model_options(problem, m, settings.resolution, mix=settings.mix, known=known)
         for m in problem.models
     }
 
@@ -144,14 +203,71 @@ def one_option_per_model(cp: cp_model.CpModel, x: Variables) -> None:
 
 
 def gpu_budget(
-    cp: cp_model.CpModel, x: Variables, problem: SearchProblem, max_units: int | None
+    cp: cp_model.CpModel,
+    x: Variables,
+    problem: SearchProblem,
+    hint: Mapping[ModelName, Option] | None = None,
 ) -> None:
     # Replicas of each GPU type fit its GPUs and NVLink domains (exactly, by packing.py).
-    for gpu_type in problem.gpu_types():
-        for t, cap in threshold_capacities(problem.cluster, gpu_type).items():
-            cp.add(x.replicas_of_size_at_least(gpu_type, t) <= cap)
-    if max_units is not None:
-        cp.add(x.units() <= max_units)
+    for g in problem.gpu_types():
+        for t, cap in tp_capacities(problem.cluster, g).items():
+            if t > UNITS_PER_GPU:  # TP groups of >= t units fit the NVLink domains
+                cp.add(x.whole_units_at_least(g, t) <= cap)
+        gpus = gpus_of_type(problem.cluster, g)
+        if not x.has_shares(g):
+            cp.add(x.whole_gpus(g) <= gpus)
+            continue
+        # Shares fill the GPUs whole replicas leave free, each GPU after one pattern.
+        y = [cp.new_int_var(0, gpus, f"y[{g}|{'.'.join(map(str, p))}]") for p in SHARE_PATTERNS]
+        for s in SHARE_SIZES:
+            slots = [(p.count(s), v) for p, v in zip(SHARE_PATTERNS, y, strict=True) if s in p]
+            cp.add(
+                LinearExpr.weighted_sum([v for _, v in slots], [a for a, _ in slots])
+                >= x.shares(g, s)
+            )
+        cp.add(LinearExpr.sum(y) + x.whole_gpus(g) <= gpus)
+        if hint:
+            _hint_patterns(cp, y, g, gpus, hint.values())
+
+
+def _hint_patterns(
+    cp: cp_model.CpModel,
+    y: Sequence[cp_model.IntVar],
+    g: GpuType,
+    gpus: int,
+    chosen: Iterable[Option],
+) -> None:
+    """Hint the pattern variables with a packing of the hinted options' shares, so the
+    hint is a complete solution (CP-SAT need not repair it)."""
+    chosen = tuple(chosen)
+    shares = {s: sum(o.shares(g, s) for o in chosen) for s in SHARE_SIZES}
+    whole = sum(o.whole_units_at_least(g, UNITS_PER_GPU) for o in chosen) // UNITS_PER_GPU
+    packed = pack_shares(shares, gpus - whole)
+    if packed is None:
+        return  # the hint does not fit: CP-SAT repairs it
+    for v, n in zip(y, pattern_counts(packed), strict=True):
+        cp.add_hint(v, n)
+
+
+def bounds(
+    cp: cp_model.CpModel, x: Variables, problem: SearchProblem, limits: Bounds | None
+) -> None:
+    # The earlier stages' results, as caps (lexicographic objectives).
+    if limits is None:
+        return
+    if limits.latency_us is not None:
+        cp.add(latency_objective(x, problem) <= limits.latency_us)
+    if limits.units is not None:
+        cp.add(x.units() <= limits.units)
+    if limits.cost is not None:
+        cp.add(x.cost(_prices(problem)) <= limits.cost)
+
+
+def _prices(problem: SearchProblem) -> Mapping[GpuType, float]:
+    prices = problem.cluster.prices()
+    if prices is None:
+        raise PlannerError("the cost objective needs price_per_gpu_hour on every pool")
+    return prices
 
 
 def latency_slos(cp: cp_model.CpModel, x: Variables, problem: SearchProblem) -> None:
@@ -184,9 +300,11 @@ def units_objective(x: Variables) -> cp_model.LinearExpr:
     return x.units()
 
 
-def _solver(settings: SolveSettings, time_limit_s: float) -> cp_model.CpSolver:
+def _solver(settings: SolveSettings, budget_s: float) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, time_limit_s)
+    budget = max(0.05, budget_s)
+    solver.parameters.max_deterministic_time = budget
+    solver.parameters.max_time_in_seconds = WALL_GUARD[0] * budget + WALL_GUARD[1]
     solver.parameters.num_workers = settings.num_workers
     solver.parameters.random_seed = settings.random_seed
     # Several workers run in CP-SAT's deterministic interleaved mode: same inputs, same plan.
@@ -246,13 +364,16 @@ def solve_options(
     options: Mapping[ModelName, Sequence[Option]],
     goal: Goal,
     settings: SolveSettings,
-    time_limit_s: float,
+    budget_s: float,
     hint: Mapping[ModelName, Option] | None = None,
+    limits: Bounds | None = None,
+    clock: Clock | None = None,
 ) -> SolveResult | None:
-    """Solve the option model for `goal`; None when infeasible.
+    """Solve the option model for `goal` within `budget_s` deterministic seconds; None
+    when infeasible.
 
     Raises:
-        SolverTimeout: no solution within the time limit.
+        SolverTimeout: no solution within the budget.
     """
     start = time.perf_counter()
     if any(not opts for opts in options.values()):
@@ -260,16 +381,19 @@ def solve_options(
     cp = cp_model.CpModel()
     x = Variables(cp, options)
     one_option_per_model(cp, x)
-    gpu_budget(cp, x, problem, settings.max_units)
+    gpu_budget(cp, x, problem, hint)
     latency_slos(cp, x, problem)
+    bounds(cp, x, problem, limits)
     if goal == "latency":
         cp.minimize(latency_objective(x, problem))
+    elif goal == "cost":
+        cp.minimize(x.cost(_prices(problem)))
     else:
         cp.minimize(units_objective(x))
     if hint:
         for o, v in x.all():
             cp.add_hint(v, hint.get(o.model) == o)
-    solver = _solver(settings, time_limit_s)
+    solver = _solver(settings, budget_s)
     # "first": any feasible plan; the units objective only guides the search through the
     # LP (pure feasibility solves of mixed options stalled for minutes near the optimum).
     solver.parameters.stop_after_first_solution = goal == "first"
@@ -280,20 +404,23 @@ def solve_options(
         solver.parameters.linearization_level = 2
     status = _solve(solver, cp)
     wall = time.perf_counter() - start
+    if clock is not None:
+        clock.spent_s += float(solver.deterministic_time)
     if status == cp_model.INFEASIBLE:
         return None
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         if status == cp_model.MODEL_INVALID:
             raise RuntimeError(f"CP-SAT model invalid: {cp.validate()}")
         raise SolverTimeout(
-            f"no plan found within the {time_limit_s:.0f} s time limit; raise --time-limit"
+            f"no plan found within the {budget_s:.0f} s time limit; raise --time-limit"
         )
     return SolveResult(
         chosen=x.chosen(solver),
         status=_status_name(solver, status),
-        objective=float(solver.objective_value) if goal in ("latency", "units") else 0.0,
-        bound=float(solver.best_objective_bound) if goal in ("latency", "units") else 0.0,
+        objective=float(solver.objective_value) if goal != "first" else 0.0,
+        bound=float(solver.best_objective_bound) if goal != "first" else 0.0,
         wall_s=wall,
+        deterministic_s=float(solver.deterministic_time),
     )
 
 
@@ -308,15 +435,35 @@ def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     )  # fmt: skip
 
 
-def facts(
-    status: str, objective: float, bound: float, wall_s: float, maximise: bool = False
-) -> SolverFacts:
-    """SolverFacts with the relative gap |objective - bound| / |objective|."""
+def relative_gap(objective: float, bound: float, maximise: bool = False) -> float:
+    """|objective - bound| / |objective| (0 for a zero minimum, inf for a zero maximum)."""
     if maximise:
         gap = (bound - objective) / objective if objective > 0 else math.inf
     else:
         gap = (objective - bound) / objective if objective > 0 else 0.0
-    return SolverFacts(status, objective, bound, max(0.0, gap), wall_s)
+    return max(0.0, gap)
+
+
+def stage_facts(
+    stage: str, status: str, objective: float, bound: float, wall_s: float, maximise: bool = False
+) -> StageFacts:
+    return StageFacts(
+        stage, status, objective, bound, relative_gap(objective, bound, maximise), wall_s
+    )
+
+
+_RANK = {"OPTIMAL": 0, "FEASIBLE": 1}
+
+
+def headline(
+    stages: Sequence[StageFacts], objective: float, bound: float, maximise: bool = False
+) -> SolverFacts:
+    """The plan's solver facts: its objective and bound, the worst stage's status, the
+    stages' summed wall time."""
+    status = max((s.status for s in stages), key=lambda name: _RANK.get(name, 2))
+    wall = math.fsum(s.wall_s for s in stages)
+    gap = relative_gap(objective, bound, maximise)
+    return SolverFacts(status, objective, bound, gap, wall, tuple(stages))
 
 
 def finish(

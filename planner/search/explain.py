@@ -29,8 +29,11 @@ class SearchInfeasible(InfeasibleError):
         self.gpus_needed = gpus_needed
 
 
-def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> SearchInfeasible:
-    """The error to raise for an infeasible problem (not raised here)."""
+def explain_infeasible(
+    problem: SearchProblem, settings: SolveSettings, what: str = "The target"
+) -> SearchInfeasible:
+    """The error to raise for an infeasible problem (not raised here); `what` names the
+    demand in the GPU count that would suffice."""
     binding, reason = _binding(problem)
     try:
         needed = gpus_needed(problem, settings)
@@ -48,7 +51,7 @@ def explain_infeasible(problem: SearchProblem, settings: SolveSettings) -> Searc
         )
     else:
         suffix = (
-            f" The target needs {needed:g} GPUs of the cluster's types "
+            f" {what} needs {needed:g} GPUs of the cluster's types "
             f"(the cluster has {problem.cluster.gpus})."
         )
     return SearchInfeasible(f"infeasible ({binding}): {reason}.{suffix}", binding, needed)
@@ -100,7 +103,7 @@ def _binding(problem: SearchProblem) -> tuple[str, str]:
 def gpus_needed(problem: SearchProblem, settings: SolveSettings) -> float | None:
     """Fewest GPUs (same types, unbounded nodes) meeting demand and SLOs; None if none."""
     unbounded = replace(problem, cluster=_unbounded(problem))
-    loose = replace(settings, resolution=max(settings.resolution, 1e-3), max_units=None)
+    loose = replace(settings, resolution=max(settings.resolution, 1e-3))
     options = build_options(unbounded, loose)
     result = solve_options(unbounded, options, "units", loose, settings.time_limit_s / 2)
     if result is None:

@@ -4,7 +4,7 @@ A mixture runs c_a replicas of shape a and c_b >= 1 replicas of a different shap
 the same model, the load split in proportion to capacity (`predict.py`), so both run at
 u = D / (c_a cap_a + c_b cap_b). It is admissible when u stays below the utilisation cap
 and inside both latency ladders, it holds at most one share of a GPU (two shares, or a
-share with count > 1, are never options: see `options.replica_budget`), and it packs on
+share with count > 1, are never options: see `choices.replica_budget`), and it packs on
 the cluster alone (the threshold conditions of `packing.py` on its own replicas).
 
 The bound (`MixBound`), which keeps the option count linear in the replica budget:
@@ -29,7 +29,6 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from planner.defaults import UNITS_PER_GPU
-from planner.search.packing import item_threshold
 from planner.search.problem import ShapeCandidate
 from planner.types.names import GpuType
 from planner.types.settings import MixBound
@@ -48,7 +47,7 @@ def mixtures(
 
     Args:
         budgets: each admissible shape and the most replicas of it the cluster holds.
-        caps: packable capacity C_{g,t} per GPU type and threshold (`packing.py`).
+        caps: capacity C_{g,t} per GPU type and whole-GPU threshold (`packing.py`).
         fewest: per row only the fewest replicas of the larger shape that meet the
             demand, whatever the latency (what feasibility needs).
     """
@@ -74,11 +73,14 @@ def mixtures(
 
 
 def _resources(shape: ShapeCandidate, dims: Sequence[tuple[GpuType, int]]) -> np.ndarray:
-    """Units one replica of `shape` adds to each packing constraint (g, t)."""
+    """Units one replica of `shape` adds to each capacity C_{g,t} (`packing.tp_capacities`):
+    a whole replica all its units to every t up to its pipeline stage's size (the item
+    placement packs); a share one whole GPU to t = 8 (exact for a mixture alone: it holds
+    at most one share)."""
     g, size, stage = shape.key.gpu_type, shape.units, shape.key.stage_units
-    return np.array(
-        [size if g == dg and item_threshold(stage) >= t else 0 for dg, t in dims], dtype=np.int64
-    )
+    taken = max(size, UNITS_PER_GPU)  # a share holds one GPU alone
+    reach = max(stage, UNITS_PER_GPU)
+    return np.array([taken if g == dg and reach >= t else 0 for dg, t in dims], dtype=np.int64)
 
 
 def _row(

@@ -24,12 +24,12 @@ model's routing and hit rate from its allocations (`planner.search.prefix`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from planner.search.prefix import cache_choice
 from planner.search.problem import SearchProblem, ShapeCandidate, interpolate_latency_s
-from planner.types.names import ModelName
+from planner.types.names import GpuType, ModelName
 from planner.types.plan import (
     Allocation,
     ModelPrediction,
@@ -167,7 +167,12 @@ def predict_workflows(
                 scale = min(scale, problem.utilisation_cap * m.capacity_per_s / m.demand_per_s)
         out.append(
             WorkflowPrediction(
-                w.workflow_type, w.rate_per_s, w.rate_per_s * scale, latency, w.slo_s
+                w.workflow_type,
+                w.rate_per_s,
+                w.rate_per_s * scale,
+                latency,
+                w.slo_s,
+                w.p95_over_mean * latency,
             )
         )
     return tuple(out)
@@ -216,4 +221,15 @@ def make_plan(
         gpus_total=problem.cluster.gpus,
         bottleneck_model=bottleneck,
         notes=tuple(notes),
+        cost_per_hour=_per_gpu_sum(allocs, problem.cluster.prices()),
+        power_kw=_per_gpu_sum(allocs, problem.cluster.power_w(), 1e-3),
     )
+
+
+def _per_gpu_sum(
+    allocs: Sequence[Allocation], per_gpu: Mapping[GpuType, float] | None, factor: float = 1.0
+) -> float | None:
+    """sum over allocations of GPUs x the per-GPU figure of their type (None: unknown)."""
+    if per_gpu is None:
+        return None
+    return math.fsum(a.gpus * per_gpu[a.gpu_type] for a in allocs) * factor

@@ -1,16 +1,22 @@
 """Max-throughput: the highest common scale s of all workflow rates the cluster sustains.
 
-Bisection over s with CP-SAT feasibility solves of the option model (`model.py`) at the
+The scale may be below 1 (a cluster too small for the target): the answer is then the
+fraction of the target these GPUs sustain. Bisection over s with CP-SAT feasibility
+solves of the option model (`cpsat.py`) at the
 rates times s. Without SLOs only the fewest replicas matter (more only cost GPUs): per
 shape its fewest replicas, per mixture row (fixed smaller count) the fewest of the larger
 shape, so each solve is a small multiple-choice packing problem; with SLOs the full
 option lists are used. A feasible point is snapped up to the exact scale its allocation
 sustains (min over models of C_o min(u_cap, ladder tops) / D_m); an infeasible point is
 proven so by CP-SAT. The bracket [lo, hi] is therefore the objective and its bound, and the search
-stops when hi - lo <= 1e-6 lo (status OPTIMAL) or the time is up (FEASIBLE, gap reported).
-A probe gets at most a third of the time left; one that runs out is retried lower (the
-bracket stays proven). Feasibility solves stop at the first plan, searched with the GPU
-count as objective (the LP guides the search to feasible plans far faster).
+stops when hi - lo <= 1e-6 lo (status OPTIMAL) or the budget is spent (FEASIBLE, gap
+reported). The budget is in CP-SAT deterministic seconds summed over the probes, so the
+answer does not depend on the machine's speed. A probe gets at most a third of the
+budget left; one that runs out is retried lower (the bracket stays proven). What does
+not depend on the scale (admissible shapes, replica budgets, capacities) is computed once
+(`choices.admissible`) and shared by every probe. Feasibility solves stop at the first
+plan, searched with the GPU count as objective (the LP guides the search to feasible
+plans far faster).
 The starting upper bound is the scale each model would reach alone on the whole cluster
 (with mixtures: its two best shapes each with the whole cluster, an over-estimate).
 With prefix caching a shape's fewest replicas are those meeting the demand at their own
@@ -25,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from planner.search.choices import (
+    Admissible,
     Option,
     Part,
     cached_option,
@@ -32,14 +39,10 @@ from planner.search.choices import (
     fewest_replicas,
     model_options,
     prune_dominated,
-    replica_budget,
-    shape_fits_memory,
-    shape_is_structural,
     single,
 )
-from planner.search.cpsat import SolverTimeout, solve_options
+from planner.search.cpsat import Clock, SolverTimeout, solve_options
 from planner.search.mixtures import mixtures
-from planner.search.packing import threshold_capacities
 from planner.search.problem import SearchProblem
 from planner.types.names import ModelName
 from planner.types.settings import SolveSettings
@@ -59,19 +62,24 @@ class ScaleResult:
 
 
 def max_scale(
-    problem: SearchProblem, settings: SolveSettings, time_limit_s: float
+    problem: SearchProblem, settings: SolveSettings, budget_s: float, known: Admissible
 ) -> ScaleResult | None:
-    """The largest common scale of the problem's rates; None if even a tiny one fails."""
+    """The largest common scale of the problem's rates (any size, below 1 included);
+    None if even a tiny one fails. `budget_s` is in deterministic seconds."""
     start = time.perf_counter()
-    deadline = start + time_limit_s
-    hi = _alone_bound(problem, settings)
+    clock = Clock()  # deterministic seconds of the probes so far
+
+    def probe(scale: float, limit_s: float) -> tuple[Option, ...] | None:
+        return _feasible(problem, scale, settings, limit_s, known, clock)
+
+    hi = _alone_bound(problem, settings, known)
     if hi <= 0:
         return None
-    found = _feasible(problem, hi, settings, deadline)
+    found = probe(hi, budget_s / 3)
     if found:
         return ScaleResult(hi * SAFETY, "OPTIMAL", hi, time.perf_counter() - start, found)
     tiny = hi * 1e-9
-    first = _feasible(problem, tiny, settings, deadline)
+    first = probe(tiny, max(0.5, (budget_s - clock.spent_s) / 2))
     if not first:
         return None
     lo = _sustained(problem, first, tiny)
@@ -79,16 +87,16 @@ def max_scale(
     status = "OPTIMAL"
     ceiling = hi  # probes stay below scales whose solve ran out of time
     while hi - lo > TOLERANCE * lo:
-        now = time.perf_counter()
+        left = budget_s - clock.spent_s
         mid = 0.5 * (lo + min(hi, ceiling))
         stuck = ceiling < hi and mid - lo <= TOLERANCE * lo  # every probe above lo timed out
-        if now >= deadline or stuck:
+        if left <= 0 or stuck:
             status = "FEASIBLE"
             break
-        # One probe may take a third of the time left: a hard one near the optimum is
+        # One probe may take a third of the budget left: a hard one near the optimum is
         # given up for a lower probe, which can still raise the lower end.
         try:
-            chosen = _feasible(problem, mid, settings, now + max(0.5, (deadline - now) / 3))
+            chosen = probe(mid, max(0.5, left / 3))
         except SolverTimeout:
             ceiling = mid
             continue
@@ -99,19 +107,15 @@ def max_scale(
     return ScaleResult(lo * SAFETY, status, hi, time.perf_counter() - start, best)
 
 
-def _alone_bound(problem: SearchProblem, settings: SolveSettings) -> float:
+def _alone_bound(problem: SearchProblem, settings: SolveSettings, known: Admissible) -> float:
     """min over models of the scale the model reaches with the whole cluster to itself."""
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     bound = float("inf")
     for m in problem.models:
         demand = problem.demand_per_s(m.model)
         if demand <= 0:
             continue
         reach = [0.0, 0.0]
-        for s in m.shapes:
-            if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
-                continue
-            limit = replica_budget(s, caps[s.key.gpu_type])
+        for s, limit in known.budgets[m.model].items():
             # With prefix caching, the shape at the top of its hit grid (no option's hit
             # rate exceeds the reuse potential, which the grid's top covers).
             best = m.prefix.variants.get(s.key, (s,))[-1] if m.prefix is not None else s
@@ -123,37 +127,38 @@ def _alone_bound(problem: SearchProblem, settings: SolveSettings) -> float:
 
 
 def _feasible(
-    problem: SearchProblem, scale: float, settings: SolveSettings, deadline: float
+    problem: SearchProblem,
+    scale: float,
+    settings: SolveSettings,
+    budget_s: float,
+    known: Admissible,
+    clock: Clock,
 ) -> tuple[Option, ...] | None:
+    """An allocation sustaining `scale`; None: proven infeasible."""
     scaled = problem.scaled(scale)
     slos = any(w.slo_s is not None for w in problem.workflows)
     options = {
-        m.model: model_options(scaled, m, settings.resolution, mix=settings.mix)
+        m.model: model_options(scaled, m, settings.resolution, mix=settings.mix, known=known)
         if slos
-        else _fewest(scaled, m.model, settings)
+        else _fewest(scaled, m.model, settings, known)
         for m in scaled.models
     }
-    left = max(0.05, deadline - time.perf_counter())
-    result = solve_options(scaled, options, "first", settings, left)
+    result = solve_options(scaled, options, "first", settings, budget_s, clock=clock)
     return result.chosen if result is not None else None
 
 
-def _fewest(problem: SearchProblem, name: ModelName, settings: SolveSettings) -> tuple[Option, ...]:
+def _fewest(
+    problem: SearchProblem, name: ModelName, settings: SolveSettings, known: Admissible
+) -> tuple[Option, ...]:
     """Per shape its fewest replicas meeting the demand, per mixture row the fewest of its
     larger shape (enough for feasibility); dominated ones dropped."""
     m = problem.model(name)
     demand = problem.demand_per_s(name)
-    caps = {g: threshold_capacities(problem.cluster, g) for g in problem.gpu_types()}
     out = []
-    budgets = {}
-    for s in m.shapes:
-        if not (shape_is_structural(problem, m, s) and shape_fits_memory(s)):
-            continue
-        budget = replica_budget(s, caps[s.key.gpu_type])
-        if budget > 0:
-            budgets[s] = budget
+    budgets = known.budgets[name]
+    for s, budget in budgets.items():
         if m.prefix is not None:  # counts at their own hit rates
-            cached = fewest_cached(problem, m, s, demand, budget) if budget > 0 else None
+            cached = fewest_cached(problem, m, s, demand, budget)
             if cached is not None:
                 out.append(replace(cached, latency_s=0.0))
             continue
@@ -161,7 +166,9 @@ def _fewest(problem: SearchProblem, name: ModelName, settings: SolveSettings) ->
         if 0 < count <= budget:
             out.append(single(name, s, count, 0.0))
     if settings.mix is not None and demand > 0:
-        mixed = mixtures(budgets, demand, problem.utilisation_cap, caps, settings.mix, fewest=True)
+        mixed = mixtures(
+            budgets, demand, problem.utilisation_cap, known.caps, settings.mix, fewest=True
+        )
         for parts in mixed:
             if m.prefix is None:
                 out.append(Option(name, tuple(Part(s, c) for s, c in parts), 0.0))
@@ -169,7 +176,7 @@ def _fewest(problem: SearchProblem, name: ModelName, settings: SolveSettings) ->
             option = cached_option(problem, m, parts, demand)
             if option is not None:
                 out.append(replace(option, latency_s=0.0))
-    return prune_dominated(out, caps)
+    return prune_dominated(out, known.caps)
 
 
 def _sustained(problem: SearchProblem, chosen: Sequence[Option], scale: float) -> float:

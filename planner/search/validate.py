@@ -150,7 +150,7 @@ def structural_violations(
     whole = a.share_eighths == UNITS_PER_GPU
     if a.share_eighths not in SHARE_EIGHTHS or (tp > 1 and not whole):
         errors.append(
-            Violation("share", f"{where}: fraction must be 1, 1/2, 1/4 or 1/8, and 1 when TP > 1")
+            Violation("share", f"{where}: share must be k/8 of a GPU (k = 1..8), and 1 when TP > 1")
         )
     pools = [p for p in cluster.pools if p.gpu_type == a.gpu_type] if cluster else []
     # A GPU type the cluster lacks is a "gpu-type" violation of its own (see _packing).
@@ -328,7 +328,7 @@ def mean_latency_s(problem: SearchProblem, allocations: Iterable[Allocation]) ->
     return mean_workflow_latency_s(problem, predict_workflows(problem, models))
 
 
-def max_scale(problem: SearchProblem, allocations: Iterable[Allocation]) -> float:
+def sustained_scale(problem: SearchProblem, allocations: Iterable[Allocation]) -> float:
     """Objective of max-throughput: the common factor on all rates under the cap."""
     return throughput_scale(problem, predict_models(problem, allocations))
 

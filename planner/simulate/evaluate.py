@@ -35,7 +35,7 @@ from planner.simulate.rates import (
 )
 from planner.simulate.result import SimResult
 from planner.simulate.workload import Workload
-from planner.types.plan import Allocation, Plan
+from planner.types.plan import Allocation, Plan, WorkflowPrediction
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class CandidateResult:
     predicted_max_rate_per_s: float
     predicted_mean_latency_s: float
     problem: str | None = None
+    predicted_workflows: tuple[WorkflowPrediction, ...] = ()
 
     @property
     def throughput_error(self) -> float:
@@ -154,6 +155,7 @@ def _candidate(
         search=search,
         predicted_max_rate_per_s=predicted_rate,
         predicted_mean_latency_s=predicted_latency,
+        predicted_workflows=plan.workflows,
     )
 
 

@@ -24,6 +24,33 @@ def _num(x: float | None) -> float | None:
     return float(f"{x:.6g}")
 
 
+def per_workflow_type(c: CandidateResult) -> dict[str, Any]:
+    """Per workflow type: predicted (APL) and simulated mean and p95 latency at the
+    target, and the relative errors of the prediction."""
+    out: dict[str, Any] = {}
+    simulated = dict(c.at_target.latency_by_type_s) if c.at_target else {}
+    for w in c.predicted_workflows:
+        sim = simulated.get(w.workflow_type)
+        mean = sim.mean if sim else math.nan
+        p95 = sim.p95 if sim else math.nan
+        predicted_p95 = w.p95_latency_s if w.p95_latency_s is not None else math.nan
+        out[w.workflow_type] = {
+            "predicted_mean_latency_s": _num(w.mean_latency_s),
+            "simulated_mean_latency_s": _num(mean),
+            "mean_latency_error": _num(_error(w.mean_latency_s, mean)),
+            "predicted_p95_latency_s": _num(predicted_p95),
+            "simulated_p95_latency_s": _num(p95),
+            "p95_latency_error": _num(_error(predicted_p95, p95)),
+        }
+    return out
+
+
+def _error(predicted: float, simulated: float) -> float:
+    if not simulated > 0 or not math.isfinite(predicted):
+        return math.nan
+    return (predicted - simulated) / simulated
+
+
 def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) -> dict[str, Any]:
     """One candidate; with `plan`, also the plan's throughput and latency ratios over it."""
     at = c.at_target
@@ -75,6 +102,7 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
             "max_rate_per_s": _num(c.throughput_error),
             "mean_latency_s": _num(c.latency_error),
         },
+        "prediction_by_workflow_type": per_workflow_type(c),
         "capacity_bound_per_s": _num(c.search.bound_rate_per_s if c.search else math.nan),
         "at_max_rate": _at_max(c),
         "rate_probes": [

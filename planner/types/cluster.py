@@ -19,6 +19,8 @@ class NodePool:
     nvlink_domain_size: int
     labels: dict[str, str] = field(default_factory=dict)
     node_names: tuple[str, ...] = ()  # explicit names (discovered clusters); else generated
+    price_per_gpu_hour: float | None = None  # $ per GPU-hour; None: unknown
+    power_w_per_gpu: float | None = None  # typical board power; None: the catalog's
 
     @property
     def gpus(self) -> int:
@@ -36,6 +38,19 @@ class Cluster:
     @property
     def gpus(self) -> int:
         return sum(p.gpus for p in self.pools)
+
+    def prices(self) -> dict[GpuType, float] | None:
+        """$ per GPU-hour per GPU type when every pool has one (pools of one type agree,
+        `parse_cluster` checks it); None otherwise."""
+        if any(p.price_per_gpu_hour is None for p in self.pools):
+            return None
+        return {p.gpu_type: float(p.price_per_gpu_hour or 0.0) for p in self.pools}
+
+    def power_w(self) -> dict[GpuType, float] | None:
+        """Board power per GPU per GPU type when every pool has it; None otherwise."""
+        if any(p.power_w_per_gpu is None for p in self.pools):
+            return None
+        return {p.gpu_type: float(p.power_w_per_gpu or 0.0) for p in self.pools}
 
     def gpus_by_type(self) -> dict[GpuType, int]:
         out: dict[GpuType, int] = {}

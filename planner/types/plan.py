@@ -12,8 +12,8 @@ from planner.defaults import UNITS_PER_GPU
 from planner.types.names import GpuType, ModelName, WorkflowType
 from planner.types.shapes import ShapeKey
 
-Objective = Literal["min-latency", "max-throughput", "min-gpus"]
-OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus")
+Objective = Literal["min-latency", "max-throughput", "min-gpus", "min-cost"]
+OBJECTIVES: tuple[Objective, ...] = ("min-latency", "max-throughput", "min-gpus", "min-cost")
 
 
 Routing = Literal["balanced", "session"]
@@ -69,6 +69,7 @@ class WorkflowPrediction:
     throughput_per_s: float  # highest rate the allocation sustains at this type's mix
     mean_latency_s: float  # predicted mean end-to-end latency at the target rate
     slo_s: float | None = None
+    p95_latency_s: float | None = None  # the trace's p95/mean ratio x the predicted mean
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,27 @@ class ModelPrediction:
 
 
 @dataclass(frozen=True)
+class StageFacts:
+    """One solve of a lexicographic search: what it optimised and how far it got."""
+
+    stage: str  # "latency", "gpus", "cost", "scale"
+    status: str  # "OPTIMAL" or "FEASIBLE"
+    objective: float  # in the stage's unit: s, GPUs, $/hour, scale
+    bound: float
+    gap: float
+    wall_s: float
+
+
+@dataclass(frozen=True)
 class SolverFacts:
+    """The headline: the plan's objective and bound; `status` is the worst stage's."""
+
     status: str  # "OPTIMAL", "FEASIBLE", or the baseline's name
     objective: float
     bound: float
     gap: float  # relative gap between objective and bound
     wall_s: float
+    stages: tuple[StageFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,8 @@ class Plan:
     inputs_digest: str = ""
     bottleneck_model: ModelName | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    cost_per_hour: float | None = None  # $ per hour of the GPUs used; None without prices
+    power_kw: float | None = None  # typical board power of the GPUs used; None unknown
 
     @property
     def units_used(self) -> int:
@@ -111,3 +129,16 @@ class Plan:
     @property
     def gpus_used(self) -> float:
         return self.units_used / UNITS_PER_GPU
+
+    @property
+    def gpus_free(self) -> float:
+        """GPUs (in eighths) the plan leaves unallocated."""
+        return self.gpus_total - self.gpus_used
+
+    @property
+    def cost_per_1000_workflows(self) -> float | None:
+        """$ per 1,000 workflows at the target rates; None without prices or rates."""
+        rate = sum(w.target_rate_per_s for w in self.workflows)
+        if self.cost_per_hour is None or rate <= 0:
+            return None
+        return self.cost_per_hour / (rate * 3600.0) * 1000.0

@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from planner.defaults import NUM_WORKERS, RANDOM_SEED, TIME_LIMIT_S, UTILISATION_CAP
+from planner.defaults import (
+    LATENCY_TOLERANCE,
+    NUM_WORKERS,
+    RANDOM_SEED,
+    TIME_LIMIT_S,
+    UTILISATION_CAP,
+)
 from planner.types.names import WorkflowType
 from planner.types.plan import Objective
 
@@ -50,10 +56,10 @@ class SolveSettings:
     """How to search. `num_workers` and `random_seed` are pinned for determinism."""
 
     objective: Objective = "min-latency"
-    time_limit_s: float = TIME_LIMIT_S
+    time_limit_s: float = TIME_LIMIT_S  # CP-SAT deterministic seconds over all stages
     num_workers: int = NUM_WORKERS  # one worker is deterministic and, here, fastest
     random_seed: int = RANDOM_SEED
     resolution: float = DEFAULT_RESOLUTION  # latency net of search/choices.py
     mix: MixBound | None = DEFAULT_MIX  # two-shape mixtures; None: one shape per model
     use_hint: bool = True
-    max_units: int | None = None  # extra cap on total units (lexicographic 2nd stage)
+    latency_tolerance: float = LATENCY_TOLERANCE  # min-latency's second stage; 0: none
