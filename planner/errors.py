@@ -29,6 +29,10 @@ class ProfileError(PlannerError):
     """A model, GPU type or performance profile the request needs is unknown."""
 
 
+class EndpointError(PlannerError):
+    """A live endpoint is down, serves another model, or failed calls during a replay."""
+
+
 class InfeasibleError(PlannerError):
     """The request cannot be met with the given resources. Exit code 3."""
 

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 from planner.types.plan import Plan
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from planner.place import Placement
+    from planner.replay.measure import ReplayMeasure
+    from planner.replay.report import ComparisonRow
     from planner.simulate.evaluate import Evaluation
     from planner.study.types import WorkloadStudy
 
@@ -192,6 +196,13 @@ def _s(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
+
+
+def replay_summary(measure: ReplayMeasure, rows: Sequence[ComparisonRow] = ()) -> str:
+    """`planner replay`'s printout (see `planner.replay.report.replay_summary`)."""
+    from planner.replay.report import replay_summary as summary
+
+    return summary(measure, rows)
 
 
 def study_summary(study: WorkloadStudy) -> str:

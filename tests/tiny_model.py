@@ -14,8 +14,15 @@ TINY_NAME = "tiny-llama-test"
 MAX_MODEL_LEN = 1024
 
 
-def build_tiny_model(out: Path) -> Path:
-    """Write config, safetensors weights and tokenizer files to `out`; return it."""
+def build_tiny_model(
+    out: Path, hidden: int = 256, layers: int = 2, heads: int = 4, kv_heads: int = 2,
+    intermediate: int = 512,
+) -> Path:  # fmt: skip
+    """Write config, safetensors weights and tokenizer files to `out`; return it.
+
+    The defaults are the test model; larger values give a second, slower model (head
+    size stays 64, which the CPU attention kernel accepts).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -34,11 +41,11 @@ def build_tiny_model(out: Path) -> Path:
     fast.save_pretrained(out)
     config = LlamaConfig(
         vocab_size=tok.get_vocab_size(),
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
         head_dim=64,
         max_position_embeddings=2048,
         bos_token_id=1,
@@ -54,24 +61,38 @@ def write_tiny_catalog(shipped_configs: Path, out: Path, model_dir: Path) -> Pat
     """The shipped catalog plus a test-only spec of the tiny model; returns the folder."""
     shutil.copytree(shipped_configs / "gpus", out / "gpus")
     shutil.copytree(shipped_configs / "models", out / "models")
-    # params: 2 x 1024 x 256 embeddings/head + 2 layers x (4 x 256^2 attn ... ) ~ 1.6M.
-    (out / "models" / f"{TINY_NAME}.yaml").write_text(
+    add_tiny_spec(out, TINY_NAME, model_dir, aliases=("tiny",))
+    return out
+
+
+def add_tiny_spec(
+    catalog: Path, name: str, model_dir: Path, hidden: int = 256, layers: int = 2,
+    heads: int = 4, kv_heads: int = 2, intermediate: int = 512, aliases: tuple[str, ...] = (),
+) -> Path:  # fmt: skip
+    """Write `catalog/models/<name>.yaml` for a model built by `build_tiny_model`."""
+    vocab = 1024
+    # Parameters: embeddings and LM head (2 x vocab x hidden) plus per layer attention
+    # (q, o: hidden^2 each; k, v: hidden x kv_heads x 64 each) and the MLP (3 x hidden x inter).
+    per_layer = 2 * hidden * hidden + 2 * hidden * kv_heads * 64 + 3 * hidden * intermediate
+    params = 2 * vocab * hidden + layers * per_layer
+    path = catalog / "models" / f"{name}.yaml"
+    path.write_text(
         f"""schema_version: 1
-name: {TINY_NAME}
+name: {name}
 hf_id: {model_dir}
-served_name: {TINY_NAME}
-aliases: [tiny]
-params_b: 0.0016
-layers: 2
-hidden: 256
-heads: 4
-kv_heads: 2
+served_name: {name}
+aliases: [{", ".join(aliases)}]
+params_b: {params / 1e9:.6f}
+layers: {layers}
+hidden: {hidden}
+heads: {heads}
+kv_heads: {kv_heads}
 head_dim: 64
-intermediate: 512
-vocab: 1024
+intermediate: {intermediate}
+vocab: {vocab}
 max_model_len: {MAX_MODEL_LEN}
 vllm_args: [--max-model-len, "{MAX_MODEL_LEN}", --enforce-eager]
 source: built by tests/tiny_model.py (random weights; for exercising the profiler only)
 """
     )
-    return out
+    return path

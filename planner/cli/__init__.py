@@ -84,6 +84,7 @@ def _register() -> None:
         profile_store_cmd,
         render_cmd,
         replan_cmd,
+        replay_cmd,
         report_cmd,
     )
 

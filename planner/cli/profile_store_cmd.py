@@ -146,14 +146,21 @@ def run(
 @profile_app.command("import")
 def import_(
     files: Annotated[
-        list[Path], typer.Argument(help="`vllm bench serve --save-result` JSON files.")
+        list[Path],
+        typer.Argument(
+            help="`vllm bench serve --save-result` JSON files or `planner replay -o` results."
+        ),
     ],
     model: Annotated[
         str | None, typer.Option("--model", help="Model, when the files lack metadata 'model'.")
     ] = None,
     gpu_type: Annotated[
         str | None,
-        typer.Option("--gpu-type", help="GPU type, when the files lack metadata 'gpu_type'."),
+        typer.Option(
+            "--gpu-type",
+            help="GPU type, when the files lack metadata 'gpu_type' "
+            "(or a replay compared no plan).",
+        ),
     ] = None,
     tp: Annotated[
         int | None, typer.Option("--tp", min=1, help="TP degree, when the files lack 'tp'.")
@@ -165,13 +172,19 @@ def import_(
     configs: ConfigsOpt = None,
     profiles_dir: ProfilesOpt = None,
 ) -> None:
-    """Import `vllm bench serve --save-result` JSON files as stored profile points."""
+    """Import `vllm bench serve --save-result` JSON files, and `planner replay` results
+    (filed under the compared plan's shapes), as stored profile points; for replay results,
+    say which predictions the measurements corrected and by how much."""
     from planner.jobs.profiling import profile_import_job
     from planner.profiles.imported import ImportOverrides
 
     overrides = ImportOverrides(model, gpu_type, tp, gpu_fraction)
     stored = profile_import_job(files, overrides, configs, profiles_dir)
     _print_points(stored.points)
+    for line in stored.corrections:
+        typer.echo(line)
+    for note in stored.notes:
+        typer.echo(f"not filed: {note}")
     for path in stored.written:
         typer.echo(f"wrote {path}")
 
@@ -203,3 +216,53 @@ def _print_points(points: pd.DataFrame) -> None:
     summary = summarise_points(points)
     if not summary.empty:
         typer.echo(summary.to_string(index=False))
+
+
+@profile_app.command("kernels")
+def kernels(
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for the tables (gemm/, attention/, ...).")
+    ],
+    device: Annotated[
+        str, typer.Option("--device", help="cpu or cuda: where the kernels run.")
+    ] = "cpu",
+    grid: Annotated[
+        str,
+        typer.Option(
+            "--grid", help="small (minutes on a few CPU cores) or full (GPU-sized shapes)."
+        ),
+    ] = "small",
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Timed batches per shape (median kept).")
+    ] = 5,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", min=1, help="CPU only: cores per device (one vLLM engine's)."),
+    ] = 1,
+    devices: Annotated[
+        int | None,
+        typer.Option("--devices", min=1, help="Devices the all-reduce spans (default: all)."),
+    ] = None,
+) -> None:
+    """Measure kernel latencies (GEMM per dtype, context/generation attention, all-reduce
+    across devices) on this machine, in the schema of the shipped kernel tables."""
+    from rich.progress import Progress
+
+    from planner.jobs.profiling import KernelsRequest, profile_kernels_job
+
+    request = KernelsRequest(device, grid, output, repeats, threads, devices)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("kernels", total=None)
+
+        def step(done: int, total: int, table: str) -> None:
+            bar.update(task, completed=done, total=total, description=table)
+
+        run = profile_kernels_job(request, step)
+    typer.echo(
+        f"{run.device_name}: {run.devices} device(s), {sum(run.rows.values())} kernel "
+        f"shapes in {run.wall_s:.0f} s"
+    )
+    for table, count in run.rows.items():
+        typer.echo(f"  {table}: {count} rows")
+    for path in run.files:
+        typer.echo(f"wrote {path}")

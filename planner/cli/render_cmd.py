@@ -78,9 +78,29 @@ def render_command(
     replan_traces: TracesOpt = _D.replan_traces_url,
     replan_traces_claim: ClaimOpt = _D.replan_traces_claim,
     replan_credentials_secret: CredentialsOpt = _D.replan_credentials_secret,
+    replay_job: Annotated[
+        bool,
+        typer.Option(
+            "--replay-job",
+            help="Also write a Job that runs `planner replay` in the cluster against the "
+            "plan's Services, with the re-planning traces (result: the Job's log).",
+        ),
+    ] = False,
+    replay_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--replay-rate",
+            min=0.0,
+            help="Workflows/s the replay Job offers (default: the plan's target rate).",
+        ),
+    ] = None,
+    replay_duration: Annotated[
+        float,
+        typer.Option("--replay-duration", min=1.0, help="Seconds the replay Job's arrivals last."),
+    ] = 300.0,
 ) -> None:
     """Place a plan on the cluster (nodes and GPU indices) and write Kubernetes manifests."""
-    from planner.jobs.deploying import render_job
+    from planner.jobs.deploying import ReplayJobRequest, render_job
     from planner.summaries import placement_summary
 
     settings = render_settings(
@@ -106,7 +126,8 @@ def render_command(
         replan_credentials_secret=replan_credentials_secret,
     )
     cluster = ClusterSpec(gpus, gpu_type, gpus_per_node, cluster_file)
-    outcome = render_job(plan_path, cluster, settings, output, configs)
+    replay = ReplayJobRequest(replay_rate, replay_duration) if replay_job else None
+    outcome = render_job(plan_path, cluster, settings, output, configs, replay)
     objects = len(outcome.deployment.rendered.objects)
     placement = outcome.deployment.placement
     typer.echo(placement_summary(placement, outcome.manifests_dir, objects, settings.replans))

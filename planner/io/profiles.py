@@ -12,6 +12,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from planner.profiles.points import (
     normalise_points,
     points_frame,
 )
+from planner.profiles.replayed import ShapeOverride, is_replay_result, replay_result_to_points
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
@@ -124,7 +126,47 @@ def read_bench_results(
     Raises:
         InputError: naming the file and the missing or malformed key.
     """
-    rows: list[dict[str, Any]] = []
+    return read_results(paths, overrides, resolve_model, resolve_gpu).bench_points
+
+
+@dataclass(frozen=True)
+class ImportedResults:
+    """What `planner profile import` read.
+
+    Attributes:
+        bench_points: points of `vllm bench serve --save-result` files (source imported).
+        replay_points: points of `planner replay --json` results (source measured).
+        notes: replayed models that could not be filed, and why.
+    """
+
+    bench_points: pd.DataFrame
+    replay_points: pd.DataFrame
+    notes: tuple[str, ...]
+
+
+def read_results(
+    paths: Sequence[Path],
+    overrides: ImportOverrides,
+    resolve_model: Callable[[str], str] | None = None,
+    resolve_gpu: Callable[[str], str] | None = None,
+) -> ImportedResults:
+    """Parse benchmark and replay result files (told apart by content).
+
+    A replay result is filed under the shapes of the plan it was compared with, or under
+    the overrides' GPU type, TP and fraction when it compared none. All files are checked
+    before anything is returned, so a bad file writes nothing.
+
+    Raises:
+        InputError: naming the file and the missing or malformed key.
+    """
+    bench: list[dict[str, Any]] = []
+    replayed: list[dict[str, Any]] = []
+    notes: list[str] = []
+    shape = (
+        ShapeOverride(overrides.gpu_type, overrides.tp, overrides.gpu_fraction or 1.0)
+        if overrides.gpu_type and overrides.tp
+        else None
+    )
     for path in paths:
         try:
             data = json.loads(path.read_text())
@@ -132,12 +174,23 @@ def read_bench_results(
             raise InputError(f"{path}: file not found") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: not valid JSON ({exc})") from exc
-        rows.append(
+        if is_replay_result(data):
+            rows, why = replay_result_to_points(
+                data, str(path), resolve_model or (lambda n: n), shape
+            )
+            replayed += rows
+            notes += [f"{path}: {n}" for n in why]
+            continue
+        bench.append(
             bench_result_to_point(
                 data, str(path), overrides, "imported", resolve_model, resolve_gpu
             )
         )
-    return points_frame(rows, "imported files")
+    return ImportedResults(
+        points_frame(bench, "imported files"),
+        points_frame(replayed, "replay results"),
+        tuple(notes),
+    )
 
 
 def load_profiles(

@@ -17,6 +17,8 @@ from planner.render.settings import RenderOptions
 def settings_yaml(options: RenderOptions) -> str:
     """The settings as flat YAML with `schema_version` (keys sorted, deterministic)."""
     data = {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(options)}
+    # The replay Job runs once for the plan it was rendered with; a re-plan renders none.
+    data.pop("replay_job")
     return yaml.safe_dump(data, sort_keys=True)
 
 

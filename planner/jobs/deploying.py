@@ -126,15 +126,43 @@ def plan_and_deploy(request: PlanRequest, settings: RenderOptions, output: Path)
     return PlanOutcome(deployment, output / PLAN_FILE, manifests)
 
 
+@dataclass(frozen=True)
+class ReplayJobRequest:
+    """`render --replay-job`: the in-cluster replay's rate (None: the plan's target) and
+    how long its arrivals last."""
+
+    rate_per_s: float | None = None
+    duration_s: float = 300.0
+
+
+def with_replay_job(options: RenderOptions, plan: Plan, request: ReplayJobRequest) -> RenderOptions:
+    """`options` with the replay Job, at the requested rate or the plan's target.
+
+    Raises:
+        InputError: no rate given and the plan has no positive target rate.
+    """
+    from dataclasses import replace
+
+    from planner.errors import InputError
+    from planner.render.settings import ReplayJobSettings
+
+    rate = request.rate_per_s or sum(w.target_rate_per_s for w in plan.workflows)
+    if not rate > 0:
+        raise InputError("the plan has no target rate; give the replay Job one: --replay-rate R")
+    warmup = min(ReplayJobSettings(rate).warmup_s, request.duration_s / 10)
+    return replace(options, replay_job=ReplayJobSettings(rate, request.duration_s, warmup))
+
+
 def render_job(
     plan_path: Path,
     cluster: ClusterSpec,
     settings: RenderOptions,
     output: Path,
     configs_dir: Path | None = None,
+    replay: ReplayJobRequest | None = None,
 ) -> RenderOutcome:
     """Place an existing plan.yaml (or its directory) on a cluster; replace OUTPUT with
-    plan.yaml, placement.yaml and manifests/.
+    plan.yaml, placement.yaml and manifests/ (with `replay`, also the replay Job).
 
     Raises:
         ConfigError: the plan file is missing, malformed or breaks a plan rule.
@@ -150,6 +178,8 @@ def render_job(
     resolved = resolve_cluster(cluster, catalog)
     path = plan_path / PLAN_FILE if plan_path.is_dir() else plan_path
     plan = validate_plan(read_plan(path), catalog, resolved.cluster, str(path))
+    if replay is not None:
+        settings = with_replay_job(settings, plan, replay)
     # The CronJob keeps the plan's objective; the other planning defaults apply.
     replan = ReplanInputs(planning_flags=(f"--objective={plan.objective}",))
     deployment = deploy_plan(plan, resolved.cluster, catalog, settings, replan=replan)

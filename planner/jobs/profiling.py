@@ -14,6 +14,7 @@ from planner.errors import InputError, ProfileError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from planner.io.kernel_bench import KernelRun
     from planner.profiles.imported import ImportOverrides
     from planner.profiles.measured import SweepSpec, TokenShape
 
@@ -127,25 +128,96 @@ def _token_shapes(
     raise InputError("give --pipeline APL.json or both --input-tokens and --output-tokens")
 
 
+@dataclass(frozen=True)
+class ImportedPoints:
+    """What `profile import` stored, and what the replay results among the files corrected.
+
+    Attributes:
+        corrections: one line per replayed point: the stored profiles' prediction there
+            before the import (and its source) beside the measurement.
+        notes: replayed models that were not filed, and why.
+    """
+
+    points: pd.DataFrame
+    written: tuple[Path, ...]
+    corrections: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 def profile_import_job(
     files: Sequence[Path],
     overrides: ImportOverrides,
     configs_dir: Path | None = None,
     profiles_dir: Path | None = None,
-) -> StoredPoints:
-    """Store `vllm bench serve --save-result` JSON files as profile points."""
+) -> ImportedPoints:
+    """Store `vllm bench serve --save-result` JSON files and `planner replay --json`
+    results (filed under the compared plan's shapes) as profile points."""
+    from dataclasses import replace
+
+    import pandas as pd
+
     from planner.io import profiles as store
     from planner.io.configs import load_catalog
+    from planner.profiles.replayed import correction_lines, corrections
 
     catalog = load_catalog(configs_dir)
-    points = store.read_bench_results(
+
+    def gpu(name: str) -> str:
+        return name if name == "cpu" else resolve_gpu(catalog, name).name
+
+    if overrides.gpu_type:
+        overrides = replace(overrides, gpu_type=gpu(overrides.gpu_type))
+    target = profiles_dir or store.PROFILES_DIR
+    results = store.read_results(
         files,
         overrides,
         resolve_model=lambda n: resolve_model(catalog, n).name,
-        resolve_gpu=lambda n: n if n == "cpu" else resolve_gpu(catalog, n).name,
+        resolve_gpu=gpu,
     )
-    written = store.write_points(points, profiles_dir or store.PROFILES_DIR)
-    return StoredPoints(points, tuple(written))
+    replayed = results.replay_points
+    fixed = corrections(replayed, store.load_profiles(target, catalog))
+    frames = [p for p in (results.bench_points, replayed) if not p.empty]
+    points = pd.concat(frames, ignore_index=True) if frames else results.bench_points
+    written = store.write_points(points, target)
+    return ImportedPoints(
+        points, tuple(written), tuple(correction_lines(fixed)), tuple(results.notes)
+    )
+
+
+@dataclass(frozen=True)
+class KernelsRequest:
+    """What `planner profile kernels` measures (see `planner.io.kernel_bench`)."""
+
+    device: str
+    grid: str
+    output: Path
+    repeats: int = 5
+    threads: int = 1
+    devices: int | None = None
+
+
+def profile_kernels_job(request: KernelsRequest, progress: Progress | None = None) -> KernelRun:
+    """Measure kernel latencies on this machine and write the tables.
+
+    Raises:
+        InputError: an unknown device or grid; torch missing; no GPU for cuda.
+    """
+    from planner.io.kernel_bench import collect_kernels
+    from planner.profiles.kernel_grid import GRIDS
+
+    if request.device not in ("cpu", "cuda"):
+        raise InputError(f"--device must be cpu or cuda, got {request.device!r}")
+    if request.grid not in GRIDS:
+        raise InputError(f"--grid must be one of {', '.join(GRIDS)}, got {request.grid!r}")
+    return collect_kernels(
+        "cuda" if request.device == "cuda" else "cpu",
+        GRIDS[request.grid],
+        request.output,
+        repeats=request.repeats,
+        threads=request.threads,
+        devices=request.devices,
+        progress=progress,
+    )
 
 
 def gpu_for_run(catalog: Catalog, name: str) -> str:

@@ -24,6 +24,7 @@ from planner.render.gateway import gateway_objects, gateway_shared
 from planner.render.groups import ServingGroup, model_ports, serving_groups, with_prefix_caching
 from planner.render.kserve import inference_service
 from planner.render.lws import leader_worker_set
+from planner.render.replay_job import replay_objects
 from planner.render.settings import RenderOptions, ReplanInputs, check_options
 from planner.render.workloads import disruption_budget, group_deployment, model_service
 from planner.types.cluster import Cluster
@@ -39,10 +40,11 @@ class Rendered:
     plan_hash: str
     serving: tuple[object, ...]  # plan ConfigMap, Services, workloads, budgets, routing
     control: tuple[object, ...]
+    replay: tuple[object, ...] = ()  # the replay Job and its endpoints ConfigMap (optional)
 
     @property
     def objects(self) -> tuple[object, ...]:
-        return self.serving + self.control
+        return self.serving + self.control + self.replay
 
 
 def plan_hash(plan_text: str, extra_files: Mapping[str, str] | None = None) -> str:
@@ -125,7 +127,10 @@ def render_manifests(
     if options.replans:
         kinds = {_kind(o) for o in serving}
         control += replan_objects(options, replan or ReplanInputs(), kinds, digest)
-    return Rendered(digest, tuple(serving), tuple(control))
+    replay: list[object] = []
+    if options.replay_job is not None:
+        replay = replay_objects(served, models, options, options.replay_job, digest)
+    return Rendered(digest, tuple(serving), tuple(control), tuple(replay))
 
 
 def _workloads(

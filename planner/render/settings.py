@@ -45,6 +45,16 @@ class ReplanInputs:
 
 
 @dataclass(frozen=True)
+class ReplayJobSettings:
+    """The in-cluster replay Job (`planner render --replay-job`); see render.replay_job."""
+
+    rate_per_s: float
+    duration_s: float = 300.0
+    warmup_s: float = 30.0
+    drain_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class RenderOptions:
     namespace: str = "llm-serving"
     create_namespace: bool = True  # render a Namespace object (kubectl apply -k on a fresh cluster)
@@ -99,6 +109,9 @@ class RenderOptions:
     replan_traces_claim: str = ""  # PVC mounted read-only at /traces
     replan_credentials_secret: str = ""  # env for the object store (AWS_*, ...), by reference
     replan_window: str = "1h"
+    # A Job replaying the traces (replan_traces_url or replan_traces_claim) against the
+    # plan's Services; None: no replay Job.
+    replay_job: ReplayJobSettings | None = None
 
     @property
     def replans(self) -> bool:
@@ -146,4 +159,9 @@ def check_options(options: RenderOptions) -> None:
         raise InputError(
             f"--replan-traces {options.replan_traces_url}: give --replan-credentials-secret "
             "NAME, a Secret whose keys become the CronJob's environment (AWS_ACCESS_KEY_ID, ...)"
+        )
+    if options.replay_job is not None and not options.replans:
+        raise InputError(
+            "--replay-job replays the traces the re-planning CronJob reads: give "
+            "--replan-traces-claim PVC or --replan-traces URL"
         )

@@ -59,6 +59,8 @@ class Workload:
         node_tool_s: per node, the duration of a tool row (0 for LLM calls).
         node_input_tokens / node_output_tokens: per node, token counts.
         node_deps: per node, the number of predecessors.
+        node_row: per node, its row in the CallTable frame it was compiled from (so
+            callers can read columns the graph does not carry, e.g. prefix keys).
         succ_start / succ: CSR successor lists (global node index -> local indices).
         mean_input_tokens / mean_output_tokens: per model, the token shape curves are
             evaluated at.
@@ -76,6 +78,7 @@ class Workload:
     node_input_tokens: np.ndarray
     node_output_tokens: np.ndarray
     node_deps: np.ndarray
+    node_row: np.ndarray
     succ_start: np.ndarray
     succ: np.ndarray
     mean_input_tokens: np.ndarray
@@ -161,6 +164,7 @@ def compile_workload(calls: CallTable) -> Workload:
         node_input_tokens=in_tok,
         node_output_tokens=out_tok,
         node_deps=deps,
+        node_row=order.astype(np.int64),
         succ_start=succ_start,
         succ=succ,
         mean_input_tokens=mean_in,
