@@ -121,8 +121,13 @@ def _replay_document(plan_path: Path) -> dict[str, object]:
     and one server whose prefix-cache counters say 3 hits in 8 queried tokens."""
     from planner.io.plan_file import read_plan
     from planner.replay.measure import (
-        CALL_OK, WORKFLOW_OK, CallRecord, ReplayLog, WorkflowRecord, summarise_replay,
-    )  # fmt: skip
+        CALL_OK,
+        WORKFLOW_OK,
+        CallRecord,
+        ReplayLog,
+        WorkflowRecord,
+        summarise_replay,
+    )
     from planner.replay.metrics import ServerMeasure
     from planner.replay.report import replay_document
 
