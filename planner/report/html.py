@@ -309,9 +309,11 @@ def _allocation_table(plan: Plan, costs: Sequence[AllocationCost] | None) -> str
         rows.append(total)
     table = _table(headers, rows, left=2)
     if with_cost or with_power:
+        what = "Cost and power" if with_cost and with_power else "Cost" if with_cost else "Power"
+        per_1k = "; $ per 1,000 workflows at the plan's target rates" if with_cost else ""
         table += (
-            '<p class="note">Cost and power of the GPUs each allocation uses (its share of '
-            "each GPU); $ per 1,000 workflows at the plan's target rates.</p>"
+            f'<p class="note">{what} of the GPUs each allocation uses (its share of each '
+            f"GPU){per_1k}.</p>"
         )
     return table
 
@@ -374,7 +376,7 @@ def _prefix_hits(doc: Mapping[str, Any]) -> str:
                 _float(h.get("replicas")),
                 _pct(_float(h.get("predicted"))),
                 _pct(_float(h.get("simulated"))),
-                "n/a" if error is None else f"{error:+.1f} pp",
+                "n/a" if error is None else f"{round(error, 1) + 0.0:+.1f} pp",
                 str(h.get("evidence", "")),
             ]
         )
@@ -442,7 +444,12 @@ def _replay_hits(plan: Plan, doc: Mapping[str, Any]) -> str:
         pred = predicted.get(model)
         diff = None if pred is None or measured is None else (pred - measured) * 100
         rows.append(
-            [model, _pct(pred), _pct(measured), "n/a" if diff is None else f"{diff:+.1f} pp"]
+            [
+                model,
+                _pct(pred),
+                _pct(measured),
+                "n/a" if diff is None else f"{round(diff, 1) + 0.0:+.1f} pp",
+            ]
         )
     return "<h4>Prefix-cache hit rate, predicted against replayed servers</h4>" + _table(
         ["model", "predicted", "measured (vLLM counters)", "error"], rows
