@@ -41,6 +41,13 @@ from planner.types.plan import Plan
 # (half H100 in 8-GPU nodes, a quarter A100 in 8-GPU nodes, a quarter L40S in 4-GPU PCIe
 # nodes); workflow types: one per four models (at least two).
 GRID_GPUS = (8, 64, 256, 1024, 4096)
+# The models the synthetic mixes draw from: a fixed list (the catalog of 2026-11-29, before
+# it grew), so a case draws the same mix whatever models the catalog adds later.
+BASE_MODELS = (
+    "Llama-3.1-70B-Instruct", "Llama-3.1-70B-Instruct-FP4", "Llama-3.1-70B-Instruct-FP8",
+    "Llama-3.1-8B-Instruct", "Llama-3.1-8B-Instruct-FP8", "Mistral-7B-Instruct-v0.3",
+    "Qwen2.5-7B-Instruct", "Qwen3-0.6B", "Qwen3-32B", "Qwen3-32B-FP8", "Qwen3-Reranker-0.6B",
+)  # fmt: skip
 GRID_MODELS = (5, 20, 50, 100)
 
 
@@ -70,7 +77,7 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
     spec = _spec(case)
     rng = random.Random(seed)
     base = load_catalog()
-    bases = sorted(base.models.values(), key=lambda m: m.name)
+    bases = sorted((base.models[n] for n in BASE_MODELS), key=lambda m: m.name)
     models: dict[str, ModelSpec] = {}
     for i in range(int(spec["models"])):  # type: ignore[call-overload]
         m = rng.choice(bases)

@@ -37,7 +37,8 @@ def edited_plan(tmp_path: Path, index: int, **changes: Any) -> Path:
         (1, {"replicas": 0}, "0 replicas"),
         (0, {"tensor_parallel": 3}, "TP 3 is not a power of two dividing 64 heads"),
         (0, {"tensor_parallel": 16}, "NVLink domain of 16 GPUs"),
-        (1, {"gpu_fraction": 0.375}, "fraction must be 1, 1/2, 1/4 or 1/8"),
+        # any k/8 is a valid share (3/8 included), but only of one GPU (TP 1)
+        (1, {"gpu_fraction": 0.375, "tensor_parallel": 2}, "share must be k/8 of a GPU"),
         (1, {"gpu_fraction": 0.3}, "not k/8 of a GPU"),
         (1, {"model": "Llama-9-8B"}, "not in the catalog"),
         (0, {"gpu_fraction": 0.5}, "1 when TP > 1"),
