@@ -138,3 +138,42 @@ def test_plan_render_and_evaluate_agree_on_l40s_shapes(repo: Path, tmp_path: Pat
     evaluation = evaluate_job(request)
     tps = {a.tp for c in evaluation.candidates for a in c.allocations}
     assert tps == {1}, [(c.name, c.allocations) for c in evaluation.candidates]
+
+
+def test_exploring_jobs_agree_with_the_plan(repo: Path) -> None:
+    """plan_visualisation.ipynb's jobs: the placement is the planner's, the scale-1 point
+    of the rate sweep is the plan's own prediction, and no valid baseline beats it."""
+    import math
+
+    from planner.jobs.exploring import (
+        BASELINES,
+        PLANNER,
+        baselines_job,
+        placement_job,
+        rate_sweep_job,
+    )
+    from planner.jobs.planning import plan_job
+    from planner.place import place
+    from planner.search.validate import mean_latency_s
+
+    result = plan_job(
+        PlanRequest(
+            repo / "traces" / "rag.parquet",
+            cluster=ClusterSpec(gpus=8, gpu_type="H100-SXM-80GB"),
+            solve=SolveSettings(time_limit_s=10),
+        )
+    )
+    assert placement_job(result.plan, result.cluster) == place(result.plan, result.cluster)
+    sweep = rate_sweep_job(result, (1.0, 1000.0))
+    one, huge = sweep.points
+    assert one.fixed_latency_s == pytest.approx(
+        mean_latency_s(result.problem, result.plan.allocations)
+    )
+    assert one.replanned_latency_s <= one.fixed_latency_s * (1 + result.plan.solver.gap) + 1e-9
+    assert math.isnan(huge.replanned_latency_s)  # 1000x the rate fits on no 8 GPUs
+    assert math.isinf(huge.fixed_latency_s) and 1.0 <= sweep.sustained_scale < 1000.0
+    methods = baselines_job(result)
+    assert [m.method for m in methods] == [PLANNER, *BASELINES]
+    assert methods[0].plan == result.plan and not methods[0].violations
+    best = methods[0].mean_latency_s * (1 - result.plan.solver.gap) - 1e-9
+    assert all(m.mean_latency_s >= best for m in methods[1:] if not m.violations)

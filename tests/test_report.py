@@ -114,18 +114,61 @@ def test_page_renders_in_headless_chromium(report: Report, tmp_path: Path) -> No
     assert console == []
 
 
+def _replay_document(plan_path: Path) -> dict[str, object]:
+    """A `planner replay --json` document made by the replay code's own measurement and
+    serializer (`summarise_replay`, `replay_document`), from a log constructed for the
+    plan: per workflow type two finished workflows of known latency, per model two calls
+    and one server whose prefix-cache counters say 3 hits in 8 queried tokens."""
+    from planner.io.plan_file import read_plan
+    from planner.replay.measure import (
+        CALL_OK,
+        WORKFLOW_OK,
+        CallRecord,
+        ReplayLog,
+        WorkflowRecord,
+        summarise_replay,
+    )
+    from planner.replay.metrics import ServerMeasure
+    from planner.replay.report import replay_document
+
+    plan = read_plan(plan_path)
+    calls, workflows = [], []
+    for i, m in enumerate(plan.models):
+        for j in range(2):
+            sent = 1.0 + i + j
+            calls.append(
+                CallRecord(2 * i + j, m.model, f"http://{i}", sent, sent + 0.1, sent + 0.5,
+                           100, 11, CALL_OK)
+            )  # fmt: skip
+    for i, w in enumerate(plan.workflows):
+        for j, latency in enumerate((1.0 + i, 3.0 + i)):  # mean 2 + i
+            start = 1.0 + i + j
+            workflows.append(
+                WorkflowRecord(2 * i + j, w.workflow_type, start, start + latency, WORKFLOW_OK)
+            )
+    target = sum(w.target_rate_per_s for w in plan.workflows)
+    measure = summarise_replay(ReplayLog(target, 1.0, 21.0, 22.0, tuple(calls), tuple(workflows)))
+    servers = [
+        ServerMeasure(m.model, f"http://{i}", 5, 800.0, 88.0, 0.0, 8.0, 3.0,
+                      1.0, 2.0, 0.0, 0.0, 0.1, 0.2)
+        for i, m in enumerate(plan.models)
+    ]  # fmt: skip
+    doc = replay_document(measure, servers, {"endpoints": "endpoints.yaml"}, plan)
+    # Through JSON exactly as `planner replay --json -o FILE` writes it.
+    return json.loads(json.dumps(doc, indent=2) + "\n")  # type: ignore[no-any-return]
+
+
 @pytest.mark.slow
-def test_cli_with_evaluation_and_replay(tmp_path: Path) -> None:
+def test_cli_with_evaluation_and_a_real_replay_document(tmp_path: Path) -> None:
     from planner.jobs.evaluating import EvaluateRequest, evaluate_job
     from planner.simulate.report import evaluation_document
 
     doc = evaluation_document(evaluate_job(EvaluateRequest(REPO / "traces", PLAN, calls=2000)))
     evaluation = tmp_path / "evaluation.json"
     evaluation.write_text(json.dumps(doc))
-    # A replay document has the evaluation's shape; here the simulated figures stand in
-    # for measured ones, to exercise the replay column.
+    replay_doc = _replay_document(PLAN)
     replay = tmp_path / "replay.json"
-    replay.write_text(json.dumps({"schema_version": 1, "plan": doc["plan"]}))
+    replay.write_text(json.dumps(replay_doc, indent=2) + "\n")
     out = tmp_path / "page"
     result = CliRunner().invoke(
         app,
@@ -137,10 +180,103 @@ def test_cli_with_evaluation_and_replay(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "<h3>Evaluation</h3>" in html and "<h3>Replay</h3>" in html
-    assert "replayed s" in html
     assert "was made for other allocations" not in html  # the same plan
     for name in ("uniform", "independent", "greedy"):
         assert f'<td class="l">{name}</td>' in html
+    # The replayed mean latency per type (2 + i s) is in its column, with its error.
+    per_type = html[html.index("replayed s") : html.index("error = (predicted")]
+    from planner.io.plan_file import read_plan
+
+    for i, w in enumerate(read_plan(PLAN).workflows):
+        row = re.search(rf'<td class="l">{re.escape(w.workflow_type)}</td>(.*?)</tr>', per_type)
+        assert row is not None
+        cells = re.findall(r"<td>([^<]*)</td>", row.group(1))
+        assert cells[3] == f"{2.0 + i:.4g}"
+        assert cells[4] == f"{(w.mean_latency_s - (2 + i)) / (2 + i):.1%}"
+    # Evaluate's predicted vs simulated hit rates, and the servers' counted 3/8.
+    assert "Prefix-cache hit rate, predicted against simulated" in html
+    hits = html[html.index("predicted against replayed servers") :]
+    assert hits.count("<td>37.5%</td>") == len(read_plan(PLAN).models)
+    # The replay's own comparison with the plan (it was run with --compare).
+    measured = replay_doc["plan"]
+    assert isinstance(measured, dict)
+    assert f"<td>{measured['mean_latency_s']:.4g}</td>" in html
+
+
+def test_replay_and_evaluation_documents_are_not_interchangeable(tmp_path: Path) -> None:
+    from planner.errors import InputError
+    from planner.io.report_file import read_evaluation_document
+
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps(_replay_document(PLAN)))
+    assert read_evaluation_document(replay, "--replay", measured=True)["criterion"] == "measured"
+    with pytest.raises(InputError, match="pass it to --replay"):
+        read_evaluation_document(replay, "--evaluation")
+    simulated = tmp_path / "evaluation.json"
+    simulated.write_text(json.dumps({"schema_version": 1, "criterion": "queue", "plan": {}}))
+    with pytest.raises(InputError, match="planner replay --json"):
+        read_evaluation_document(simulated, "--replay", measured=True)
+
+
+def test_a_replay_without_compare_is_shown_unchecked() -> None:
+    from planner.io.plan_file import read_plan
+    from planner.report.html import _mismatch
+
+    note = _mismatch(read_plan(PLAN), {"plan": {"allocations": []}}, "--replay")
+    assert "records no allocations" in note and "other allocations" not in note
+
+
+def test_allocation_table_shows_cost_power_and_prefix_hits(tmp_path: Path) -> None:
+    import yaml
+
+    from planner.io.plan_file import read_plan
+    from planner.report.html import _allocation_table
+    from planner.report.views import allocation_costs
+
+    doc = yaml.safe_load(PLAN.read_text())
+    doc["cost_per_hour"] = 2.5 * doc["gpus_used"]  # $2.50 per GPU-hour
+    priced = tmp_path / "plan.yaml"
+    priced.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plan = read_plan(priced)
+    assert plan.power_kw is not None and plan.cost_per_1000_workflows is not None
+    costs = allocation_costs(plan)
+    assert costs is not None
+    for a, c in zip(plan.allocations, costs, strict=True):
+        assert c.cost_per_hour == pytest.approx(2.5 * a.gpus)
+        assert c.power_kw == pytest.approx(plan.power_kw * a.gpus / plan.gpus_used)
+    assert sum(c.cost_per_1000_workflows or 0 for c in costs) == pytest.approx(
+        plan.cost_per_1000_workflows
+    )
+    html = _allocation_table(plan, costs)
+    assert "<th>$/hour</th>" in html and "<th>$ per 1,000 workflows</th>" in html
+    assert f"<td>{plan.cost_per_1000_workflows:.4g}</td>" in html
+    assert '<td class="l">total</td>' in html
+    # No prices: no cost columns; power alone (the example plan's catalog board power).
+    plain = read_plan(PLAN)
+    html = _allocation_table(plain, allocation_costs(plain))
+    assert "$/hour" not in html and "<th>power kW</th>" in html
+    # Several GPU types: the cluster's per-type prices and power.
+    mixed = read_plan(REPO / "manifests" / "cluster" / "plan.yaml")
+    types = sorted({a.gpu_type for a in mixed.allocations})
+    assert len(types) > 1
+    prices = {t: 1.0 + i for i, t in enumerate(types)}
+    from dataclasses import replace
+
+    mixed = replace(
+        mixed, cost_per_hour=sum(a.gpus * prices[a.gpu_type] for a in mixed.allocations)
+    )
+    costs = allocation_costs(mixed, prices, None)
+    assert costs is not None
+    assert sum(c.cost_per_hour or 0 for c in costs) == pytest.approx(mixed.cost_per_hour)
+    assert all(c.power_kw is None for c in costs)  # power per type unknown here
+
+
+def test_model_table_shows_prefix_hit_rate_and_routing(report: Report) -> None:
+    from planner.io.plan_file import read_plan
+
+    assert "<th>prefix-cache hit rate</th>" in report.html
+    for m in read_plan(PLAN).models:
+        assert f"<td>{m.prefix_hit_rate:.1%}</td><td>{m.routing}</td>" in report.html
 
 
 def test_cli_rejects_a_bad_evaluation_file(tmp_path: Path) -> None:

@@ -12,11 +12,17 @@ from planner.io.atomic import write_text_atomic
 REPORT_FILE = "index.html"
 
 
-def read_evaluation_document(path: Path, flag: str) -> dict[str, Any]:
-    """A `planner evaluate --json` document (or a replay in the same shape).
+# `criterion` of a `planner replay --json` document (planner.replay.report.CRITERION);
+# evaluate's are the simulator's sustainability criteria.
+MEASURED = "measured"
+
+
+def read_evaluation_document(path: Path, flag: str, measured: bool = False) -> dict[str, Any]:
+    """A `planner evaluate --json` document, or with `measured` a `planner replay --json`
+    one (the same shape, `criterion: measured`).
 
     Raises:
-        InputError: the file is missing, not JSON, or not an evaluation document.
+        InputError: the file is missing, not JSON, not such a document, or the other kind.
     """
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -29,11 +35,21 @@ def read_evaluation_document(path: Path, flag: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("plan"), dict):
         raise InputError(
             f"{flag} {path}: expected an evaluation document with a 'plan' object "
-            "(the output of planner evaluate --json)"
+            "(the output of planner evaluate --json or planner replay --json)"
         )
     if doc.get("schema_version") != 1:
         raise InputError(
             f"{flag} {path}: schema_version must be 1, got {doc.get('schema_version')!r}"
+        )
+    made_by = "planner replay --json" if measured else "planner evaluate --json"
+    if measured and doc.get("criterion") != MEASURED:
+        raise InputError(
+            f"{flag} {path}: not a replay (criterion {doc.get('criterion')!r}, not "
+            f"{MEASURED!r}); write it with {made_by}, or pass a simulated one to --evaluation"
+        )
+    if not measured and doc.get("criterion") == MEASURED:
+        raise InputError(
+            f"{flag} {path}: a measured replay, not an evaluation; pass it to --replay"
         )
     return doc
 

@@ -66,7 +66,9 @@ def report_job(request: ReportRequest) -> Report:
         else None
     )
     replay = (
-        read_evaluation_document(request.replay, "--replay") if request.replay is not None else None
+        read_evaluation_document(request.replay, "--replay", measured=True)
+        if request.replay is not None
+        else None
     )
     plan = read_plan(request.plan_path)
     inputs = request.inputs
@@ -108,6 +110,8 @@ def report_job(request: ReportRequest) -> Report:
             profiles=views,
             evaluation=evaluation,
             replay=replay,
+            prices=cluster.prices(),
+            power_w=cluster.power_w(),
         )
     )
     return Report(write_report(request.output_dir, html), html)

@@ -19,7 +19,7 @@ from typing import Any
 from planner import __version__
 from planner.place import Placement
 from planner.report import plots
-from planner.report.views import ProfileView
+from planner.report.views import AllocationCost, ProfileView, allocation_costs
 from planner.simulate.curves import LatencyCurve
 from planner.study.types import WorkflowStudy, WorkloadStudy
 from planner.types.plan import Plan
@@ -47,6 +47,8 @@ class ReportInputs:
     profiles: tuple[ProfileView, ...]
     evaluation: Mapping[str, Any] | None = None
     replay: Mapping[str, Any] | None = None
+    prices: Mapping[str, float] | None = None  # $ per GPU-hour per GPU type (the cluster's)
+    power_w: Mapping[str, float] | None = None  # board power per GPU per GPU type
 
 
 _CSS = """
@@ -76,7 +78,7 @@ def render_report(inputs: ReportInputs) -> str:
         '<nav><a href="#workload">Workload</a><a href="#plan">Plan</a>'
         '<a href="#evidence">Evidence</a><a href="#profiles">Profiles</a></nav>',
         _workload(inputs.study),
-        _plan(inputs.plan, inputs.placement, colours),
+        _plan(inputs, colours),
         _evidence(inputs),
         _profiles(inputs.profiles),
         "</body></html>",
@@ -233,13 +235,14 @@ def _roles_table(ws: Sequence[WorkflowStudy]) -> str:
 # ---- Plan ------------------------------------------------------------------------------
 
 
-def _plan(plan: Plan, placement: Placement, colours: dict[str, str]) -> str:
+def _plan(inputs: ReportInputs, colours: dict[str, str]) -> str:
+    plan, placement = inputs.plan, inputs.placement
     out = ['<h2 id="plan">Plan</h2>']
     s = plan.solver
     out.append(
         f"<p>Objective <code>{escape(plan.objective)}</code>: {plan.gpus_used:g} of "
-        f"{plan.gpus_total} GPUs used; solver {escape(s.status)}, objective {_fmt(s.objective)}, "
-        f"bound {_fmt(s.bound)}, gap {_pct(s.gap)}.</p>"
+        f"{plan.gpus_total} GPUs used, {plan.gpus_free:g} free; solver {escape(s.status)}, "
+        f"objective {_fmt(s.objective)}, bound {_fmt(s.bound)}, gap {_pct(s.gap)}.</p>"
     )
     out.append(_img(plots.cluster_map(placement, colours), "cluster map"))
     f = placement.fragmentation
@@ -248,12 +251,8 @@ def _plan(plan: Plan, placement: Placement, colours: dict[str, str]) -> str:
         f"{f.partly_used_gpus} partly used GPUs ({f.unused_share_gpus:g} GPUs of unused "
         "shares). Outlined: tensor-parallel groups.</p>"
     )
-    rows = [
-        [a.model, a.gpu_type, a.tp, f"{a.share_eighths}/8", a.replicas, a.gpus]
-        for a in plan.allocations
-    ]
     out.append("<h3>Allocations</h3>")
-    out.append(_table(["model", "GPU type", "TP", "GPU share", "replicas", "GPUs"], rows, left=2))
+    out.append(_allocation_table(plan, allocation_costs(plan, inputs.prices, inputs.power_w)))
     out.append("<h3>Predicted</h3>")
     rows = [
         [w.workflow_type, w.target_rate_per_s, w.throughput_per_s, w.mean_latency_s, w.slo_s]
@@ -262,18 +261,61 @@ def _plan(plan: Plan, placement: Placement, colours: dict[str, str]) -> str:
     out.append(
         _table(["workflow type", "target rate/s", "max rate/s", "mean latency s", "SLO s"], rows)
     )
-    rows = [
-        [m.model, m.demand_per_s, m.capacity_per_s, _pct(m.utilisation), m.call_latency_s]
-        for m in plan.models
-    ]
-    out.append(
-        _table(["model", "calls/s", "capacity calls/s", "utilisation", "call latency s"], rows)
-    )
+    headers = ["model", "calls/s", "capacity calls/s", "utilisation", "call latency s"]
+    with_prefix = any(m.prefix_hit_rate > 0 or m.routing != "balanced" for m in plan.models)
+    if with_prefix:
+        headers += ["prefix-cache hit rate", "routing"]
+    rows = []
+    for m in plan.models:
+        row: list[Any] = [
+            m.model, m.demand_per_s, m.capacity_per_s, _pct(m.utilisation), m.call_latency_s
+        ]  # fmt: skip
+        if with_prefix:
+            row += [_pct(m.prefix_hit_rate), m.routing]
+        rows.append(row)
+    out.append(_table(headers, rows))
     if plan.bottleneck_model:
         out.append(f'<p class="note">Bottleneck model: {escape(plan.bottleneck_model)}.</p>')
     for note in plan.notes:
         out.append(f'<p class="note">{escape(note)}</p>')
     return "\n".join(out)
+
+
+def _allocation_table(plan: Plan, costs: Sequence[AllocationCost] | None) -> str:
+    """The allocations; with $/hour, $ per 1,000 workflows and kW columns and a total row
+    when the plan has prices (power alone when only power is known)."""
+    headers = ["model", "GPU type", "TP", "GPU share", "replicas", "GPUs"]
+    with_cost = costs is not None and plan.cost_per_hour is not None
+    with_power = costs is not None and plan.power_kw is not None
+    if with_cost:
+        headers += ["$/hour", "$ per 1,000 workflows"]
+    if with_power:
+        headers += ["power kW"]
+    rows: list[list[Any]] = []
+    for i, a in enumerate(plan.allocations):
+        row: list[Any] = [a.model, a.gpu_type, a.tp, f"{a.share_eighths}/8", a.replicas, a.gpus]
+        if with_cost and costs is not None:
+            row += [costs[i].cost_per_hour, costs[i].cost_per_1000_workflows]
+        if with_power and costs is not None:
+            row += [costs[i].power_kw]
+        rows.append(row)
+    if with_cost or with_power:
+        total: list[Any] = ["total", "", "", "", sum(a.replicas for a in plan.allocations)]
+        total.append(plan.gpus_used)
+        if with_cost:
+            total += [plan.cost_per_hour, plan.cost_per_1000_workflows]
+        if with_power:
+            total += [plan.power_kw]
+        rows.append(total)
+    table = _table(headers, rows, left=2)
+    if with_cost or with_power:
+        what = "Cost and power" if with_cost and with_power else "Cost" if with_cost else "Power"
+        per_1k = "; $ per 1,000 workflows at the plan's target rates" if with_cost else ""
+        table += (
+            f'<p class="note">{what} of the GPUs each allocation uses (its share of each '
+            f"GPU){per_1k}.</p>"
+        )
+    return table
 
 
 # ---- Evidence --------------------------------------------------------------------------
@@ -309,11 +351,109 @@ def _evidence(inputs: ReportInputs) -> str:
         out.append("<h3>Evaluation</h3>")
         out.append(_mismatch(inputs.plan, inputs.evaluation, "--evaluation"))
         out.append(_evaluation_table(inputs.evaluation))
+        out.append(_prefix_hits(inputs.evaluation))
     if inputs.replay is not None:
         out.append("<h3>Replay</h3>")
         out.append(_mismatch(inputs.plan, inputs.replay, "--replay"))
-        out.append(_evaluation_table(inputs.replay, candidates=False))
+        out.append(_replay_table(inputs.replay))
+        out.append(_replay_hits(inputs.plan, inputs.replay))
     return "\n".join(out)
+
+
+def _prefix_hits(doc: Mapping[str, Any]) -> str:
+    """Predicted vs simulated prefix-cache hit rate per model (evaluate's `prefix_hit_rate`)."""
+    hits = doc.get("prefix_hit_rate")
+    if not isinstance(hits, dict) or not hits:
+        return ""
+    rows = []
+    for model, h in sorted(hits.items()):
+        h = h if isinstance(h, dict) else {}
+        error = _float(h.get("error_pp"))
+        rows.append(
+            [
+                model,
+                str(h.get("routing", "n/a")),
+                _float(h.get("replicas")),
+                _pct(_float(h.get("predicted"))),
+                _pct(_float(h.get("simulated"))),
+                "n/a" if error is None else f"{round(error, 1) + 0.0:+.1f} pp",
+                str(h.get("evidence", "")),
+            ]
+        )
+    return "<h4>Prefix-cache hit rate, predicted against simulated</h4>" + _table(
+        ["model", "routing", "replicas", "predicted", "simulated", "error", "evidence"], rows
+    )
+
+
+def _replay_table(doc: Mapping[str, Any]) -> str:
+    """A `planner replay --json` document: measured figures, and the plan's prediction
+    when the replay was run with --compare (its top-level `prediction_error`)."""
+    measured = doc.get("plan") or {}
+    error = doc.get("prediction_error") or {}
+    predicted = error.get("predicted") or {}
+    workflows = measured.get("workflows") or {}
+    rows = [
+        [
+            _float(doc.get("target_rate_per_s")),
+            _float(measured.get("throughput_at_target_per_s")),
+            measured.get("sustainable_at_target"),
+            f"{workflows.get('completed', 'n/a')}/{workflows.get('offered', 'n/a')}",
+            _float(measured.get("max_rate_per_s")),
+            _float(measured.get("mean_latency_s")),
+            _float(measured.get("p95_latency_s")),
+            _float(predicted.get("max_rate_per_s")),
+            _float(predicted.get("mean_latency_s")),
+            _pct(_float(error.get("max_rate_per_s"))),
+            _pct(_float(error.get("mean_latency_s"))),
+        ]
+    ]
+    table = _table(
+        [
+            "offered rate/s", "throughput/s", "sustained", "completed", "max rate/s",
+            "mean latency s", "p95 latency s", "predicted max rate/s", "predicted latency s",
+            "rate error", "latency error",
+        ],
+        rows, left=0,
+    )  # fmt: skip
+    return table
+
+
+def _replay_hits(plan: Plan, doc: Mapping[str, Any]) -> str:
+    """Per model: the plan's predicted prefix-cache hit rate beside the hit rate the
+    replayed vLLM servers counted (summed over their endpoints)."""
+    servers = doc.get("plan", {}).get("servers")
+    if not isinstance(servers, list) or not servers:
+        return ""
+    hits: dict[str, float] = {}
+    queries: dict[str, float] = {}
+    for s in servers:
+        if not isinstance(s, dict):
+            continue
+        q, h = _float(s.get("prefix_cache_queries")), _float(s.get("prefix_cache_hits"))
+        if q is None or h is None:
+            continue
+        model = str(s.get("model"))
+        queries[model] = queries.get(model, 0.0) + q
+        hits[model] = hits.get(model, 0.0) + h
+    if not queries:
+        return ""
+    predicted = {m.model: m.prefix_hit_rate for m in plan.models}
+    rows = []
+    for model in sorted(queries):
+        measured = hits[model] / queries[model] if queries[model] > 0 else None
+        pred = predicted.get(model)
+        diff = None if pred is None or measured is None else (pred - measured) * 100
+        rows.append(
+            [
+                model,
+                _pct(pred),
+                _pct(measured),
+                "n/a" if diff is None else f"{round(diff, 1) + 0.0:+.1f} pp",
+            ]
+        )
+    return "<h4>Prefix-cache hit rate, predicted against replayed servers</h4>" + _table(
+        ["model", "predicted", "measured (vLLM counters)", "error"], rows
+    )
 
 
 def _closest(curve: LatencyCurve, rate: float) -> Any:
@@ -373,6 +513,11 @@ def _mismatch(plan: Plan, doc: Mapping[str, Any], flag: str) -> str:
     given = doc.get("plan", {}).get("allocations")
     if not isinstance(given, list):
         return ""
+    if not given:
+        return (
+            f'<p class="note">{escape(flag)} records no allocations (a replay run without '
+            "--compare): it is shown as measured, not checked against this plan.</p>"
+        )
     try:
         theirs = sorted(
             (str(a["model"]), str(a["gpu_type"]), int(a["tensor_parallel"]),
@@ -390,11 +535,10 @@ def _mismatch(plan: Plan, doc: Mapping[str, Any], flag: str) -> str:
     )
 
 
-def _evaluation_table(doc: Mapping[str, Any], candidates: bool = True) -> str:
+def _evaluation_table(doc: Mapping[str, Any]) -> str:
     """The plan (and baselines) of an evaluate-shaped document."""
     entries = [("plan", doc.get("plan", {}))]
-    if candidates:
-        entries += sorted((doc.get("baselines") or {}).items())
+    entries += sorted((doc.get("baselines") or {}).items())
     rows = []
     for name, c in entries:
         predicted = c.get("predicted") or {}

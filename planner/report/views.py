@@ -3,12 +3,12 @@
 - `profile_views`: per model of the plan, the profile's throughput-latency curve of each
   shape (TP degree and GPU share) on the plan's GPU type that holds the model, at the
   model's mean token shape in the traces, and the point each used shape runs at.
-- `at_target`: the simulation of each curve at the evaluation's target rate.
+- `allocation_costs`: each allocation's $/hour, $ per 1,000 workflows and power.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,3 +137,50 @@ def _shapes(max_tp: int) -> list[tuple[int, int]]:
     shapes = [(1, s) for s in sorted(SHARE_EIGHTHS)]
     shapes += [(tp, UNITS_PER_GPU) for tp in TP_DEGREES if 1 < tp <= max_tp]
     return shapes
+
+
+@dataclass(frozen=True)
+class AllocationCost:
+    """One allocation's share of the plan's cost and power (None: not known)."""
+
+    cost_per_hour: float | None
+    cost_per_1000_workflows: float | None
+    power_kw: float | None
+
+
+def allocation_costs(
+    plan: Plan,
+    prices: Mapping[str, float] | None = None,
+    power_w: Mapping[str, float] | None = None,
+) -> tuple[AllocationCost, ...] | None:
+    """Per allocation (in plan order): the GPUs it uses x their $ per GPU-hour and board
+    power. A plan on one GPU type splits its own `cost_per_hour` and `power_kw` by GPUs
+    (so the rows add up to the plan's totals); a plan on several types uses the cluster's
+    per-type `prices` and `power_w`. None when the plan carries neither cost nor power.
+    """
+    if plan.cost_per_hour is None and plan.power_kw is None:
+        return None
+    types = {a.gpu_type for a in plan.allocations}
+    used = plan.gpus_used
+
+    def per_gpu(
+        total: float | None, given: Mapping[str, float] | None, scale: float
+    ) -> dict[str, float] | None:
+        if total is None:
+            return None
+        if len(types) == 1 and used > 0:
+            return {t: total / used for t in types}
+        if given is not None and types <= set(given):
+            return {t: float(given[t]) * scale for t in types}
+        return None
+
+    price = per_gpu(plan.cost_per_hour, prices, 1.0)
+    power = per_gpu(plan.power_kw, power_w, 1e-3)
+    rate = sum(w.target_rate_per_s for w in plan.workflows)
+    out = []
+    for a in plan.allocations:
+        cost = a.gpus * price[a.gpu_type] if price is not None else None
+        per_1k = cost / (rate * 3600.0) * 1000.0 if cost is not None and rate > 0 else None
+        kw = a.gpus * power[a.gpu_type] if power is not None else None
+        out.append(AllocationCost(cost, per_1k, kw))
+    return tuple(out)
