@@ -53,7 +53,8 @@ def summarise_points(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def analytic_only(points: pd.DataFrame, catalog: Catalog) -> list[str]:
-    """Lines naming the catalog (model, GPU) pairs that only the analytic model answers."""
+    """Lines naming the catalog (model, GPU) pairs that only a prediction answers (the
+    kernels source, or the roofline where a GPU has no kernel tables)."""
     ok = points[points["status"] == STATUS_OK] if not points.empty else points
     covered = set(zip(ok["model"], ok["gpu_type"], strict=True)) if not ok.empty else set()
     nowhere: list[str] = []
@@ -63,7 +64,7 @@ def analytic_only(points: pd.DataFrame, catalog: Catalog) -> list[str]:
         if len(missing) == len(catalog.gpus):
             nowhere.append(model)
         elif missing:
-            lines.append(f"analytic only: {model} on {', '.join(missing)}")
+            lines.append(f"predicted only: {model} on {', '.join(missing)}")
     if nowhere:
-        lines.insert(0, f"analytic only (no stored points on any GPU type): {', '.join(nowhere)}")
+        lines.insert(0, f"predicted only (no stored points on any GPU type): {', '.join(nowhere)}")
     return lines
