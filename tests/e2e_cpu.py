@@ -106,7 +106,10 @@ def run_e2e(
             }
         )
     )  # fmt: skip
-    common = ["--cluster", str(cluster), "--configs", str(configs)]
+    # One engine per core, as the replicas are started below: the lowest latency on these
+    # cores (`--latency-tolerance 0`), not the fewest cores, which would put two engines
+    # on shares of one core that the whole-core measured profiles do not describe.
+    common = ["--cluster", str(cluster), "--configs", str(configs), "--latency-tolerance", "0"]
     invoke("plan", str(trace), *common, "--profiles", str(profiles),
            "--objective", "max-throughput", "-o", str(work / "plan-max"))  # fmt: skip
     top = _predicted_max(work / "plan-max" / "plan.yaml")
