@@ -101,15 +101,14 @@ def run_e2e(
                 "schema_version": 1,
                 "pools": [
                     {"name": "cpu", "gpu_type": "cpu", "nodes": 1, "gpus_per_node": 2,
-                     "nvlink_domain_size": 1}
+                     "nvlink_domain_size": 1, "share_gpus": False}
                 ],
             }
         )
     )  # fmt: skip
-    # One engine per core, as the replicas are started below: the lowest latency on these
-    # cores (`--latency-tolerance 0`), not the fewest cores, which would put two engines
-    # on shares of one core that the whole-core measured profiles do not describe.
-    common = ["--cluster", str(cluster), "--configs", str(configs), "--latency-tolerance", "0"]
+    # One engine per core (`share_gpus: false`), as the replicas are started below: the
+    # measured profiles describe whole cores, not shares of one.
+    common = ["--cluster", str(cluster), "--configs", str(configs)]
     invoke("plan", str(trace), *common, "--profiles", str(profiles),
            "--objective", "max-throughput", "-o", str(work / "plan-max"))  # fmt: skip
     top = _predicted_max(work / "plan-max" / "plan.yaml")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,23 @@ def test_example_gpu_types_are_in_the_catalog(repo: Path) -> None:
     for pool in load_cluster(repo / "configs" / "cluster.yaml").pools:
         assert pool.gpu_type in gpus
         assert pool.nvlink_domain_size <= gpus[pool.gpu_type].nvlink_domain_size
+
+
+def test_a_pool_that_does_not_share_devices_gets_whole_device_shapes_only(
+    tmp_path: Path, repo: Path
+) -> None:
+    from planner.io.cluster_file import cluster_to_dict, load_cluster
+    from planner.io.configs import load_catalog
+    from planner.search.problem import candidate_shapes
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "schema_version: 1\npools:\n"
+        "  - {name: a, gpu_type: H100-SXM-80GB, nodes: 1, gpus_per_node: 8, share_gpus: false}\n"
+    )
+    cluster = load_cluster(path)
+    assert cluster_to_dict(cluster)["pools"][0]["share_gpus"] is False
+    spec = load_catalog(repo / "configs").models["Llama-3.1-8B-Instruct"]
+    assert {k.share_eighths for k in candidate_shapes(spec, cluster)} == {8}
+    shared = type(cluster)((replace(cluster.pools[0], share_gpus=True),))
+    assert {k.share_eighths for k in candidate_shapes(spec, shared)} == set(range(1, 9))

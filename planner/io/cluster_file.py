@@ -32,6 +32,8 @@ class _PoolConfig:
     power_w_per_gpu: float | None = None  # default: the GPU catalog's board power
     # Multi-node NVLink domain (GB200 NVL72: 18 nodes of 4 GPUs): nodes per domain.
     nvlink_domain_nodes: int = 1
+    # False: no fractional shares on this pool's devices (whole devices only).
+    share_gpus: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def parse_cluster(data: object, where: str) -> Cluster:
             price_per_gpu_hour=pc.price_per_gpu_hour,
             power_w_per_gpu=pc.power_w_per_gpu,
             nvlink_domain_nodes=span,
+            share_gpus=pc.share_gpus,
         )
         for node in pool.names():
             if node in seen_nodes:
@@ -189,6 +192,8 @@ def cluster_to_dict(cluster: Cluster) -> dict[str, object]:
         entry["nvlink_domain_size"] = p.nvlink_domain_size
         if p.nvlink_domain_nodes > 1:
             entry["nvlink_domain_nodes"] = p.nvlink_domain_nodes
+        if not p.share_gpus:
+            entry["share_gpus"] = False
         if p.labels:
             entry["labels"] = dict(sorted(p.labels.items()))
         if p.price_per_gpu_hour is not None:

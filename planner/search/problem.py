@@ -276,7 +276,7 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
         for tp in TP_DEGREES:
             if tp > pool.tp_limit or spec.heads % tp:
                 continue
-            shares = SHARE_EIGHTHS if tp == 1 else (UNITS_PER_GPU,)
+            shares = SHARE_EIGHTHS if tp == 1 and pool.share_gpus else (UNITS_PER_GPU,)
             keys.update(ShapeKey(spec.name, pool.gpu_type, tp, s) for s in shares)
             if spec.is_moe and tp > 1:
                 # Expert parallelism: the same GPUs with the experts split across them.

@@ -28,6 +28,9 @@ class NodePool:
     price_per_gpu_hour: float | None = None  # $ per GPU-hour; None: unknown
     power_w_per_gpu: float | None = None  # typical board power; None: the catalog's
     nvlink_domain_nodes: int = 1  # > 1: nodes per multi-node NVLink domain (a rack)
+    # False: replicas take whole devices only (no k/8 shares), e.g. devices that run one
+    # engine each, such as the `cpu` test device's cores.
+    share_gpus: bool = True
 
     @property
     def gpus(self) -> int:
