@@ -8,7 +8,8 @@ deterministic time), checks the answer with the independent validator and return
 count that would suffice, or `SolverTimeout` when nothing was found in time.
 
 Stages per objective (their facts are in `plan.solver.stages`; the headline status is
-the worst stage's):
+the worst stage's). The stages of a plan share its time limit; the deterministic time a
+stage leaves unused passes to the next, and the last stage gets all that is left:
     min-latency     latency; then, when `latency_tolerance` > 0, the fewest GPUs (lowest
                     cost when the cluster has prices) among plans within (1 + tolerance)
                     of that latency; then the lowest latency on those GPUs (or that cost).

@@ -43,8 +43,11 @@ are in `search/__init__.py` and `throughput.py`.
 
 Solves are bounded in CP-SAT's deterministic time (`max_deterministic_time`), so the plan
 does not depend on the machine's speed or load; a wall-clock limit several times larger
-only guards against a runaway solve. Latency-SLO and objective coefficients are rounded
-up / to nearest microsecond; the validator re-checks every plan with floats.
+only guards against a runaway solve. The bound comes from the LP relaxation (within 0.1%
+of the optimum at 4,096 GPUs x 100 models once the root LP is solved to its optimum; see
+`_solver`), so CP-SAT's root LP gets the simplex iterations that takes. Latency-SLO and
+objective coefficients are rounded up / to nearest microsecond; the validator re-checks
+every plan with floats.
 """
 
 from __future__ import annotations
