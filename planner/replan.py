@@ -50,7 +50,7 @@ class ReplicaChange:
         sign = "+" if self.after > self.before else "-"
         return (
             f"{sign}{abs(self.after - self.before)} {a.model} "
-            f"({a.gpu_type} tp{a.tp} x{a.gpu_fraction:g})"
+            f"({a.gpu_type} tp{a.tp}{f' dp{a.dp}' if a.dp > 1 else ''} x{a.gpu_fraction:g})"
         )
 
 
@@ -182,13 +182,15 @@ def _step(
     downs = sorted(s for s in shapes if target.get(s, 0) < now[s])
 
     def used(gpu_type: GpuType) -> float:
-        return sum(s.tp * s.gpu_fraction * n for s, n in now.items() if s.gpu_type == gpu_type)
+        return sum(
+            s.group_gpus * s.gpu_fraction * n for s, n in now.items() if s.gpu_type == gpu_type
+        )
 
     budget = policy.max_replica_changes
     while budget > 0:
         up = next((s for s in ups if now[s] < target.get(s, 0)), None)
         if up is not None:
-            need = up.tp * up.gpu_fraction
+            need = up.group_gpus * up.gpu_fraction
             if used(up.gpu_type) + need <= gpus_by_type.get(up.gpu_type, 0) + _EPS:
                 now[up] += 1
                 budget -= 1

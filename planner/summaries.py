@@ -69,8 +69,9 @@ def plan_summary(plan: Plan, path: Path) -> str:
     lines = [f"Plan ({plan.objective}) written to {path}", "", "Allocation:"]
     lines.append(f"  {'model':<40} {'gpu':<16} {'tp':>3} {'share':>6} {'replicas':>8} {'gpus':>6}")
     for a in plan.allocations:
+        tp = str(a.tp) if a.dp == 1 else f"{a.tp} x dp{a.dp}"  # DP attention ranks
         lines.append(
-            f"  {a.model:<40} {a.gpu_type:<16} {a.tp:>3} {a.gpu_fraction:>6g} "
+            f"  {a.model:<40} {a.gpu_type:<16} {tp:>3} {a.gpu_fraction:>6g} "
             f"{a.replicas:>8} {a.gpus:>6g}"
         )
     lines += ["", "Predicted per workflow type:"]
