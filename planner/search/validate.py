@@ -240,10 +240,23 @@ def validate_plan(
         PlanInvalid: the first violated rules, with `where` (the file) and the fix.
     """
     heads: dict[ModelName, int] = {}
+    dense: set[ModelName] = set()
     for a in plan.allocations:  # plans name models as the traces did (any alias)
         with suppress(ProfileError):
-            heads[a.model] = resolve_model(catalog, a.model).heads
+            spec = resolve_model(catalog, a.model)
+            heads[a.model] = spec.heads
+            if not spec.is_moe:
+                dense.add(a.model)
     errors = check_plan_structure(plan, heads, cluster, tuple(catalog.models), min_replicas)
+    errors += tuple(
+        Violation(
+            "data-parallel",
+            f"{_where(a)}: {a.model} is dense; data-parallel attention (data_parallel > 1) "
+            "applies to MoE models only",
+        )
+        for a in plan.allocations
+        if a.dp > 1 and a.model in dense
+    )
     if errors:
         more = f" (and {len(errors) - 2} more)" if len(errors) > 2 else ""
         raise PlanInvalid(
