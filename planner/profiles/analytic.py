@@ -34,6 +34,11 @@ plus (pp - 1) hops of the step's activations between nodes,
 No overlap of micro-batches is credited (vLLM keeps up to pp batches in flight), so this
 is a lower bound on a pipeline's throughput and an upper bound on its step latency.
 
+Data-parallel attention (`dp` = d ranks of TP t, MoE with EP; the kernels source models
+its steps, this roofline refuses it): each GPU holds the non-expert weights / t and the
+routed experts / (t d); each rank's KV cache is its own (the KV formula at TP t), holds
+one max_model_len sequence, and the replica's KV tokens and slots are the ranks' sum.
+
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
 assumption: co-located processes without MPS contend less evenly.
