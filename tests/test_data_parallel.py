@@ -323,3 +323,41 @@ def test_dp_plan_renders_the_vllm_flags_and_gpu_count(planned: Any, target: str)
     command = " ".join(main.get("command", []) + main.get("args", []))
     assert "--tensor-parallel-size 4" in command and "--data-parallel-size 2" in command
     assert "--enable-expert-parallel" in command
+
+
+def test_prefix_cache_hits_count_a_dp_replica_cache_per_rank() -> None:
+    """vLLM spreads a pod's requests over its DP ranks by load, not prefix: each rank's
+    cache (KV / dp) sees the pod's whole reference stream."""
+    from planner.profiles.prefix_cache import reference_curves
+    from planner.search.prefix import HIT_GRID, PrefixCandidates, cache_choice
+    from planner.search.problem import ModelCandidates, ShapeCandidate
+    from planner.types.reuse import BlockReferences
+
+    rng = np.random.default_rng(1)
+    weights = 1.0 / np.arange(1, 401) ** 0.8
+    blocks = rng.choice(400, size=6000, p=weights / weights.sum())
+    n = len(blocks)
+    refs = BlockReferences(
+        model=QWEN,
+        source="hashes",
+        block_tokens=16,
+        time_s=np.arange(n) * 0.1,
+        workflow_start_s=np.arange(n) * 0.1,
+        block=np.unique(blocks, return_inverse=True)[1].astype(np.int64),
+        session=np.arange(n, dtype=np.int64),
+        call=np.arange(n, dtype=np.int64),
+        tokens=np.full(n, 16.0),
+        input_tokens=16.0 * n,
+        calls=n,
+    )
+    prefix = PrefixCandidates(reference_curves(refs), HIT_GRID, {})
+
+    def hit(tp: int, dp: int, kv_tokens: int) -> float:
+        key = ShapeKey(QWEN, H100, tp, 8, 1, True, dp)
+        shape = ShapeCandidate(key, True, 1.0, (0.1, 0.9), (1.0, 2.0), kv_cache_tokens=kv_tokens)
+        model = ModelCandidates(QWEN, 64, 16.0, 0.0, (shape,), prefix)
+        return cache_choice(model, [(shape, 1)], 0.5).hit_rate
+
+    per_rank = 60 * 16
+    assert hit(4, 2, 2 * per_rank) == pytest.approx(hit(8, 1, per_rank))
+    assert hit(4, 2, 2 * per_rank) < hit(8, 1, 2 * per_rank)
