@@ -352,12 +352,15 @@ def test_prefix_cache_hits_count_a_dp_replica_cache_per_rank() -> None:
     )
     prefix = PrefixCandidates(reference_curves(refs), HIT_GRID, {})
 
-    def hit(tp: int, dp: int, kv_tokens: int) -> float:
+    def hit(tp: int, dp: int, kv_tokens: int, replicas: int = 1) -> float:
         key = ShapeKey(QWEN, H100, tp, 8, 1, True, dp)
         shape = ShapeCandidate(key, True, 1.0, (0.1, 0.9), (1.0, 2.0), kv_cache_tokens=kv_tokens)
         model = ModelCandidates(QWEN, 64, 16.0, 0.0, (shape,), prefix)
-        return cache_choice(model, [(shape, 1)], 0.5).hit_rate
+        choice = cache_choice(model, [(shape, replicas)], 0.5)
+        assert choice.routing == "balanced"  # no sessions to keep together here
+        return choice.hit_rate
 
     per_rank = 60 * 16
-    assert hit(4, 2, 2 * per_rank) == pytest.approx(hit(8, 1, per_rank))
+    # One replica of 2 ranks caches like 2 balanced replicas of a rank's cache each.
+    assert hit(4, 2, 2 * per_rank) == pytest.approx(hit(8, 1, per_rank, replicas=2))
     assert hit(4, 2, 2 * per_rank) < hit(8, 1, 2 * per_rank)

@@ -18,9 +18,11 @@ stream). The sequence falls monotonically (more hits, faster calls, fewer runnin
 cache), so it converges to the largest fixed point. The routing with the lower latency
 is chosen (ties: balanced, which needs no affinity). Session-affine routing's load
 imbalance between replicas is not modelled. A replica with d data-parallel attention
-ranks caches per rank: vLLM spreads a pod's requests over its ranks by load, not by
-prefix, so each rank's KV / d serves the pod's whole reference stream (KV_k above is
-divided by d; the pod is still the unit the routing pins sessions to).
+ranks caches per rank (KV_k above is divided by d): vLLM spreads a pod's requests over
+its ranks by load, not by prefix. Balanced routing then spreads calls over all ranks (R
+counts ranks); session routing pins a session to a pod, not a rank, and is counted per
+pod with the rank's cache, which overstates its hits where a session's calls land on
+several ranks of its pod.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ def _fixed_point(
     routing: Routing,
 ) -> CacheChoice:
     replicas = sum(c for _, c in parts)
+    if routing == "balanced":  # calls spread over every rank of every replica alike
+        replicas = sum(c * s.key.dp for s, c in parts)
     weights = _capacity_weights([(s, c) for s, c in parts])
     hit = sum(
         w * hit_rate(prefix.curves, s.kv_cache_tokens / s.key.dp, replicas, routing).hit_rate
