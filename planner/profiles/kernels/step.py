@@ -25,8 +25,10 @@ and reduce-scatters the outputs back (NCCL reduce_scatter); the TP all-reduce af
 MLP then sums the TP ranks' experts as before. `linear_ms` is then the rank's own part
 (by its tokens) and `expert_ms` the routed experts with their two collectives (by the
 tokens of all ranks together). Message sizes are the gathered tokens x hidden BF16
-elements (AIConfigurator's convention); the top-k ids and weights that travel with them
-are ignored (k x 8 bytes against 2h per token).
+elements: the tables come from nccl-tests, whose size is the whole gathered buffer for
+all_gather and the whole input for reduce_scatter (AIC `collect_nccl.py`); the top-k ids
+and weights that travel with the hidden states are ignored (k x 8 bytes against 2h per
+token).
 The first `dense_layers` layers of an MoE model run a dense MLP; sliding-window layers
 read at most their window of KV.
 
