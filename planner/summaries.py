@@ -192,6 +192,7 @@ def evaluation_summary(ev: Evaluation) -> str:
         f"(predicted {plan.predicted_max_rate_per_s:.4g}/s), mean latency "
         f"{plan.latency_error:+.1%} (predicted {plan.predicted_mean_latency_s:.4g} s)"
     )
+    lines += [f"Note: {n}" for n in ev.notes]
     return "\n".join(lines)
 
 

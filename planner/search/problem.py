@@ -191,6 +191,15 @@ class SearchProblem:
         note = f"placement: excluded {model} TP {tp or 'any'} on {gpu_type} ({reason})"
         return replace(self, models=models, notes=(*self.notes, note))
 
+    def only_workflows(self, kept: Sequence[WorkflowType]) -> SearchProblem:
+        """The problem restricted to the workflow types `kept`, without the models only
+        the others call."""
+        flows = tuple(w for w in self.workflows if w.workflow_type in kept)
+        used = {u.model for w in flows for u in w.uses}
+        return replace(
+            self, workflows=flows, models=tuple(m for m in self.models if m.model in used)
+        )
+
 
 def workflow_demands(
     apl: AggregatePipeline, targets: WorkloadTargets

@@ -155,6 +155,7 @@ def evaluation_document(ev: Evaluation) -> dict[str, Any]:
         },
         "plan": candidate_document(plan),
         "baselines": {c.name: candidate_document(c, plan) for c in others},
+        **({"notes": list(ev.notes)} if ev.notes else {}),
         "prediction_error": {
             "max_rate_per_s": _num(plan.throughput_error),
             "mean_latency_s": _num(plan.latency_error),
