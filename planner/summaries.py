@@ -69,13 +69,13 @@ def plan_summary(plan: Plan, path: Path) -> str:
     lines = [f"Plan ({plan.objective}) written to {path}", "", "Allocation:"]
     # TP, and the data-parallel attention ranks where a replica has them (tp x dp).
     tps = [str(a.tp) if a.dp == 1 else f"{a.tp} x dp{a.dp}" for a in plan.allocations]
-    w = max([3, *map(len, tps)])
+    tp_width = max([3, *map(len, tps)])
     lines.append(
-        f"  {'model':<40} {'gpu':<16} {'tp':>{w}} {'share':>6} {'replicas':>8} {'gpus':>6}"
+        f"  {'model':<40} {'gpu':<16} {'tp':>{tp_width}} {'share':>6} {'replicas':>8} {'gpus':>6}"
     )
     for a, tp in zip(plan.allocations, tps, strict=True):
         lines.append(
-            f"  {a.model:<40} {a.gpu_type:<16} {tp:>{w}} {a.gpu_fraction:>6g} "
+            f"  {a.model:<40} {a.gpu_type:<16} {tp:>{tp_width}} {a.gpu_fraction:>6g} "
             f"{a.replicas:>8} {a.gpus:>6g}"
         )
     lines += ["", "Predicted per workflow type:"]
