@@ -11,6 +11,11 @@ analytic ones. Run from the repository root:
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --objective all
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --latency-tolerance 0
     PYTHONPATH=$PWD python benchmarks/search_scale.py --grid --objective all   # the table
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --prices --objective min-cost
+
+`--prices` gives each pool an illustrative price per GPU-hour (`PRICES`: on-demand list
+prices of the order clouds charged in 2026, for comparing types, not a quote), which
+min-cost needs and which makes cost the default objective's tie-break.
 """
 
 from __future__ import annotations
@@ -73,7 +78,11 @@ CASES: dict[str, dict[str, object]] = {
 }
 
 
-def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
+# Illustrative $ per GPU-hour for `--prices` (relative cost of the three types).
+PRICES = {"H100-SXM-80GB": 3.9, "A100-SXM-80GB": 1.9, "L40S-48GB": 1.1}
+
+
+def synthetic(case: str, seed: int = 0, load: float = 0.6, prices: bool = False) -> SearchProblem:
     """The case's problem; a case "GxM" is the grid cell of G GPUs and M models."""
     spec = _spec(case)
     rng = random.Random(seed)
@@ -86,7 +95,14 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
     catalog = Catalog(models=models, gpus=base.gpus)
     profiles = AnalyticProfiles(catalog)
     pools = tuple(
-        NodePool(f"pool-{g}", g, n, per, min(per, base.gpus[g].nvlink_domain_size))
+        NodePool(
+            f"pool-{g}",
+            g,
+            n,
+            per,
+            min(per, base.gpus[g].nvlink_domain_size),
+            price_per_gpu_hour=PRICES[g] if prices else None,
+        )
         for g, n, per in spec["pools"]  # type: ignore[attr-defined]
     )
     cluster = Cluster(pools)
@@ -236,11 +252,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--objective",
-        choices=["min-latency", "min-gpus", "max-throughput", "all", "others"],
+        choices=["min-latency", "min-gpus", "max-throughput", "min-cost", "all", "others"],
         default="min-latency",
     )
     parser.add_argument(
         "--single", action="store_true", help="One shape per model (no mixtures), to compare."
+    )
+    parser.add_argument(
+        "--prices", action="store_true", help="Illustrative prices per pool (PRICES)."
     )
     args = parser.parse_args()
     cases = args.case or ["8", "64", "1024"]
@@ -250,7 +269,7 @@ def main() -> None:
     every = ["min-latency", "min-gpus", "max-throughput"]
     objectives = {"all": every, "others": every[1:]}.get(args.objective, [args.objective])
     for case in cases:
-        problem = synthetic(case)
+        problem = synthetic(case, prices=args.prices)
         for objective in objectives:
             run(
                 case,
