@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -75,6 +76,7 @@ def _generated(name: str, scratch: Path) -> Path:
     spec = importlib.util.spec_from_file_location("generate", TRACES / "generate.py")
     assert spec is not None and spec.loader is not None
     gen = importlib.util.module_from_spec(spec)
+    sys.modules["generate"] = gen  # its dataclasses look their module up
     spec.loader.exec_module(gen)
     seed, minutes, rates = GENERATED[name]
     out = scratch / name
