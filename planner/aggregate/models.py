@@ -11,7 +11,8 @@ Definitions (issue 2, pinned by tests/test_aggregate.py):
   workflows with LLM time; a workflow that does not call the model has share 0.
 - burst_calls: over the model's calls, mean size of the burst a call belongs to: the
   workflow's calls to the model sorted by start, a burst ending where the next call
-  starts more than BURST_GAP_S after the previous one (fan-out arrives together).
+  starts more than BURST_GAP_S after the previous one (fan-out arrives together);
+  burst_sizes: per burst size, those bursts / all workflows of the type.
 Without end times (serving-level traces) durations are unknown: a model called once per
 workflow has parallelism 1, a type with a single model has share 1 and cv 0; anything
 else is NaN (null in JSON).
@@ -75,7 +76,9 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
     errors = np.bincount(pair, weights=np.asarray(status == "error"), minlength=n_pairs)
     retries = np.bincount(pair, weights=np.asarray(status == "retry"), minlength=n_pairs)
     latency_sum = np.bincount(pair, weights=np.nan_to_num(duration), minlength=n_pairs)
-    burst = np.bincount(pair, weights=_burst_sizes(ix), minlength=n_pairs)
+    sizes = _burst_sizes(ix)
+    burst = np.bincount(pair, weights=sizes, minlength=n_pairs)
+    histogram = _burst_histogram(pair, sizes)
 
     result: dict[int, tuple[ModelStats, ...]] = {}
     for t in range(n_types):
@@ -99,6 +102,9 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
                     error_count=int(errors[k]),
                     retry_count=int(retries[k]),
                     burst_calls=float(burst[k] / calls[k]),
+                    burst_sizes=tuple(
+                        (size, count / float(workflows[t])) for size, count in histogram.get(k, ())
+                    ),
                 )
             )
         result[t] = tuple(stats)
@@ -121,6 +127,23 @@ def _burst_sizes(ix: Indexed) -> np.ndarray:
     out = np.empty(n)
     out[order] = sizes
     return out
+
+
+def _burst_histogram(
+    pair: np.ndarray, sizes: np.ndarray
+) -> dict[int, tuple[tuple[int, float], ...]]:
+    """Per (type, model) pair: (burst size, bursts of that size), sizes ascending."""
+    if not len(sizes):
+        return {}
+    # A burst of size s has s calls, each counting 1/s: the sums count the bursts.
+    key = pair.astype(np.int64) * (int(sizes.max()) + 1) + sizes.astype(np.int64)
+    keys, counts = np.unique(key, return_counts=True)
+    out: dict[int, list[tuple[int, float]]] = {}
+    span = int(sizes.max()) + 1
+    for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+        size = k % span
+        out.setdefault(k // span, []).append((size, c / size))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _per_workflow_model(ix: Indexed) -> _PerWorkflowModel:

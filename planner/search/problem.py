@@ -19,7 +19,13 @@ from planner.catalog import ModelSpec
 from planner.defaults import PP_DEGREES, SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
 from planner.errors import InputError, ProfileError
 from planner.profiles import ProfileTable
-from planner.search.queueing import TokenMoments, concurrency_grid, lognormal_cv2, server
+from planner.search.queueing import (
+    TokenMoments,
+    concurrency_grid,
+    lognormal_cv2,
+    max_ratio,
+    server,
+)
 from planner.search.queueing import ladder as queueing_ladder
 from planner.types.apl import AggregatePipeline
 from planner.types.cluster import Cluster, NodePool
@@ -49,12 +55,19 @@ class ModelUse:
     # The type's mean call work over the model's mean call (prefill and decode time in
     # proportion to its tokens): under processor sharing a call's latency scales with it.
     work_ratio: float = 1.0
+    # Mean calls' worth of the model's time on the workflow's path: per fan-out burst of
+    # s calls the expected longest of s works, sum_s bursts_s E[max_s w] / E[w], at most
+    # n_m / p_m (calls that overlapped without starting together). None: n_m / p_m.
+    critical_calls: float | None = None
 
     @property
     def latency_weight(self) -> float:
-        """Weight of the model's per-call latency in the type's latency: n_m / p_m times
-        the work ratio."""
-        return self.calls_per_workflow / self.parallelism * self.work_ratio
+        """Weight of the model's per-call latency in the type's latency: the calls on the
+        workflow's path (fan-out counts its longest call) times the work ratio."""
+        serial = self.calls_per_workflow / self.parallelism
+        if self.critical_calls is not None:
+            serial = min(serial, self.critical_calls)
+        return serial * self.work_ratio
 
 
 @dataclass(frozen=True)
@@ -430,7 +443,7 @@ def build_problem(
             )
         )
         prefill = _prefill_share(profiles, shapes, inp, out)
-        flows = _with_work_ratios(flows, apl, aliases, catalog_name, prefill, inp, out)
+        flows = _with_latency_weights(flows, apl, aliases, catalog_name, prefill, inp, out)
     return SearchProblem(
         flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
     )
@@ -532,7 +545,7 @@ def _prefill_share(
     return 0.5
 
 
-def _with_work_ratios(
+def _with_latency_weights(
     flows: tuple[WorkflowDemand, ...],
     apl: AggregatePipeline,
     aliases: Sequence[ModelName],
@@ -541,22 +554,36 @@ def _with_work_ratios(
     inp: float,
     out: float,
 ) -> tuple[WorkflowDemand, ...]:
-    """Each type's use of `model` with its work ratio: a (I_w / I) + (1 - a) (O_w / O)."""
+    """Each type's use of `model` with its work ratio a (I_w / I) + (1 - a) (O_w / O) and
+    its critical calls (the longest call of each fan-out burst, works log-normal with the
+    type's token spread: `queueing.max_ratio`)."""
     stats = {w.workflow_type: w for w in apl.workflows}
     result = []
     for w in flows:
         calls = i_sum = o_sum = 0.0
+        critical: float | None = 0.0
         for name in aliases:
             m = stats[w.workflow_type].model(name)
-            if m is not None:
-                calls += m.calls_per_workflow
-                i_sum += m.calls_per_workflow * m.input_tokens.mean
-                o_sum += m.calls_per_workflow * m.output_tokens.mean
+            if m is None:
+                continue
+            calls += m.calls_per_workflow
+            i_sum += m.calls_per_workflow * m.input_tokens.mean
+            o_sum += m.calls_per_workflow * m.output_tokens.mean
+            if not m.burst_sizes or critical is None:
+                critical = None
+                continue
+            cv2 = prefill**2 * lognormal_cv2(m.input_tokens.p50, m.input_tokens.p95) + (
+                1.0 - prefill
+            ) ** 2 * lognormal_cv2(m.output_tokens.p50, m.output_tokens.p95)
+            critical += sum(count * max_ratio(size, cv2) for size, count in m.burst_sizes)
         if calls <= 0 or inp <= 0 or out <= 0:
             result.append(w)
             continue
         ratio = prefill * i_sum / calls / inp + (1.0 - prefill) * o_sum / calls / out
-        uses = tuple(replace(u, work_ratio=ratio) if u.model == model else u for u in w.uses)
+        uses = tuple(
+            replace(u, work_ratio=ratio, critical_calls=critical) if u.model == model else u
+            for u in w.uses
+        )
         result.append(replace(w, uses=uses))
     return tuple(result)
 

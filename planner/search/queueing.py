@@ -132,19 +132,33 @@ def server(
     return Server(np.asarray(concurrency, dtype=np.float64), lat, slots, a, cv2)
 
 
+_Z = np.linspace(-8.0, 8.0, 641)  # quadrature grid for order statistics of normals
+_PHI = np.exp(-0.5 * _Z**2) / math.sqrt(2.0 * math.pi)
+_CDF = np.array([NormalDist().cdf(float(z)) for z in _Z])
+
+
+def max_ratio(calls: float, work_cv2: float) -> float:
+    """E[max of `calls` works] / E[work] for log-normal works with this squared CV.
+
+    The expected maximum of n iid log-normals, by quadrature over the normal density of
+    the maximum, n phi(z) Phi(z)^(n - 1) (n may be fractional: a mean burst size).
+    """
+    if calls <= 1.0 or work_cv2 <= 0.0:
+        return 1.0
+    sigma = math.sqrt(math.log1p(work_cv2))
+    density = calls * _PHI * _CDF ** (calls - 1.0)
+    values = np.exp(sigma * _Z - sigma * sigma / 2.0)
+    return float(np.trapezoid(values * density, _Z))
+
+
 def sibling_overlap(burst_calls: float, work_cv2: float) -> float:
     """Share of its b - 1 siblings the burst's last call runs beside, on average.
 
     A workflow waits for the last call of a fan-out burst; under processor sharing the
     shorter siblings leave before it ends, so over its life it sees on average
-    E[w] / E[max of b works] of each sibling. Works log-normal with the work's CV; the
-    expected maximum of b standard normals by Blom's approximation.
+    E[w] / E[max of b works] of each sibling (`max_ratio`).
     """
-    if burst_calls <= 1.0 or work_cv2 <= 0.0:
-        return 1.0
-    sigma = math.sqrt(math.log1p(work_cv2))
-    z = NormalDist().inv_cdf((burst_calls - 0.375) / (burst_calls + 0.25))
-    return min(1.0, math.exp(sigma * sigma / 2.0 - sigma * z))
+    return 1.0 / max_ratio(burst_calls, work_cv2)
 
 
 def ladder(

@@ -39,6 +39,8 @@ class ModelStats:
         burst_calls: mean over the model's calls of the calls to it in the same workflow
             that started with it (each within BURST_GAP_S of the previous, itself
             included): the fan-out a call arrives in (1.0: calls arrive alone).
+        burst_sizes: (size, such bursts per workflow of the type), sizes ascending (empty:
+            unknown; every call alone is ((1, calls_per_workflow),)).
     """
 
     model: ModelName
@@ -55,6 +57,7 @@ class ModelStats:
     prefix_reuse_potential: float | None = None
     prefix_reuse_source: str = "none"
     burst_calls: float = 1.0
+    burst_sizes: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
