@@ -42,7 +42,12 @@ from planner.search import SolveSettings, search_plan
 from planner.search.problem import build_problem
 from planner.simulate import compile_workload
 from planner.simulate.candidates import BASELINES, canonical_names, evaluation_candidates
-from planner.simulate.evaluate import CandidateResult, Evaluation, evaluate_plans
+from planner.simulate.evaluate import (
+    CandidateResult,
+    Evaluation,
+    evaluate_plans,
+    predicted_p95_latency_s,
+)
 from planner.simulate.rates import SimSettings
 from planner.types.apl import AggregatePipeline
 from planner.types.calls import CallTable
@@ -119,7 +124,7 @@ def accuracy_rows(name: str, gpus: int, ev: Evaluation) -> list[str]:
         return [f"| {name} | {gpus} | all | cannot serve: {p.problem} |||"]
     rows = [
         f"| {name} | {gpus} | all | {_cell(p.predicted_mean_latency_s, sim.latency_s.mean)} | "
-        f"{_cell(_predicted_p95(p), sim.latency_s.p95)} | "
+        f"{_cell(predicted_p95_latency_s(p.predicted_workflows), sim.latency_s.p95)} | "
         f"{_cell(p.predicted_max_rate_per_s, p.max_rate_per_s)} |"
     ]
     by_type = dict(sim.latency_by_type_s)
@@ -133,15 +138,6 @@ def accuracy_rows(name: str, gpus: int, ev: Evaluation) -> list[str]:
             f"{_cell(p95, s.p95)} | |"
         )
     return rows
-
-
-def _predicted_p95(p: CandidateResult) -> float:
-    """Rate-weighted p95 of the types' predicted p95s (exact for one type)."""
-    flows = [w for w in p.predicted_workflows if w.p95_latency_s is not None]
-    total = sum(w.target_rate_per_s for w in flows)
-    if not flows or total <= 0:
-        return math.nan
-    return sum(w.target_rate_per_s * (w.p95_latency_s or 0.0) for w in flows) / total
 
 
 def _model_notes(ev: Evaluation, plan: Plan) -> str:
