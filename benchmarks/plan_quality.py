@@ -28,7 +28,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from planner.io.configs import load_catalog
 from planner.io.traces import read_calls
 from planner.profiles.analytic import AnalyticProfiles
 from planner.search import SolveSettings, search_plan
+from planner.search.predict import predict_models, predict_workflows
 from planner.search.problem import build_problem
 from planner.simulate import compile_workload
 from planner.simulate.candidates import BASELINES, canonical_names, evaluation_candidates
@@ -52,7 +53,8 @@ from planner.simulate.rates import SimSettings
 from planner.types.apl import AggregatePipeline
 from planner.types.calls import CallTable
 from planner.types.cluster import Cluster, uniform_cluster
-from planner.types.plan import Plan
+from planner.types.plan import Plan, WorkflowPrediction
+from planner.types.settings import WorkloadTargets
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 WORKLOADS: dict[str, tuple[str, ...]] = {
@@ -116,8 +118,13 @@ def _cell(pred: float, sim: float) -> str:
     return f"{pred:.4g} / {sim:.4g} ({_err(pred, sim)})"
 
 
-def accuracy_rows(name: str, gpus: int, ev: Evaluation) -> list[str]:
-    """The plan's predictions against its simulation: one row per cell, then per type."""
+def accuracy_rows(
+    name: str, gpus: int, ev: Evaluation, flows_at_sim: Sequence[WorkflowPrediction]
+) -> list[str]:
+    """The plan's predictions against its simulation: one row per cell, then per type.
+
+    `flows_at_sim`: the APL's workflow predictions at the rate the simulation realised.
+    """
     p = ev.candidate("plan")
     sim = p.at_target
     if sim is None:
@@ -127,7 +134,7 @@ def accuracy_rows(name: str, gpus: int, ev: Evaluation) -> list[str]:
     # off by ~1/sqrt(workflows of a type), which moves the mean of types with 30x apart
     # latencies by several percent; the types' simulated means weighted by the target mix
     # remove that noise (one type: the simulated mean itself).
-    flows = [w for w in p.predicted_workflows if w.workflow_type in by_type]
+    flows = [w for w in flows_at_sim if w.workflow_type in by_type]
     total = sum(w.target_rate_per_s for w in flows)
     sim_mean = (
         sum(w.target_rate_per_s * by_type[w.workflow_type].mean for w in flows) / total
@@ -135,13 +142,13 @@ def accuracy_rows(name: str, gpus: int, ev: Evaluation) -> list[str]:
         else sim.latency_s.mean
     )
     rows = [
-        f"| {name} | {gpus} | all | {_cell(p.predicted_mean_latency_s, sim_mean)} | "
-        f"{_cell(predicted_p95_latency_s(p.predicted_workflows), sim.latency_s.p95)} | "
+        f"| {name} | {gpus} | all | {_cell(predicted_mean(flows_at_sim), sim_mean)} | "
+        f"{_cell(predicted_p95_latency_s(flows_at_sim), sim.latency_s.p95)} | "
         f"{_cell(p.predicted_max_rate_per_s, p.max_rate_per_s)} |"
     ]
-    for w in p.predicted_workflows:
+    for w in flows_at_sim:
         s = by_type.get(w.workflow_type)
-        if s is None or len(p.predicted_workflows) < 2:
+        if s is None or len(flows_at_sim) < 2:
             continue
         p95 = w.p95_latency_s if w.p95_latency_s is not None else math.nan
         rows.append(
@@ -149,6 +156,33 @@ def accuracy_rows(name: str, gpus: int, ev: Evaluation) -> list[str]:
             f"{_cell(p95, s.p95)} | |"
         )
     return rows
+
+
+def predicted_mean(flows: Sequence[WorkflowPrediction]) -> float:
+    total = sum(w.target_rate_per_s for w in flows)
+    return sum(w.target_rate_per_s * w.mean_latency_s for w in flows) / total
+
+
+def _at_realised_rate(
+    plan: Plan,
+    ev: Evaluation,
+    apl: AggregatePipeline,
+    catalog: Catalog,
+    profiles: AnalyticProfiles,
+    gpus: int,
+) -> tuple[WorkflowPrediction, ...]:
+    """The APL's workflow predictions at the arrival rate the simulation realised (a
+    finite Poisson sample is a few percent off the nominal rate, and near capacity the
+    latency moves several times as much)."""
+    sim = ev.candidate("plan").at_target
+    specs = {m: replace(resolve_model(catalog, m), name=m) for m in apl.models()}
+    targets = WorkloadTargets(
+        target_rate_per_s={w.workflow_type: w.target_rate_per_s for w in plan.workflows}
+    )
+    problem = build_problem(apl, profiles, uniform_cluster(gpus), specs, targets)
+    if sim is not None and ev.target_rate_per_s > 0:
+        problem = problem.scaled(sim.offered_rate_per_s / ev.target_rate_per_s)
+    return predict_workflows(problem, predict_models(problem, plan.allocations))
 
 
 def _model_notes(ev: Evaluation, plan: Plan) -> str:
@@ -238,7 +272,8 @@ def _accuracy(
             if plan is None:
                 continue
             ev = evaluate_plans(workload, {"plan": plan}, profiles, settings, canonical=canonical)
-            for row in accuracy_rows(name, gpus, ev):
+            flows = _at_realised_rate(plan, ev, apl, catalog, profiles, gpus)
+            for row in accuracy_rows(name, gpus, ev, flows):
                 print(row, flush=True)
             alloc = ", ".join(
                 f"{a.model.split('/')[-1]} tp{a.tp}x{a.gpu_fraction:g}x{a.replicas}"
