@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
+from search_factory import shape
 
 from planner.search.problem import burst_share, interpolate_latency_s, parts_latency_s
 from planner.search.queueing import (
     TokenMoments,
+    kv_fill,
     ladder,
     lognormal_cv2,
     max_ratio,
     server,
     sibling_overlap,
 )
-from search_factory import shape
 
 
 def linear(a: float, b: float, top: float) -> tuple[list[float], list[float]]:
@@ -61,8 +63,20 @@ def test_slots_follow_the_kv_footprint_held_over_the_call() -> None:
     assert plain.slots == pytest.approx(10.0)
     # Long calls hold their tokens longer: the time-weighted footprint is larger.
     spread = server(grid, lat, 10_000.0, 64.0, 0.5, TokenMoments(900.0, 100.0, 0.4, 1.0))
-    assert spread.slots == pytest.approx(10_000.0 / (1000.0 + 0.5 * 900 * 0.4 + 0.5 * 100))
+    weighted = 1000.0 + 0.5 * 900 * 0.4 + 0.5 * 100
+    assert spread.slots == pytest.approx(kv_fill(10_000.0, weighted, math.sqrt(900**2 * 0.4 + 1e4)))
+    assert spread.slots < 10_000.0 / weighted
     assert spread.capacity_per_s == pytest.approx(spread.slots / spread.e(spread.slots))
+
+
+@pytest.mark.parametrize(
+    ("kv", "mean", "sd"), [(34_640.0, 12_821.0, 6_435.0), (50_000.0, 900.0, 400.0)]
+)
+def test_kv_fill_counts_footprints_that_fit(kv: float, mean: float, sd: float) -> None:
+    rng = np.random.default_rng(1)
+    sizes = np.abs(rng.normal(mean, sd, size=(20_000, int(3 * kv / mean) + 8)))
+    fitted = np.maximum((np.cumsum(sizes, axis=1) <= kv).sum(axis=1), 1)
+    assert kv_fill(kv, mean, sd) == pytest.approx(fitted.mean(), rel=0.03)
 
 
 def test_ladder_rises_with_load_and_burst_costs_more() -> None:
@@ -70,7 +84,7 @@ def test_ladder_rises_with_load_and_burst_costs_more() -> None:
     srv = server(grid, lat, 0.0, 64.0, 0.2, TokenMoments(1000.0, 100.0, 0.1, 0.6, 12.0))
     us, alone, extra = ladder(srv, (0.0, 0.3, 0.6, 0.9, 0.995), 12.0)
     assert us == (0.0, 0.3, 0.6, 0.9, 0.995)
-    assert all(x < y for x, y in zip(alone, alone[1:], strict=False))
+    assert all(x < y for x, y in itertools.pairwise(alone))
     assert all(e > 0 for e in extra)
     # With no load, a burst's last call runs beside its overlap share of 11 siblings.
     k = 11.0 * sibling_overlap(12.0, srv.work_cv2)

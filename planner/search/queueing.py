@@ -7,9 +7,10 @@ of the mean call with n calls in service), calls admitted FIFO while their token
 its own tokens. For calls arriving at rate lam (Poisson), in bursts of 1 + k calls of one
 workflow fanned out together (`ModelCandidates.burst_calls`):
 
-    slots    S = min(N_max, KV / f_t)  calls the KV cache admits at once; f_t is the
+    slots    S = min(N_max, fill(KV, f_t))  calls the KV cache admits at once; f_t is the
              time-weighted footprint E[f w] / E[w] (long calls hold their tokens longer):
-             f_t = I + O + a I cv_I^2 + (1 - a) O cv_O^2, a = prefill share of the work
+             f_t = I + O + a I cv_I^2 + (1 - a) O cv_O^2, a = prefill share of the work,
+             and fill counts how many such footprints fit (`kv_fill`)
     capacity X = S / e(S)
     running  T = e(min(1 + lam T + k, S))   a call sees, besides itself, the lam T calls
              in service on average (Poisson arrivals see time averages) and its k siblings
@@ -123,13 +124,28 @@ def server(
     a = min(max(prefill_share, 0.0), 1.0)
     i, o = max(tokens.input_tokens, 1.0), max(tokens.output_tokens, 1.0)
     footprint = i + o + a * i * tokens.input_cv2 + (1.0 - a) * o * tokens.output_cv2
+    spread = math.sqrt(i * i * tokens.input_cv2 + o * o * tokens.output_cv2)
     slots = max_concurrency
     if kv_cache_tokens > 0:
-        slots = min(slots, kv_cache_tokens / footprint)
+        slots = min(slots, kv_fill(kv_cache_tokens, footprint, spread))
     slots = max(slots, 1.0)  # a call larger than the cache still runs alone
     cv2 = a * a * tokens.input_cv2 + (1.0 - a) ** 2 * tokens.output_cv2
     lat = np.maximum.accumulate(np.asarray(latency_s, dtype=np.float64))
     return Server(np.asarray(concurrency, dtype=np.float64), lat, slots, a, cv2)
+
+
+def kv_fill(kv_cache_tokens: float, footprint: float, spread: float) -> float:
+    """Calls a full KV cache holds at once, on average: the first always runs, then
+    sum_k P(f_1 + ... + f_k <= KV) (the renewal count of footprints of mean `footprint`
+    and standard deviation `spread` fitting the cache, normal sums). With many slots this
+    is KV / f - (1 - cv^2) / 2: the cache is never filled to the last token; with few
+    (a long-context model on one GPU) whether a third call fits is a matter of chance."""
+    mean = kv_cache_tokens / footprint
+    if spread <= 0.0 or mean > 4096.0:
+        return mean
+    k = np.arange(2.0, math.ceil(mean + 8.0 * math.sqrt(mean + 1.0) * spread / footprint) + 3.0)
+    z = (kv_cache_tokens - k * footprint) / (spread * np.sqrt(k))
+    return 1.0 + float(np.sum(0.5 * np.vectorize(math.erfc)(-z / math.sqrt(2.0))))
 
 
 _Z = np.linspace(-8.0, 8.0, 641)  # quadrature grid for order statistics of normals
