@@ -247,7 +247,9 @@ def model_options(
             _latency_net(model.model, shape, demand, lowest, budget, resolution, model.burst_calls)
         )
     if mix is not None and demand > 0:
-        for parts in mixtures(budgets, demand, problem.utilisation_cap, known.caps, mix):
+        for parts in mixtures(
+            budgets, demand, problem.utilisation_cap, known.caps, mix, burst_calls=model.burst_calls
+        ):
             if model.prefix is None:
                 latency = mixture_latency_s(parts, demand, model.burst_calls)
                 out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
