@@ -9,6 +9,7 @@ analytic ones. Run from the repository root:
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 1024
     PYTHONPATH=$PWD python benchmarks/search_scale.py --single   # one shape per model
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --objective all
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --latency-tolerance 0
     PYTHONPATH=$PWD python benchmarks/search_scale.py --grid --objective all   # the table
 """
 
@@ -148,6 +149,7 @@ def run(
     single: bool,
     limit: float | None,
     problem: SearchProblem | None = None,
+    tolerance: float | None = None,
 ) -> None:
     start = time.perf_counter()
     problem = problem or synthetic(case)
@@ -164,6 +166,9 @@ def run(
     settings = SolveSettings(objective=objective, time_limit_s=limit, num_workers=workers)  # type: ignore[arg-type]
     if single:
         settings = replace(settings, mix=None)
+    if tolerance is not None:
+        settings = replace(settings, latency_tolerance=tolerance)
+        objective = f"{objective} tol {tolerance:g}"
     try:
         plan = search_plan(problem, settings)
     except SearchInfeasible as err:
@@ -234,6 +239,9 @@ def main() -> None:
     parser.add_argument("--limit", type=float, help="Time limit (deterministic s).")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
+        "--latency-tolerance", type=float, help="min-latency's tolerance (default: planner's)."
+    )
+    parser.add_argument(
         "--objective",
         choices=["min-latency", "min-gpus", "max-throughput", "all", "others"],
         default="min-latency",
@@ -256,7 +264,15 @@ def main() -> None:
         problem = synthetic(case, bursts=args.bursts)
         print(f"case {case}: problem built in {time.process_time() - start:.2f} s CPU")
         for objective in objectives:
-            run(case, args.workers, objective, args.single, args.limit, problem)
+            run(
+                case,
+                args.workers,
+                objective,
+                args.single,
+                args.limit,
+                problem,
+                args.latency_tolerance,
+            )
 
 
 if __name__ == "__main__":
