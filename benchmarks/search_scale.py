@@ -40,6 +40,7 @@ from planner.search.problem import (
     _profile_shape,
     candidate_shapes,
 )
+from planner.search.queueing import TokenMoments
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Plan
 
@@ -82,10 +83,17 @@ CASES: dict[str, dict[str, object]] = {
 PRICES = {"H100-SXM-80GB": 3.9, "A100-SXM-80GB": 1.9, "L40S-48GB": 1.1}
 
 
-def synthetic(case: str, seed: int = 0, load: float = 0.6, prices: bool = False) -> SearchProblem:
-    """The case's problem; a case "GxM" is the grid cell of G GPUs and M models."""
+def synthetic(
+    case: str, seed: int = 0, load: float = 0.6, bursts: bool = False, prices: bool = False
+) -> SearchProblem:
+    """The case's problem; a case "GxM" is the grid cell of G GPUs and M models.
+
+    `bursts`: models get token spread and fan-out bursts of 1, 4 or 12 calls (drawn from a
+    second seeded stream, so the rest of the problem is the same as without). `prices`:
+    each pool gets its `PRICES` entry."""
     spec = _spec(case)
     rng = random.Random(seed)
+    fan = random.Random(seed + 1)
     base = load_catalog()
     bases = sorted((base.models[n] for n in BASE_MODELS), key=lambda m: m.name)
     models: dict[str, ModelSpec] = {}
@@ -115,11 +123,13 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6, prices: bool = False)
             if i + o <= models[name].max_model_len
         ]
         inp, out = rng.choice(fitting)
+        burst = fan.choice([1.0, 4.0, 12.0]) if bursts else 1.0
+        tokens = TokenMoments(inp, out, 0.3, 0.8, burst) if bursts else None
         shapes = tuple(
-            _profile_shape(profiles, k, inp, out, DEFAULT_LADDER)
+            _profile_shape(profiles, k, inp, out, DEFAULT_LADDER, tokens=tokens)
             for k in candidate_shapes(models[name], cluster)
         )
-        cands.append(ModelCandidates(name, models[name].heads, inp, out, shapes))
+        cands.append(ModelCandidates(name, models[name].heads, inp, out, shapes, burst_calls=burst))
     # Every model belongs to at least one type; types use 2-5 models.
     flows = []
     order = names[:]
@@ -261,6 +271,9 @@ def main() -> None:
     parser.add_argument(
         "--prices", action="store_true", help="Illustrative prices per pool (PRICES)."
     )
+    parser.add_argument(
+        "--bursts", action="store_true", help="Token spread and fan-out bursts per model."
+    )
     args = parser.parse_args()
     cases = args.case or ["8", "64", "1024"]
     if args.grid:
@@ -269,7 +282,9 @@ def main() -> None:
     every = ["min-latency", "min-gpus", "max-throughput"]
     objectives = {"all": every, "others": every[1:]}.get(args.objective, [args.objective])
     for case in cases:
-        problem = synthetic(case, prices=args.prices)
+        start = time.process_time()
+        problem = synthetic(case, bursts=args.bursts, prices=args.prices)
+        print(f"case {case}: problem built in {time.process_time() - start:.2f} s CPU")
         for objective in objectives:
             run(
                 case,

@@ -322,7 +322,7 @@ def _with_known(
             same = replace(o, parts=shaped, latency_s=choice.latency_s)
         else:
             parts = [(p.shape, p.replicas) for p in o.parts]
-            same = replace(o, latency_s=mixture_latency_s(parts, demand))
+            same = replace(o, latency_s=mixture_latency_s(parts, demand, model.burst_calls))
         if same not in out[o.model]:
             out[o.model] = (*out[o.model], same)
         hint[o.model] = same

@@ -25,14 +25,15 @@ Constraints (one function each below)
     shares fill the free GPUs   sum_p a_ps y_{g,p} >= sum_o n_{o,g,s} x_o      for all s
                                 sum_p y_{g,p} + sum_o w_{o,g,8} x_o / 8 <= G_g
                                 (exact: `packing.py` proves these hold iff placement fits)
-    SLO per workflow type       f_w (sum_m sum_o (n_wm / p_wm) l_o x_o + tool_w) <= SLO_w
+    SLO per workflow type       f_w (sum_m sum_o r_wm n_wm / p_wm l_o x_o + tool_w) <= SLO_w
                                 (f_w = 1 for a mean SLO, the trace's p95/mean for p95)
+                                (r_wm: the type's mean call work over the model's)
     lexicographic bounds        latency <= L, units <= U, cost <= K (`Bounds`)
     memory fit, TP rules, saturation and "one share of a GPU per model" (placement never
     puts two shares of one model on a GPU) hold by construction of O_m.
 
 Objectives
-    latency         min sum_m sum_o (sum_w R_w n_wm / p_wm / sum_w R_w) l_o x_o, the
+    latency         min sum_m sum_o (sum_w R_w r_wm n_wm / p_wm / sum_w R_w) l_o x_o, the
                     rate-weighted mean workflow latency minus the constant tool time;
                     coefficients in integer microseconds (rounding <= 0.5 us per model).
     units           min sum_o units_o x_o (GPUs in eighths).
@@ -284,7 +285,7 @@ def latency_slos(cp: cp_model.CpModel, x: Variables, problem: SearchProblem) -> 
         budget_us = math.floor((w.slo_s / factor - w.non_llm_time_s) * MICROS)
         terms = []
         for use in w.uses:
-            weight = use.calls_per_workflow / use.parallelism
+            weight = use.latency_weight
             terms += [
                 (math.ceil(weight * o.latency_s * MICROS), v) for o, v in x.options(use.model)
             ]
