@@ -194,13 +194,16 @@ def show(
     configs: ConfigsOpt = None,
     profiles_dir: ProfilesOpt = None,
 ) -> None:
-    """List the stored profile points per shape, and which catalog models are analytic-only."""
+    """List the stored profile points per shape, which catalog models are analytic-only,
+    and the kernel tables collected under the folder (checked)."""
     from planner.io import profiles as store
     from planner.io.configs import load_catalog
+    from planner.io.kernel_tables import collected_kernel_tables
     from planner.profiles.summary import analytic_only, summarise_points
 
     catalog = load_catalog(configs)
-    points = store.read_points(profiles_dir or store.PROFILES_DIR)
+    folder = profiles_dir or store.PROFILES_DIR
+    points = store.read_points(folder)
     summary = summarise_points(points)
     if summary.empty:
         typer.echo("No stored profile points: every shape uses the analytic model.")
@@ -208,6 +211,8 @@ def show(
         typer.echo(summary.to_string(index=False))
     for line in analytic_only(points, catalog):
         typer.echo(line)
+    for gpu, tables in collected_kernel_tables(folder, catalog).items():
+        typer.echo(f"kernel tables for {gpu}: {tables.system} ({', '.join(tables.families())})")
 
 
 def _print_points(points: pd.DataFrame) -> None:
