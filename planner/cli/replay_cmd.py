@@ -108,6 +108,6 @@ def replay(
     if as_json:
         typer.echo(json.dumps(outcome.document, indent=2))
     else:
-        typer.echo(replay_summary(outcome.measure, outcome.comparison))
+        typer.echo(replay_summary(outcome.measure, outcome.comparison, outcome.servers))
     if outcome.failure:
         raise EndpointError(f"{outcome.failure}; the measurements above were kept")

@@ -11,6 +11,7 @@ pure and lives in `planner.profiles.measured`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -23,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ from planner.profiles.measured import (
     load_ladder,
     result_filename,
     server_args,
+    server_cpus,
     server_env,
     warmup_point,
     with_run_facts,
@@ -156,9 +158,17 @@ def _log_tail(path: Path) -> str:
 
 @contextlib.contextmanager
 def running_server(
-    python: str, args: list[str], env: dict[str, str], log_path: Path, timeout_s: float
+    python: str,
+    args: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    timeout_s: float,
+    cpus: Sequence[int] | None = None,
 ) -> Iterator[str]:
     """Start a vLLM OpenAI server, wait for /health, yield its base URL, stop it after.
+
+    `cpus`: confine the server and every process it starts to these cores (None: no
+    confinement).
 
     Raises:
         EngineStartError: the process exited or did not answer within `timeout_s`.
@@ -173,6 +183,8 @@ def running_server(
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
             start_new_session=True,  # its own process group: stopping it stops its workers
+            # Children inherit the affinity: the API server, scheduler and workers all.
+            preexec_fn=None if cpus is None else functools.partial(os.sched_setaffinity, 0, cpus),
         )
         try:
             _wait_healthy(proc, base_url, log_path, timeout_s)
@@ -314,10 +326,11 @@ def _profile_one(
     port = free_port()
     args = server_args(spec, config, served, port)
     env = server_env(spec, config, cpu_ids, mps_running=mps_daemon_running())
+    cpus = server_cpus(spec, config, cpu_ids)
     result_dir = work_dir / "results"
     result_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with running_server(python, args, env, server_log, start_timeout_s) as base_url:
+        with running_server(python, args, env, server_log, start_timeout_s, cpus) as base_url:
             kv_tokens = read_kv_cache_tokens(server_log.read_text(errors="replace"))
             names = [result_filename(config, shape, p) for p in ladder]
             for name in names:
