@@ -150,9 +150,9 @@ def run_e2e(
         invoke("plan", str(trace), *common, "--profiles", str(work / folder),
                "--target-rate", f"{target:.4g}", "-o", str(plan_dir))  # fmt: skip
         plans.append((source, plan_dir, target))
-    # A throughput replay measures an allocation (one per distinct allocation), above
-    # the highest maximum any plan of it predicts; a latency replay measures a plan at
-    # its target rate.
+    # Each plan is replayed at its target rate (latency) and above its predicted maximum
+    # (throughput); plans with the same allocation share its replicas, and a throughput
+    # replay when their predicted maxima agree within 10%.
     by_allocation: dict[str, list[tuple[str, Path, float]]] = {}
     for source, plan_dir, target in plans:
         by_allocation.setdefault(_allocation_key(plan_dir), []).append((source, plan_dir, target))
@@ -163,10 +163,16 @@ def run_e2e(
         with contextlib.ExitStack() as stack:
             endpoints = start_replicas(stack, plan, configs, work / "serve")
             log(f"5/5 replays for {', '.join(g[0] for g in group)}")
-            top = max(_predicted_max(d / "plan.yaml") for _, d, _ in group)
-            throughput = _replay(work, trace, endpoints, configs, group[0][1],
-                                 "throughput", overload * top, duration_s)  # fmt: skip
+            done: list[tuple[float, dict[str, Any]]] = []
             for source, plan_dir, target in group:
+                rate = overload * _predicted_max(plan_dir / "plan.yaml")
+                throughput = next((d for r, d in done if abs(r - rate) <= 0.1 * rate), None)
+                if throughput is None:
+                    # Only the window's completions count: no need to wait for the backlog.
+                    throughput = _replay(work, trace, endpoints, configs, plan_dir,
+                                         f"throughput-{plan_dir.name}", rate, duration_s,
+                                         drain_s=duration_s / 8)  # fmt: skip
+                    done.append((rate, throughput))
                 latency = _replay(work, trace, endpoints, configs, plan_dir,
                                   f"latency-{plan_dir.name}", target, duration_s)  # fmt: skip
                 plan_doc = yaml.safe_load((plan_dir / "plan.yaml").read_text())
@@ -184,12 +190,12 @@ def _allocation_key(plan_dir: Path) -> str:
 
 def _replay(
     work: Path, trace: Path, endpoints: Path, configs: Path, plan_dir: Path, name: str,
-    rate: float, duration_s: float,
+    rate: float, duration_s: float, drain_s: float = 60.0,
 ) -> dict[str, Any]:  # fmt: skip
     out = work / f"replay-{name}.json"
     invoke("replay", str(trace), "--endpoints", str(endpoints), "--rate", f"{rate:.4g}",
            "--duration", f"{duration_s:g}", "--warmup", f"{duration_s / 8:g}",
-           "--drain", "60", "--compare", str(plan_dir / "plan.yaml"),
+           "--drain", f"{drain_s:g}", "--compare", str(plan_dir / "plan.yaml"),
            "--configs", str(configs), "--json", "-o", str(out))  # fmt: skip
     doc: dict[str, Any] = json.loads(out.read_text())
     return doc
@@ -253,18 +259,29 @@ def start_replicas(
 def figures(result: E2EResult) -> list[dict[str, Any]]:
     """Predicted vs measured throughput and mean latency, per prediction source.
 
-    The measured maximum is the saturated replay's (the bottleneck model's calls/s over
-    its calls per workflow), else the rate it kept up with (a lower bound, `saturated`
-    false); the latency is comparable only when the replay at the plan's target rate
-    kept up (`latency_comparable`)."""
+    The measured maximum of an allocation is the higher of what its replays show: the
+    overloaded replay's bottleneck rate (the bottleneck model's calls/s over its calls
+    per workflow) and the highest throughput a replay of the same allocation sustained
+    (a lower bound: an engine that kept up with it has at least that capacity; on CPU an
+    overloaded engine slows down, since its API server shares its core and the streams
+    it serves grow with the backlog). `saturated` is false when no replay saturated
+    (the maximum is then a lower bound). The latency is comparable only when the replay
+    at the plan's target rate kept up (`latency_comparable`)."""
     from planner.io.plan_file import read_plan
     from planner.simulate.evaluate import predicted_max_rate_per_s, predicted_mean_latency_s
 
     rows = []
     for run in result.runs:
         thr, lat = run.throughput_replay["plan"], run.latency_replay["plan"]
-        measured_rate = thr["max_rate_per_s"] or thr["throughput_at_target_per_s"]
-        measured_latency = lat["mean_latency_s"]
+        same = [r for r in result.runs if _same_allocation(r, run)]
+        docs = [d["plan"] for r in same for d in (r.latency_replay, r.throughput_replay)]
+        sustained = max(
+            (d["throughput_at_target_per_s"] for d in docs if d["sustainable_at_target"]),
+            default=0.0,
+        )
+        overloaded = max((d["max_rate_per_s"] or 0.0 for d in docs), default=0.0)
+        measured_rate = max(sustained, overloaded) or thr["throughput_at_target_per_s"]
+        basis = "saturated replay" if overloaded >= sustained else "sustained throughput"
         p = read_plan(run.plan_dir / "plan.yaml")
         rate, latency = predicted_max_rate_per_s(p), predicted_mean_latency_s(p)
         rows.append(
@@ -274,15 +291,22 @@ def figures(result: E2EResult) -> list[dict[str, Any]]:
                 "target_rate_per_s": sum(w.target_rate_per_s for w in p.workflows),
                 "predicted_max_rate_per_s": rate,
                 "measured_max_rate_per_s": measured_rate,
-                "saturated": not thr["sustainable_at_target"],
+                "measured_max_basis": basis,
+                "overloaded_max_rate_per_s": overloaded or None,
+                "sustained_rate_per_s": sustained or None,
+                "saturated": overloaded > 0,
                 "rate_error": _rel(rate, measured_rate),
                 "predicted_mean_latency_s": latency,
-                "measured_mean_latency_s": measured_latency,
+                "measured_mean_latency_s": lat["mean_latency_s"],
                 "latency_comparable": bool(lat["sustainable_at_target"]),
-                "latency_error": _rel(latency, measured_latency),
+                "latency_error": _rel(latency, lat["mean_latency_s"]),
             }
         )
     return rows
+
+
+def _same_allocation(a: PlanRun, b: PlanRun) -> bool:
+    return _allocation_key(a.plan_dir) == _allocation_key(b.plan_dir)
 
 
 def _rel(predicted: float, measured: float | None) -> float | None:
