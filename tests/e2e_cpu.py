@@ -214,7 +214,7 @@ def start_replicas(
     """Start every replica of the plan as a local vLLM server (one core each, the same
     arguments the profiler used); return the endpoints file."""
     from planner.io.configs import load_catalog
-    from planner.io.vllm_engine import free_port, running_server
+    from planner.io.vllm_engine import ServerLaunch, free_port, running_servers
     from planner.profiles.measured import (
         EngineConfig,
         SweepSpec,
@@ -226,7 +226,9 @@ def start_replicas(
 
     catalog = load_catalog(configs)
     cores = sorted(os.sched_getaffinity(0))
-    urls: dict[str, list[str]] = {}
+    launches: list[ServerLaunch] = []
+    names: list[str] = []
+    ports: set[int] = set()
     core = 0
     for alloc in plan["allocations"]:
         spec_model = catalog.models[alloc["model"]]
@@ -243,14 +245,22 @@ def start_replicas(
         config = EngineConfig(int(alloc["tensor_parallel"]), float(alloc["gpu_fraction"]))
         for _ in range(int(alloc["replicas"])):
             port = free_port()
+            while port in ports:  # not yet bound by the server started before it
+                port = free_port()
+            ports.add(port)
             args = server_args(spec, config, spec_model.served_name, port)
             # The replica's cores, bound and confined exactly as the profiler did it.
             mine = [cores[(core + i) % len(cores)] for i in range(config.tp)]
             core += config.tp
             env, cpus = server_env(spec, config, mine), server_cpus(spec, config, mine)
             log = logs / f"{spec_model.name}-{port}.log"
-            url = stack.enter_context(running_server(sys.executable, args, env, log, 600.0, cpus))
-            urls.setdefault(spec_model.name, []).append(url)
+            launches.append(ServerLaunch(tuple(args), env, log, cpus))
+            names.append(spec_model.name)
+    # All at once: each loads on its own core.
+    started = stack.enter_context(running_servers(sys.executable, launches, 600.0))
+    urls: dict[str, list[str]] = {}
+    for name, url in zip(names, started, strict=True):
+        urls.setdefault(name, []).append(url)
     path = logs / "endpoints.yaml"
     path.write_text(yaml.safe_dump({"schema_version": 1, "endpoints": urls}))
     return path

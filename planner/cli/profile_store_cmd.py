@@ -250,7 +250,9 @@ def kernels(
     ] = None,
 ) -> None:
     """Measure kernel latencies (GEMM per dtype, context/generation attention, all-reduce
-    across devices) on this machine, in the schema of the shipped kernel tables."""
+    across devices) on this machine, in the schema of the shipped kernel tables. Written
+    to <profiles>/kernels/<gpu type>, they answer that GPU type's kernel-composed
+    predictions (commands taking --profiles <profiles>)."""
     from rich.progress import Progress
 
     from planner.jobs.profiling import KernelsRequest, profile_kernels_job
@@ -271,3 +273,8 @@ def kernels(
         typer.echo(f"  {table}: {count} rows")
     for path in run.files:
         typer.echo(f"wrote {path}")
+    if output.parent.name != "kernels":
+        typer.echo(
+            "to plan with them, collect into <profiles>/kernels/<gpu type>/ (e.g. -o "
+            "profiles/kernels/cpu) and pass --profiles <profiles>"
+        )

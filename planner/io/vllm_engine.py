@@ -24,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +156,18 @@ def _log_tail(path: Path) -> str:
     return " | ".join(lines[-_LOG_TAIL_LINES:])
 
 
+@dataclass(frozen=True)
+class ServerLaunch:
+    """One vLLM OpenAI server to start: its arguments (with `--port`), environment
+    additions, log file, and the cores it is confined to (None: no confinement; its
+    API server, scheduler and workers inherit the affinity)."""
+
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    log_path: Path
+    cpus: tuple[int, ...] | None = None
+
+
 @contextlib.contextmanager
 def running_server(
     python: str,
@@ -173,23 +185,48 @@ def running_server(
     Raises:
         EngineStartError: the process exited or did not answer within `timeout_s`.
     """
-    port = int(args[args.index("--port") + 1])
-    base_url = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [python, "-m", "vllm.entrypoints.openai.api_server", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            start_new_session=True,  # its own process group: stopping it stops its workers
-            # Children inherit the affinity: the API server, scheduler and workers all.
-            preexec_fn=None if cpus is None else functools.partial(os.sched_setaffinity, 0, cpus),
-        )
-        try:
-            _wait_healthy(proc, base_url, log_path, timeout_s)
-            yield base_url
-        finally:
+    launch = ServerLaunch(tuple(args), env, log_path, None if cpus is None else tuple(cpus))
+    with running_servers(python, [launch], timeout_s) as urls:
+        yield urls[0]
+
+
+@contextlib.contextmanager
+def running_servers(
+    python: str, launches: Sequence[ServerLaunch], timeout_s: float
+) -> Iterator[list[str]]:
+    """Start several vLLM OpenAI servers at once (they load in parallel), wait until
+    each answers /health, yield their base URLs in order, stop them all after.
+
+    Raises:
+        EngineStartError: a process exited or did not answer within `timeout_s`.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for launch in launches:
+            args = list(launch.args)
+            urls.append(f"http://127.0.0.1:{int(args[args.index('--port') + 1])}")
+            launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with launch.log_path.open("wb") as log:
+                cpus = launch.cpus
+                procs.append(
+                    subprocess.Popen(
+                        [python, "-m", "vllm.entrypoints.openai.api_server", *args],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, **launch.env},
+                        start_new_session=True,  # its own process group: stopping stops all
+                        # Children inherit the affinity: API server, scheduler and workers.
+                        preexec_fn=None
+                        if cpus is None
+                        else functools.partial(os.sched_setaffinity, 0, cpus),
+                    )
+                )
+        for proc, url, launch in zip(procs, urls, launches, strict=True):
+            _wait_healthy(proc, url, launch.log_path, timeout_s)
+        yield urls
+    finally:
+        for proc in procs:
             _stop(proc)
 
 
