@@ -28,7 +28,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> E2EResult:
         tmp_path_factory.mktemp("e2e"),
         repo,
         workflows=24,
-        concurrency="1,4",
+        concurrency="1,4,16",
         prompts_per_client=4,
         duration_s=24.0,
     )
