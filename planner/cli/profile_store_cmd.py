@@ -109,6 +109,7 @@ def run(
     from rich.progress import Progress
 
     from planner.jobs.profiling import ProfileRunRequest, profile_run_job
+    from planner.profiles.summary import unsaturated_sweeps
 
     request = ProfileRunRequest(
         model=model,
@@ -139,6 +140,8 @@ def run(
 
         stored = profile_run_job(request, step)
     _print_points(stored.points)
+    for line in unsaturated_sweeps(stored.points):
+        typer.echo(f"note: {line}")
     for path in stored.written:
         typer.echo(f"wrote {path}")
 
