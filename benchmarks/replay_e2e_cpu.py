@@ -8,6 +8,7 @@ time, the engine overhead fitted on GPUs, the measured single-call time).
 See tests/e2e_cpu.py for the steps.
 
     PYTHONPATH=. python benchmarks/replay_e2e_cpu.py [--work DIR] [--duration 40] [--workflows 40]
+        [--overloads 0.8,1,1.25]
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per replay")
     parser.add_argument("--workflows", type=int, default=40, help="workflows in the trace")
     parser.add_argument("--load", type=float, default=0.5, help="target = load x max rate")
+    parser.add_argument(
+        "--overloads",
+        default="0.8,1,1.25",
+        help="throughput replays at these multiples of each plan's predicted maximum",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="replay-e2e-") as tmp:
@@ -41,6 +47,7 @@ def main() -> None:
             workflows=args.workflows,
             load=args.load,
             duration_s=args.duration,
+            overloads=tuple(float(x) for x in args.overloads.split(",")),
             log=lambda m: print(f"[{time.perf_counter() - started:5.0f} s] {m}", file=sys.stderr),
         )
         rows, gap = figures(result), kernel_gap(result)
