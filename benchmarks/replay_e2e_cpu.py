@@ -63,6 +63,13 @@ def main() -> None:
             lat += " (overloaded)"
         print(f"{r['source']:<18} {rate:>24} {_pct(r['rate_error']):>8} {lat:>28} "
               f"{_pct(r['latency_error']):>8}")  # fmt: skip
+    for r in rows:
+        seen = [c for c in r["conditions"].values() if c]
+        if seen:
+            cores = max(c["client_cores"] for c in seen)
+            load = [c["load_average_1min"] for c in seen]
+            print(f"{r['source']}: the replay client used up to {cores:.2f} of the engines' "
+                  f"cores; load average {min(load):.1f}-{max(load):.1f}")  # fmt: skip
     print("one call alone, kernel-composed vs measured (ms):")
     print(f"{'model':<14} {'kernels e2e':>12} {'+GPU overhead':>14} {'measured e2e':>13} "
           f"{'kernels TPOT':>13} {'pred TPOT':>10} {'meas TPOT':>10}")  # fmt: skip

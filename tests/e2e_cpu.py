@@ -22,8 +22,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,11 +207,19 @@ def _replay(
     rate: float, duration_s: float, drain_s: float = 60.0,
 ) -> dict[str, Any]:  # fmt: skip
     out = work / f"replay-{name}.json"
+    cpu, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     invoke("replay", str(trace), "--endpoints", str(endpoints), "--rate", f"{rate:.4g}",
            "--duration", f"{duration_s:g}", "--warmup", f"{duration_s / 8:g}",
            "--drain", f"{drain_s:g}", "--compare", str(plan_dir / "plan.yaml"),
            "--configs", str(configs), "--json", "-o", str(out))  # fmt: skip
+    used, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall
     doc: dict[str, Any] = json.loads(out.read_text())
+    # The conditions of the run (not part of the replay document): the cores the replay
+    # client itself used (it shares the engines' cores here) and the machine's load.
+    doc["e2e_conditions"] = {
+        "client_cores": (used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime) / wall,
+        "load_average_1min": os.getloadavg()[0],
+    }
     return doc
 
 
@@ -324,6 +334,11 @@ def figures(result: E2EResult) -> list[dict[str, Any]]:
                 "measured_mean_latency_s": lat["mean_latency_s"],
                 "latency_comparable": bool(lat["sustainable_at_target"]),
                 "latency_error": _rel(latency, lat["mean_latency_s"]),
+                # Per replay of this plan: cores the client used, the machine's load.
+                "conditions": {
+                    d["replay"]["rate_per_s"]: d.get("e2e_conditions")
+                    for d in (run.latency_replay, *run.throughput_replays)
+                },
             }
         )
     return rows
