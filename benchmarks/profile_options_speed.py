@@ -5,7 +5,8 @@
 Builds 50 models (the shipped catalog plus every supported Hugging Face config in
 ../shared/data/models; 46 distinct today, padded with renamed copies to 50) and, for
 3 GPU types (H100, H200, B200), does what candidate generation does for every shape
-the search may pick (TP 1-8, the GPU shares of TP 1, expert parallelism for MoE): the
+the search may pick (TP 1-8, the GPU shares of TP 1, expert parallelism and
+data-parallel attention for MoE): the
 memory fit, the capacity and the 16-point latency ladder of `planner.search.problem`
 at one token shape (2,000 prompt, 300 output tokens). Prints the wall and CPU time,
 from a cold start (no curve or grid cached).
@@ -79,7 +80,8 @@ def main() -> int:
     moe = sum(m.is_moe for m in catalog.models.values())
     print(
         f"{len(catalog.models)} models ({moe} MoE) x {len(GPUS)} GPU types: "
-        f"{len(keys)} shapes ({sum(k.expert_parallel for k in keys)} expert-parallel)"
+        f"{len(keys)} shapes ({sum(k.expert_parallel for k in keys)} expert-parallel, "
+        f"{sum(k.dp > 1 for k in keys)} of them with data-parallel attention)"
     )
     start, cpu = time.perf_counter(), time.process_time()
     fitting = [k for k in keys if profiles.memory(k).fits]

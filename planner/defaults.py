@@ -21,6 +21,8 @@ TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 #: Pipeline stages a replica may span (one TP group per stage, stages across nodes). Only
 #: offered for a model that no single-NVLink-domain shape of a GPU type can hold.
 PP_DEGREES: tuple[int, ...] = (2, 4, 8)
+#: Data-parallel attention ranks the search offers MoE models (vLLM --data-parallel-size).
+DP_DEGREES: tuple[int, ...] = (2, 4, 8)
 
 #: Replicas run below this fraction of their saturation capacity.
 UTILISATION_CAP = 0.85

@@ -1,11 +1,12 @@
 """Placement: give every replica of a Plan a node and GPU indices on the Cluster.
 
 Notation: a node has `g` GPUs numbered 0..g-1, cut into NVLink domains of `d` consecutive
-GPUs (the last may be smaller). A replica with tensor parallelism `t` and share `f` needs
-`t` whole GPUs inside one domain (f = 1), or a share `f < 1` of one GPU (t = 1).
+GPUs (the last may be smaller). A replica with tensor parallelism `t`, data-parallel
+attention ranks `r` and share `f` needs `t r` whole GPUs inside one domain (f = 1), or a
+share `f < 1` of one GPU (t = r = 1).
 
 Rules, in order:
-1. Whole-GPU replicas first, largest TP first (first-fit decreasing keeps big NVLink
+1. Whole-GPU replicas first, largest group (t r) first (first-fit decreasing keeps big NVLink
    groups possible). Each goes to the domain that fits with the fewest free GPUs left,
    preferring nodes already in use, so whole domains and whole nodes stay free.
 2. Shares (k/8 of one GPU) next, per GPU type: `search.packing.pack_shares` packs them
@@ -82,6 +83,12 @@ class ReplicaPlacement:
     # group wider than a node (GB200 NVL72).
     other_nodes: tuple[str, ...] = ()
     expert_parallel: bool = False  # MoE: experts split across the TP GPUs
+    dp: int = 1  # data-parallel attention ranks (its gpu_indices hold tp x dp GPUs)
+
+    @property
+    def group_gpus(self) -> int:
+        """GPUs of one pipeline stage on one node (tp x dp)."""
+        return self.tp * self.dp
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -104,6 +111,7 @@ class ReplicaPlacement:
             1,
             self.pipeline_parallel,
             self.expert_parallel,
+            self.dp,
         )
 
 
@@ -185,16 +193,16 @@ def place(plan: Plan, cluster: Cluster) -> Placement:
     # Largest TP group first (a pipeline stage is one TP group), pipelines before single
     # groups of the same size; the model name breaks ties so the order never depends on
     # input order.
-    for alloc in sorted(whole, key=lambda a: (-a.tp, -a.pp, a.model, a.gpu_type)):
+    for alloc in sorted(whole, key=lambda a: (-a.group_gpus, -a.pp, a.model, a.gpu_type)):
         for r in range(alloc.replicas):
             place_one = _place_pipeline if alloc.pp > 1 else _place_whole
             placed.append(place_one(alloc, r, nodes))
     for alloc in sorted(shares):
-        if alloc.tp != 1:
+        if alloc.group_gpus != 1:
             raise PlacementError(
                 "fractional-tp",
                 f"{alloc.model}: a share of {alloc.gpu_fraction:g} GPU with TP "
-                f"{alloc.tp}; TP > 1 takes whole GPUs",
+                f"{alloc.tp} x DP {alloc.dp}; TP or DP > 1 takes whole GPUs",
                 alloc.model,
                 alloc.gpu_type,
                 alloc.tp,
@@ -261,10 +269,12 @@ def _fresh_gpus(
 
 def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
     domains = [n.pool.tp_limit for n in nodes if n.pool.gpu_type == alloc.gpu_type]
-    if alloc.tp > max(domains, default=0):
+    group = alloc.group_gpus
+    what = f"TP {alloc.tp}" + (f" x DP {alloc.dp}" if alloc.dp > 1 else "")
+    if group > max(domains, default=0):
         return PlacementError(
             "nvlink-domain",
-            f"{alloc.model}: TP {alloc.tp} needs {alloc.tp} "
+            f"{alloc.model}: {what} needs {group} "
             f"{alloc.gpu_type} GPUs in one NVLink domain; the largest domain has "
             f"{max(domains, default=0)}",
             alloc.model,
@@ -273,8 +283,8 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
         )
     return PlacementError(
         "fragmentation",
-        f"{alloc.model}: no NVLink domain of {alloc.gpu_type} has {alloc.tp} "
-        f"free GPUs left for another TP-{alloc.tp} replica; "
+        f"{alloc.model}: no NVLink domain of {alloc.gpu_type} has {group} "
+        f"free GPUs left for another {what} replica; "
         "the free GPUs are scattered across domains",
         alloc.model,
         alloc.gpu_type,
@@ -283,7 +293,7 @@ def _unplaceable(alloc: Allocation, nodes: list[_Node]) -> PlacementError:
 
 
 def _place_whole(alloc: Allocation, replica: int, nodes: list[_Node]) -> ReplicaPlacement:
-    found = _fresh_gpus(nodes, alloc.gpu_type, alloc.tp)
+    found = _fresh_gpus(nodes, alloc.gpu_type, alloc.group_gpus)
     if found is None:
         # No node holds the group: whole nodes of a multi-node NVLink domain, if any.
         return _place_across_nodes(alloc, replica, nodes)
@@ -300,11 +310,11 @@ def _place_across_nodes(alloc: Allocation, replica: int, nodes: list[_Node]) -> 
     best: tuple[tuple[int, int], list[_Node]] | None = None
     pools = {n.pool.name: n.pool for n in nodes if n.pool.gpu_type == alloc.gpu_type}
     for pool in pools.values():
-        if pool.nvlink_domain_nodes < 2 or alloc.tp > pool.tp_limit:
+        if pool.nvlink_domain_nodes < 2 or alloc.group_gpus > pool.tp_limit:
             continue
-        if alloc.tp % pool.gpus_per_node:
+        if alloc.group_gpus % pool.gpus_per_node:
             continue
-        need = alloc.tp // pool.gpus_per_node
+        need = alloc.group_gpus // pool.gpus_per_node
         members = [n for n in nodes if n.pool.name == pool.name]
         racks: dict[int, list[_Node]] = {}
         for i, n in enumerate(members):
@@ -340,7 +350,7 @@ def _place_pipeline(alloc: Allocation, replica: int, nodes: list[_Node]) -> Repl
             for _ in range(alloc.pp):
                 used = {id(n) for n, _ in stages}
                 free = [n for n in members if not (distinct and id(n) in used)]
-                found = _fresh_gpus(free, alloc.gpu_type, alloc.tp)
+                found = _fresh_gpus(free, alloc.gpu_type, alloc.group_gpus)
                 if found is None:
                     break
                 stages.append(found)
@@ -416,6 +426,7 @@ def _replica(
         pipeline_parallel=alloc.pp,
         other_nodes=other_nodes,
         expert_parallel=alloc.expert_parallel,
+        dp=alloc.dp,
     )
 
 

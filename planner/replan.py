@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from planner.defaults import UNITS_PER_GPU
 from planner.errors import InputError
 from planner.types.calls import CallTable
 from planner.types.names import GpuType
@@ -50,7 +51,7 @@ class ReplicaChange:
         sign = "+" if self.after > self.before else "-"
         return (
             f"{sign}{abs(self.after - self.before)} {a.model} "
-            f"({a.gpu_type} tp{a.tp} x{a.gpu_fraction:g})"
+            f"({a.gpu_type} tp{a.tp}{f' dp{a.dp}' if a.dp > 1 else ''} x{a.gpu_fraction:g})"
         )
 
 
@@ -181,15 +182,17 @@ def _step(
     ups = sorted((s for s in shapes if target.get(s, 0) > now[s]), key=up_order)
     downs = sorted(s for s in shapes if target.get(s, 0) < now[s])
 
-    def used(gpu_type: GpuType) -> float:
-        return sum(s.tp * s.gpu_fraction * n for s, n in now.items() if s.gpu_type == gpu_type)
+    def used(gpu_type: GpuType) -> int:  # eighths of a GPU (pipeline stages included)
+        return sum(s.shape.units * n for s, n in now.items() if s.gpu_type == gpu_type)
 
     budget = policy.max_replica_changes
     while budget > 0:
         up = next((s for s in ups if now[s] < target.get(s, 0)), None)
         if up is not None:
-            need = up.tp * up.gpu_fraction
-            if used(up.gpu_type) + need <= gpus_by_type.get(up.gpu_type, 0) + _EPS:
+            if (
+                used(up.gpu_type) + up.shape.units
+                <= gpus_by_type.get(up.gpu_type, 0) * UNITS_PER_GPU
+            ):
                 now[up] += 1
                 budget -= 1
                 continue

@@ -68,10 +68,15 @@ def _json_safe(value: Any) -> Any:
 def plan_summary(plan: Plan, path: Path) -> str:
     """The human summary: allocations, predictions, bottleneck, utilisation, solver."""
     lines = [f"Plan ({plan.objective}) written to {path}", "", "Allocation:"]
-    lines.append(f"  {'model':<40} {'gpu':<16} {'tp':>3} {'share':>6} {'replicas':>8} {'gpus':>6}")
-    for a in plan.allocations:
+    # TP, and the data-parallel attention ranks where a replica has them (tp x dp).
+    tps = [str(a.tp) if a.dp == 1 else f"{a.tp} x dp{a.dp}" for a in plan.allocations]
+    tp_width = max([3, *map(len, tps)])
+    lines.append(
+        f"  {'model':<40} {'gpu':<16} {'tp':>{tp_width}} {'share':>6} {'replicas':>8} {'gpus':>6}"
+    )
+    for a, tp in zip(plan.allocations, tps, strict=True):
         lines.append(
-            f"  {a.model:<40} {a.gpu_type:<16} {a.tp:>3} {a.gpu_fraction:>6g} "
+            f"  {a.model:<40} {a.gpu_type:<16} {tp:>{tp_width}} {a.gpu_fraction:>6g} "
             f"{a.replicas:>8} {a.gpus:>6g}"
         )
     lines += ["", "Predicted per workflow type:"]
@@ -188,6 +193,7 @@ def evaluation_summary(ev: Evaluation) -> str:
         f"(predicted {plan.predicted_max_rate_per_s:.4g}/s), mean latency "
         f"{plan.latency_error:+.1%} (predicted {plan.predicted_mean_latency_s:.4g} s)"
     )
+    lines += [f"Note: {n}" for n in ev.notes]
     return "\n".join(lines)
 
 

@@ -33,6 +33,8 @@ def test_shipped_catalog_parses_and_is_complete(repo: Path) -> None:
     for path in (repo / "configs" / "gpus").glob("*.yaml"):
         assert path.stem in catalog.gpus
     assert load_catalog() == catalog  # default location = the shipped folder
+    # Power in the summary needs every real GPU's board power (the CPU test device has none).
+    assert [g for g, s in catalog.gpus.items() if s.board_power_w is None] == ["cpu"]
 
 
 @pytest.mark.parametrize(

@@ -176,6 +176,24 @@ def test_evaluate_bad_inputs_exit_2_with_one_line(
     assert code == 2 and "workflow types rag" in stderr, stderr
 
 
+def test_evaluate_leaves_out_the_workflow_types_the_plan_does_not_serve(
+    repo: Path, rag_plan: Path, tmp_path: Path
+) -> None:
+    # A max-throughput plan on a cluster too small for every model serves some types only.
+    import shutil
+
+    for name in ("rag.parquet", "beam_search.csv.gz"):
+        shutil.copy(repo / "traces" / name, tmp_path / name)
+    args = ["evaluate", str(tmp_path), "--plan", str(rag_plan), "--json", "--calls", "3000"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert list(doc["plan"]["prediction_by_workflow_type"]) == ["rag"]
+    assert doc["plan"]["max_rate_per_s"] > 0
+    (note,) = doc["notes"]
+    assert "does not serve workflow type(s) beam_search" in note and "on rag only" in note
+
+
 def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: Path) -> None:
     trace = str(repo / "traces" / "rag.parquet")
     mine = tmp_path / "mine.yaml"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.defaults import LATENCY_TOLERANCE
 from planner.errors import InputError
 from planner.io.configs import load_catalog
 from planner.jobs.clusters import resolve_cluster
@@ -59,14 +60,16 @@ def test_cluster_needs_exactly_one_source(repo: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("rates", "slos"),
+    ("rates", "slos", "tolerance"),
     [
-        ([], []),
-        (["2.5"], ["rag=30"]),
-        (["rag=0.1", "coding=0.333333333333"], ["rag=8:p95", "coding=120"]),
+        ([], [], LATENCY_TOLERANCE),
+        (["2.5"], ["rag=30"], 0.0),
+        (["rag=0.1", "coding=0.333333333333"], ["rag=8:p95", "coding=120"], 0.05),
     ],
 )
-def test_replan_flags_parse_back_to_the_same_request(rates: list[str], slos: list[str]) -> None:
+def test_replan_flags_parse_back_to_the_same_request(
+    rates: list[str], slos: list[str], tolerance: float
+) -> None:
     request = PlanRequest(
         Path("traces"),
         targets=WorkloadTargets(
@@ -75,7 +78,9 @@ def test_replan_flags_parse_back_to_the_same_request(rates: list[str], slos: lis
             slo_s=parse_slos(slos),
             utilisation_cap=0.8,
         ),
-        solve=SolveSettings(objective="min-gpus", time_limit_s=12.5, num_workers=2),
+        solve=SolveSettings(
+            objective="min-gpus", time_limit_s=12.5, num_workers=2, latency_tolerance=tolerance
+        ),
     )
     flags = replan_flags(request)
     values: dict[str, list[str]] = {}
@@ -94,9 +99,11 @@ def test_replan_flags_parse_back_to_the_same_request(rates: list[str], slos: lis
             objective=parse_objective(values["--objective"][0]),
             time_limit_s=float(values["--time-limit"][0]),
             num_workers=int(values["--workers"][0]),
+            latency_tolerance=float(values.get("--latency-tolerance", [LATENCY_TOLERANCE])[0]),
         ),
     )
     assert again == request
+    assert ("--latency-tolerance" in values) == (tolerance != LATENCY_TOLERANCE)
 
 
 def test_catalog_is_parsed_once_and_again_when_edited(repo: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.io.calibration import read_measured_points
+from planner.io.calibration import expert_parallel, read_measured_points
 from planner.io.configs import calibration_block, load_catalog
 from planner.profiles.calibrate import (
     MeasuredPoint,
@@ -54,6 +54,27 @@ def test_consistency_rule_on_the_measured_rows(shared_data: Path) -> None:
     assert {(x.point.model, x.point.gpu_type, x.point.concurrency) for x in dropped} == {
         ("gpt-oss-120b", "H100-SXM-80GB", 512)
     }
+
+
+@pytest.mark.parametrize(
+    ("row_id", "ep"),
+    [
+        ("minimax_b300_vllm_fp8_agg_1024x1024_c8_tp4_ep4_7", True),
+        ("2026_03_25_kimi_k2_5_b300_sxm_vllm_fp4_agg_8192x1024_c8_tp4_0_ep4_0_41", True),
+        ("qwen_qwen3_32b_h100_sxm_vllm_agg_1024x128_c8_tp2_epnone_1", False),
+        ("gptoss_h100_vllm_agg_1024x1024_c8_tp4_ep1_3", False),
+        ("minimaxm2_5_b300_vllm_fp8_agg_8192x1024_c128_cfg733", False),
+    ],
+)
+def test_expert_parallelism_is_read_from_the_row_id(row_id: str, ep: bool) -> None:
+    assert expert_parallel(row_id) is ep
+
+
+def test_expert_parallel_rows_of_the_measured_csv(shared_data: Path) -> None:
+    rows = read_measured_points(shared_data / CSV, moe=True)
+    ep = [p for p in rows if p.expert_parallel]
+    assert len(ep) == 113
+    assert {p.model.split("-NVFP4")[0] for p in ep} == {"Kimi-K2.5", "MiniMax-M2.5"}
 
 
 def test_reader_maps_dense_rows_to_catalog(points: list[MeasuredPoint]) -> None:

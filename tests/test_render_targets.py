@@ -349,7 +349,7 @@ def test_cronjob_reads_traces_from_the_claim_and_mapping_from_a_configmap() -> N
         targets=WorkloadTargets(
             headroom=1.5, target_rate_per_s={"coding": 2.0, "rag": 0.5}, slo_s={"rag": (8.0, "p95")}
         ),
-        solve=SolveSettings(objective="min-gpus"),
+        solve=SolveSettings(objective="min-gpus", latency_tolerance=0.05),
     )
     replan = ReplanInputs(replan_flags(request), "schema_version: 1\ncolumns: {}\n")
     items = objs(render(replan=replan, **WITH_CRON))
@@ -375,7 +375,12 @@ def test_cronjob_reads_traces_from_the_claim_and_mapping_from_a_configmap() -> N
         == request.targets
     )
     assert (
-        solve_settings(params["objective"], params["time_limit"], params["workers"])
+        solve_settings(
+            params["objective"],
+            params["time_limit"],
+            params["workers"],
+            params["latency_tolerance"],
+        )
         == request.solve
     )
     assert params["namespace"] == "llm-serving"

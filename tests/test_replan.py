@@ -89,6 +89,21 @@ def test_budget_blocks_all_moves() -> None:
     assert not d.apply and "no replica can move within the GPU budget" in d.reason
 
 
+def test_pipeline_and_data_parallel_replicas_count_all_their_gpus() -> None:
+    # One TP 4 x PP 2 replica takes all 8 GPUs: a second must wait for GPUs to free.
+    staged = Allocation("x", H100, 4, 8, 1, pp=2)
+    current = with_latency(make_plan(staged, capacity={"x": 0.1}), 10.0)
+    proposed = with_latency(make_plan(replace(staged, replicas=2)), 5.0)
+    d = decide_replan(current, proposed, BUDGET)
+    assert not d.apply and "no replica can move within the GPU budget" in d.reason
+    # Four GPUs free: one TP 2 x DP 2 replica (4 GPUs) fits, a second does not.
+    wide = Allocation("m", H100, 2, 8, 1, expert_parallel=True, dp=2)
+    current = with_latency(make_plan(a("x", 4), capacity={"x": 0.1}), 10.0)
+    proposed = with_latency(make_plan(replace(wide, replicas=2), a("x", 4)), 5.0)
+    d = decide_replan(current, proposed, BUDGET)
+    assert d.allocations == (wide, a("x", 4)) and d.deferred_changes == 1
+
+
 @pytest.mark.parametrize(
     ("objective", "expected"),
     [("min-gpus", 0.5), ("max-throughput", 1.0), ("min-latency", 0.5)],

@@ -7,6 +7,7 @@ import pytest
 from search_factory import model, problem, shape
 
 from planner.search import SearchInfeasible, SolveSettings, search_plan
+from planner.search.problem import ModelUse, SearchProblem, WorkflowDemand
 from planner.search.validate import check_plan, mean_latency_s
 from planner.types.cluster import Cluster, NodePool
 
@@ -97,6 +98,42 @@ def test_max_throughput_is_infeasible_only_when_the_models_do_not_fit_at_all() -
     small = Cluster((NodePool("p", "G", 1, 2, 2),))
     p = problem([a, b], rate=1.0, cl=small)
     with pytest.raises(SearchInfeasible, match=r"any scale > 0\) needs 3 GPUs"):
+        search_plan(p, SolveSettings(objective="max-throughput"))
+
+
+def _types(rates: dict[str, float], uses: dict[str, str], models: list) -> SearchProblem:
+    flows = tuple(
+        WorkflowDemand(w, rates[w], (ModelUse(uses[w], 1.0, 1.0),), 0.5) for w in sorted(rates)
+    )
+    return SearchProblem(flows, tuple(models), Cluster((NodePool("p", "G", 1, 2, 2),)), 0.85)
+
+
+def test_max_throughput_serves_the_most_workflow_types_that_fit_together() -> None:
+    # a takes both GPUs, b one: x (on a) and y, z (on b) cannot all run at once.
+    a = model("a", [shape("a", tp=2, capacity=10.0)], heads=8)
+    b = model("b", [shape("b", tp=1, capacity=10.0)], heads=8)
+    p = _types({"x": 5.0, "y": 1.0, "z": 1.0}, {"x": "a", "y": "b", "z": "b"}, [a, b])
+    plan = search_plan(p, SolveSettings(objective="max-throughput"))
+    assert [w.workflow_type for w in plan.workflows] == ["y", "z"]  # two types beat one
+    assert {al.model for al in plan.allocations} == {"b"}
+    assert plan.solver.objective > 1  # y and z alone run above their target rates
+    (note,) = [n for n in plan.notes if "not served" in n]
+    assert "serves 2 of 3 workflow types; not served: x" in note and "needs 3 GPUs" in note
+
+
+def test_max_throughput_between_equal_sets_serves_the_higher_rate() -> None:
+    a = model("a", [shape("a", tp=2, capacity=10.0)], heads=8)
+    b = model("b", [shape("b", tp=1, capacity=10.0)], heads=8)
+    p = _types({"x": 5.0, "y": 1.0}, {"x": "a", "y": "b"}, [a, b])
+    plan = search_plan(p, SolveSettings(objective="max-throughput"))
+    assert [w.workflow_type for w in plan.workflows] == ["x"]
+
+
+def test_max_throughput_is_infeasible_when_no_workflow_type_runs() -> None:
+    big = model("a", [shape("a", tp=2, capacity=10.0, fits=False)], heads=8)
+    other = model("b", [shape("b", tp=4, capacity=10.0)], heads=8)  # TP 4 > the 2-GPU node
+    p = _types({"x": 1.0, "y": 1.0}, {"x": "a", "y": "b"}, [big, other])
+    with pytest.raises(SearchInfeasible):
         search_plan(p, SolveSettings(objective="max-throughput"))
 
 

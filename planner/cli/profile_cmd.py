@@ -40,9 +40,19 @@ def predict(
         bool,
         typer.Option(
             "--enable-expert-parallel/--no-expert-parallel",
-            help="MoE only: split the experts across the TP GPUs (vLLM's EP = TP).",
+            help="MoE only: split the experts across the TP GPUs (vLLM's EP = TP x DP).",
         ),
     ] = False,
+    dp: Annotated[
+        int,
+        typer.Option(
+            "--dp",
+            min=1,
+            help="MoE with --enable-expert-parallel: data-parallel attention ranks "
+            "(vLLM --data-parallel-size), each a TP group with its own KV cache; "
+            "GPUs = tp x dp.",
+        ),
+    ] = 1,
     gpu_fraction: Annotated[
         float,
         typer.Option(
@@ -91,6 +101,7 @@ def predict(
             configs,
             profiles_dir,
             pp,
+            dp,
         )
     )
     notes = out["extrapolated"]
@@ -99,6 +110,7 @@ def predict(
         return
     ep = ", expert-parallel" if expert_parallel else ""
     stages = f" x {pp} stages" if pp > 1 else ""
+    stages += f" x {dp} data-parallel ranks" if dp > 1 else ""
     typer.echo(
         f"{out['model']} on {tp}x {out['gpu_type']}{stages}{ep} (fraction {gpu_fraction:g}), "
         f"source {out['source']}"

@@ -11,6 +11,7 @@ from planner.cli import app
 from planner.cli.flags import (
     ConfigsOpt,
     HeadroomOpt,
+    LatencyToleranceOpt,
     MappingOpt,
     NamespaceOpt,
     PrefixCachingOpt,
@@ -26,7 +27,7 @@ from planner.cli.flags import (
     solve_settings,
     targets,
 )
-from planner.defaults import NUM_WORKERS, TIME_LIMIT_S, UTILISATION_CAP
+from planner.defaults import LATENCY_TOLERANCE, NUM_WORKERS, TIME_LIMIT_S, UTILISATION_CAP
 from planner.jobs.requests import InputPaths, PlanRequest, parse_on_off
 from planner.render.settings import RenderOptions
 
@@ -71,6 +72,7 @@ def replan_command(
     headroom: HeadroomOpt = 1.0,
     time_limit: TimeLimitOpt = TIME_LIMIT_S,
     workers: WorkersOpt = NUM_WORKERS,
+    latency_tolerance: LatencyToleranceOpt = LATENCY_TOLERANCE,
     configs: ConfigsOpt = None,
     profiles: ProfilesOpt = None,
     mapping: MappingOpt = None,
@@ -90,7 +92,7 @@ def replan_command(
     request = PlanRequest(
         traces=Path(),  # replaced by the fetched local copy of --traces
         targets=targets(target_rate, headroom, slo, utilisation_cap),
-        solve=solve_settings(objective or "min-latency", time_limit, workers),
+        solve=solve_settings(objective or "min-latency", time_limit, workers, latency_tolerance),
         inputs=InputPaths(mapping, configs, profiles),
         window_s=parse_duration_s(window),
         prefix_caching=parse_on_off(prefix_caching, "--prefix-caching"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,8 @@ def read_measured_points(path: Path, moe: bool = False) -> list[MeasuredPoint]:
     """Rows of an AIConfigurator-style `silicon` CSV that map to catalog models and GPUs.
 
     Rows for GPUs or models the catalog does not model are skipped; mixture-of-experts
-    rows only count with `moe=True` (the roofline does not model them).
+    rows only count with `moe=True` (the roofline does not model them). Expert
+    parallelism is read from the row id (`expert_parallel`).
 
     Raises:
         InputError: the file is missing or lacks a needed column.
@@ -39,6 +41,7 @@ def read_measured_points(path: Path, moe: bool = False) -> list[MeasuredPoint]:
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     frame = frame.fillna({"precision": ""})
+    ids = frame["id"].astype(str) if "id" in frame.columns else pd.Series([""] * len(frame))
     try:
         numbers = frame[list(COLUMNS[3:])].astype(float).to_numpy()
     except ValueError as exc:
@@ -48,9 +51,10 @@ def read_measured_points(path: Path, moe: bool = False) -> list[MeasuredPoint]:
         frame["system"].astype(str),
         frame["model_path"].astype(str),
         frame["precision"].astype(str),
+        ids,
         strict=True,
     )
-    for (system, model_path, precision), row in zip(names, numbers, strict=True):
+    for (system, model_path, precision, row_id), row in zip(names, numbers, strict=True):
         gpu = SYSTEM_TO_GPU.get(system)
         model = catalog_name(model_path, precision, moe)
         if gpu is None or model is None:
@@ -66,6 +70,18 @@ def read_measured_points(path: Path, moe: bool = False) -> list[MeasuredPoint]:
                 concurrency=int(concurrency),
                 ttft_ms=float(ttft),
                 tpot_ms=float(tpot),
+                expert_parallel=expert_parallel(row_id),
             )
         )
     return points
+
+
+_EP = re.compile(r"_tp(\d+)(?:_\d+)?_ep(\d+)(?:_\d+)?(?:_|$)")
+
+
+def expert_parallel(row_id: str) -> bool:
+    """Whether a row ran with --enable-expert-parallel: its id names `_tp<T>_ep<E>_` (or
+    `_tp<T>_0_ep<E>_0_`) with E > 1 (the CSV has no EP column; `ep1`/`epnone` and ids
+    without it ran MoE-TP)."""
+    found = _EP.search(row_id)
+    return found is not None and int(found.group(2)) > 1

@@ -40,6 +40,7 @@ def placement_document(placement: Placement) -> dict[str, Any]:
                 # ...or the further nodes of a TP group across a multi-node NVLink domain.
                 **({"more_nodes": list(r.other_nodes)} if r.other_nodes else {}),
                 **({"expert_parallel": True} if r.expert_parallel else {}),
+                **({"data_parallel": r.dp} if r.dp > 1 else {}),
             }
             for r in placement.replicas
         ],

@@ -92,6 +92,8 @@ def plan_document(
                 "gpus": _num(a.gpus),
                 # Written only when set, so dense plans keep their bytes.
                 **({"expert_parallel": True} if a.expert_parallel else {}),
+                # Data-parallel attention ranks, written only when > 1 (as above).
+                **({"data_parallel": a.dp} if a.dp > 1 else {}),
                 "kv_cache_tokens": a.kv_cache_tokens,
             }
             for a in plan.allocations
@@ -195,6 +197,15 @@ def _routing(value: Any) -> Routing:
     return "session" if value == "session" else "balanced"
 
 
+def _data_parallel(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"data_parallel {value!r} is not a whole number >= 1 (data-parallel attention "
+            "ranks per replica; omit it for 1)"
+        )
+    return value
+
+
 def _f(x: Any) -> float:
     return math.nan if x is None else float(x)
 
@@ -218,6 +229,7 @@ def _plan_from(data: dict[str, Any]) -> Plan:
                 int(a["replicas"]),
                 int(a.get("pipeline_parallel", 1)),
                 bool(a.get("expert_parallel", False)),
+                _data_parallel(a.get("data_parallel", 1)),
                 cache.get(a["model"], ("balanced", 0.0))[0],
                 cache.get(a["model"], ("balanced", 0.0))[1],
                 int(a.get("kv_cache_tokens", 0)),

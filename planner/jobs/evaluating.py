@@ -11,6 +11,7 @@ from planner.jobs.clusters import resolve_cluster
 from planner.jobs.requests import ClusterSpec, InputPaths
 from planner.progress import stage
 from planner.simulate.evaluate import Evaluation
+from planner.types.calls import CallTable
 from planner.types.cluster import Cluster
 from planner.types.plan import Plan
 
@@ -65,6 +66,7 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     mapping = load_mapping(inputs.mapping) if inputs.mapping is not None else None
     with stage("ingest"):
         calls = read_calls(request.traces, mapping, skip_bad_rows=inputs.skip_bad_rows)
+        calls, notes = _served_calls(calls, plan)
         apl = aggregate_pipeline(calls)
     profiles = load_profiles(inputs.profiles_dir, catalog)
     cluster = evaluation_cluster(request, plan, catalog)
@@ -88,7 +90,23 @@ def evaluate_job(request: EvaluateRequest) -> Evaluation:
     )
     simulated = CachedPrefixProfiles(profiles, {c.model: c.simulated for c in hits})
     evaluation = evaluate_plans(workload, plans, simulated, settings, rate, names)
-    return replace(evaluation, prefix_hits=hits)
+    return replace(evaluation, prefix_hits=hits, notes=notes)
+
+
+def _served_calls(calls: CallTable, plan: Plan) -> tuple[CallTable, tuple[str, ...]]:
+    """The calls of the workflow types the plan serves: a max-throughput plan on a
+    cluster too small for every model leaves some types out, and simulating them would
+    only say the plan does not serve them."""
+    served = {w.workflow_type for w in plan.workflows}
+    traced = set(calls.frame["workflow_type"].unique())
+    left_out = sorted(traced - served)
+    if not served & traced or not left_out:
+        return calls, ()
+    note = (
+        f"the plan does not serve workflow type(s) {', '.join(left_out)} of the traces; "
+        f"every candidate is evaluated on {', '.join(sorted(served & traced))} only"
+    )
+    return calls.of_workflow_types(served), (note,)
 
 
 def evaluation_cluster(request: EvaluateRequest, plan: Plan, catalog: Catalog) -> Cluster:

@@ -23,6 +23,7 @@ class PredictRequest:
     configs_dir: Path | None = None
     profiles_dir: Path | None = None
     pp: int = 1  # pipeline stages, one per node (a replica spanning nodes)
+    dp: int = 1  # data-parallel attention ranks (MoE with expert parallelism)
 
 
 def predict_job(request: PredictRequest) -> dict[str, Any]:
@@ -49,8 +50,13 @@ def predict_job(request: PredictRequest) -> dict[str, Any]:
         share = share_eighths(request.gpu_fraction, "--gpu-fraction")
     except ValueError as exc:
         raise InputError(f"{exc}; give k/8 such as 1, 0.5, 0.25 or 0.125") from None
+    if request.dp < 1 or (request.dp > 1 and not request.expert_parallel):
+        raise InputError(
+            f"--dp {request.dp}: data-parallel attention ranks must be >= 1, and above 1 "
+            "need --enable-expert-parallel (vLLM then splits the experts over tp x dp GPUs)"
+        )
     key = ShapeKey(
-        spec.name, gpu.name, request.tp, share, request.pp, expert_parallel=request.expert_parallel
+        spec.name, gpu.name, request.tp, share, request.pp, request.expert_parallel, request.dp
     )
     isl, osl = request.input_tokens, request.output_tokens
     point = profiles.at_concurrency(key, isl, osl, request.concurrency)
@@ -64,6 +70,7 @@ def predict_job(request: PredictRequest) -> dict[str, Any]:
         "gpu_type": gpu.name,
         "tp": request.tp,
         **({"pipeline_parallel": request.pp} if request.pp > 1 else {}),
+        **({"data_parallel": request.dp, "gpus": key.group_gpus} if request.dp > 1 else {}),
         "expert_parallel": request.expert_parallel,
         "gpu_fraction": request.gpu_fraction,
         "input_tokens": isl,

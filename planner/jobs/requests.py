@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner.defaults import DEFAULT_GPUS_PER_NODE
+from planner.defaults import DEFAULT_GPUS_PER_NODE, LATENCY_TOLERANCE
 from planner.errors import InputError
 from planner.types.names import GpuType, WorkflowType
 from planner.types.plan import OBJECTIVES, Objective
@@ -141,6 +141,8 @@ def replan_flags(request: PlanRequest) -> tuple[str, ...]:
         f"--time-limit={_number(s.time_limit_s)}",
         f"--workers={s.num_workers}",
     ]
+    if s.latency_tolerance != LATENCY_TOLERANCE:  # the default keeps existing CronJobs' bytes
+        flags.append(f"--latency-tolerance={_number(s.latency_tolerance)}")
     rate = t.target_rate_per_s
     if isinstance(rate, Mapping):
         flags += [f"--target-rate={name}={_number(r)}" for name, r in sorted(rate.items())]

@@ -34,6 +34,11 @@ plus (pp - 1) hops of the step's activations between nodes,
 No overlap of micro-batches is credited (vLLM keeps up to pp batches in flight), so this
 is a lower bound on a pipeline's throughput and an upper bound on its step latency.
 
+Data-parallel attention (`dp` = d ranks of TP t, MoE with EP; the kernels source models
+its steps, this roofline refuses it): each GPU holds the non-expert weights / t and the
+routed experts / (t d); each rank's KV cache is its own (the KV formula at TP t), holds
+one max_model_len sequence, and the replica's KV tokens and slots are the ranks' sum.
+
 GPU fraction f: the replica gets memory share f (its --gpu-memory-utilization) and compute
 and bandwidth share f (as under MPS limits); fixed overheads are not shared. This is an
 assumption: co-located processes without MPS contend less evenly.
@@ -72,26 +77,38 @@ def memory_fit(
     gpu_fraction: float,
     gpu_memory_utilization: float,
     pp: int = 1,
+    dp: int = 1,
 ) -> MemoryFit:
-    """Per-GPU memory budget of one replica (pure; see the module docstring)."""
+    """Per-GPU memory budget of one replica (pure; see the module docstring). With `dp`
+    data-parallel attention ranks each rank's GPUs hold the non-expert weights split by
+    TP and 1 / (tp dp) of the routed experts, and a KV cache of their own; the replica's
+    `kv_cache_tokens` sums the ranks' and each rank must hold one max_model_len sequence."""
     share = gpu_memory_utilization * gpu.memory_gib * gpu_fraction
-    weights = model.weight_bytes / (tp * pp) / GIB
+    if dp == 1:
+        weights = model.weight_bytes / (tp * pp) / GIB
+    else:
+        parts = model.weight_gib_by_part()
+        weights = (parts["embeddings"] + parts["dense"]) / (tp * pp) + parts["experts"] / (
+            tp * pp * dp
+        )
     step_tokens = gpu.vllm_max_num_batched_tokens
     activations = step_tokens * (2 * model.intermediate / tp + 4 * model.hidden) * 2.0
     logits = gpu.vllm_max_num_seqs * model.vocab * 4.0 * 2  # FP32 logits and probabilities
     overhead = (
-        BASE_OVERHEAD_GIB + (activations + logits) / GIB + (NCCL_OVERHEAD_GIB if tp > 1 else 0)
+        BASE_OVERHEAD_GIB + (activations + logits) / GIB + (NCCL_OVERHEAD_GIB if tp * dp > 1 else 0)
     )
     kv_gib = share - weights - overhead
     tokens = kv_gib * GIB / (kv_bytes_per_token(model, tp) / pp)
-    kv_tokens = max(0, int(tokens // KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS)
-    reason = _shape_problem(model, gpu, tp, pp)
+    kv_tokens = max(0, int(tokens // KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS)  # per DP rank
+    reason = _shape_problem(model, gpu, tp, pp, dp)
     if not reason and kv_tokens < model.max_model_len:
         stages = f" x {pp} stages" if pp > 1 else ""
+        ranks = f" x {dp} DP ranks" if dp > 1 else ""
         reason = (
-            f"{model.name} on {tp}x {gpu.name}{stages} at fraction {gpu_fraction:g}: "
+            f"{model.name} on {tp}x {gpu.name}{stages}{ranks} at fraction {gpu_fraction:g}: "
             f"{share:.1f} GiB usable per GPU, weights {weights:.1f} GiB + overhead "
-            f"{overhead:.1f} GiB leave {kv_gib:.1f} GiB for the KV cache = {kv_tokens} tokens, "
+            f"{overhead:.1f} GiB leave {kv_gib:.1f} GiB for the KV cache = {kv_tokens} tokens"
+            f"{' per rank' if dp > 1 else ''}, "
             f"fewer than one {model.max_model_len}-token sequence (max_model_len)"
         )
     return MemoryFit(
@@ -100,7 +117,7 @@ def memory_fit(
         weights_gib=weights,
         overhead_gib=overhead,
         kv_cache_gib=kv_gib,
-        kv_cache_tokens=kv_tokens,
+        kv_cache_tokens=kv_tokens * dp,
         reason=reason,
     )
 
@@ -114,7 +131,17 @@ def pipeline_hops_ms(model: ModelSpec, gpu: GpuSpec, pp: int, tokens: float) -> 
     return (pp - 1) * one
 
 
-def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int = 1) -> str:
+def _shape_problem(model: ModelSpec, gpu: GpuSpec, tp: int, pp: int = 1, dp: int = 1) -> str:
+    if dp > 1 and not model.is_moe:
+        return (
+            f"{model.name} is dense: data-parallel attention (dp > 1) is planned for MoE "
+            "models only (run more replicas instead)"
+        )
+    if dp > 1 and tp * dp > gpu.nvlink_domain_size:
+        return (
+            f"TP {tp} x DP {dp} exceeds the NVLink domain of {gpu.name} "
+            f"({gpu.nvlink_domain_size} GPUs)"
+        )
     if pp > 1 and gpu.inter_node_gb_per_s <= 0:
         return (
             f"{gpu.name} has no inter_node_gb_per_s in its catalog entry: "
@@ -145,6 +172,21 @@ def max_concurrency(
     """
     footprint = max(1.0, input_tokens) + max(1.0, output_tokens) / 2.0
     return min(kv_cache_tokens / footprint, float(max_num_seqs))
+
+
+def replica_max_concurrency(
+    key: ShapeKey,
+    kv_cache_tokens: int,
+    input_tokens: float,
+    output_tokens: float,
+    max_num_seqs: int,
+) -> float:
+    """`max_concurrency` of a replica: with `key.dp` data-parallel ranks, each rank's own
+    KV cache (an equal part of `kv_cache_tokens`) and max-num-seqs, times the ranks."""
+    if key.dp == 1:
+        return max_concurrency(kv_cache_tokens, input_tokens, output_tokens, max_num_seqs)
+    rank = max_concurrency(kv_cache_tokens // key.dp, input_tokens, output_tokens, max_num_seqs)
+    return key.dp * rank
 
 
 def steady_state(
@@ -263,11 +305,28 @@ class AnalyticProfiles:
             raise ProfileError(f"{key}: fractional GPUs are only planned with TP 1")
         if key.pp < 1 or (key.pp > 1 and key.gpu_fraction < 1):
             raise ProfileError(f"{key}: pipeline stages take whole GPUs, pp must be >= 1")
+        if key.dp < 1 or (key.dp > 1 and (key.gpu_fraction < 1 or key.pp > 1)):
+            raise ProfileError(
+                f"{key}: data-parallel attention ranks (dp) must be >= 1; dp > 1 takes "
+                "whole GPUs and one pipeline stage"
+            )
         return resolve_model(self.catalog, key.model), resolve_gpu(self.catalog, key.gpu_type)
 
     def _memory_uncached(self, key: ShapeKey) -> MemoryFit:
         model, gpu = self._specs(key)
-        return memory_fit(model, gpu, key.tp, key.gpu_fraction, self.gpu_memory_utilization, key.pp)
+        fit = memory_fit(
+            model, gpu, key.tp, key.gpu_fraction, self.gpu_memory_utilization, key.pp, key.dp
+        )
+        if key.dp > 1 and self.source_of(key) == "roofline" and fit.fits:
+            # The roofline has no model of the ranks' lockstep and expert collectives.
+            return replace(
+                fit,
+                fits=False,
+                reason=f"{model.name} on {gpu.name}: data-parallel attention (dp {key.dp}) "
+                "is predicted from kernel tables only, and this GPU type has none; "
+                "plan dp 1 on it",
+            )
+        return fit
 
     def memory(self, key: ShapeKey) -> MemoryFit:
         """Memory fit of the shape; `fits=False` with a reason when it cannot run.
@@ -351,7 +410,9 @@ class AnalyticProfiles:
         # KV residency is the full context: cached prefix blocks are held like any other.
         _, gpu = self._specs(key)
         fit = self._memory(key)
-        return max_concurrency(fit.kv_cache_tokens, input_tokens, osl, gpu.vllm_max_num_seqs)
+        return replica_max_concurrency(
+            key, fit.kv_cache_tokens, input_tokens, osl, gpu.vllm_max_num_seqs
+        )
 
     def capacity_per_s(
         self, key: ShapeKey, input_tokens: float, output_tokens: float, cached_tokens: float = 0.0

@@ -61,6 +61,7 @@ class MeasuredPoint:
     concurrency: int
     ttft_ms: float
     tpot_ms: float
+    expert_parallel: bool = False  # served with --enable-expert-parallel (EP = TP)
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,16 @@ class Inconsistent:
 
 def inconsistent_points(points: Sequence[MeasuredPoint]) -> tuple[Inconsistent, ...]:
     """Points whose TPOT is below `TPOT_RISE_PER_8X` x the TPOT measured for the same
-    (model, GPU type, TP, input and output tokens) at 1/8 of their concurrency or less
+    (model, GPU type, TP, EP, input and output tokens) at 1/8 of their concurrency or less
     (the median of the rows at each such concurrency, the highest of those medians):
     they cannot have run their stated concurrency (pure; order kept)."""
     levels: dict[tuple[object, ...], dict[int, list[float]]] = {}
     for p in points:
-        key = (p.model, p.gpu_type, p.tp, p.input_tokens, p.output_tokens)
+        key = (p.model, p.gpu_type, p.tp, p.expert_parallel, p.input_tokens, p.output_tokens)
         levels.setdefault(key, {}).setdefault(p.concurrency, []).append(p.tpot_ms)
     out = []
     for p in points:
-        key = (p.model, p.gpu_type, p.tp, p.input_tokens, p.output_tokens)
+        key = (p.model, p.gpu_type, p.tp, p.expert_parallel, p.input_tokens, p.output_tokens)
         lower = [(float(np.median(v)), c) for c, v in levels[key].items() if 8 * c <= p.concurrency]
         if not lower:
             continue

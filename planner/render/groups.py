@@ -1,7 +1,8 @@
 """Serving groups: the placed replicas cut into the units a workload object runs.
 
 - whole GPUs (TP >= 1): replicas of one allocation on one node (or, for a replica that
-  spans nodes, on one set of nodes) form a group whose pods request `nvidia.com/gpu: TP`.
+  spans nodes, on one set of nodes) form a group whose pods request `nvidia.com/gpu: TP`
+  (TP x DP with data-parallel attention: one vLLM server runs the DP ranks).
 - shares with `--sharing process`: every shared GPU is one group whose single pod requests
   one GPU and starts its co-located vLLM servers one after another (concurrent starts
   mis-size each other's KV cache), each with its own port and memory share.
@@ -36,7 +37,8 @@ class Server:
     memory_utilization: float
     port: int
     pipeline_parallel: int = 1  # > 1: pipeline stages, one per node
-    expert_parallel: bool = False  # MoE: --enable-expert-parallel (EP = TP)
+    expert_parallel: bool = False  # MoE: --enable-expert-parallel (EP = TP x DP)
+    data_parallel: int = 1  # MoE: --data-parallel-size (DP attention ranks, one server)
     prefix_caching: bool = False  # the plan predicts prefix-cache hits for the model
 
 
@@ -93,14 +95,22 @@ def serving_groups(
     """Cut the placement into serving groups, in a deterministic order."""
     pools = {p.name: p for p in cluster.pools}
     ports = model_ports(placement, options)
-    whole: dict[tuple[str, str, int, int, tuple[str, ...], bool], list[ReplicaPlacement]] = (
+    whole: dict[tuple[str, str, int, int, tuple[str, ...], bool, int], list[ReplicaPlacement]] = (
         defaultdict(list)
     )
     shared_gpu: dict[tuple[str, int], list[ReplicaPlacement]] = defaultdict(list)
     sliced: dict[tuple[str, int, str], list[ReplicaPlacement]] = defaultdict(list)
     for r in placement.replicas:
         if r.share_eighths == UNITS_PER_GPU:
-            key = (r.model, r.gpu_type, r.tp, r.pipeline_parallel, r.nodes, r.expert_parallel)
+            key = (
+                r.model,
+                r.gpu_type,
+                r.tp,
+                r.pipeline_parallel,
+                r.nodes,
+                r.expert_parallel,
+                r.dp,
+            )
             whole[key].append(r)
         elif options.sharing == "process":
             shared_gpu[(r.node, r.gpu_indices[0])].append(r)
@@ -108,16 +118,21 @@ def serving_groups(
             sliced[(r.model, r.share_eighths, r.node)].append(r)
 
     out: list[ServingGroup] = []
-    for (model, _gpu, tp, pp, nodes, ep), reps in sorted(whole.items()):
-        server = Server(models[model], tp, options.memory_utilization, ports[model], pp, ep)
+    for (model, _gpu, tp, pp, nodes, ep, dp), reps in sorted(whole.items()):
+        server = Server(models[model], tp, options.memory_utilization, ports[model], pp, ep, dp)
         # One pod per node: a pipeline stage, or a node's part of a TP group that spans
         # the nodes of a multi-node NVLink domain (GB200 NVL72).
         pods = len(reps[0].nodes)
         where = nodes[0] if pods == 1 else f"{pods}nodes-{nodes[0]}"
-        shape = f"tp{tp}" + (f"pp{pp}" if pp > 1 else "") + ("-ep" if ep else "")
+        shape = (
+            f"tp{tp}"
+            + (f"pp{pp}" if pp > 1 else "")
+            + (f"dp{dp}" if dp > 1 else "")
+            + ("-ep" if ep else "")
+        )
         name = dns_name(model, shape, where)
         pool = pools[reps[0].pool]
-        per_pod = tp * pp // pods
+        per_pod = tp * dp * pp // pods
         out.append(ServingGroup(name, "whole", tuple(reps), (server,), pool, per_pod, (), pods))
     for (node, index), reps in sorted(shared_gpu.items()):
         # Shares of one model on one GPU run as one server with their summed share: one

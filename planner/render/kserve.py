@@ -51,6 +51,12 @@ def inference_service(
         "model": {"uri": f"hf://{model.hf_id}", "name": model.served_name},
         "parallelism": {
             "tensor": server.tp,
+            # Data-parallel attention ranks, all in this one pod (dataLocal = data).
+            **(
+                {"data": server.data_parallel, "dataLocal": server.data_parallel}
+                if server.data_parallel > 1
+                else {}
+            ),
             **({"expert": True} if server.expert_parallel else {}),
         },
         "labels": leader["metadata"]["labels"],

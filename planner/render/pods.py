@@ -120,6 +120,10 @@ def serve_args(server: Server, extra: Sequence[str] = ()) -> list[str]:
     parallel = ["--tensor-parallel-size", str(server.tp)]
     if server.pipeline_parallel > 1:
         parallel += ["--pipeline-parallel-size", str(server.pipeline_parallel)]
+    if server.data_parallel > 1:
+        # Data-parallel attention: one API server front-ends the ranks (vLLM balances
+        # requests over them); each rank is an engine with its own KV cache.
+        parallel += ["--data-parallel-size", str(server.data_parallel)]
     if server.expert_parallel:
         parallel.append("--enable-expert-parallel")
     return [

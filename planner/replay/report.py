@@ -238,6 +238,8 @@ def replay_document(
                 "model": a.model,
                 "gpu_type": a.gpu_type,
                 "tensor_parallel": a.tp,
+                # Data-parallel attention ranks, only when > 1 (as in plan.yaml).
+                **({"data_parallel": a.dp} if a.dp > 1 else {}),
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
             }

@@ -293,7 +293,8 @@ def _allocation_table(plan: Plan, costs: Sequence[AllocationCost] | None) -> str
         headers += ["power kW"]
     rows: list[list[Any]] = []
     for i, a in enumerate(plan.allocations):
-        row: list[Any] = [a.model, a.gpu_type, a.tp, f"{a.share_eighths}/8", a.replicas, a.gpus]
+        tp = a.tp if a.dp == 1 else f"{a.tp} x DP {a.dp}"  # data-parallel attention ranks
+        row: list[Any] = [a.model, a.gpu_type, tp, f"{a.share_eighths}/8", a.replicas, a.gpus]
         if with_cost and costs is not None:
             row += [costs[i].cost_per_hour, costs[i].cost_per_1000_workflows]
         if with_power and costs is not None:

@@ -261,7 +261,7 @@ def cluster_map(placement: Placement, colours: dict[ModelName, str]) -> str:
                         fontsize=7,
                     )
                 filled[(r.node, g)] = below + r.share_eighths
-            if r.tp > 1:
+            if r.group_gpus > 1:
                 lo, hi = min(r.gpu_indices), max(r.gpu_indices)
                 ax.add_patch(
                     Rectangle(
@@ -273,8 +273,9 @@ def cluster_map(placement: Placement, colours: dict[ModelName, str]) -> str:
                         linewidth=1.6,
                     )
                 )
+                label = f"TP{r.tp}" + (f"xDP{r.dp}" if r.dp > 1 else "")
                 ax.text(
-                    (lo + hi + 0.9) / 2, y + 0.4, f"TP{r.tp}", ha="center", va="center",
+                    (lo + hi + 0.9) / 2, y + 0.4, label, ha="center", va="center",
                     color="black", fontweight="bold",
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
                 )  # fmt: skip

@@ -46,6 +46,7 @@ from planner.search.explain import SearchInfeasible, explain_infeasible, gpus_ne
 from planner.search.predict import mixture_latency_s, predict_models, throughput_scale
 from planner.search.prefix import cache_choice
 from planner.search.problem import SearchProblem
+from planner.search.served import not_served_note, servable_workflows
 from planner.search.throughput import max_scale
 from planner.search.validate import check_plan, mean_latency_s
 from planner.types.names import ModelName
@@ -105,8 +106,9 @@ def search_plan(problem: SearchProblem, settings: SolveSettings | None = None) -
 
 def _target_problem(problem: SearchProblem, plan: Plan) -> SearchProblem:
     rates = {w.workflow_type: w.target_rate_per_s for w in plan.workflows}
-    flows = tuple(replace(w, rate_per_s=rates[w.workflow_type]) for w in problem.workflows)
-    return replace(problem, workflows=flows)
+    served = problem.only_workflows(tuple(rates))  # max-throughput may leave types out
+    flows = tuple(replace(w, rate_per_s=rates[w.workflow_type]) for w in served.workflows)
+    return replace(served, workflows=flows)
 
 
 @dataclass(frozen=True)
@@ -324,9 +326,8 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings, known: Admi
     first = max_scale(problem, settings, settings.time_limit_s / 2, known)
     if first is None or first.scale <= 0:
         # not even a tiny load runs: the models do not all fit at once, a model fits no
-        # shape, or an SLO fails when idle; no common scale > 0 exists
-        what = "One replica of every model (any scale > 0)"
-        raise explain_infeasible(problem.scaled(1e-9), settings, what)
+        # shape, or an SLO fails when idle; serve the largest set of types that runs
+        return _max_throughput_served(problem, settings)
     scale = _cache_consistent_scale(problem, first.chosen, first.scale)
     scaled = problem.scaled(scale)
     options, hint = _with_known(scaled, build_options(scaled, settings, known), first.chosen)
@@ -347,6 +348,24 @@ def _max_throughput(problem: SearchProblem, settings: SolveSettings, known: Admi
     solver = headline(stages, scale, first.bound, maximise=True)
     solver = replace(solver, wall_s=time.perf_counter() - start)
     return finish(scaled, chosen, settings.objective, solver, notes)
+
+
+def _max_throughput_served(problem: SearchProblem, settings: SolveSettings) -> Plan:
+    """Max-throughput over the largest set of workflow types whose models fit together
+    (`served.py`); infeasible when no workflow type runs alone."""
+    whole = explain_infeasible(
+        problem.scaled(1e-9), settings, "One replica of every model (any scale > 0)"
+    )
+    if len(problem.workflows) < 2:
+        raise whole
+    kept = servable_workflows(problem, replace(settings, time_limit_s=settings.time_limit_s / 4))
+    if kept is None:
+        raise whole
+    smaller = problem.only_workflows(kept)
+    rest = replace(settings, time_limit_s=settings.time_limit_s / 2)
+    plan = _max_throughput(smaller, rest, admissible(smaller))
+    note = not_served_note(problem, kept, whole.gpus_needed)
+    return replace(plan, notes=(*plan.notes, note))
 
 
 def _missing_for_target(problem: SearchProblem, settings: SolveSettings, scale: float) -> str:

@@ -37,6 +37,7 @@ from planner.search.validate import mean_latency_s
 from planner.types.names import ModelName
 from planner.types.plan import Allocation, Plan, SolverFacts
 from planner.types.settings import DEFAULT_RESOLUTION
+from planner.types.shapes import ShapeKey
 
 
 def uniform_plan(problem: SearchProblem) -> Plan:
@@ -172,9 +173,19 @@ def _fits(chosen: Iterable[Option], problem: SearchProblem) -> bool:
 
 
 def _alloc(model: ModelName, shape: ShapeCandidate, replicas: int) -> Allocation:
-    key = shape.key
+    return _alloc_of(model, shape.key, replicas)
+
+
+def _alloc_of(model: ModelName, key: ShapeKey, replicas: int) -> Allocation:
     return Allocation(
-        model, key.gpu_type, key.tp, key.share_eighths, replicas, key.pp, key.expert_parallel
+        model,
+        key.gpu_type,
+        key.tp,
+        key.share_eighths,
+        replicas,
+        key.pp,
+        key.expert_parallel,
+        key.dp,
     )
 
 
@@ -207,11 +218,7 @@ def trim_to_cluster(problem: SearchProblem, allocs: list[Allocation]) -> list[Al
             )
             out.remove(victim)
             if victim.replicas > 1:
-                out.append(
-                    Allocation(victim.model, victim.gpu_type, victim.tp,
-                               victim.share_eighths, victim.replicas - 1, victim.pp,
-                               victim.expert_parallel)
-                )  # fmt: skip
+                out.append(_alloc_of(victim.model, victim.shape, victim.replicas - 1))
             elif not served_elsewhere(victim, [*out, victim]):
                 # Its last replica: shrink it to the next smaller shape that runs the
                 # model rather than leave the model unserved.

@@ -154,7 +154,8 @@ def shape_fits_memory(shape: ShapeCandidate) -> bool:
 def shape_is_structural(
     problem: SearchProblem, model: ModelCandidates, shape: ShapeCandidate
 ) -> bool:
-    """TP divides the heads, stays in one NVLink domain and node; TP > 1 is whole GPUs."""
+    """TP divides the heads, stays in one NVLink domain and node; TP > 1 is whole GPUs;
+    data-parallel attention only with EP, in one node."""
     key = shape.key
     if key.tp < 1 or key.tp & (key.tp - 1) or model.attention_heads % key.tp:
         return False
@@ -162,7 +163,15 @@ def shape_is_structural(
         key.tp > 1 and key.share_eighths != UNITS_PER_GPU
     ):
         return False
-    return any(p.gpu_type == key.gpu_type and key.tp <= p.tp_limit for p in problem.cluster.pools)
+    if key.dp > 1 and (not key.expert_parallel or key.pp > 1):
+        return False
+    # The tp x dp GPUs of a data-parallel replica share one node (one vLLM server).
+    return any(
+        p.gpu_type == key.gpu_type
+        and key.group_gpus <= p.tp_limit
+        and (key.dp == 1 or key.group_gpus <= p.gpus_per_node)
+        for p in problem.cluster.pools
+    )
 
 
 @dataclass(frozen=True)

@@ -428,7 +428,8 @@ def to_allocations(chosen: Sequence[Option]) -> tuple[Allocation, ...]:
     return tuple(
         sorted(
             Allocation(o.model, p.shape.key.gpu_type, p.shape.key.tp, p.shape.key.share_eighths,
-                       p.replicas, p.shape.key.pp, p.shape.key.expert_parallel)
+                       p.replicas, p.shape.key.pp, p.shape.key.expert_parallel,
+                       p.shape.key.dp)
             for o in chosen
             for p in o.parts
         )

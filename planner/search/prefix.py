@@ -17,7 +17,12 @@ blocks, O/2 on average, besides its prompt blocks, which are part of the referen
 stream). The sequence falls monotonically (more hits, faster calls, fewer running, more
 cache), so it converges to the largest fixed point. The routing with the lower latency
 is chosen (ties: balanced, which needs no affinity). Session-affine routing's load
-imbalance between replicas is not modelled.
+imbalance between replicas is not modelled. A replica with d data-parallel attention
+ranks caches per rank (KV_k above is divided by d): vLLM spreads a pod's requests over
+its ranks by load, not by prefix. Balanced routing then spreads calls over all ranks (R
+counts ranks); session routing pins a session to a pod, not a rank, and is counted per
+pod with the rank's cache, which overstates its hits where a session's calls land on
+several ranks of its pod.
 """
 
 from __future__ import annotations
@@ -108,9 +113,11 @@ def _fixed_point(
     routing: Routing,
 ) -> CacheChoice:
     replicas = sum(c for _, c in parts)
+    if routing == "balanced":  # calls spread over every rank of every replica alike
+        replicas = sum(c * s.key.dp for s, c in parts)
     weights = _capacity_weights([(s, c) for s, c in parts])
     hit = sum(
-        w * hit_rate(prefix.curves, s.kv_cache_tokens, replicas, routing).hit_rate
+        w * hit_rate(prefix.curves, s.kv_cache_tokens / s.key.dp, replicas, routing).hit_rate
         for (s, _), w in zip(parts, weights, strict=True)
     )
     for _ in range(FIXED_POINT_STEPS):
@@ -123,7 +130,7 @@ def _fixed_point(
         for (base, _), (s, _), w in zip(parts, shapes, _capacity_weights(shapes), strict=True):
             latency = _ladder_latency(s, u)
             running = demand * s.capacity_per_s / capacity * latency
-            cache = base.kv_cache_tokens - running * model.output_tokens / 2.0
+            cache = (base.kv_cache_tokens - running * model.output_tokens / 2.0) / base.key.dp
             new += w * hit_rate(prefix.curves, cache, replicas, routing).hit_rate
         converged = abs(new - hit) < TOLERANCE
         hit = min(hit, new)  # the sequence falls; min guards against interpolation wiggles

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from planner.catalog import ModelSpec
-from planner.defaults import PP_DEGREES, SHARE_EIGHTHS, TP_DEGREES, UNITS_PER_GPU, UTILISATION_CAP
+from planner.defaults import (
+    DP_DEGREES,
+    PP_DEGREES,
+    SHARE_EIGHTHS,
+    TP_DEGREES,
+    UNITS_PER_GPU,
+    UTILISATION_CAP,
+)
 from planner.errors import InputError, ProfileError
 from planner.profiles import ProfileTable
 from planner.types.apl import AggregatePipeline
@@ -184,6 +191,15 @@ class SearchProblem:
         note = f"placement: excluded {model} TP {tp or 'any'} on {gpu_type} ({reason})"
         return replace(self, models=models, notes=(*self.notes, note))
 
+    def only_workflows(self, kept: Sequence[WorkflowType]) -> SearchProblem:
+        """The problem restricted to the workflow types `kept`, without the models only
+        the others call."""
+        flows = tuple(w for w in self.workflows if w.workflow_type in kept)
+        used = {u.model for w in flows for u in w.uses}
+        return replace(
+            self, workflows=flows, models=tuple(m for m in self.models if m.model in used)
+        )
+
 
 def workflow_demands(
     apl: AggregatePipeline, targets: WorkloadTargets
@@ -270,7 +286,8 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
     """Every structurally valid shape: TP divides the heads, TP fits an NVLink domain (in
     a node, or whole nodes of a multi-node domain such as GB200 NVL72), TP > 1 takes whole
     GPUs, fractions on the 1/8 grid; MoE models also get each
-    TP > 1 shape with expert parallelism (EP = TP)."""
+    TP > 1 shape with expert parallelism (EP = TP), and data-parallel attention shapes
+    (`data_parallel_shapes`)."""
     keys: set[ShapeKey] = set()
     for pool in cluster.pools:
         for tp in TP_DEGREES:
@@ -283,7 +300,32 @@ def candidate_shapes(spec: ModelSpec, cluster: Cluster) -> tuple[ShapeKey, ...]:
                 keys.add(
                     ShapeKey(spec.name, pool.gpu_type, tp, UNITS_PER_GPU, expert_parallel=True)
                 )
+        keys.update(data_parallel_shapes(spec, pool))
     return tuple(sorted(keys))
+
+
+def data_parallel_shapes(spec: ModelSpec, pool: NodePool) -> tuple[ShapeKey, ...]:
+    """Data-parallel attention shapes of an MoE model on one pool: for each EP group of
+    G = tp x dp GPUs in one node and NVLink domain (dp in DP_DEGREES), where TP G alone
+    would copy the KV cache onto several GPUs (MLA's latent KV is on every TP GPU; GQA
+    with fewer KV heads than G repeats them), the widest TP per rank that copies none
+    (MLA: 1; GQA: the largest power of two <= the KV heads). Each rank then holds KV of
+    its own sequences only, the cache grows by the copies saved and the experts stay
+    split over all G GPUs; where no KV is copied, ranks only add lockstep and
+    collectives, so no shape is offered."""
+    if not spec.is_moe:
+        return ()
+    widest = min(pool.tp_limit, pool.gpus_per_node)
+    rank_tp = 1 if spec.is_mla else max(t for t in TP_DEGREES if t <= max(1, spec.kv_heads))
+    out = []
+    for group in (g for g in TP_DEGREES if 1 < g <= widest):
+        tp = min(rank_tp, group // 2)  # at least two ranks
+        dp = group // tp
+        copies_kv = spec.is_mla or spec.kv_heads < group
+        if not copies_kv or dp not in DP_DEGREES or spec.heads % tp:
+            continue
+        out.append(ShapeKey(spec.name, pool.gpu_type, tp, UNITS_PER_GPU, 1, True, dp))
+    return tuple(out)
 
 
 def pipeline_shapes(

@@ -40,7 +40,8 @@ Constraint = Literal[
     "replicas",  # fewer than one replica
     "tp",  # TP not a power of two dividing the attention heads
     "share",  # share not on the k/8 grid, or below a whole GPU with TP > 1
-    "nvlink",  # TP larger than every NVLink domain of the GPU type
+    "nvlink",  # TP (x DP) larger than every NVLink domain of the GPU type
+    "data-parallel",  # DP attention without EP, on shares, with pipeline stages or across nodes
     "one-share",  # more than one share of a GPU for one model
     "profile",  # the shape has no profile
     "memory",  # weights + minimum KV cache do not fit the share
@@ -126,7 +127,8 @@ def _shapes(problem: SearchProblem, allocs: tuple[Allocation, ...]) -> list[Viol
 
 
 def _where(a: Allocation) -> str:
-    return f"{a.model} on {a.gpu_type} tp={a.tp} fraction={a.gpu_fraction:g}"
+    dp = f" dp={a.dp}" if a.dp > 1 else ""
+    return f"{a.model} on {a.gpu_type} tp={a.tp}{dp} fraction={a.gpu_fraction:g}"
 
 
 def structural_violations(
@@ -152,12 +154,29 @@ def structural_violations(
         errors.append(
             Violation("share", f"{where}: share must be k/8 of a GPU (k = 1..8), and 1 when TP > 1")
         )
-    pools = [p for p in cluster.pools if p.gpu_type == a.gpu_type] if cluster else []
-    # A GPU type the cluster lacks is a "gpu-type" violation of its own (see _packing).
-    if pools and not any(tp <= p.tp_limit for p in pools):
+    if a.dp < 1 or (a.dp > 1 and (not a.expert_parallel or a.pp > 1 or not whole)):
         errors.append(
             Violation(
-                "nvlink", f"{where}: no pool of {a.gpu_type} has an NVLink domain of {tp} GPUs"
+                "data-parallel",
+                f"{where}: data_parallel {a.dp} must be >= 1; above 1 (data-parallel "
+                "attention) it needs expert_parallel: true, whole GPUs and no pipeline stages",
+            )
+        )
+    pools = [p for p in cluster.pools if p.gpu_type == a.gpu_type] if cluster else []
+    # A GPU type the cluster lacks is a "gpu-type" violation of its own (see _packing).
+    group = a.group_gpus
+    if pools and not any(group <= p.tp_limit for p in pools):
+        errors.append(
+            Violation(
+                "nvlink", f"{where}: no pool of {a.gpu_type} has an NVLink domain of {group} GPUs"
+            )
+        )
+    elif pools and a.dp > 1 and not any(group <= p.gpus_per_node for p in pools):
+        errors.append(
+            Violation(
+                "data-parallel",
+                f"{where}: the {group} GPUs of a data-parallel replica must be on one node; "
+                f"no {a.gpu_type} node has {group}",
             )
         )
     return errors
@@ -221,10 +240,23 @@ def validate_plan(
         PlanInvalid: the first violated rules, with `where` (the file) and the fix.
     """
     heads: dict[ModelName, int] = {}
+    dense: set[ModelName] = set()
     for a in plan.allocations:  # plans name models as the traces did (any alias)
         with suppress(ProfileError):
-            heads[a.model] = resolve_model(catalog, a.model).heads
+            spec = resolve_model(catalog, a.model)
+            heads[a.model] = spec.heads
+            if not spec.is_moe:
+                dense.add(a.model)
     errors = check_plan_structure(plan, heads, cluster, tuple(catalog.models), min_replicas)
+    errors += tuple(
+        Violation(
+            "data-parallel",
+            f"{_where(a)}: {a.model} is dense; data-parallel attention (data_parallel > 1) "
+            "applies to MoE models only",
+        )
+        for a in plan.allocations
+        if a.dp > 1 and a.model in dense
+    )
     if errors:
         more = f" (and {len(errors) - 2} more)" if len(errors) > 2 else ""
         raise PlanInvalid(

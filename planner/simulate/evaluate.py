@@ -82,6 +82,7 @@ class Evaluation:
     candidates: tuple[CandidateResult, ...]
     # The plan's predicted prefix-cache hit rates against a block-level LRU replay.
     prefix_hits: tuple[PrefixHitCheck, ...] = ()
+    notes: tuple[str, ...] = ()  # what the reader must know (workflow types left out)
 
     def candidate(self, name: str) -> CandidateResult:
         for c in self.candidates:

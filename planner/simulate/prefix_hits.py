@@ -72,7 +72,12 @@ def check_prefix_hits(
         allocs = [a for a in plan.allocations if a.model == m.model]
         if found is None or not allocs:
             continue
-        capacities = [float(a.kv_cache_tokens) for a in allocs for _ in range(a.replicas)]
+        # A DP replica caches per rank (search/prefix.py): balanced calls spread over
+        # every rank; session routing pins a session to the pod, counted with one rank's.
+        ranks = {a: a.dp if m.routing == "balanced" else 1 for a in allocs}
+        capacities = [
+            float(a.kv_cache_tokens) / a.dp for a in allocs for _ in range(a.replicas * ranks[a])
+        ]
         observed = observed_per_s.get(name(m.model), 0.0)
         scale = m.demand_per_s / observed if observed > 0 and m.demand_per_s > 0 else 1.0
         replay = replay_prefix_cache(

@@ -77,6 +77,8 @@ def candidate_document(c: CandidateResult, plan: CandidateResult | None = None) 
                 "model": a.model,
                 "gpu_type": a.gpu_type,
                 "tensor_parallel": a.tp,
+                # Data-parallel attention ranks, only when > 1 (as in plan.yaml).
+                **({"data_parallel": a.dp} if a.dp > 1 else {}),
                 "gpu_fraction": a.gpu_fraction,
                 "replicas": a.replicas,
             }
@@ -153,6 +155,7 @@ def evaluation_document(ev: Evaluation) -> dict[str, Any]:
         },
         "plan": candidate_document(plan),
         "baselines": {c.name: candidate_document(c, plan) for c in others},
+        **({"notes": list(ev.notes)} if ev.notes else {}),
         "prediction_error": {
             "max_rate_per_s": _num(plan.throughput_error),
             "mean_latency_s": _num(plan.latency_error),

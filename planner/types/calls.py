@@ -7,7 +7,8 @@ and `aggregate` / `simulate` (which trust it). Times are seconds on one clock pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,3 +62,8 @@ class CallTable:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def of_workflow_types(self, kept: Collection[str]) -> CallTable:
+        """The calls of the workflow types `kept` only."""
+        keep = self.frame["workflow_type"].isin(list(kept))
+        return replace(self, frame=self.frame.loc[keep].reset_index(drop=True))

@@ -37,6 +37,7 @@ class Allocation:
     pp: int = 1  # pipeline stages per replica (> 1: the replica spans nodes)
     # MoE: experts split across the TP GPUs (vLLM --enable-expert-parallel).
     expert_parallel: bool = False
+    dp: int = 1  # data-parallel attention ranks per replica (MoE with EP; see ShapeKey)
     routing: Routing = "balanced"
     prefix_hit_rate: float = 0.0
     kv_cache_tokens: int = 0
@@ -44,8 +45,19 @@ class Allocation:
     @property
     def shape(self) -> ShapeKey:
         return ShapeKey(
-            self.model, self.gpu_type, self.tp, self.share_eighths, self.pp, self.expert_parallel
+            self.model,
+            self.gpu_type,
+            self.tp,
+            self.share_eighths,
+            self.pp,
+            self.expert_parallel,
+            self.dp,
         )
+
+    @property
+    def group_gpus(self) -> int:
+        """GPUs of one pipeline stage placed in one NVLink domain (tp x dp)."""
+        return self.tp * self.dp
 
     @property
     def gpu_fraction(self) -> float:

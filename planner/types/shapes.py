@@ -1,5 +1,5 @@
 """A replica's shape: which model, on which GPU type, at which TP degree and GPU share,
-and over how many pipeline stages (nodes)."""
+over how many pipeline stages (nodes) and data-parallel attention ranks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ class ShapeKey:
     `share_eighths` is the replica's share of each of its GPUs in eighths (8 = whole
     GPUs; below 8 only when tp == 1). `pp` > 1 splits the layers into that many pipeline
     stages, each a TP group of `tp` whole GPUs inside one NVLink domain (a replica that
-    spans nodes: TP inside a node, PP across nodes).
+    spans nodes: TP inside a node, PP across nodes). `dp` > 1 (MoE with expert
+    parallelism only) is vLLM's data-parallel attention: `dp` engine ranks, each a TP
+    group of `tp` GPUs with its own scheduler and KV cache, sharing the experts split over
+    all tp x dp GPUs (EP = tp x dp); the tp x dp GPUs sit in one NVLink domain.
     """
 
     model: ModelName
@@ -28,11 +31,19 @@ class ShapeKey:
     # MoE only: experts split across the TP GPUs (vLLM --enable-expert-parallel, EP = TP)
     # instead of each expert's intermediate dimension.
     expert_parallel: bool = False
+    # Data-parallel attention ranks (vLLM --data-parallel-size); 1: none.
+    dp: int = 1
+
+    @property
+    def group_gpus(self) -> int:
+        """GPUs placed together in one NVLink domain: the TP group, times the DP ranks
+        that share its experts (a pipeline stage of a replica spanning nodes)."""
+        return self.tp * self.dp
 
     @property
     def stage_units(self) -> int:
         """Eighths of a GPU one pipeline stage occupies (the unit placement packs)."""
-        return self.tp * self.share_eighths
+        return self.group_gpus * self.share_eighths
 
     @property
     def units(self) -> int:

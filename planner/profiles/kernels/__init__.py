@@ -11,7 +11,9 @@ Memory fit, open-loop rates, capacity and the request checks are the roofline mo
 (`planner.profiles.analytic`), which also answers every GPU type without tables
 (`source = "roofline"`). A replica of pp pipeline stages across nodes is the TP-t step
 composed from the tables plus the hops between stages over the GPU's inter-node link
-(`steady`'s docstring).
+(`steady`'s docstring). A replica with data-parallel attention (dp > 1, MoE with EP)
+is answered by this source only: on a GPU type without tables its memory fit says no
+(the roofline has no model of the ranks' lockstep and expert collectives).
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ from planner.catalog import Catalog
 from planner.defaults import GPU_MEMORY_UTILIZATION, UNITS_PER_GPU
 from planner.errors import ProfileError
 from planner.profiles import PerfPoint, Source
-from planner.profiles.analytic import AnalyticProfiles, max_concurrency, pipeline_hops_ms
+from planner.profiles.analytic import (
+    AnalyticProfiles,
+    pipeline_hops_ms,
+    replica_max_concurrency,
+)
 from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
 from planner.profiles.kernels.step import StepModel
 from planner.profiles.kernels.tables import (
@@ -137,12 +143,18 @@ class KernelProfiles(AnalyticProfiles):
                 raise ProfileError(
                     f"{model.name} is dense: expert parallelism applies to MoE models only"
                 )
+            if key.dp > 1 and not (model.is_moe and key.expert_parallel):
+                raise ProfileError(
+                    f"{model.name}: data-parallel attention (dp {key.dp}) is modelled for MoE "
+                    "models with expert parallelism only"
+                )
             step = StepModel(
                 model,
                 tables,
                 key.tp,
                 expert_parallel=key.expert_parallel,
                 fraction=key.gpu_fraction,
+                dp=key.dp,
             )
             self._steps[key] = step
         return step
@@ -233,8 +245,8 @@ class KernelProfiles(AnalyticProfiles):
                 key, input_tokens, output_tokens, concurrency, cached_tokens
             )
         model, gpu, fit = self._fitting(key)
-        top = max_concurrency(
-            fit.kv_cache_tokens, input_tokens, output_tokens, gpu.vllm_max_num_seqs
+        top = replica_max_concurrency(
+            key, fit.kv_cache_tokens, input_tokens, output_tokens, gpu.vllm_max_num_seqs
         )
         # Kernel time on a share f is the whole GPU's divided by f: every share of a
         # model reads the whole-GPU step model's curves.

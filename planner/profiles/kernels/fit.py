@@ -84,7 +84,7 @@ def point_costs(catalog: Catalog, points: Sequence[MeasuredPoint]) -> list[Point
     profiles = KernelProfiles(catalog, MEASURED_GPU_MEMORY_UTILIZATION)
     out = []
     for p in points:
-        key = ShapeKey(p.model, p.gpu_type, p.tp)
+        key = ShapeKey(p.model, p.gpu_type, p.tp, expert_parallel=p.expert_parallel)
         if profiles.source_of(key) != "kernels":
             continue
         model, gpu = catalog.models[p.model], catalog.gpus[p.gpu_type]

@@ -38,6 +38,27 @@ unscaled (they are transfers, not kernels: the kernel-time multiplier a is not a
 No overlap of micro-batches is credited (vLLM keeps up to pp batches in flight), so, as
 in the roofline, a pipeline's throughput is a lower bound.
 
+Data-parallel attention (r = dp ranks, `planner.profiles.kernels.step`): the B running
+requests are spread evenly over the ranks (vLLM's API server sends each request to the
+least-loaded rank), b = B / r each. A rank's step is its own kernels at its own tokens
+plus the routed experts at the tokens of all ranks (E(.) below, the dispatch and combine
+collectives included), with every other rank decoding its b sequences:
+
+  K_dec = linear(b) + E(B) + lm_head(b) + decode_attn(b, s)
+  K_own = sum_j linear(b - 1 + x_j) + E(B - 1 + x_j) + ...      (as above, d = b - 1)
+  K_pre = A + X,  A = sum_j [linear(d + x_j) - linear(d)] + prefill_attn,
+                  X = sum_j [E(B - 1 + x_j) - E(B - 1)]
+
+and the per-sequence engine costs count the rank's b. The ranks run in lockstep (every
+MoE layer waits for all of them; an idle rank runs dummy steps), so a request also waits
+out the other ranks' prefills: their expert part X always (every GPU runs it), their own
+part A when it does not coincide with a prefill on this rank. With p = min(1, b n / (O -
+1 + n)) the share of a rank's steps that carry a prefill chunk (n chunks per prompt), the
+steps of the replica that carry one on some rank are 1 - (1 - p)^r, lam = (1 - (1 - p)^r) /
+p times a rank's own (1 <= lam <= r). The others' prefills a request sees are then
+(lam b - 1) A + (B - 1) X instead of (B - 1) K_pre, written as w K_pre with w in
+[b - 1, B - 1]; w replaces B - 1 in the TTFT wait and E2E interference terms.
+
 With a cached prefix of c tokens (prefix caching) only the I - c uncached tokens are
 prefilled: the chunks start after o_1 = c earlier tokens (their attention covers the
 cached prefix) and I in T_own / M_pre counts the uncached tokens; decode context and KV
@@ -54,7 +75,8 @@ from typing import Any
 import numpy as np
 
 from planner.profiles import PerfPoint
-from planner.profiles.kernels.step import StepModel
+from planner.profiles.kernels.curves import LogCurve
+from planner.profiles.kernels.step import StepCurves, StepModel
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,9 @@ class StepCosts:
     decode_ms: Values  # K_dec
     own_prefill_ms: Values  # K_own
     marginal_prefill_ms: Values  # K_pre
+    # Other requests' prefills whose K_pre each request's life sees: B - 1 for one engine,
+    # w for DP attention (module docstring).
+    interfering: Values
     # Transfers between pipeline stages (0 for one stage), not scaled by a.
     decode_hops_ms: Values = 0.0
     own_prefill_hops_ms: Values = 0.0
@@ -115,6 +140,18 @@ def step_costs(
     `cached_tokens` of each prompt come from the prefix cache. `hops(tokens)`: ms a step
     of that many tokens spends between pipeline stages."""
     curves = step.curves()
+    if curves.expert is not None:
+        return _dp_step_costs(
+            step,
+            curves,
+            curves.expert,
+            budget,
+            batch,
+            input_tokens,
+            output_tokens,
+            fraction,
+            cached_tokens,
+        )
     b = max(batch, 1.0)
     isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
     cached = min(max(cached_tokens, 0.0), isl - 1.0)
@@ -147,9 +184,70 @@ def step_costs(
         / fraction,
         own_prefill_ms=own / fraction,
         marginal_prefill_ms=marginal / fraction,
+        interfering=b - 1.0,
         decode_hops_ms=hops(b),
         own_prefill_hops_ms=own_hops,
         marginal_prefill_hops_ms=marginal_hops,
+    )
+
+
+def _dp_step_costs(
+    step: StepModel,
+    curves: StepCurves,
+    expert: LogCurve,
+    budget: int,
+    batch: float,
+    input_tokens: float,
+    output_tokens: float,
+    fraction: float,
+    cached_tokens: float,
+) -> StepCosts:
+    """`step_costs` of a data-parallel-attention replica (module docstring): `batch`
+    requests over `step.dp` ranks in lockstep. Whole GPUs, one pipeline stage."""
+    ranks = step.dp
+    total = max(batch, 1.0)
+    b = max(batch / ranks, 1.0)  # a rank's running requests (below one: a lone request)
+    isl, osl = max(input_tokens, 1.0), max(output_tokens, 1.0)
+    cached = min(max(cached_tokens, 0.0), isl - 1.0)
+    new = isl - cached
+    context = isl + osl / 2.0
+    others = b - 1.0
+    chunk = max(float(budget) - others, 16.0)
+    chunks = max(1, math.ceil(new / chunk))
+    others_attn = curves.decode_attention(others, context) if others >= 1 else 0.0
+    lm_own = curves.lm_head(others + 1.0)
+    base, base_expert = curves.linear(others), expert(total - 1.0)
+    own = own_part = expert_part = 0.0
+    before = cached
+    for j in range(chunks):
+        size = chunk if j < chunks - 1 else new - chunk * (chunks - 1)
+        attention = curves.prefill_attention(size, before)
+        with_chunk = curves.linear(others + size)
+        with_experts = expert(total - 1.0 + size)
+        own += with_chunk + with_experts + lm_own + others_attn + attention
+        own_part += with_chunk - base + attention
+        expert_part += with_experts - base_expert
+        before += size
+    marginal = own_part + expert_part
+    # Lockstep: the share of a rank's steps with a prefill chunk, and how many more steps
+    # of the replica carry one on some rank (lam, between 1 and the ranks).
+    p = min(1.0, b * chunks / max(osl - 1.0 + chunks, 1.0))
+    lam = (1.0 - (1.0 - p) ** ranks) / p
+    seen = max(lam * b - 1.0, 0.0) * own_part + (total - 1.0) * expert_part
+    interfering = seen / marginal if marginal > 0 else others
+    decode = (
+        curves.linear(b) + expert(total) + curves.lm_head(b) + curves.decode_attention(b, context)
+    )
+    return StepCosts(
+        batch=b,
+        layers=step.model.layers,
+        input_tokens=new,
+        output_tokens=osl,
+        chunks=chunks,
+        decode_ms=decode / fraction,
+        own_prefill_ms=own / fraction,
+        marginal_prefill_ms=marginal / fraction,
+        interfering=interfering,
     )
 
 
@@ -181,8 +279,8 @@ def combine(costs: StepCosts, o: EngineOverhead) -> Latency:
         + per_token * isl
     )
     first = o.request_ms + own
-    ttft = first + o.wait_fraction * (b - 1.0) * marginal
-    e2e = first + (osl - 1.0) * dec + o.interference * (b - 1.0) * marginal
+    ttft = first + o.wait_fraction * costs.interfering * marginal
+    e2e = first + (osl - 1.0) * dec + o.interference * costs.interfering * marginal
     tpot = np.where(osl > 1, (e2e - ttft) / np.maximum(osl - 1.0, 1.0), 0.0)
     return Latency(ttft_ms=ttft, tpot_ms=tpot if np.ndim(tpot) else float(tpot), e2e_ms=e2e)
 

@@ -14,6 +14,21 @@ Per layer, for a step that runs `m` tokens on each GPU of a TP group of `t`:
                           and after the MLP); with EP and no attention-DP vLLM combines
                           the experts' outputs by the same all-reduce
 Per step: LM head GEMM (one row per sequence that samples, n = vocab / t, BF16).
+
+Data-parallel attention (`dp` = r > 1, MoE with EP only; vLLM --data-parallel-size r
+--enable-expert-parallel): r engine ranks, each a TP-t group with its own scheduler and
+KV cache, run their own tokens through everything above except the routed experts;
+every MoE layer gathers the hidden states of all ranks (NCCL all_gather over the r ranks
+of one TP index, vLLM's default `allgather_reducescatter` all2all backend), runs the
+fused MoE kernel with EP = t r on the gathered tokens (each GPU holds E / (t r) experts),
+and reduce-scatters the outputs back (NCCL reduce_scatter); the TP all-reduce after the
+MLP then sums the TP ranks' experts as before. `linear_ms` is then the rank's own part
+(by its tokens) and `expert_ms` the routed experts with their two collectives (by the
+tokens of all ranks together). Message sizes are the gathered tokens x hidden BF16
+elements: the tables come from nccl-tests, whose size is the whole gathered buffer for
+all_gather and the whole input for reduce_scatter (AIC `collect_nccl.py`); the top-k ids
+and weights that travel with the hidden states are ignored (k x 8 bytes against 2h per
+token).
 The first `dense_layers` layers of an MoE model run a dense MLP; sliding-window layers
 read at most their window of KV.
 
@@ -83,15 +98,20 @@ def moe_dtype(model: ModelSpec, tables: KernelTables) -> str:
 class StepCurves:
     """A shape's kernel costs as fast curves (see `planner.profiles.kernels.curves`)."""
 
-    linear: LogCurve  # token-proportional kernels of a step, by tokens
+    linear: LogCurve  # token-proportional kernels of a step, by tokens (a DP rank's own)
     lm_head: LogCurve  # by sampling sequences
     decode_attention: LogSurface  # by (decoding sequences, KV length)
     prompt_full: LogCurve  # whole-prompt attention of the full-attention layers, by length
     prompt_window: LogCurve | None  # ... of the sliding-window layers (None: none)
+    # DP attention: routed experts + dispatch/combine, by the tokens of all ranks (None:
+    # dp 1, the experts are in `linear`).
+    expert: LogCurve | None = None
 
     def noted(self) -> set[str]:
         out = self.linear.noted | self.lm_head.noted | self.decode_attention.noted
         out |= self.prompt_full.noted
+        if self.expert is not None:
+            out |= self.expert.noted
         if self.prompt_window is not None:
             out |= self.prompt_window.noted
         return out
@@ -113,9 +133,10 @@ class StepModel:
         model: the served model.
         tables: the GPU type's kernel tables.
         tp: tensor-parallel degree (GPUs of the replica).
-        expert_parallel: experts split across the TP GPUs (EP = TP) instead of each
-            expert's intermediate dimension.
+        expert_parallel: experts split across the TP GPUs (EP = TP, or TP x DP) instead of
+            each expert's intermediate dimension.
         fraction: the GPU share of a TP-1 replica (1.0 for whole GPUs).
+        dp: data-parallel attention ranks (> 1 needs `expert_parallel`; module docstring).
     """
 
     model: ModelSpec
@@ -123,6 +144,7 @@ class StepModel:
     tp: int
     expert_parallel: bool = False
     fraction: float = 1.0
+    dp: int = 1
     extrapolated: set[str] = field(default_factory=set)
     _curves: StepCurves | None = field(default=None, repr=False)
     _collect: dict[str, np.ndarray] | None = field(default=None, repr=False)
@@ -172,20 +194,8 @@ class StepModel:
         if model.is_moe:
             moe_layers = layers - model.dense_layers
             out["router"] = moe_layers * self._gemm("router", "bfloat16", model.moe_experts, h, m)
-            moe_tp, moe_ep = (1, t) if self.expert_parallel else (t, 1)
-            kind = moe_dtype(model, self.tables)
-            ms, flags = self.tables.moe(
-                kind,
-                h,
-                model.moe_intermediate,
-                model.moe_top_k,
-                model.moe_experts,
-                moe_tp,
-                moe_ep,
-                m,
-            )
-            self._flag(f"moe ({kind}, tp {moe_tp}, ep {moe_ep})", flags)
-            out["moe"] = moe_layers * ms
+            if self.dp == 1:
+                out["moe"] = self._routed_experts(m)
             if model.moe_shared_intermediate:
                 shared = model.moe_shared_intermediate // t
                 up = self._gemm("shared_gate_up", adt, 2 * shared, h, m)
@@ -197,6 +207,48 @@ class StepModel:
             self._flag("allreduce", np.where(graph, g_flags, e_flags))
             out["allreduce"] = 2 * layers * np.where(graph, g_ms, e_ms)
         return {k: v / self.fraction for k, v in out.items()}
+
+    def _routed_experts(self, tokens: np.ndarray) -> np.ndarray:
+        """The fused MoE kernel of every MoE layer on `tokens` tokens (one GPU's experts)."""
+        model = self.model
+        moe_tp, moe_ep = (1, self.tp * self.dp) if self.expert_parallel else (self.tp, 1)
+        kind = moe_dtype(model, self.tables)
+        ms, flags = self.tables.moe(
+            kind,
+            model.hidden,
+            model.moe_intermediate,
+            model.moe_top_k,
+            model.moe_experts,
+            moe_tp,
+            moe_ep,
+            tokens,
+        )
+        self._flag(f"moe ({kind}, tp {moe_tp}, ep {moe_ep})", flags)
+        moe_layers = model.layers - model.dense_layers
+        out: np.ndarray = moe_layers * ms
+        return out
+
+    def expert_kernels(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
+        """DP attention: ms of the routed experts and their all_gather / reduce_scatter
+        over the ranks, for `tokens` tokens of all ranks together, summed over the MoE
+        layers (empty for dp 1, where `layer_kernels` holds the experts)."""
+        if self.dp == 1 or not self.model.is_moe:
+            return {}
+        total = np.asarray(tokens, dtype=float)
+        moe_layers = self.model.layers - self.model.dense_layers
+        elements = total * self.model.hidden
+        out = {"moe": self._routed_experts(total)}
+        for op in ("all_gather", "reduce_scatter"):
+            ms, flags = self.tables.nccl(op, self.dp, elements)
+            self._flag(f"nccl {op} ({self.dp} GPUs)", flags)
+            out[op] = moe_layers * ms
+        return {k: v / self.fraction for k, v in out.items()}
+
+    def expert_ms(self, tokens: np.ndarray) -> np.ndarray:
+        """`expert_kernels` summed (zeros for dp 1)."""
+        parts = self.expert_kernels(tokens)
+        m = np.asarray(tokens, dtype=float)
+        return np.sum(list(parts.values()), axis=0) if parts else np.zeros_like(m)
 
     def lm_head(self, sequences: np.ndarray) -> np.ndarray:
         """LM-head GEMM over the sampling sequences (vocab split over TP)."""
@@ -244,6 +296,11 @@ class StepModel:
                     lambda f: self._collected(lambda x: self.prompt_attention(x)[1], f), context
                 )
                 if self.model.sliding_layers
+                else None,
+                expert=LogCurve.build(
+                    lambda x: self._collected(self.expert_ms, x), tokens * self.dp
+                )
+                if self.dp > 1
                 else None,
             )
         return self._curves
