@@ -96,6 +96,11 @@ def test_models_needing_families_a_collection_lacks_get_the_roofline(
     assert profiles.source_of(moe) == "roofline"
     with pytest.raises(ProfileError, match="no moe rows, which Qwen3-30B-A3B needs"):
         profiles.step_model(moe)
+    tables = profiles.tables_of("cpu")
+    assert tables is not None
+    model = profiles.catalog.models["Qwen3-30B-A3B"]
+    # Two devices, DP attention: all-reduce and the ranks' NCCL gathers are missing too.
+    assert tables.missing_for(model, 2, dp=2) == ("moe", "allreduce", "nccl")
 
 
 def test_families_a_collection_lacks_come_from_the_shipped_tables(

@@ -112,7 +112,7 @@ class KernelProfiles(AnalyticProfiles):
         if source is None:
             model, gpu = self._specs(key)
             tables = self.tables_of(gpu.name)
-            covered = tables is not None and not tables.missing_for(model, key.tp)
+            covered = tables is not None and not tables.missing_for(model, key.tp, key.dp)
             linked = key.pp == 1 or gpu.inter_node_gb_per_s > 0
             source = "kernels" if covered and linked else "roofline"
             self._sources[key] = source
@@ -133,7 +133,7 @@ class KernelProfiles(AnalyticProfiles):
             tables = self.tables_of(gpu.name)
             if tables is None:
                 raise ProfileError(f"{gpu.name} has no kernel tables")
-            missing = tables.missing_for(model, key.tp)
+            missing = tables.missing_for(model, key.tp, key.dp)
             if missing:
                 raise ProfileError(
                     f"the kernel tables of {gpu.name} ({tables.system}) have no "

@@ -142,9 +142,10 @@ class KernelTables:
         """The tables this system has rows in, sorted."""
         return tuple(sorted(t for t in COLLECTED if not self.frame(t).empty))
 
-    def missing_for(self, model: ModelSpec, gpus: int) -> tuple[str, ...]:
-        """Tables a kernel-composed step of `model` on `gpus` devices needs and this
-        system lacks (empty: the step model can answer)."""
+    def missing_for(self, model: ModelSpec, gpus: int, dp: int = 1) -> tuple[str, ...]:
+        """Tables a kernel-composed step of `model` on `gpus` devices (TP) with `dp`
+        data-parallel attention ranks needs and this system lacks (empty: the step model
+        can answer). DP ranks gather and scatter the experts' tokens over NCCL."""
         need = ["gemm"]
         if model.is_mla:
             need += ["mla_context", "mla_generation"]
@@ -157,6 +158,8 @@ class KernelTables:
             missing = [t for t in missing if not t.startswith("mla_")]
         if gpus > 1 and self.frame("allreduce").empty and self.frame("nccl").empty:
             missing.append("allreduce")
+        if dp > 1 and self.frame("nccl").empty:
+            missing.append("nccl")
         return tuple(missing)
 
     def _groups(self, table: str, keys: tuple[str, ...]) -> dict[tuple[Any, ...], pd.DataFrame]:
