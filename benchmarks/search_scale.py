@@ -9,7 +9,13 @@ analytic ones. Run from the repository root:
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 1024
     PYTHONPATH=$PWD python benchmarks/search_scale.py --single   # one shape per model
     PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --objective all
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --latency-tolerance 0
     PYTHONPATH=$PWD python benchmarks/search_scale.py --grid --objective all   # the table
+    PYTHONPATH=$PWD python benchmarks/search_scale.py --case 4096x100 --prices --objective min-cost
+
+`--prices` gives each pool an illustrative price per GPU-hour (`PRICES`: on-demand list
+prices of the order clouds charged in 2026, for comparing types, not a quote), which
+min-cost needs and which makes cost the default objective's tie-break.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from planner.search.problem import (
     _profile_shape,
     candidate_shapes,
 )
+from planner.search.queueing import TokenMoments
 from planner.types.cluster import Cluster, NodePool
 from planner.types.plan import Plan
 
@@ -72,10 +79,21 @@ CASES: dict[str, dict[str, object]] = {
 }
 
 
-def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
-    """The case's problem; a case "GxM" is the grid cell of G GPUs and M models."""
+# Illustrative $ per GPU-hour for `--prices` (relative cost of the three types).
+PRICES = {"H100-SXM-80GB": 3.9, "A100-SXM-80GB": 1.9, "L40S-48GB": 1.1}
+
+
+def synthetic(
+    case: str, seed: int = 0, load: float = 0.6, bursts: bool = False, prices: bool = False
+) -> SearchProblem:
+    """The case's problem; a case "GxM" is the grid cell of G GPUs and M models.
+
+    `bursts`: models get token spread and fan-out bursts of 1, 4 or 12 calls (drawn from a
+    second seeded stream, so the rest of the problem is the same as without). `prices`:
+    each pool gets its `PRICES` entry."""
     spec = _spec(case)
     rng = random.Random(seed)
+    fan = random.Random(seed + 1)
     base = load_catalog()
     bases = sorted((base.models[n] for n in BASE_MODELS), key=lambda m: m.name)
     models: dict[str, ModelSpec] = {}
@@ -85,7 +103,14 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
     catalog = Catalog(models=models, gpus=base.gpus)
     profiles = AnalyticProfiles(catalog)
     pools = tuple(
-        NodePool(f"pool-{g}", g, n, per, min(per, base.gpus[g].nvlink_domain_size))
+        NodePool(
+            f"pool-{g}",
+            g,
+            n,
+            per,
+            min(per, base.gpus[g].nvlink_domain_size),
+            price_per_gpu_hour=PRICES[g] if prices else None,
+        )
         for g, n, per in spec["pools"]  # type: ignore[attr-defined]
     )
     cluster = Cluster(pools)
@@ -98,11 +123,13 @@ def synthetic(case: str, seed: int = 0, load: float = 0.6) -> SearchProblem:
             if i + o <= models[name].max_model_len
         ]
         inp, out = rng.choice(fitting)
+        burst = fan.choice([1.0, 4.0, 12.0]) if bursts else 1.0
+        tokens = TokenMoments(inp, out, 0.3, 0.8, burst) if bursts else None
         shapes = tuple(
-            _profile_shape(profiles, k, inp, out, DEFAULT_LADDER)
+            _profile_shape(profiles, k, inp, out, DEFAULT_LADDER, tokens=tokens)
             for k in candidate_shapes(models[name], cluster)
         )
-        cands.append(ModelCandidates(name, models[name].heads, inp, out, shapes))
+        cands.append(ModelCandidates(name, models[name].heads, inp, out, shapes, burst_calls=burst))
     # Every model belongs to at least one type; types use 2-5 models.
     flows = []
     order = names[:]
@@ -141,6 +168,7 @@ def run(
     single: bool,
     limit: float | None,
     problem: SearchProblem | None = None,
+    tolerance: float | None = None,
 ) -> None:
     start = time.perf_counter()
     problem = problem or synthetic(case)
@@ -157,6 +185,9 @@ def run(
     settings = SolveSettings(objective=objective, time_limit_s=limit, num_workers=workers)  # type: ignore[arg-type]
     if single:
         settings = replace(settings, mix=None)
+    if tolerance is not None:
+        settings = replace(settings, latency_tolerance=tolerance)
+        objective = f"{objective} tol {tolerance:g}"
     try:
         plan = search_plan(problem, settings)
     except SearchInfeasible as err:
@@ -227,12 +258,21 @@ def main() -> None:
     parser.add_argument("--limit", type=float, help="Time limit (deterministic s).")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
+        "--latency-tolerance", type=float, help="min-latency's tolerance (default: planner's)."
+    )
+    parser.add_argument(
         "--objective",
-        choices=["min-latency", "min-gpus", "max-throughput", "all", "others"],
+        choices=["min-latency", "min-gpus", "max-throughput", "min-cost", "all", "others"],
         default="min-latency",
     )
     parser.add_argument(
         "--single", action="store_true", help="One shape per model (no mixtures), to compare."
+    )
+    parser.add_argument(
+        "--prices", action="store_true", help="Illustrative prices per pool (PRICES)."
+    )
+    parser.add_argument(
+        "--bursts", action="store_true", help="Token spread and fan-out bursts per model."
     )
     args = parser.parse_args()
     cases = args.case or ["8", "64", "1024"]
@@ -242,9 +282,19 @@ def main() -> None:
     every = ["min-latency", "min-gpus", "max-throughput"]
     objectives = {"all": every, "others": every[1:]}.get(args.objective, [args.objective])
     for case in cases:
-        problem = synthetic(case)
+        start = time.process_time()
+        problem = synthetic(case, bursts=args.bursts, prices=args.prices)
+        print(f"case {case}: problem built in {time.process_time() - start:.2f} s CPU")
         for objective in objectives:
-            run(case, args.workers, objective, args.single, args.limit, problem)
+            run(
+                case,
+                args.workers,
+                objective,
+                args.single,
+                args.limit,
+                problem,
+                args.latency_tolerance,
+            )
 
 
 if __name__ == "__main__":

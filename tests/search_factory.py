@@ -28,15 +28,28 @@ def shape(
     base_s: float = 1.0,
     gpu_type: str = "G",
     fits: bool = True,
+    burst_s: float = 0.0,
 ) -> ShapeCandidate:
+    """`burst_s`: extra latency of a whole fan-out burst on one replica, at u = 0 (grows
+    with the load like the ladder)."""
     us, ls = curve(base_s)
+    burst = tuple(b / base_s * burst_s for b in ls) if burst_s > 0 else ()
     return ShapeCandidate(
-        ShapeKey(model, gpu_type, tp, share_eighths(fraction)), fits, capacity, us, ls, 10.0, 20.0
+        ShapeKey(model, gpu_type, tp, share_eighths(fraction)),
+        fits,
+        capacity,
+        us,
+        ls,
+        10.0,
+        20.0,
+        ladder_burst_s=burst,
     )
 
 
-def model(name: str, shapes: list[ShapeCandidate], heads: int = 32) -> ModelCandidates:
-    return ModelCandidates(name, heads, 1000.0, 200.0, tuple(shapes))
+def model(
+    name: str, shapes: list[ShapeCandidate], heads: int = 32, burst_calls: float = 1.0
+) -> ModelCandidates:
+    return ModelCandidates(name, heads, 1000.0, 200.0, tuple(shapes), burst_calls=burst_calls)
 
 
 def cluster(
@@ -54,9 +67,11 @@ def problem(
     cl: Cluster | None = None,
     slo: float | None = None,
     cap: float = 0.85,
+    work: dict[str, float] | None = None,
 ) -> SearchProblem:
+    """`work`: per model the type's work ratio (default 1)."""
     calls = calls or {m.model: 1.0 for m in models}
-    flow = WorkflowDemand(
-        "w", rate, tuple(ModelUse(m, n, 1.0) for m, n in sorted(calls.items())), 0.5, slo
-    )
+    work = work or {}
+    uses = tuple(ModelUse(m, n, 1.0, work.get(m, 1.0)) for m, n in sorted(calls.items()))
+    flow = WorkflowDemand("w", rate, uses, 0.5, slo)
     return SearchProblem((flow,), tuple(models), cl or cluster(), cap)

@@ -192,3 +192,22 @@ def test_histogram_bins_when_counts_spread() -> None:
     from planner.aggregate.characterise import _histogram
 
     assert _histogram(np.arange(0, 40)) == {f"{2 * i}-{2 * i + 1}": 2 for i in range(20)}
+
+
+def test_burst_sizes_group_calls_starting_together(tmp_path: Path) -> None:
+    # w1: three m1 calls dispatched together (within 0.1 s) and one later; w2: one call.
+    rows = """\
+w1,a,llm,m1,0.00,2,10,1,,ok,c1,,x
+w1,a,llm,m1,0.05,3,10,1,,ok,c2,,x
+w1,a,llm,m1,0.12,2,10,1,,ok,c3,,x
+w1,a,llm,m1,5.00,6,10,1,,ok,c4,c2,x
+w2,a,llm,m1,0.00,1,10,1,,ok,c5,,x
+"""
+    path = tmp_path / "calls.csv"
+    path.write_text(HEADER + rows)
+    m1 = aggregate_pipeline(read_calls(path)).workflows[0].model("m1")
+    assert m1 is not None
+    # calls in bursts of 3, 3, 3, 1, 1: mean burst a call arrives in (9 + 2) / 5
+    assert m1.burst_calls == pytest.approx(11 / 5)
+    # bursts per workflow of the type: size 1 twice, size 3 once, over 2 workflows
+    assert m1.burst_sizes == ((1, pytest.approx(1.0)), (3, pytest.approx(0.5)))

@@ -213,3 +213,25 @@ def test_evaluate_with_a_user_allocation(repo: Path, rag_plan: Path, tmp_path: P
     )
     code, _, stderr = invoke(*args[:-1], str(too_big))
     assert code == 2 and "does not fit" in stderr, stderr
+
+
+def test_predicted_p95_over_a_mix_is_the_mixture_quantile() -> None:
+    import numpy as np
+
+    from planner.simulate.evaluate import predicted_p95_latency_s
+    from planner.types.plan import WorkflowPrediction
+
+    one = WorkflowPrediction("a", 1.0, 2.0, 10.0, None, 25.0)
+    assert predicted_p95_latency_s([one]) == 25.0
+    flows = [one, WorkflowPrediction("b", 3.0, 5.0, 2.0, None, 4.0)]
+    # The same mixture sampled: each type log-normal with its mean and p95.
+    rng = np.random.default_rng(0)
+    samples = []
+    for w, n in ((flows[0], 100_000), (flows[1], 300_000)):
+        z = 1.6448536269514722
+        gap = math.log(w.p95_latency_s / w.mean_latency_s)  # type: ignore[operator]
+        sigma = z - math.sqrt(z * z - 2 * gap)
+        mu = math.log(w.mean_latency_s) - sigma * sigma / 2
+        samples.append(rng.lognormal(mu, sigma, size=n))
+    expected = float(np.percentile(np.concatenate(samples), 95))
+    assert predicted_p95_latency_s(flows) == pytest.approx(expected, rel=0.01)

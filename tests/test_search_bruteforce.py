@@ -113,9 +113,14 @@ def small_problems(draw: st.DrawFn) -> SearchProblem:
                     capacity=draw(st.floats(1.0, 20.0)),
                     base_s=draw(st.floats(0.1, 3.0)),
                     fits=draw(st.booleans()) or draw(st.booleans()),
+                    burst_s=draw(st.sampled_from([0.0, 0.0, 0.3, 1.5])),
                 )
             )
-        models.append(model(name, shapes, heads=draw(st.sampled_from([4, 6, 8]))))
+        # Fan-out bursts: a burst's calls spread over the replicas (`burst_share`).
+        burst = draw(st.sampled_from([1.0, 1.0, 3.0, 12.0]))
+        models.append(
+            model(name, shapes, heads=draw(st.sampled_from([4, 6, 8])), burst_calls=burst)
+        )
     gpn = draw(st.integers(1, 3))
     nodes = draw(st.integers(1, 2))
     cl = Cluster((NodePool("p", "G", nodes, gpn, draw(st.integers(1, gpn))),))
@@ -126,6 +131,7 @@ def small_problems(draw: st.DrawFn) -> SearchProblem:
         cl=cl,
         slo=slo,
         cap=draw(st.sampled_from([0.7, 0.85])),
+        work={m.model: draw(st.sampled_from([1.0, 0.5, 2.5])) for m in models},
     )
 
 

@@ -145,3 +145,37 @@ def test_plans_do_not_depend_on_wall_clock() -> None:
     b = search_plan(p, SolveSettings(time_limit_s=5.0))
     assert a.allocations == b.allocations
     assert [s.status for s in a.solver.stages] == [s.status for s in b.solver.stages]
+
+
+@pytest.mark.parametrize("objective", ["min-latency", "min-gpus", "max-throughput"])
+def test_stages_share_one_deterministic_budget(
+    objective: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every solve gets at most what the earlier solves of the plan left of the time limit,
+    # and the last stage gets all of it: unused time passes on, none is spent twice.
+    import planner.search as search
+    import planner.search.throughput as throughput
+
+    calls: list[tuple[float, float]] = []  # (budget, deterministic seconds spent)
+    real = search.solve_options
+
+    def recording(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        budget = kwargs.get("budget_s", args[4] if len(args) > 4 else None)
+        calls.append((float(budget), result.deterministic_s if result else 0.0))  # type: ignore[arg-type, union-attr]
+        return result
+
+    monkeypatch.setattr(search, "solve_options", recording)
+    monkeypatch.setattr(throughput, "solve_options", recording)
+    m, cl = _wide()
+    n = model("n", [shape("n", tp=t, capacity=6.0 * t, base_s=0.5 / t**0.5) for t in (1, 2, 4)])
+    p = problem([m, n], rate=4.0, cl=cl, calls={"m": 1.0, "n": 2.0})
+    total = 7.0
+    plan = search_plan(p, SolveSettings(objective=objective, time_limit_s=total))  # type: ignore[arg-type]
+    assert plan.allocations  # search_plan ran the validator on it
+    assert len(calls) >= 2
+    spent = 0.0
+    for budget, used in calls:
+        assert budget <= total - spent + 1e-9
+        spent += used
+    assert calls[-1][0] == pytest.approx(total - sum(u for _, u in calls[:-1]))

@@ -244,3 +244,18 @@ def test_kv_cache_admits_by_tokens_first_come_first_served() -> None:
     # a, b run 0-1; c (500) fits once a ends at 1: 1-2; d (50) arrived at 0.1, queued
     # behind c, admitted with it at 1 (300 + 500 + 50 <= 1000): 1-2.
     assert latencies(out) == [1.0, 1.0, 2.0, 1.9]
+
+
+def test_replicas_run_up_to_the_profiles_sequence_limit() -> None:
+    # vLLM's max-num-seqs on an H100 is 1024 (the catalog's vllm_max_num_seqs): a small
+    # model's replica runs more than 256 calls at once, as its profile says.
+    from planner.io.configs import load_catalog
+    from planner.profiles.analytic import AnalyticProfiles
+    from planner.simulate.servers import profile_curve
+    from planner.types.shapes import ShapeKey
+
+    profiles = AnalyticProfiles(load_catalog())
+    key = ShapeKey("Qwen/Qwen3-Reranker-0.6B", "H100-SXM-80GB", 1, 8)
+    n_max = profiles.at_concurrency(key, 500.0, 1.0, 1.0).max_concurrency
+    assert n_max > 256
+    assert profile_curve(profiles, key, 500.0, 1.0).max_concurrency == int(n_max)

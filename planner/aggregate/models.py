@@ -9,6 +9,10 @@ Definitions (issue 2, pinned by tests/test_aggregate.py):
 - execution_share: the model's summed call time / all LLM call time of the type.
 - execution_share_cv: population std / mean of the per-workflow share, over the type's
   workflows with LLM time; a workflow that does not call the model has share 0.
+- burst_calls: over the model's calls, mean size of the burst a call belongs to: the
+  workflow's calls to the model sorted by start, a burst ending where the next call
+  starts more than BURST_GAP_S after the previous one (fan-out arrives together);
+  burst_sizes: per burst size, those bursts / all workflows of the type.
 Without end times (serving-level traces) durations are unknown: a model called once per
 workflow has parallelism 1, a type with a single model has share 1 and cv 0; anything
 else is NaN (null in JSON).
@@ -26,6 +30,11 @@ from planner.aggregate.indexed import Indexed
 from planner.aggregate.intervals import grouped_intervals_by_owner
 from planner.aggregate.summary import summarise
 from planner.types.apl import ModelStats, Stats
+
+# Calls of one workflow to one model starting this close together were dispatched by one
+# fan-out: agent frameworks dispatch a ready call within tens of milliseconds (the
+# simulator's WAIT_TOLERANCE_S reads traces the same way).
+BURST_GAP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,9 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
     errors = np.bincount(pair, weights=np.asarray(status == "error"), minlength=n_pairs)
     retries = np.bincount(pair, weights=np.asarray(status == "retry"), minlength=n_pairs)
     latency_sum = np.bincount(pair, weights=np.nan_to_num(duration), minlength=n_pairs)
+    sizes = _burst_sizes(ix)
+    burst = np.bincount(pair, weights=sizes, minlength=n_pairs)
+    histogram = _burst_histogram(pair, sizes)
 
     result: dict[int, tuple[ModelStats, ...]] = {}
     for t in range(n_types):
@@ -89,10 +101,49 @@ def model_stats(ix: Indexed, frame: pd.DataFrame) -> dict[int, tuple[ModelStats,
                     mean_call_latency_s=float(latency_sum[k] / calls[k]) if ix.timed else None,
                     error_count=int(errors[k]),
                     retry_count=int(retries[k]),
+                    burst_calls=float(burst[k] / calls[k]),
+                    burst_sizes=tuple(
+                        (size, count / float(workflows[t])) for size, count in histogram.get(k, ())
+                    ),
                 )
             )
         result[t] = tuple(stats)
     return result
+
+
+def _burst_sizes(ix: Indexed) -> np.ndarray:
+    """Per LLM call (in `ix.llm_*` order), the size of its burst (see BURST_GAP_S)."""
+    n = len(ix.llm_start)
+    if n == 0:
+        return np.zeros(0)
+    key = ix.llm_wf.astype(np.int64) * ix.n_models + ix.llm_model
+    start = np.asarray(ix.llm_start, dtype=np.float64)
+    order = np.lexsort((start, key))
+    k, t = key[order], start[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (k[1:] != k[:-1]) | (t[1:] - t[:-1] > BURST_GAP_S)
+    burst_id = np.cumsum(new) - 1
+    sizes = np.bincount(burst_id)[burst_id].astype(np.float64)
+    out = np.empty(n)
+    out[order] = sizes
+    return out
+
+
+def _burst_histogram(
+    pair: np.ndarray, sizes: np.ndarray
+) -> dict[int, tuple[tuple[int, float], ...]]:
+    """Per (type, model) pair: (burst size, bursts of that size), sizes ascending."""
+    if not len(sizes):
+        return {}
+    # A burst of size s has s calls, each counting 1/s: the sums count the bursts.
+    key = pair.astype(np.int64) * (int(sizes.max()) + 1) + sizes.astype(np.int64)
+    keys, counts = np.unique(key, return_counts=True)
+    out: dict[int, list[tuple[int, float]]] = {}
+    span = int(sizes.max()) + 1
+    for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+        size = k % span
+        out.setdefault(k // span, []).append((size, c / size))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _per_workflow_model(ix: Indexed) -> _PerWorkflowModel:

@@ -87,6 +87,10 @@ def _model(m: ModelStats) -> dict[str, Any]:
             "potential": _num(m.prefix_reuse_potential),
             "source": m.prefix_reuse_source,
         },
+        "fan_out": {
+            "burst_calls": _num(m.burst_calls),
+            "burst_sizes": [[size, _num(count)] for size, count in m.burst_sizes],
+        },
     }
 
 
@@ -123,6 +127,10 @@ def _model_from(d: dict[str, Any]) -> ModelStats:
         retry_count=int(d.get("retry_count", 0)),
         prefix_reuse_potential=d.get("prefix_reuse", {}).get("potential"),
         prefix_reuse_source=d.get("prefix_reuse", {}).get("source", "none"),
+        burst_calls=float(d.get("fan_out", {}).get("burst_calls") or 1.0),
+        burst_sizes=tuple(
+            (int(size), float(count)) for size, count in d.get("fan_out", {}).get("burst_sizes", [])
+        ),
     )
 
 

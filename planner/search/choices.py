@@ -243,11 +243,15 @@ def model_options(
         lowest = fewest_replicas(shape, demand, problem.utilisation_cap)
         if lowest == 0 or lowest > budget:
             continue
-        out.extend(_latency_net(model.model, shape, demand, lowest, budget, resolution))
+        out.extend(
+            _latency_net(model.model, shape, demand, lowest, budget, resolution, model.burst_calls)
+        )
     if mix is not None and demand > 0:
-        for parts in mixtures(budgets, demand, problem.utilisation_cap, known.caps, mix):
+        for parts in mixtures(
+            budgets, demand, problem.utilisation_cap, known.caps, mix, burst_calls=model.burst_calls
+        ):
             if model.prefix is None:
-                latency = mixture_latency_s(parts, demand)
+                latency = mixture_latency_s(parts, demand, model.burst_calls)
                 out.append(Option(model.model, tuple(Part(s, c) for s, c in parts), latency))
                 continue
             option = cached_option(problem, model, parts, demand)
@@ -339,29 +343,33 @@ def _latency_net(
     lowest: int,
     budget: int,
     resolution: float,
+    burst_calls: float = 1.0,
 ) -> list[Option]:
+    def latency(count: int) -> float:
+        return option_latency_s(shape, count, demand, burst_calls)
+
     idle = shape.ladder_latency_s[0]
-    kept = [single(model, shape, lowest, option_latency_s(shape, lowest, demand))]
+    kept = [single(model, shape, lowest, latency(lowest))]
     count = lowest
     while count < budget and kept[-1].latency_s > idle * (1 + resolution) and demand > 0:
         if resolution <= 0:
             count += 1
         else:
             goal = kept[-1].latency_s / (1 + resolution)
-            if option_latency_s(shape, budget, demand) > goal:
+            if latency(budget) > goal:
                 break
             # Latency falls with the count: bisect for the first count at or under `goal`.
             lo, hi = count + 1, budget
             while lo < hi:
                 mid = (lo + hi) // 2
-                if option_latency_s(shape, mid, demand) <= goal:
+                if latency(mid) <= goal:
                     hi = mid
                 else:
                     lo = mid + 1
             count = hi
-        latency = option_latency_s(shape, count, demand)
-        if latency < kept[-1].latency_s:
-            kept.append(single(model, shape, count, latency))
+        found = latency(count)
+        if found < kept[-1].latency_s:
+            kept.append(single(model, shape, count, found))
     return kept
 
 

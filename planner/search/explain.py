@@ -90,7 +90,7 @@ def _binding(problem: SearchProblem) -> tuple[str, str]:
             idle = min(
                 (s.ladder_latency_s[0] for s in m.shapes if shape_fits_memory(s)), default=0.0
             )
-            best += idle * use.calls_per_workflow / use.parallelism
+            best += idle * use.latency_weight
         factor = w.p95_over_mean if w.slo_kind == "p95" else 1.0
         if factor * best > w.slo_s:
             return f"SLO of {w.workflow_type}", (

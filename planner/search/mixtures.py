@@ -41,6 +41,7 @@ def mixtures(
     caps: Mapping[GpuType, Mapping[int, int]],
     bound: MixBound,
     fewest: bool = False,
+    burst_calls: float = 1.0,
 ) -> Iterator[tuple[tuple[ShapeCandidate, int], tuple[ShapeCandidate, int]]]:
     """Admissible mixtures ((shape a, c_a), (shape b, c_b)) of the admissible shapes,
     a before b by shape key, deterministic order.
@@ -50,6 +51,9 @@ def mixtures(
         caps: capacity C_{g,t} per GPU type and whole-GPU threshold (`packing.py`).
         fewest: per row only the fewest replicas of the larger shape that meet the
             demand, whatever the latency (what feasibility needs).
+        burst_calls: the model's fan-out burst, spread over the replicas as the options'
+            latencies spread it (`problem.parts_latency_s`), so the net compares the
+            latencies the options will have.
     """
     shapes = sorted(budgets, key=lambda s: s.key)
     dims = [(g, t) for g in sorted(caps) for t in sorted(caps[g])]
@@ -64,7 +68,7 @@ def mixtures(
                 for c_minor in range(1, min(budgets[minor], top) + 1):
                     for c_major in _row(
                         major, minor, c_minor, budgets[major], demand_per_s,
-                        utilisation_cap, dims, limit, bound.resolution, fewest,
+                        utilisation_cap, dims, limit, bound.resolution, fewest, burst_calls,
                     ):  # fmt: skip
                         key = (c_major, c_minor) if major is a else (c_minor, c_major)
                         found[key] = None
@@ -94,6 +98,7 @@ def _row(
     limit: np.ndarray,
     resolution: float,
     fewest: bool,
+    burst_calls: float = 1.0,
 ) -> list[int]:
     """Kept counts of `major` next to `c_minor` replicas of `minor` (the latency net)."""
     counts = np.arange(1, budget + 1, dtype=np.int64)
@@ -108,8 +113,8 @@ def _row(
         return []
     if fewest:
         return [int(counts[int(np.argmax(ok))])]
-    lat_major = np.interp(u, major.ladder_utilisation, major.ladder_latency_s)
-    lat_minor = np.interp(u, minor.ladder_utilisation, minor.ladder_latency_s)
+    lat_major = _latency(major, u, major.capacity_per_s / capacity, burst_calls)
+    lat_minor = _latency(minor, u, minor.capacity_per_s / capacity, burst_calls)
     latency = (
         counts * major.capacity_per_s * lat_major + c_minor * minor.capacity_per_s * lat_minor
     ) / capacity
@@ -118,7 +123,7 @@ def _row(
     u_alone = demand / (counts * major.capacity_per_s)
     alone = np.where(
         u_alone <= top_major,
-        np.interp(u_alone, major.ladder_utilisation, major.ladder_latency_s),
+        _latency(major, u_alone, 1.0 / counts, burst_calls),
         np.inf,
     )
     ok &= latency * (1 + resolution) < alone
@@ -133,3 +138,17 @@ def _row(
             return [int(counts[k]) for k in kept]
         index = index + 1 + int(better[0])
         kept.append(index)
+
+
+def _latency(
+    shape: ShapeCandidate, u: np.ndarray, replica_share: np.ndarray | float, burst_calls: float
+) -> np.ndarray:
+    """`problem.interpolate_latency_s` over arrays (inside the ladder), with the burst
+    share of `problem.burst_share`."""
+    base: np.ndarray = np.asarray(np.interp(u, shape.ladder_utilisation, shape.ladder_latency_s))
+    if burst_calls <= 1.0 or not shape.ladder_burst_s:
+        return base
+    share = np.clip((burst_calls * np.asarray(replica_share) - 1.0) / (burst_calls - 1.0), 0, 1)
+    extra = np.asarray(np.interp(u, shape.ladder_utilisation, shape.ladder_burst_s))
+    out: np.ndarray = base + share * extra
+    return out

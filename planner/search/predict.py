@@ -8,9 +8,15 @@ and the per-call latency is the capacity-weighted mean of the shapes' latencies:
     L_m = sum_a (c_a cap_a / C_m) * l_a(u_m)
 
 where l_a(u) interpolates the shape's latency ladder linearly in u (infinite past its
-last point). Per workflow type w (DESIGN.md, after Scepsy):
+last point), plus the share of the model's fan-out burst (`burst_calls` b) that lands on
+the replica: b c_a cap_a / C - 1 of the b - 1 calls its burst ladder assumes (see
+`queueing`: the ladders are the simulator's server under Poisson bursts, solved).
+Per workflow type w (DESIGN.md, after Scepsy):
 
-    L_w = sum_m L_m * n_wm / p_wm + non_llm_time_w
+    L_w = sum_m L_m * r_wm * n_wm / p_wm + non_llm_time_w
+
+with r_wm the type's mean call work over the model's (`ModelUse.work_ratio`: a shared
+model's long-prompt type waits longer per call than its short-prompt type)
     throughput_w = R_w * min_{m in w} (cap_u * C_m / D_m)
 
 i.e. the highest rate of w, all types scaled together, that keeps every model under the
@@ -28,7 +34,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from planner.search.prefix import cache_choice
-from planner.search.problem import SearchProblem, ShapeCandidate, interpolate_latency_s
+from planner.search.problem import (
+    SearchProblem,
+    ShapeCandidate,
+    burst_share,
+    interpolate_latency_s,
+    parts_latency_s,
+)
 from planner.types.names import GpuType, ModelName
 from planner.types.plan import (
     Allocation,
@@ -40,23 +52,26 @@ from planner.types.plan import (
 )
 
 
-def option_latency_s(shape: ShapeCandidate, replicas: int, demand_per_s: float) -> float:
-    """Per-call latency of `replicas` copies of `shape` sharing `demand_per_s`."""
+def option_latency_s(
+    shape: ShapeCandidate, replicas: int, demand_per_s: float, burst_calls: float = 1.0
+) -> float:
+    """Per-call latency of `replicas` copies of `shape` sharing `demand_per_s`, fan-out
+    bursts of `burst_calls` calls spread over them."""
     if replicas <= 0 or shape.capacity_per_s <= 0:
         return math.inf if demand_per_s > 0 else 0.0
-    return interpolate_latency_s(shape, demand_per_s / (replicas * shape.capacity_per_s))
+    return interpolate_latency_s(
+        shape,
+        demand_per_s / (replicas * shape.capacity_per_s),
+        burst_share(burst_calls, 1.0 / replicas),
+    )
 
 
-def mixture_latency_s(parts: Sequence[tuple[ShapeCandidate, int]], demand_per_s: float) -> float:
+def mixture_latency_s(
+    parts: Sequence[tuple[ShapeCandidate, int]], demand_per_s: float, burst_calls: float = 1.0
+) -> float:
     """Per-call latency of replicas of several shapes sharing `demand_per_s` in proportion
     to their capacity (every replica at the same utilisation), as `model_latency_s`."""
-    capacity = sum(c * s.capacity_per_s for s, c in parts if c > 0)
-    if capacity <= 0:
-        return math.inf if demand_per_s > 0 else 0.0
-    u = demand_per_s / capacity
-    return sum(
-        c * s.capacity_per_s / capacity * interpolate_latency_s(s, u) for s, c in parts if c > 0
-    )
+    return parts_latency_s(parts, demand_per_s, burst_calls)
 
 
 def find_shape(problem: SearchProblem, alloc: Allocation) -> ShapeCandidate | None:
@@ -111,17 +126,14 @@ def model_latency_s(
 ) -> float:
     """L_m: mean per-call latency of the model at its demand on these allocations."""
     demand = problem.demand_per_s(model)
-    capacity = model_capacity_per_s(problem, allocs)
-    if capacity <= 0:
+    parts = [(s, a.replicas) for a in allocs if (s := find_shape(problem, a)) is not None]
+    if sum(c * s.capacity_per_s for s, c in parts if c > 0) <= 0:
         return math.inf if demand > 0 else 0.0
-    u = demand / capacity
-    total = 0.0
-    for a in allocs:
-        shape = find_shape(problem, a)
-        if shape is None or a.replicas <= 0:
-            continue
-        total += a.replicas * shape.capacity_per_s / capacity * interpolate_latency_s(shape, u)
-    return total
+    try:
+        burst = problem.model(model).burst_calls
+    except KeyError:
+        burst = 1.0
+    return parts_latency_s(parts, demand, burst)
 
 
 def _by_model(
@@ -162,7 +174,7 @@ def predict_workflows(
         scale = math.inf
         for u in w.uses:
             m = by_name[u.model]
-            latency += m.call_latency_s * u.calls_per_workflow / u.parallelism
+            latency += m.call_latency_s * u.latency_weight
             if m.demand_per_s > 0:
                 scale = min(scale, problem.utilisation_cap * m.capacity_per_s / m.demand_per_s)
         out.append(

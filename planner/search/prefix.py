@@ -32,7 +32,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from planner.profiles.prefix_cache import ROUTINGS, HitCurves, Routing, hit_rate
-from planner.search.problem import ModelCandidates, ShapeCandidate, interpolate_latency_s
+from planner.search.problem import (
+    ModelCandidates,
+    ShapeCandidate,
+    interpolate_latency_s,
+    parts_latency_s,
+)
 from planner.types.shapes import ShapeKey
 
 # Hit rates each shape is profiled at: denser where agentic workloads sit.
@@ -78,6 +83,9 @@ def _blend(a: ShapeCandidate, b: ShapeCandidate, t: float) -> ShapeCandidate:
             x + t * (y - x)
             for x, y in zip(a.ladder_latency_s[:n], b.ladder_latency_s[:n], strict=True)
         ),
+        ladder_burst_s=tuple(
+            x + t * (y - x) for x, y in zip(a.ladder_burst_s[:n], b.ladder_burst_s[:n], strict=True)
+        ),
     )
 
 
@@ -100,7 +108,9 @@ def cache_choice(
     """The routing (and its hit rate) giving `parts` the lowest latency at the demand."""
     if model.prefix is None:
         shapes = tuple(s for s, _ in parts)
-        return CacheChoice(NO_CACHE, 0.0, shapes, _latency(parts, demand_per_s))
+        return CacheChoice(
+            NO_CACHE, 0.0, shapes, parts_latency_s(parts, demand_per_s, model.burst_calls)
+        )
     choices = [_fixed_point(model, model.prefix, parts, demand_per_s, r) for r in ROUTINGS]
     return min(choices, key=lambda c: (c.latency_s, ROUTINGS.index(c.routing)))
 
@@ -137,7 +147,12 @@ def _fixed_point(
         if converged:
             break
     effective = [(prefix.shape_at(s, hit), c) for s, c in parts]
-    return CacheChoice(routing, hit, tuple(s for s, _ in effective), _latency(effective, demand))
+    return CacheChoice(
+        routing,
+        hit,
+        tuple(s for s, _ in effective),
+        parts_latency_s(effective, demand, model.burst_calls),
+    )
 
 
 def _capacity_weights(parts: Sequence[tuple[ShapeCandidate, int]]) -> list[float]:
@@ -153,13 +168,3 @@ def _ladder_latency(shape: ShapeCandidate, utilisation: float) -> float:
     if math.isinf(latency) and shape.ladder_latency_s:
         return shape.ladder_latency_s[-1]
     return latency
-
-
-def _latency(parts: Sequence[tuple[ShapeCandidate, int]], demand: float) -> float:
-    capacity = sum(c * s.capacity_per_s for s, c in parts if c > 0)
-    if capacity <= 0:
-        return math.inf if demand > 0 else 0.0
-    u = demand / capacity
-    return sum(
-        c * s.capacity_per_s / capacity * interpolate_latency_s(s, u) for s, c in parts if c > 0
-    )

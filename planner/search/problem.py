@@ -26,6 +26,14 @@ from planner.defaults import (
 )
 from planner.errors import InputError, ProfileError
 from planner.profiles import ProfileTable
+from planner.search.queueing import (
+    TokenMoments,
+    concurrency_grid,
+    lognormal_cv2,
+    max_ratio,
+    server,
+)
+from planner.search.queueing import ladder as queueing_ladder
 from planner.types.apl import AggregatePipeline
 from planner.types.cluster import Cluster, NodePool
 from planner.types.names import GpuType, ModelName, WorkflowType
@@ -51,6 +59,22 @@ class ModelUse:
     model: ModelName
     calls_per_workflow: float  # n_m
     parallelism: float  # p_m >= 1
+    # The type's mean call work over the model's mean call (prefill and decode time in
+    # proportion to its tokens): under processor sharing a call's latency scales with it.
+    work_ratio: float = 1.0
+    # Mean calls' worth of the model's time on the workflow's path: per fan-out burst of
+    # s calls the expected longest of s works, sum_s bursts_s E[max_s w] / E[w], at most
+    # n_m / p_m (calls that overlapped without starting together). None: n_m / p_m.
+    critical_calls: float | None = None
+
+    @property
+    def latency_weight(self) -> float:
+        """Weight of the model's per-call latency in the type's latency: the calls on the
+        workflow's path (fan-out counts its longest call) times the work ratio."""
+        serial = self.calls_per_workflow / self.parallelism
+        if self.critical_calls is not None:
+            serial = min(serial, self.critical_calls)
+        return serial * self.work_ratio
 
 
 @dataclass(frozen=True)
@@ -83,6 +107,9 @@ class ShapeCandidate:
     weights_gib: float = 0.0
     share_gib: float = 0.0
     kv_cache_tokens: int = 0  # KV-cache tokens one replica holds
+    # Extra per-call latency at those loads when the model's whole fan-out burst lands on
+    # this replica (`queueing.ladder`); empty: calls arrive one at a time.
+    ladder_burst_s: tuple[float, ...] = ()
 
     @property
     def units(self) -> int:
@@ -90,18 +117,52 @@ class ShapeCandidate:
         return self.key.units
 
 
-def interpolate_latency_s(shape: ShapeCandidate, utilisation: float) -> float:
-    """Per-call latency of one replica of `shape` at `utilisation` of its capacity."""
+def interpolate_latency_s(
+    shape: ShapeCandidate, utilisation: float, burst_share: float = 0.0
+) -> float:
+    """Per-call latency of one replica of `shape` at `utilisation` of its capacity, with
+    `burst_share` (0..1) of a fan-out burst's other calls landing on it too."""
     us, ls = shape.ladder_utilisation, shape.ladder_latency_s
     if not us or utilisation > us[-1] + 1e-12:
         return math.inf
+    bs = shape.ladder_burst_s if burst_share > 0 else ()
     if utilisation <= us[0]:
-        return ls[0]
+        return ls[0] + (burst_share * bs[0] if bs else 0.0)
     for i in range(1, len(us)):
         if utilisation <= us[i]:
             t = (utilisation - us[i - 1]) / (us[i] - us[i - 1])
-            return ls[i - 1] + t * (ls[i] - ls[i - 1])
-    return ls[-1]
+            extra = burst_share * (bs[i - 1] + t * (bs[i] - bs[i - 1])) if bs else 0.0
+            return ls[i - 1] + t * (ls[i] - ls[i - 1]) + extra
+    return ls[-1] + (burst_share * bs[-1] if bs else 0.0)
+
+
+def burst_share(burst_calls: float, replica_share: float) -> float:
+    """Share of a burst's other calls that join a call on its replica: a burst of b calls
+    spread in proportion to capacity puts b x `replica_share` on each replica, i.e.
+    max(0, b x share - 1) siblings of the b - 1 the ladder's burst latency assumes."""
+    if burst_calls <= 1.0:
+        return 0.0
+    return min(max(burst_calls * replica_share - 1.0, 0.0) / (burst_calls - 1.0), 1.0)
+
+
+def parts_latency_s(
+    parts: Sequence[tuple[ShapeCandidate, int]], demand_per_s: float, burst_calls: float = 1.0
+) -> float:
+    """Per-call latency of replicas of several shapes sharing `demand_per_s` in proportion
+    to their capacity (every replica at the same utilisation), each call's fan-out burst
+    spread the same way: sum_k (c_k cap_k / C) l_k(u, burst on one replica of k)."""
+    capacity = sum(c * s.capacity_per_s for s, c in parts if c > 0)
+    if capacity <= 0:
+        return math.inf if demand_per_s > 0 else 0.0
+    u = demand_per_s / capacity
+    return sum(
+        c
+        * s.capacity_per_s
+        / capacity
+        * interpolate_latency_s(s, u, burst_share(burst_calls, s.capacity_per_s / capacity))
+        for s, c in parts
+        if c > 0
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +177,9 @@ class ModelCandidates:
     # Prefix-reuse evidence and the shapes profiled at cached prefixes (None: every
     # prompt is computed in full, as with --prefix-caching off).
     prefix: PrefixCandidates | None = None
+    # Calls of one workflow a call arrives with (itself included), over the model's calls
+    # (`ModelStats.burst_calls`, merged over types): fan-out lands on a replica at once.
+    burst_calls: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -154,7 +218,7 @@ class SearchProblem:
             return 0.0
         return (
             sum(
-                w.rate_per_s * u.calls_per_workflow / u.parallelism
+                w.rate_per_s * u.latency_weight
                 for w in self.workflows
                 for u in w.uses
                 if u.model == name
@@ -396,26 +460,32 @@ def build_problem(
     models = []
     for catalog_name in sorted({specs[n].name for n in apl.models()}):
         spec = next(specs[n] for n in apl.models() if specs[n].name == catalog_name)
-        inp, out = _merged_token_shape(
-            apl, [n for n in apl.models() if specs[n].name == catalog_name]
-        )
+        aliases = [n for n in apl.models() if specs[n].name == catalog_name]
+        inp, out = _merged_token_shape(apl, aliases)
+        tokens = token_moments(apl, aliases)
         every_pool = Cluster((*cluster.pools, *growth))
         shapes = [
-            _profile_shape(profiles, key, inp, out, ladder)
+            _profile_shape(profiles, key, inp, out, ladder, tokens=tokens)
             # growth pools may allow wider TP: profile those shapes too (the solve on
             # `cluster` rejects them, the count of GPUs that would suffice uses them)
             for key in candidate_shapes(spec, every_pool)
         ]
         shapes += [
-            _profile_shape(profiles, key, inp, out, ladder)
+            _profile_shape(profiles, key, inp, out, ladder, tokens=tokens)
             for key in pipeline_shapes(spec, every_pool, lambda k: profiles.memory(k).fits)
         ]
         prefix = None
-        refs = _references_of(reuse, [n for n in apl.models() if specs[n].name == catalog_name])
+        refs = _references_of(reuse, aliases)
         if refs is not None:
             scale = _rate_scale(flows, apl, catalog_name, specs)
-            prefix = prefix_candidates(profiles, refs, scale, shapes, inp, out, ladder)
-        models.append(ModelCandidates(catalog_name, spec.heads, inp, out, tuple(shapes), prefix))
+            prefix = prefix_candidates(profiles, refs, scale, shapes, inp, out, ladder, tokens)
+        models.append(
+            ModelCandidates(
+                catalog_name, spec.heads, inp, out, tuple(shapes), prefix, tokens.burst_calls
+            )
+        )
+        prefill = _prefill_share(profiles, shapes, inp, out)
+        flows = _with_latency_weights(flows, apl, aliases, catalog_name, prefill, inp, out)
     return SearchProblem(
         flows, tuple(models), cluster, targets.utilisation_cap, growth=tuple(growth)
     )
@@ -461,6 +531,7 @@ def prefix_candidates(
     inp: float,
     out: float,
     ladder: Sequence[float] = DEFAULT_LADDER,
+    tokens: TokenMoments | None = None,
 ) -> PrefixCandidates:
     """Tabulate the model's references and profile each fitting shape on the hit grid
     (up to the first grid point at or above the model's reuse potential)."""
@@ -475,7 +546,9 @@ def prefix_candidates(
     for shape in shapes:
         if not shape.fits_memory:
             continue
-        cached = [_profile_shape(profiles, shape.key, inp, out, ladder, h * inp) for h in grid[1:]]
+        cached = [
+            _profile_shape(profiles, shape.key, inp, out, ladder, h * inp, tokens) for h in grid[1:]
+        ]
         variants[shape.key] = (shape, *cached)
     return PrefixCandidates(curves, grid, variants)
 
@@ -502,6 +575,90 @@ def _rename(
     return tuple(out)
 
 
+def _prefill_share(
+    profiles: ProfileTable, shapes: Sequence[ShapeCandidate], inp: float, out: float
+) -> float:
+    """Prefill's share of an isolated mean call on the model's first fitting shape."""
+    for shape in shapes:
+        if shape.fits_memory:
+            alone = profiles.at_concurrency(shape.key, inp, out, 1.0)
+            if alone.e2e_ms > 0:
+                return min(alone.ttft_ms, alone.e2e_ms) / alone.e2e_ms
+    return 0.5
+
+
+def _with_latency_weights(
+    flows: tuple[WorkflowDemand, ...],
+    apl: AggregatePipeline,
+    aliases: Sequence[ModelName],
+    model: ModelName,
+    prefill: float,
+    inp: float,
+    out: float,
+) -> tuple[WorkflowDemand, ...]:
+    """Each type's use of `model` with its work ratio a (I_w / I) + (1 - a) (O_w / O) and
+    its critical calls (the longest call of each fan-out burst, works log-normal with the
+    type's token spread: `queueing.max_ratio`)."""
+    stats = {w.workflow_type: w for w in apl.workflows}
+    result = []
+    for w in flows:
+        calls = i_sum = o_sum = 0.0
+        critical: float | None = 0.0
+        for name in aliases:
+            m = stats[w.workflow_type].model(name)
+            if m is None:
+                continue
+            calls += m.calls_per_workflow
+            i_sum += m.calls_per_workflow * m.input_tokens.mean
+            o_sum += m.calls_per_workflow * m.output_tokens.mean
+            if not m.burst_sizes or critical is None:
+                critical = None
+                continue
+            cv2 = prefill**2 * lognormal_cv2(m.input_tokens.p50, m.input_tokens.p95) + (
+                1.0 - prefill
+            ) ** 2 * lognormal_cv2(m.output_tokens.p50, m.output_tokens.p95)
+            critical += sum(count * max_ratio(size, cv2) for size, count in m.burst_sizes)
+        if calls <= 0 or inp <= 0 or out <= 0:
+            result.append(w)
+            continue
+        ratio = prefill * i_sum / calls / inp + (1.0 - prefill) * o_sum / calls / out
+        uses = tuple(
+            replace(u, work_ratio=ratio, critical_calls=critical) if u.model == model else u
+            for u in w.uses
+        )
+        result.append(replace(w, uses=uses))
+    return tuple(result)
+
+
+def token_moments(apl: AggregatePipeline, names: Sequence[ModelName]) -> TokenMoments:
+    """Mean tokens, their squared CVs (log-normal from each type's p50 and p95, mixed over
+    types and aliases by calls) and the call-weighted burst size of a model's calls."""
+    weight = i1 = i2 = o1 = o2 = burst = 0.0
+    for w in apl.workflows:
+        for name in names:
+            m = w.model(name)
+            if m is None:
+                continue
+            calls = m.calls_per_workflow * max(1, w.workflow_count)
+            it, ot = m.input_tokens, m.output_tokens
+            weight += calls
+            i1 += calls * it.mean
+            i2 += calls * it.mean**2 * (1.0 + lognormal_cv2(it.p50, it.p95))
+            o1 += calls * ot.mean
+            o2 += calls * ot.mean**2 * (1.0 + lognormal_cv2(ot.p50, ot.p95))
+            burst += calls * max(m.burst_calls, 1.0)
+    if weight <= 0:
+        return TokenMoments(0.0, 0.0)
+    i1, i2, o1, o2 = i1 / weight, i2 / weight, o1 / weight, o2 / weight
+    return TokenMoments(
+        i1,
+        o1,
+        max(i2 / i1**2 - 1.0, 0.0) if i1 > 0 else 0.0,
+        max(o2 / o1**2 - 1.0, 0.0) if o1 > 0 else 0.0,
+        burst / weight,
+    )
+
+
 def _merged_token_shape(apl: AggregatePipeline, names: Sequence[ModelName]) -> tuple[float, float]:
     weight = inp = out = 0.0
     for name in names:
@@ -524,30 +681,41 @@ def _profile_shape(
     out: float,
     ladder: Sequence[float],
     cached: float = 0.0,
+    tokens: TokenMoments | None = None,
 ) -> ShapeCandidate:
+    """The shape's capacity and latency ladder from the profile's closed-loop curve, with
+    the queueing of `queueing` (the simulator's server; `tokens` carries the token
+    variance and fan-out; None: every call of the mean shape, arriving alone)."""
     mem = profiles.memory(key)
     if not mem.fits:
         return ShapeCandidate(key, False, 0.0, (), (), mem.weights_gib, mem.share_gib)
-    capacity = profiles.capacity_per_s(key, inp, out, cached)
-    utils: list[float] = []
-    lats: list[float] = []
-    for u in ladder:
-        # A zero rate may be outside a table's range; 1e-4 of capacity is "idle".
-        point = profiles.at_rate(key, inp, out, max(u, 1e-4) * capacity, cached)
-        if point.saturated:
-            break
-        utils.append(float(u))
-        lats.append(point.e2e_ms / 1000.0)
+    tokens = tokens or TokenMoments(inp, out)
+    alone = profiles.at_concurrency(key, inp, out, 1.0, cached)
+    top = float(alone.max_concurrency)
+    if top < 1.0 or alone.e2e_ms <= 0:
+        return ShapeCandidate(key, False, 0.0, (), (), mem.weights_gib, mem.share_gib)
+    grid = concurrency_grid(top)
     # Latency never falls with load; measured tables can be noisy, so enforce it.
-    for i in range(1, len(lats)):
-        lats[i] = max(lats[i], lats[i - 1])
+    curve = [
+        max(profiles.at_concurrency(key, inp, out, c, cached).e2e_ms, alone.e2e_ms) for c in grid
+    ]
+    srv = server(
+        grid,
+        [c / 1000.0 for c in curve],
+        float(mem.kv_cache_tokens),
+        top,
+        min(alone.ttft_ms, alone.e2e_ms) / alone.e2e_ms,
+        tokens,
+    )
+    utils, lats, burst = queueing_ladder(srv, ladder, tokens.burst_calls)
     return ShapeCandidate(
         key,
         True,
-        capacity,
-        tuple(utils),
-        tuple(lats),
+        srv.capacity_per_s,
+        utils,
+        lats,
         mem.weights_gib,
         mem.share_gib,
         mem.kv_cache_tokens,
+        burst if tokens.burst_calls > 1.0 else (),
     )

@@ -59,6 +59,7 @@ class ScaleResult:
     bound: float
     wall_s: float
     chosen: tuple[Option, ...] = ()  # an allocation sustaining `scale` (a hint for later)
+    deterministic_s: float = 0.0  # CP-SAT deterministic seconds of all probes
 
 
 def max_scale(
@@ -77,7 +78,8 @@ def max_scale(
         return None
     found = probe(hi, budget_s / 3)
     if found:
-        return ScaleResult(hi * SAFETY, "OPTIMAL", hi, time.perf_counter() - start, found)
+        wall = time.perf_counter() - start
+        return ScaleResult(hi * SAFETY, "OPTIMAL", hi, wall, found, clock.spent_s)
     tiny = hi * 1e-9
     first = probe(tiny, max(0.5, (budget_s - clock.spent_s) / 2))
     if not first:
@@ -104,7 +106,8 @@ def max_scale(
             lo, best = max(mid, _sustained(problem, chosen, mid)), chosen
         else:
             hi = mid
-    return ScaleResult(lo * SAFETY, status, hi, time.perf_counter() - start, best)
+    wall = time.perf_counter() - start
+    return ScaleResult(lo * SAFETY, status, hi, wall, best, clock.spent_s)
 
 
 def _alone_bound(problem: SearchProblem, settings: SolveSettings, known: Admissible) -> float:

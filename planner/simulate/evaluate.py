@@ -18,7 +18,7 @@ Errors are relative and signed: (predicted - simulated) / simulated.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from planner.errors import InputError
@@ -174,6 +174,56 @@ def predicted_mean_latency_s(plan: Plan) -> float:
     if total <= 0:
         return math.nan
     return sum(w.target_rate_per_s * w.mean_latency_s for w in plan.workflows) / total
+
+
+def predicted_p95_latency_s(workflows: Sequence[WorkflowPrediction]) -> float:
+    """p95 of the workflow latency over the mix of types: each type log-normal with its
+    predicted mean and p95, mixed by target rate (the 95th percentile of the mixture, by
+    bisection; exact for one type)."""
+    flows = [
+        w
+        for w in workflows
+        if w.target_rate_per_s > 0 and w.p95_latency_s is not None and w.mean_latency_s > 0
+    ]
+    total = sum(w.target_rate_per_s for w in flows)
+    if not flows or not all(math.isfinite(w.mean_latency_s) for w in flows):
+        return math.nan
+    if len(flows) == 1:
+        return flows[0].p95_latency_s or math.nan
+    params = [
+        (w.target_rate_per_s / total, *_lognormal(w.mean_latency_s, w.p95_latency_s or 0.0))
+        for w in flows
+    ]
+
+    def above(x: float) -> float:
+        return sum(
+            share
+            * (
+                0.5 * math.erfc((math.log(x) - mu) / (sigma * math.sqrt(2.0)))
+                if sigma > 0
+                else float(math.log(x) < mu)
+            )
+            for share, mu, sigma in params
+        )
+
+    lo = min(w.mean_latency_s for w in flows) * 1e-3
+    hi = max(w.p95_latency_s or w.mean_latency_s for w in flows) * 10.0
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if above(mid) > 0.05:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+def _lognormal(mean: float, p95: float) -> tuple[float, float]:
+    """(mu, sigma) of the log-normal with this mean and 95th percentile: ln(p95 / mean) =
+    z sigma - sigma^2 / 2 (the smaller root; sigma = z when p95 / mean is above its max)."""
+    z = 1.6448536269514722
+    gap = math.log(max(p95, mean) / mean)
+    sigma = z - math.sqrt(max(z * z - 2.0 * gap, 0.0))
+    return math.log(mean) - sigma * sigma / 2.0, sigma
 
 
 def _rel_error(predicted: float, simulated: float) -> float:

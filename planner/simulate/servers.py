@@ -23,8 +23,9 @@ from planner.errors import ProfileError
 from planner.profiles import ProfileTable
 from planner.types.shapes import ShapeKey
 
-# Sequences a replica runs at once: vLLM's default --max-num-seqs (the analytic profiles
-# cap concurrency there too).
+# Sequences a replica runs at once when its profile names no larger limit: vLLM's
+# --max-num-seqs default on GPUs under 70 GiB. A profile whose mean call runs N_max > 256 at
+# once (the catalog's vllm_max_num_seqs, 1024 on H100) gets N_max: the server deployed.
 MAX_CONCURRENCY = 256
 
 
@@ -93,13 +94,15 @@ def profile_curve(
     Up to the KV capacity of the mean call (`max_concurrency`, fractional) the curve is the
     profile's; beyond it (smaller calls fit more of themselves) the replica's throughput
     stays at the profile's saturation throughput. Admission is by KV tokens (see the
-    engine), capped at MAX_CONCURRENCY sequences.
+    engine), capped at the larger of MAX_CONCURRENCY and the profile's N_max sequences.
 
     Raises:
         ProfileError: the shape cannot hold a single call of this size.
     """
     alone = profiles.at_concurrency(key, input_tokens, output_tokens, 1.0)
-    top = min(float(alone.max_concurrency), float(MAX_CONCURRENCY))
+    n_max = float(alone.max_concurrency)
+    cap = max(MAX_CONCURRENCY, int(np.floor(n_max))) if math.isfinite(n_max) else MAX_CONCURRENCY
+    top = min(n_max, float(cap))
     if top < 1 or alone.e2e_ms <= 0:
         raise ProfileError(
             f"{key.model} on {key.gpu_type} tp={key.tp} fraction={key.gpu_fraction:g} "
@@ -112,7 +115,7 @@ def profile_curve(
     )
     e2e = np.maximum.accumulate(np.maximum(e2e, alone.e2e_ms))  # latency never falls with load
     kv_tokens = float(alone.kv_cache_tokens)
-    seqs = MAX_CONCURRENCY if kv_tokens > 0 else int(np.floor(top))
+    seqs = cap if kv_tokens > 0 else int(np.floor(top))
     n = np.arange(1, seqs + 1, dtype=np.float64)
     # Past `top`, throughput n / e2e(n) stays at its value at `top`.
     latency = np.where(n <= top, np.interp(n, grid, e2e), n * e2e[-1] / top)

@@ -36,6 +36,11 @@ class ModelStats:
         prefix_reuse_potential: share of the input tokens whose prefix block an earlier
             call sent (the hit rate of one infinite cache; see aggregate/reuse.py).
         prefix_reuse_source: the evidence behind it: hashes, session, provider or none.
+        burst_calls: mean over the model's calls of the calls to it in the same workflow
+            that started with it (each within BURST_GAP_S of the previous, itself
+            included): the fan-out a call arrives in (1.0: calls arrive alone).
+        burst_sizes: (size, such bursts per workflow of the type), sizes ascending (empty:
+            unknown; every call alone is ((1, calls_per_workflow),)).
     """
 
     model: ModelName
@@ -51,6 +56,8 @@ class ModelStats:
     retry_count: int = 0
     prefix_reuse_potential: float | None = None
     prefix_reuse_source: str = "none"
+    burst_calls: float = 1.0
+    burst_sizes: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -196,14 +196,21 @@ class KernelProfiles(AnalyticProfiles):
         target = math.log(max(rate_per_s, 1e-300))
         i = min(max(bisect.bisect_left(log_x, target), 1), len(log_x) - 1)
         # Local slope d log C / d log X of the bracketing table segment (X ~ C at low load).
+        # A flat segment (throughput no longer rising) has an unbounded slope: each step
+        # stays inside [c / e^20, top], so the exponent cannot overflow.
         slope = (log_c[i] - log_c[i - 1]) / max(log_x[i] - log_x[i - 1], 1e-12)
-        c = min(top, math.exp(log_c[i - 1] + slope * (target - log_x[i - 1])))
+        log_top = math.log(top)
+
+        def toward(log_from: float, gap: float) -> float:
+            return math.exp(min(max(log_from + slope * gap, log_from - 20.0), log_top))
+
+        c = toward(log_c[i - 1], target - log_x[i - 1])
         point = self._point_uncached(key, input_tokens, output_tokens, c, cached_tokens)
         for _ in range(2):
             x = point.requests_per_s
             if x <= 0 or abs(x - rate_per_s) <= 1e-9 * rate_per_s:
                 break
-            c = min(top, c * math.exp(slope * (target - math.log(x))))
+            c = toward(math.log(c), target - math.log(x))
             point = self._point_uncached(key, input_tokens, output_tokens, c, cached_tokens)
         return point
 
