@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from planner.place import Placement
     from planner.replay.measure import ReplayMeasure
+    from planner.replay.metrics import ServerMeasure
     from planner.replay.report import ComparisonRow
     from planner.simulate.evaluate import Evaluation
     from planner.study.types import WorkloadStudy
@@ -204,11 +205,15 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.1%}"
 
 
-def replay_summary(measure: ReplayMeasure, rows: Sequence[ComparisonRow] = ()) -> str:
+def replay_summary(
+    measure: ReplayMeasure,
+    rows: Sequence[ComparisonRow] = (),
+    servers: Sequence[ServerMeasure] = (),
+) -> str:
     """`planner replay`'s printout (see `planner.replay.report.replay_summary`)."""
     from planner.replay.report import replay_summary as summary
 
-    return summary(measure, rows)
+    return summary(measure, rows, servers)
 
 
 def study_summary(study: WorkloadStudy) -> str:

@@ -24,6 +24,7 @@ from planner.profiles.measured import (
     failed_row,
     load_ladder,
     server_args,
+    server_cpus,
     server_env,
     shapes_from_pipeline,
     warmup_point,
@@ -80,10 +81,14 @@ def test_fraction_is_realised_as_memory_share() -> None:
 def test_cpu_ranks_get_their_own_cores() -> None:
     cpu = _spec(gpu_type="cpu")
     assert server_env(cpu, EngineConfig(2, 1.0), [0, 1]) == {"VLLM_CPU_OMP_THREADS_BIND": "0|1"}
-    assert server_env(cpu, EngineConfig(1, 1.0), [0, 1]) == {}  # vLLM's auto binding
+    # One core per rank, the whole server confined to them (as a plan's replicas run).
+    assert server_env(cpu, EngineConfig(1, 1.0), [2, 3]) == {"VLLM_CPU_OMP_THREADS_BIND": "2"}
+    assert server_cpus(cpu, EngineConfig(1, 1.0), [2, 3]) == (2,)
     assert server_env(cpu, EngineConfig(2, 1.0), [0, 1, 2, 3]) == {
-        "VLLM_CPU_OMP_THREADS_BIND": "0,1|2,3"
+        "VLLM_CPU_OMP_THREADS_BIND": "0|1"
     }
+    assert server_cpus(cpu, EngineConfig(2, 1.0), [0, 1, 2, 3]) == (0, 1)
+    assert server_cpus(_spec(), EngineConfig(1, 1.0), [0, 1]) is None
     assert server_env(_spec(), EngineConfig(2, 1.0), [0, 1]) == {}
     assert server_env(_spec(), EngineConfig(1, 0.5), [0, 1]) == {}  # no MPS daemon: no limit
     assert server_env(_spec(), EngineConfig(1, 0.25), [0, 1], mps_running=True) == {

@@ -188,3 +188,29 @@ def test_unreadable_parquet_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "x.parquet").write_text("not parquet")
     with pytest.raises(InputError, match=r"x\.parquet: not a readable Parquet"):
         read_points(tmp_path)
+
+
+def test_a_sweep_that_never_saturated_is_named() -> None:
+    from planner.profiles.summary import unsaturated_sweeps
+
+    # Measured with `planner profile run` on one core (tiny-planner, the CPU end-to-end
+    # run): throughput still rising from 4 to 8 in flight; tiny-worker flat at the top.
+    planner = [(1, 1.529), (2, 2.286), (4, 4.491), (8, 6.261)]
+    worker = [(4, 11.09), (8, 16.34), (16, 17.2)]
+    rows = [
+        _row(model="tiny-planner", gpu_type="cpu", concurrency=float(c), requests_per_s=x)
+        for c, x in planner
+    ] + [_row(model="tiny-worker", gpu_type="cpu", concurrency=float(c), requests_per_s=x)
+         for c, x in worker]  # fmt: skip
+    # An open-loop point or a failed one does not count as the top of the sweep.
+    rows += [
+        _row(model="tiny-planner", gpu_type="cpu", concurrency=math.nan, request_rate=9.0,
+             requests_per_s=8.9),
+        _row(model="tiny-worker", gpu_type="cpu", concurrency=32.0, requests_per_s=0.0,
+             status="failed"),
+    ]  # fmt: skip
+    lines = unsaturated_sweeps(points_frame(rows))
+    assert len(lines) == 1
+    assert lines[0].startswith("tiny-planner on cpu TP 1 x 1 (100 in / 10 out): throughput")
+    assert "rose +39% from 4 to 8 in flight (6.261 requests/s)" in lines[0]
+    assert unsaturated_sweeps(points_frame([])) == []

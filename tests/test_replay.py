@@ -29,7 +29,12 @@ from planner.replay.measure import (
     WorkflowRecord,
     summarise_replay,
 )
-from planner.replay.metrics import ServerSample, parse_metrics, summarise_server
+from planner.replay.metrics import (
+    ServerSample,
+    parse_metrics,
+    server_timings,
+    summarise_server,
+)
 from planner.replay.report import compare_with_plan, replay_document
 from planner.replay.script import (
     PROMPT_TOKEN_HIGH,
@@ -156,6 +161,45 @@ def test_metrics_of_a_real_vllm_page() -> None:
     s = summarise_server("m", "u", samples)
     assert s.prefix_cache_queries == 1000 and s.prefix_cache_hit_rate == 0.25
     assert s.mean_running == 3.0 and s.scrapes == 3
+
+
+def test_server_timings_from_the_histograms_of_a_real_vllm_page() -> None:
+    # A page of vLLM 0.32.0 after one streamed request (4 output tokens) of a tiny model.
+    text = (DATA / "vllm_metrics_0.32.0.txt").read_text()
+    after = parse_metrics(text, "page")
+    assert after["vllm:time_to_first_token_seconds_count"] == 1.0
+    assert after["vllm:inter_token_latency_seconds_count"] == 3.0
+    # The page a fresh server exports: every histogram's sum and count at zero.
+    before = {k: 0.0 if k.endswith(("_sum", "_count")) else v for k, v in after.items()}
+    s = summarise_server(
+        "tiny-a", "u", [ServerSample("u", 0.0, before), ServerSample("u", 9, after)]
+    )
+    t = server_timings([s])
+    assert t.requests == 1.0
+    assert t.ttft_ms == pytest.approx(41.86749458312988)
+    assert t.tpot_ms == pytest.approx(5.451221999995444)
+    assert t.itl_ms == pytest.approx(16.353665999986333 / 3)  # per token gap
+    assert t.e2e_ms == pytest.approx(55.77659606933594)
+    assert 0 < t.queue_ms < t.ttft_ms < t.e2e_ms
+    # A second replica of the model: the means pool sums and counts (twice the calls at
+    # the same mean here).
+    pooled = server_timings([s, summarise_server("tiny-a", "v", [
+        ServerSample("v", 0.0, before), ServerSample("v", 9, after)])])  # fmt: skip
+    assert pooled.requests == 2.0 and pooled.e2e_ms == pytest.approx(t.e2e_ms)
+
+    # Servers before vLLM 0.11 export the inter-token histogram under its old name.
+    def renamed(page: dict[str, float]) -> dict[str, float]:
+        new, old = "vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"
+        return {k.replace(new, old): v for k, v in page.items()}
+
+    old = summarise_server(
+        "m", "w", [ServerSample("w", 0, renamed(before)), ServerSample("w", 1, renamed(after))]
+    )
+    assert old.histograms["itl"] == (pytest.approx(0.016353665999986333), 3.0)
+    # No histograms at all (another server, or one scrape): NaN, never a made-up figure.
+    assert math.isnan(server_timings([]).e2e_ms)
+    one = summarise_server("m", "u", [ServerSample("u", 0, after)])
+    assert not one.histograms and math.isnan(server_timings([one]).ttft_ms)
 
 
 def test_a_page_that_is_not_prometheus_is_named() -> None:

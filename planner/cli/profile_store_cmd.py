@@ -109,6 +109,7 @@ def run(
     from rich.progress import Progress
 
     from planner.jobs.profiling import ProfileRunRequest, profile_run_job
+    from planner.profiles.summary import unsaturated_sweeps
 
     request = ProfileRunRequest(
         model=model,
@@ -139,6 +140,8 @@ def run(
 
         stored = profile_run_job(request, step)
     _print_points(stored.points)
+    for line in unsaturated_sweeps(stored.points):
+        typer.echo(f"note: {line}")
     for path in stored.written:
         typer.echo(f"wrote {path}")
 
@@ -194,13 +197,16 @@ def show(
     configs: ConfigsOpt = None,
     profiles_dir: ProfilesOpt = None,
 ) -> None:
-    """List the stored profile points per shape, and which catalog models are analytic-only."""
+    """List the stored profile points per shape, which catalog models are analytic-only,
+    and the kernel tables collected under the folder (checked)."""
     from planner.io import profiles as store
     from planner.io.configs import load_catalog
+    from planner.io.kernel_tables import collected_kernel_tables
     from planner.profiles.summary import analytic_only, summarise_points
 
     catalog = load_catalog(configs)
-    points = store.read_points(profiles_dir or store.PROFILES_DIR)
+    folder = profiles_dir or store.PROFILES_DIR
+    points = store.read_points(folder)
     summary = summarise_points(points)
     if summary.empty:
         typer.echo("No stored profile points: every shape uses the analytic model.")
@@ -208,6 +214,8 @@ def show(
         typer.echo(summary.to_string(index=False))
     for line in analytic_only(points, catalog):
         typer.echo(line)
+    for gpu, tables in collected_kernel_tables(folder, catalog).items():
+        typer.echo(f"kernel tables for {gpu}: {tables.system} ({', '.join(tables.families())})")
 
 
 def _print_points(points: pd.DataFrame) -> None:
@@ -245,7 +253,9 @@ def kernels(
     ] = None,
 ) -> None:
     """Measure kernel latencies (GEMM per dtype, context/generation attention, all-reduce
-    across devices) on this machine, in the schema of the shipped kernel tables."""
+    across devices) on this machine, in the schema of the shipped kernel tables. Written
+    to <profiles>/kernels/<gpu type>, they answer that GPU type's kernel-composed
+    predictions (commands taking --profiles <profiles>)."""
     from rich.progress import Progress
 
     from planner.jobs.profiling import KernelsRequest, profile_kernels_job
@@ -266,3 +276,8 @@ def kernels(
         typer.echo(f"  {table}: {count} rows")
     for path in run.files:
         typer.echo(f"wrote {path}")
+    if output.parent.name != "kernels":
+        typer.echo(
+            "to plan with them, collect into <profiles>/kernels/<gpu type>/ (e.g. -o "
+            "profiles/kernels/cpu) and pass --profiles <profiles>"
+        )

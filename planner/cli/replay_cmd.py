@@ -54,7 +54,10 @@ def replay(
         typer.Option("--request-timeout", min=0.1, help="A call taking longer is a timeout."),
     ] = 600.0,
     max_connections: Annotated[
-        int, typer.Option("--max-connections", min=1, help="HTTP connections open at once.")
+        int,
+        typer.Option(
+            "--max-connections", min=1, help="HTTP connections open at once to each endpoint URL."
+        ),
     ] = 256,
     seed: Annotated[int, typer.Option("--seed", help="Arrival seed.")] = 0,
     compare: Annotated[
@@ -108,6 +111,6 @@ def replay(
     if as_json:
         typer.echo(json.dumps(outcome.document, indent=2))
     else:
-        typer.echo(replay_summary(outcome.measure, outcome.comparison))
+        typer.echo(replay_summary(outcome.measure, outcome.comparison, outcome.servers))
     if outcome.failure:
         raise EndpointError(f"{outcome.failure}; the measurements above were kept")

@@ -199,22 +199,26 @@ def load_profiles(
     gpu_memory_utilization: float | None = None,
 ) -> ProfileTable:
     """The ProfileTable the planner uses: stored points (measured beats imported) over
-    kernel-composed steps (GPU types with shipped kernel tables) over the roofline.
+    kernel-composed steps (GPU types with kernel tables: collected ones under
+    `profiles_dir/kernels/<gpu type>/`, else shipped) over the roofline.
 
     Args:
-        profiles_dir: folder of stored points (default: the repository's `profiles/`);
-            an empty or missing folder leaves the kernels and roofline sources.
+        profiles_dir: folder of stored points and collected kernel tables (default: the
+            repository's `profiles/`); an empty or missing folder leaves the shipped
+            kernel tables and the roofline.
         catalog: models and GPUs.
         gpu_memory_utilization: vLLM's `--gpu-memory-utilization` of a whole GPU
             (default: planner's).
     """
     from planner.defaults import GPU_MEMORY_UTILIZATION
+    from planner.io.kernel_tables import collected_kernel_tables
     from planner.profiles.kernels import KernelProfiles
     from planner.profiles.table import StoredProfiles
 
+    folder = PROFILES_DIR if profiles_dir is None else profiles_dir
     util = GPU_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
-    composed = KernelProfiles(catalog, util)
-    points = read_points(PROFILES_DIR if profiles_dir is None else profiles_dir)
+    composed = KernelProfiles(catalog, util, tables=collected_kernel_tables(folder, catalog))
+    points = read_points(folder)
     if points.empty:
         return composed
     return StoredProfiles(points, composed)

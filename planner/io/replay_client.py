@@ -1,6 +1,8 @@
 """The HTTP side of `planner replay`: an asyncio client driving OpenAI-compatible servers.
 
-One `httpx.AsyncClient` with a connection limit sends every call as a streamed
+One `httpx.AsyncClient` per endpoint URL, each with its own connection limit (calls
+piling up at a saturated model never hold back another model's calls or the metric
+scrapes, which have a client of their own), sends every call as a streamed
 `/v1/completions` request whose prompt is a list of token ids (exactly the recorded
 input length) and which asks for exactly the recorded output length (`max_tokens`, and
 vLLM's `min_tokens` and `ignore_eos`). TTFT is the first streamed chunk that carries a
@@ -120,6 +122,7 @@ class _Replayer:
         self.stop_reason = ""
         self.t0 = 0.0
         self.resolved: dict[int, ResolvedEndpoint] = {}
+        self.callers: dict[str, httpx.AsyncClient] = {}  # per endpoint URL, for calls
 
     def now(self) -> float:
         return time.perf_counter() - self.t0
@@ -140,11 +143,17 @@ class _Replayer:
         # Servers started with an API key (vLLM's VLLM_API_KEY) require it on /v1 routes.
         key = os.environ.get(API_KEY_ENV, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as client:
-            self.client = client
+        async with contextlib.AsyncExitStack() as stack:
+            self.client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=timeout, headers=headers)
+            )
             resolved = await self._resolve()
             self.resolved = {self.w.models.index(r.model): r for r in resolved}
             self.in_flight = {u: 0 for r in resolved for u in r.urls}
+            for url in self.in_flight:
+                self.callers[url] = await stack.enter_async_context(
+                    httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers)
+                )
             loop = asyncio.get_running_loop()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGINT, self.halt, "interrupted (Ctrl-C)")
@@ -342,7 +351,8 @@ class _Replayer:
         status, error = CALL_OK, ""
         try:
             async with asyncio.timeout(self.s.request_timeout_s):
-                async with self.client.stream("POST", f"{url}/v1/completions", json=body) as resp:
+                post = self.callers[url].stream("POST", f"{url}/v1/completions", json=body)
+                async with post as resp:
                     if resp.status_code >= 400:
                         text = (await resp.aread()).decode(errors="replace")
                         status = CALL_ERROR

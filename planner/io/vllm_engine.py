@@ -11,6 +11,7 @@ pure and lives in `planner.profiles.measured`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -23,7 +24,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ from planner.profiles.measured import (
     load_ladder,
     result_filename,
     server_args,
+    server_cpus,
     server_env,
     warmup_point,
     with_run_facts,
@@ -154,30 +156,77 @@ def _log_tail(path: Path) -> str:
     return " | ".join(lines[-_LOG_TAIL_LINES:])
 
 
+@dataclass(frozen=True)
+class ServerLaunch:
+    """One vLLM OpenAI server to start: its arguments (with `--port`), environment
+    additions, log file, and the cores it is confined to (None: no confinement; its
+    API server, scheduler and workers inherit the affinity)."""
+
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    log_path: Path
+    cpus: tuple[int, ...] | None = None
+
+
 @contextlib.contextmanager
 def running_server(
-    python: str, args: list[str], env: dict[str, str], log_path: Path, timeout_s: float
+    python: str,
+    args: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    timeout_s: float,
+    cpus: Sequence[int] | None = None,
 ) -> Iterator[str]:
     """Start a vLLM OpenAI server, wait for /health, yield its base URL, stop it after.
+
+    `cpus`: confine the server and every process it starts to these cores (None: no
+    confinement).
 
     Raises:
         EngineStartError: the process exited or did not answer within `timeout_s`.
     """
-    port = int(args[args.index("--port") + 1])
-    base_url = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [python, "-m", "vllm.entrypoints.openai.api_server", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            start_new_session=True,  # its own process group: stopping it stops its workers
-        )
-        try:
-            _wait_healthy(proc, base_url, log_path, timeout_s)
-            yield base_url
-        finally:
+    launch = ServerLaunch(tuple(args), env, log_path, None if cpus is None else tuple(cpus))
+    with running_servers(python, [launch], timeout_s) as urls:
+        yield urls[0]
+
+
+@contextlib.contextmanager
+def running_servers(
+    python: str, launches: Sequence[ServerLaunch], timeout_s: float
+) -> Iterator[list[str]]:
+    """Start several vLLM OpenAI servers at once (they load in parallel), wait until
+    each answers /health, yield their base URLs in order, stop them all after.
+
+    Raises:
+        EngineStartError: a process exited or did not answer within `timeout_s`.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    try:
+        for launch in launches:
+            args = list(launch.args)
+            urls.append(f"http://127.0.0.1:{int(args[args.index('--port') + 1])}")
+            launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with launch.log_path.open("wb") as log:
+                cpus = launch.cpus
+                procs.append(
+                    subprocess.Popen(
+                        [python, "-m", "vllm.entrypoints.openai.api_server", *args],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, **launch.env},
+                        start_new_session=True,  # its own process group: stopping stops all
+                        # Children inherit the affinity: API server, scheduler and workers.
+                        preexec_fn=None
+                        if cpus is None
+                        else functools.partial(os.sched_setaffinity, 0, cpus),
+                    )
+                )
+        for proc, url, launch in zip(procs, urls, launches, strict=True):
+            _wait_healthy(proc, url, launch.log_path, timeout_s)
+        yield urls
+    finally:
+        for proc in procs:
             _stop(proc)
 
 
@@ -314,10 +363,11 @@ def _profile_one(
     port = free_port()
     args = server_args(spec, config, served, port)
     env = server_env(spec, config, cpu_ids, mps_running=mps_daemon_running())
+    cpus = server_cpus(spec, config, cpu_ids)
     result_dir = work_dir / "results"
     result_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with running_server(python, args, env, server_log, start_timeout_s) as base_url:
+        with running_server(python, args, env, server_log, start_timeout_s, cpus) as base_url:
             kv_tokens = read_kv_cache_tokens(server_log.read_text(errors="replace"))
             names = [result_filename(config, shape, p) for p in ladder]
             for name in names:

@@ -150,29 +150,44 @@ def server_args(spec: SweepSpec, config: EngineConfig, served_name: str, port: i
     return [*args, *spec.vllm_args]
 
 
+def cpu_rank_cores(config: EngineConfig, cpu_ids: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """On CPU, the core of each TP rank of one engine: one core per rank (the `cpu` test
+    device is one core), the first `tp` of `cpu_ids`."""
+    ids = list(cpu_ids)[: config.tp]
+    return tuple((core,) for core in ids)
+
+
 def server_env(
     spec: SweepSpec, config: EngineConfig, cpu_ids: Sequence[int], mps_running: bool = False
 ) -> dict[str, str]:
-    """Environment additions for one engine; `cpu_ids` are the cores this process may use.
+    """Environment additions for one engine; `cpu_ids` are the cores it may use.
 
-    On CPU at TP 1, vLLM's automatic binding is kept (it reserves a core for the API
-    server; binding every core to the engine starves the server and triples TPOT). At
-    TP > 1 the automatic binding refuses ("Not enough allowed NUMA nodes"), so each rank
-    gets its own cores (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2 on 2 cores).
-    On a GPU whose MPS daemon runs, a share f < 1 also limits compute to f of the SMs
-    (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), as MPS-based sharing on the cluster would;
-    memory is already bounded by `--gpu-memory-utilization`.
+    On CPU each TP rank's OpenMP threads are bound to its own core
+    (`VLLM_CPU_OMP_THREADS_BIND="0|1"` for TP 2), and the whole server runs on those
+    cores (`server_cpus`), as the replicas of a plan are started: vLLM's automatic
+    binding would reserve another core for the engine's scheduler process, which polls
+    while the model runs, and a deployment with one engine per core has no such core
+    to give. On a GPU whose MPS daemon runs, a share f < 1 also limits compute to f of
+    the SMs (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), as MPS-based sharing on the cluster
+    would; memory is already bounded by `--gpu-memory-utilization`.
     """
     if not spec.on_cpu:
         if mps_running and config.gpu_fraction < 1:
             return {"CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": f"{100 * config.gpu_fraction:.0f}"}
         return {}
-    if config.tp == 1:
-        return {}
-    ids = list(cpu_ids)
-    per_rank = max(1, len(ids) // config.tp)
-    groups = [ids[rank * per_rank : (rank + 1) * per_rank] for rank in range(config.tp)]
-    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(",".join(map(str, g)) for g in groups)}
+    ranks = cpu_rank_cores(config, cpu_ids)
+    return {"VLLM_CPU_OMP_THREADS_BIND": "|".join(",".join(map(str, g)) for g in ranks)}
+
+
+def server_cpus(
+    spec: SweepSpec, config: EngineConfig, cpu_ids: Sequence[int]
+) -> tuple[int, ...] | None:
+    """The cores the whole server (API server, scheduler, workers) is confined to: on
+    CPU its ranks' cores, so an engine measured alone gets the CPU time it gets beside
+    other engines, one per core; on a GPU None (no confinement)."""
+    if not spec.on_cpu:
+        return None
+    return tuple(c for group in cpu_rank_cores(config, cpu_ids) for c in group)
 
 
 def bench_args(

@@ -68,3 +68,37 @@ def analytic_only(points: pd.DataFrame, catalog: Catalog) -> list[str]:
     if nowhere:
         lines.insert(0, f"predicted only (no stored points on any GPU type): {', '.join(nowhere)}")
     return lines
+
+
+# A closed-loop sweep whose throughput still grew by more than this share over its last
+# step (e.g. from 4 to 8 requests in flight) has not reached the engine's saturation.
+UNSATURATED_GROWTH = 0.15
+
+
+def unsaturated_sweeps(points: pd.DataFrame) -> list[str]:
+    """One line per swept configuration and token shape whose throughput was still
+    rising at the highest concurrency measured: a plan reads its capacity as the highest
+    throughput measured, so it would understate it."""
+    if points.empty:
+        return []
+    closed = points[
+        (points["status"] == STATUS_OK)
+        & points["request_rate"].isna()
+        & points["concurrency"].notna()
+    ]
+    lines = []
+    for shape, group in closed.groupby(_SHAPE, sort=True, dropna=False):
+        curve = group.groupby("concurrency")["requests_per_s"].mean().sort_index()
+        if len(curve) < 2:
+            continue
+        (c0, x0), (c1, x1) = list(curve.items())[-2:]
+        if x0 > 0 and x1 / x0 - 1 > UNSATURATED_GROWTH:
+            s = dict(zip(_SHAPE, shape, strict=True))
+            lines.append(
+                f"{s['model']} on {s['gpu_type']} TP {s['tp']} x {s['gpu_fraction']:g} "
+                f"({s['input_tokens']:g} in / {s['output_tokens']:g} out): throughput still "
+                f"rose {x1 / x0 - 1:+.0%} from {c0:g} to {c1:g} in flight ({x1:.4g} "
+                f"requests/s): its capacity is at least that; sweep higher concurrency "
+                f"to measure it"
+            )
+    return lines

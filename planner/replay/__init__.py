@@ -45,7 +45,7 @@ class ReplaySettings:
         warmup_s: arrivals and completions before this are not measured.
         drain_s: after arrivals stop, how long running workflows may take to finish.
         request_timeout_s: a call that takes longer is a timeout (its workflow fails).
-        max_connections: HTTP connections open at once, over all endpoints.
+        max_connections: HTTP connections open at once to each endpoint URL.
         scrape_interval_s: how often each server's /metrics is read during the run.
         seed: arrival times and the order workflows are drawn in.
         mix: share of arrivals per workflow type; empty keeps the trace's mix.

@@ -115,6 +115,10 @@ class ModelMeasure:
     mean_output_tokens: float
     timings: CallTimings
     first_error: str = ""
+    # Every completed call of the replay, warm-up and drain included (what the servers'
+    # histograms count between the scrapes before and after it).
+    run_ok: int = 0
+    run_timings: CallTimings | None = None
 
 
 @dataclass(frozen=True)
@@ -262,13 +266,7 @@ def _model_measure(
 ) -> ModelMeasure:
     inside = [c for c in calls if start <= c.sent_s < end]
     ok = [c for c in inside if c.status == CALL_OK]
-    ttft = [1000 * (c.first_token_s - c.sent_s) for c in ok]
-    e2e = [1000 * (c.done_s - c.sent_s) for c in ok]
-    tpot = [
-        1000 * (c.done_s - c.first_token_s) / (c.output_tokens - 1)
-        for c in ok
-        if c.output_tokens > 1 and math.isfinite(c.first_token_s)
-    ]
+    every_ok = [c for c in calls if c.status == CALL_OK]
     # Time in flight clipped to the window, for the mean number of calls in flight.
     busy = sum(max(0.0, min(c.done_s, end) - max(c.sent_s, start)) for c in calls)
     failures = [c for c in inside if c.status != CALL_OK]
@@ -286,9 +284,22 @@ def _model_measure(
         mean_concurrency=busy / window if window > 0 else math.nan,
         mean_input_tokens=float(np.mean([c.input_tokens for c in ok])) if ok else math.nan,
         mean_output_tokens=float(np.mean([c.output_tokens for c in ok])) if ok else math.nan,
-        timings=CallTimings(stats_of(ttft), stats_of(tpot), stats_of(e2e)),
+        timings=_timings(ok),
         first_error=failures[0].error if failures else "",
+        run_ok=len(every_ok),
+        run_timings=_timings(every_ok),
     )
+
+
+def _timings(ok: Sequence[CallRecord]) -> CallTimings:
+    ttft = [1000 * (c.first_token_s - c.sent_s) for c in ok]
+    e2e = [1000 * (c.done_s - c.sent_s) for c in ok]
+    tpot = [
+        1000 * (c.done_s - c.first_token_s) / (c.output_tokens - 1)
+        for c in ok
+        if c.output_tokens > 1 and math.isfinite(c.first_token_s)
+    ]
+    return CallTimings(stats_of(ttft), stats_of(tpot), stats_of(e2e))
 
 
 def workflow_mix(measure: ReplayMeasure) -> Mapping[WorkflowType, float]:

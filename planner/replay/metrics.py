@@ -6,13 +6,23 @@ Names as vLLM's V1 engine exports them (REFERENCE.md section 12): gauges
 `vllm:generation_tokens`, `vllm:num_preemptions`, `vllm:prefix_cache_queries` and
 `vllm:prefix_cache_hits` (both in tokens). A server with several engines or models
 exports one sample per label set; they are summed.
+
+The server's own view of the calls' latency comes from its histograms' `_sum` and
+`_count` (vLLM 0.32, vllm/v1/metrics/loggers.py): `vllm:time_to_first_token_seconds`,
+`vllm:request_time_per_output_token_seconds` (per request: decode time over output
+tokens - 1, as the client computes TPOT), `vllm:inter_token_latency_seconds` (per token
+gap; `vllm:time_per_output_token_seconds` before vLLM 0.11),
+`vllm:e2e_request_latency_seconds` and `vllm:request_queue_time_seconds`. Their
+increments between the scrapes before and after a replay give the mean over every
+request the server finished in between. The server times a request from its arrival
+at the API server, so the client's figures exceed them by the HTTP and streaming time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,14 +38,28 @@ COUNTERS = (
     "vllm:prefix_cache_hits_total",
 )
 
+#: Server-side latency histograms by quantity: the names vLLM exports, newest first.
+HISTOGRAMS: Mapping[str, tuple[str, ...]] = {
+    "ttft": ("vllm:time_to_first_token_seconds",),
+    "tpot": ("vllm:request_time_per_output_token_seconds",),
+    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "e2e": ("vllm:e2e_request_latency_seconds",),
+    "queue": ("vllm:request_queue_time_seconds",),
+}
+_HISTOGRAM_SAMPLES = tuple(
+    f"{name}{suffix}" for names in HISTOGRAMS.values() for name in names
+    for suffix in ("_sum", "_count")
+)  # fmt: skip
+
 
 def parse_metrics(text: str, where: str) -> dict[str, float]:
-    """The gauges and counters above from a /metrics page (absent ones are left out).
+    """The gauges, counters and histogram sums and counts above from a /metrics page
+    (absent ones are left out).
 
     Raises:
         InputError: the page is not Prometheus text exposition.
     """
-    wanted = set(GAUGES) | set(COUNTERS)
+    wanted = set(GAUGES) | set(COUNTERS) | set(_HISTOGRAM_SAMPLES)
     values: dict[str, float] = {}
     try:
         for family in text_string_to_metric_families(text):
@@ -79,6 +103,9 @@ class ServerMeasure:
     max_waiting: float
     mean_kv_usage: float
     max_kv_usage: float
+    # Per quantity of HISTOGRAMS the server exports: (increment of the sum in seconds,
+    # increment of the count) between the first and the last scrape.
+    histograms: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def prefix_cache_hit_rate(self) -> float:
@@ -103,6 +130,13 @@ def summarise_server(
         return (sum(have) / len(have), max(have)) if have else (math.nan, math.nan)
 
     running, waiting, kv = (gauge(g) for g in GAUGES)
+    histograms: dict[str, tuple[float, float]] = {}
+    for quantity, names in HISTOGRAMS.items():
+        for name in names:
+            total, count = delta(f"{name}_sum"), delta(f"{name}_count")
+            if math.isfinite(total) and math.isfinite(count):
+                histograms[quantity] = (total, count)
+                break
     return ServerMeasure(
         model=model,
         endpoint=endpoint,
@@ -118,4 +152,38 @@ def summarise_server(
         max_waiting=waiting[1],
         mean_kv_usage=kv[0],
         max_kv_usage=kv[1],
+        histograms=histograms,
+    )
+
+
+@dataclass(frozen=True)
+class ServerTimings:
+    """One model's calls as its servers timed them (vLLM's histograms over all its
+    endpoints), in ms; NaN where no server exports the histogram or none counted."""
+
+    requests: float
+    ttft_ms: float
+    tpot_ms: float
+    itl_ms: float
+    e2e_ms: float
+    queue_ms: float
+
+
+def server_timings(servers: Sequence[ServerMeasure]) -> ServerTimings:
+    """Means of the histogram increments of `servers` (one model's endpoints) pooled:
+    summed seconds over summed counts."""
+
+    def mean_ms(quantity: str) -> float:
+        have = [s.histograms[quantity] for s in servers if quantity in s.histograms]
+        count = sum(c for _, c in have)
+        return 1000 * sum(t for t, _ in have) / count if count > 0 else math.nan
+
+    counted = [s.histograms["e2e"][1] for s in servers if "e2e" in s.histograms]
+    return ServerTimings(
+        requests=sum(counted) if counted else math.nan,
+        ttft_ms=mean_ms("ttft"),
+        tpot_ms=mean_ms("tpot"),
+        itl_ms=mean_ms("itl"),
+        e2e_ms=mean_ms("e2e"),
+        queue_ms=mean_ms("queue"),
     )

@@ -7,6 +7,10 @@ The document has the shape of `planner evaluate --json` (`schema_version`,
 `max_rate_per_s` when the offered rate saturated the endpoints, else null, `models`)
 plus what only a replay has (`workflow_types`, `servers`, `calls`). `baselines` is
 empty; `prediction_error` compares with the plan given to `--compare`.
+
+Each model's `server_view` sets the servers' own timings (vLLM's latency histograms,
+`planner.replay.metrics`) beside the client's means over the same calls (every call
+of the replay, warm-up and drain included, not only the window's).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.replay.measure import ModelMeasure, ReplayMeasure, WorkflowMeasure
-from planner.replay.metrics import ServerMeasure
+from planner.replay.metrics import ServerMeasure, ServerTimings, server_timings
 from planner.simulate.evaluate import predicted_max_rate_per_s, predicted_mean_latency_s
 from planner.types.apl import Stats
 from planner.types.plan import Plan
@@ -127,7 +131,26 @@ def _stats(s: Stats) -> dict[str, float | None]:
     return {"mean": _num(s.mean), "p50": _num(s.p50), "p95": _num(s.p95)}
 
 
-def _model_doc(m: ModelMeasure) -> dict[str, Any]:
+def _server_view(m: ModelMeasure, servers: Sequence[ServerMeasure]) -> dict[str, Any]:
+    seen = server_timings([s for s in servers if s.model == m.model])
+    client = m.run_timings
+    return {
+        "requests": _num(seen.requests),
+        "ttft_ms": _num(seen.ttft_ms),
+        "tpot_ms": _num(seen.tpot_ms),
+        "inter_token_ms": _num(seen.itl_ms),
+        "e2e_ms": _num(seen.e2e_ms),
+        "queue_ms": _num(seen.queue_ms),
+        "client": {
+            "calls": m.run_ok,
+            "ttft_ms": _num(client.ttft_ms.mean) if client else None,
+            "tpot_ms": _num(client.tpot_ms.mean) if client else None,
+            "e2e_ms": _num(client.e2e_ms.mean) if client else None,
+        },
+    }
+
+
+def _model_doc(m: ModelMeasure, servers: Sequence[ServerMeasure] = ()) -> dict[str, Any]:
     return {
         "model": m.model,
         "replicas": m.endpoints,
@@ -144,6 +167,7 @@ def _model_doc(m: ModelMeasure) -> dict[str, Any]:
         "tpot_ms": _stats(m.timings.tpot_ms),
         "e2e_ms": _stats(m.timings.e2e_ms),
         "first_error": m.first_error,
+        "server_view": _server_view(m, servers),
     }
 
 
@@ -221,7 +245,7 @@ def replay_document(
             }
             for a in (plan.allocations if plan else ())
         ],
-        "models": [_model_doc(m) for m in measure.models],
+        "models": [_model_doc(m, servers) for m in measure.models],
         # As `planner evaluate --json` keys it (`planner report --replay` reads it).
         "per_workflow_type": {
             w.workflow_type: {
@@ -295,8 +319,13 @@ def comparison_lines(rows: Sequence[ComparisonRow]) -> list[str]:
     return lines
 
 
-def replay_summary(m: ReplayMeasure, rows: Sequence[ComparisonRow] = ()) -> str:
-    """What `planner replay` prints: workflows per type, calls per model, the comparison."""
+def replay_summary(
+    m: ReplayMeasure,
+    rows: Sequence[ComparisonRow] = (),
+    servers: Sequence[ServerMeasure] = (),
+) -> str:
+    """What `planner replay` prints: workflows per type, calls per model, the servers'
+    own timings beside the client's (when they export histograms), the comparison."""
     t = m.total
     state = "sustained" if m.sustainable else "NOT sustained"
     lines = [
@@ -326,8 +355,30 @@ def replay_summary(m: ReplayMeasure, rows: Sequence[ComparisonRow] = ()) -> str:
             f"{mm.call_rate_per_s:>8.4g} {tm.ttft_ms.mean:>9.4g} {tm.tpot_ms.mean:>9.4g} "
             f"{tm.e2e_ms.mean:>9.4g} {tm.e2e_ms.p95:>9.4g}"
         )
+    views = [(mm, server_timings([s for s in servers if s.model == mm.model])) for mm in m.models]
+    views = [(mm, v) for mm, v in views if v.requests > 0]
+    if views:
+        lines.append("server (vLLM's histograms) / client, every call of the replay:")
+        lines.append(
+            f"{'model':<28} {'requests':>13} {'TTFT ms':>15} {'TPOT ms':>15} {'e2e ms':>15}"
+        )
+        lines += [_view_line(mm, v) for mm, v in views]
     lines += [f"note: {note}" for note in m.notes]
     if rows:
         lines.append("predicted (plan) vs measured (replay):")
         lines += [f"  {line}" for line in comparison_lines(rows)]
     return "\n".join(lines)
+
+
+def _view_line(m: ModelMeasure, v: ServerTimings) -> str:
+    c = m.run_timings
+
+    def pair(server: float, client: float | None) -> str:
+        return f"{server:.4g}/{client:.4g}" if client is not None else f"{server:.4g}/-"
+
+    return (
+        f"{m.model:<28} {pair(v.requests, m.run_ok):>13} "
+        f"{pair(v.ttft_ms, c.ttft_ms.mean if c else None):>15} "
+        f"{pair(v.tpot_ms, c.tpot_ms.mean if c else None):>15} "
+        f"{pair(v.e2e_ms, c.e2e_ms.mean if c else None):>15}"
+    )

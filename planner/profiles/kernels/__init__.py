@@ -1,9 +1,12 @@
 """The `kernels` profile source: vLLM engine steps composed from measured kernel latencies.
 
-For a GPU type whose catalog entry names shipped kernel tables (`kernel_tables:` in
-configs/gpus/*.yaml), every prediction is composed per layer from GEMM, attention, MoE
-and collective latencies measured with vLLM on that GPU (`step`), turned into a steady
+For a GPU type with kernel tables (collected on the user's hardware and found under the
+profiles folder, `planner.io.kernel_tables`, else shipped and named by `kernel_tables:`
+in configs/gpus/*.yaml), every prediction is composed per layer from GEMM, attention,
+MoE and collective latencies measured on that GPU (`step`), turned into a steady
 state of chunked-prefill serving with the engine's fitted non-kernel time (`steady`).
+A model whose kernel families the tables lack (MoE or MLA layers on a collection that
+measured none) is answered by the roofline, as is every GPU type without tables.
 Memory fit, open-loop rates, capacity and the request checks are the roofline model's
 (`planner.profiles.analytic`), which also answers every GPU type without tables
 (`source = "roofline"`). A replica of pp pipeline stages across nodes is the TP-t step
@@ -20,6 +23,7 @@ import functools
 import importlib.resources
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import fields, replace
 
 import numpy as np
@@ -35,7 +39,13 @@ from planner.profiles.analytic import (
 )
 from planner.profiles.kernels.steady import EngineOverhead, kernel_steady_state
 from planner.profiles.kernels.step import StepModel
-from planner.profiles.kernels.tables import DATA_PACKAGE, kernel_tables, shipped_systems
+from planner.profiles.kernels.tables import (
+    DATA_PACKAGE,
+    KernelTables,
+    kernel_tables,
+    shipped_systems,
+)
+from planner.types.names import GpuType
 from planner.types.shapes import ShapeKey
 
 OVERHEAD_FILE = "engine_overhead.json"
@@ -60,6 +70,8 @@ class KernelProfiles(AnalyticProfiles):
         catalog: models and GPU types.
         gpu_memory_utilization: vLLM's `--gpu-memory-utilization` of a whole GPU.
         overhead: the engine's non-kernel time; default the shipped fit.
+        tables: kernel tables per GPU type, in preference to the shipped ones (e.g.
+            collected on the user's hardware: `planner.io.kernel_tables`).
     """
 
     def __init__(
@@ -67,9 +79,11 @@ class KernelProfiles(AnalyticProfiles):
         catalog: Catalog,
         gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
         overhead: EngineOverhead | None = None,
+        tables: Mapping[GpuType, KernelTables] | None = None,
     ) -> None:
         super().__init__(catalog, gpu_memory_utilization)
         self._overhead = overhead
+        self._given = dict(tables or {})
         self._steps: dict[ShapeKey, StepModel] = {}
         self._sources: dict[ShapeKey, Source] = {}
         self._tables: dict[
@@ -81,16 +95,26 @@ class KernelProfiles(AnalyticProfiles):
         """The engine overhead in use (the shipped fit unless one was given)."""
         return self._overhead if self._overhead is not None else shipped_overhead()
 
+    def tables_of(self, gpu_type: GpuType) -> KernelTables | None:
+        """The kernel tables of a GPU type: given (collected), else shipped, else None."""
+        given = self._given.get(gpu_type)
+        if given is not None:
+            return given
+        system = self.catalog.gpus[gpu_type].kernel_tables
+        return kernel_tables(system) if system in shipped_systems() else None
+
     def source_of(self, key: ShapeKey) -> Source:
-        """`kernels` for a GPU type with shipped tables, else `roofline`. Pipeline
-        stages (pp > 1) need the GPU's inter-node link too (`inter_node_gb_per_s`): the
-        tables hold no inter-node transfers, so the hops come from the catalog entry."""
+        """`kernels` for a GPU type with tables that hold every kernel family the model
+        runs, else `roofline`. Pipeline stages (pp > 1) need the GPU's inter-node link
+        too (`inter_node_gb_per_s`): the tables hold no inter-node transfers, so the hops
+        come from the catalog entry."""
         source = self._sources.get(key)
         if source is None:
-            _, gpu = self._specs(key)
-            tables = gpu.kernel_tables in shipped_systems()
+            model, gpu = self._specs(key)
+            tables = self.tables_of(gpu.name)
+            covered = tables is not None and not tables.missing_for(model, key.tp, key.dp)
             linked = key.pp == 1 or gpu.inter_node_gb_per_s > 0
-            source = "kernels" if tables and linked else "roofline"
+            source = "kernels" if covered and linked else "roofline"
             self._sources[key] = source
         return source
 
@@ -106,8 +130,15 @@ class KernelProfiles(AnalyticProfiles):
         step = self._steps.get(key)
         if step is None:
             model, gpu = self._specs(key)
-            if gpu.kernel_tables not in shipped_systems():
-                raise ProfileError(f"{gpu.name} has no shipped kernel tables")
+            tables = self.tables_of(gpu.name)
+            if tables is None:
+                raise ProfileError(f"{gpu.name} has no kernel tables")
+            missing = tables.missing_for(model, key.tp, key.dp)
+            if missing:
+                raise ProfileError(
+                    f"the kernel tables of {gpu.name} ({tables.system}) have no "
+                    f"{', '.join(missing)} rows, which {model.name} needs"
+                )
             if key.expert_parallel and not model.is_moe:
                 raise ProfileError(
                     f"{model.name} is dense: expert parallelism applies to MoE models only"
@@ -119,7 +150,7 @@ class KernelProfiles(AnalyticProfiles):
                 )
             step = StepModel(
                 model,
-                kernel_tables(gpu.kernel_tables),
+                tables,
                 key.tp,
                 expert_parallel=key.expert_parallel,
                 fraction=key.gpu_fraction,

@@ -1,8 +1,10 @@
-"""Measured vLLM kernel latencies of one GPU type, shipped inside the package.
+"""Measured kernel latencies of one GPU type: shipped inside the package, or collected.
 
-`planner/profiles/kernels/data/<system>/*.parquet` (built from AIConfigurator's
-collected data by benchmarks/build_kernel_tables.py; attribution in `data/NOTICE`),
-latency in ms per kernel call on one GPU:
+Shipped: `planner/profiles/kernels/data/<system>/*.parquet` (built from AIConfigurator's
+collected data by benchmarks/build_kernel_tables.py; attribution in `data/NOTICE`).
+Collected: `planner profile kernels` output under a profiles folder, reduced to the same
+compact tables (`planner.profiles.kernels.layout`, read by `planner.io.kernel_tables`).
+Latency in ms per kernel call on one GPU:
 
 - gemm: gemm_dtype (bfloat16, fp8, fp8_block, nvfp4), m tokens, n out and k in features;
 - context_attention: kv_cache_dtype, head_dim, window_size, heads and KV heads per GPU,
@@ -27,17 +29,21 @@ import functools
 import importlib.resources
 import io
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from planner.catalog import ModelSpec
 from planner.errors import ProfileError
 from planner.profiles.kernels.interp import LogGrid, log_grid
+from planner.profiles.kernels.layout import COLLECTED
 
 DATA_PACKAGE = "planner.profiles.kernels"
 Lookup = tuple[np.ndarray, np.ndarray]
+_EMPTY = pd.DataFrame()
 
 # Log-log slopes beyond the measured range: time grows in proportion to work above the
 # largest size and stays at the launch-bound floor below the smallest.
@@ -81,14 +87,19 @@ _MOE_KEYS = (
 )
 
 
-@functools.cache
-def _groups(system: str, table: str, keys: tuple[str, ...]) -> dict[tuple[Any, ...], pd.DataFrame]:
-    """A table split once by `keys` (lookups then pick groups by plain tuple keys)."""
-    frame = _read(system, table)
+def _split(frame: pd.DataFrame, keys: tuple[str, ...]) -> dict[tuple[Any, ...], pd.DataFrame]:
+    if frame.empty:
+        return {}
     return {
         tuple(k) if isinstance(k, tuple) else (k,): g
         for k, g in frame.groupby(list(keys), sort=True)
     }
+
+
+@functools.cache
+def _groups(system: str, table: str, keys: tuple[str, ...]) -> dict[tuple[Any, ...], pd.DataFrame]:
+    """A shipped table split once by `keys`."""
+    return _split(_read(system, table), keys)
 
 
 def _nearest(values: np.ndarray, wanted: float) -> float:
@@ -99,26 +110,78 @@ def _nearest(values: np.ndarray, wanted: float) -> float:
 
 
 class KernelTables:
-    """The kernel tables of one GPU system (e.g. `h100_sxm`); grids are built lazily."""
+    """The kernel tables of one GPU system; grids are built lazily.
 
-    def __init__(self, system: str) -> None:
-        if system not in shipped_systems():
+    Args:
+        system: a shipped system (e.g. `h100_sxm`), or, with `frames`, a name for the
+            tables in messages (the folder they were read from).
+        frames: compact tables by name (`planner.profiles.kernels.layout.COLLECTED`),
+            e.g. collected on the machine at hand; None: the shipped system's.
+
+    Raises:
+        ProfileError: `system` is not shipped and no frames were given.
+    """
+
+    def __init__(self, system: str, frames: Mapping[str, pd.DataFrame] | None = None) -> None:
+        if frames is None and system not in shipped_systems():
             raise ProfileError(
                 f"no kernel tables for '{system}'; shipped: {', '.join(shipped_systems())}"
             )
         self.system = system
+        self._frames = None if frames is None else dict(frames)
+        self._split: dict[tuple[str, tuple[str, ...]], dict[tuple[Any, ...], pd.DataFrame]] = {}
         self._grids: dict[tuple[object, ...], tuple[LogGrid, float, bool]] = {}
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """One compact table (empty when the system has none)."""
+        if self._frames is None:
+            return _read(self.system, table)
+        return self._frames.get(table, _EMPTY)
+
+    def families(self) -> tuple[str, ...]:
+        """The tables this system has rows in, sorted."""
+        return tuple(sorted(t for t in COLLECTED if not self.frame(t).empty))
+
+    def missing_for(self, model: ModelSpec, gpus: int, dp: int = 1) -> tuple[str, ...]:
+        """Tables a kernel-composed step of `model` on `gpus` devices (TP) with `dp`
+        data-parallel attention ranks needs and this system lacks (empty: the step model
+        can answer). DP ranks gather and scatter the experts' tokens over NCCL."""
+        need = ["gemm"]
+        if model.is_mla:
+            need += ["mla_context", "mla_generation"]
+        else:
+            need += ["context_attention", "generation_attention"]
+        if model.is_moe:
+            need.append("moe")
+        missing = [t for t in need if self.frame(t).empty]
+        if model.is_mla and self._frames is None and self.system in _MLA_FROM:
+            missing = [t for t in missing if not t.startswith("mla_")]
+        if gpus > 1 and self.frame("allreduce").empty and self.frame("nccl").empty:
+            missing.append("allreduce")
+        if dp > 1 and self.frame("nccl").empty:
+            missing.append("nccl")
+        return tuple(missing)
+
+    def _groups(self, table: str, keys: tuple[str, ...]) -> dict[tuple[Any, ...], pd.DataFrame]:
+        """A table split once by `keys` (lookups then pick groups by plain tuple keys)."""
+        if self._frames is None:
+            return _groups(self.system, table, keys)
+        split = self._split.get((table, keys))
+        if split is None:
+            split = _split(self.frame(table), keys)
+            self._split[(table, keys)] = split
+        return split
 
     # ---- GEMM --------------------------------------------------------------------
 
     def gemm_dtypes(self) -> tuple[str, ...]:
-        return tuple(sorted(_read(self.system, "gemm")["gemm_dtype"].unique()))
+        return tuple(sorted(self.frame("gemm")["gemm_dtype"].unique()))
 
     def gemm(self, dtype: str, n: int, k: int, m: np.ndarray) -> Lookup:
         """One linear layer: `m` tokens x (k -> n) features."""
         key = ("gemm", dtype)
         if key not in self._grids:
-            frame = _read(self.system, "gemm")
+            frame = self.frame("gemm")
             rows = frame[frame["gemm_dtype"] == dtype]
             fallback = False
             if rows.empty:  # e.g. NVFP4 on Hopper: the nearest format the GPU runs
@@ -158,7 +221,7 @@ class KernelTables:
         key = (table, kv_dtype, head_dim, window, heads, kv_heads)
         if key in self._grids:
             return self._grids[key]
-        groups = _groups(self.system, table, _ATTENTION_KEYS)
+        groups = self._groups(table, _ATTENTION_KEYS)
         flagged = False
         keys = [k for k in groups if k[0] == kv_dtype]
         if not keys:
@@ -250,7 +313,11 @@ class KernelTables:
         table = f"mla_{phase}"
         key = (table, kv_dtype, gemm_type, heads)
         if key not in self._grids:
-            frame = _read(_MLA_FROM.get(self.system, self.system), table)
+            frame = (
+                self.frame(table)
+                if self._frames is not None or self.system not in _MLA_FROM
+                else _read(_MLA_FROM[self.system], table)
+            )
             if frame.empty:
                 raise ProfileError(f"{self.system}: no measured MLA modules")
             flagged = False
@@ -276,7 +343,7 @@ class KernelTables:
     # ---- MoE -----------------------------------------------------------------------
 
     def moe_dtypes(self) -> tuple[str, ...]:
-        return tuple(sorted(_read(self.system, "moe")["moe_dtype"].unique()))
+        return tuple(sorted(self.frame("moe")["moe_dtype"].unique()))
 
     def moe(
         self,
@@ -311,7 +378,7 @@ class KernelTables:
         moe_ep: int,
         distribution: str,
     ) -> tuple[LogGrid, float, bool]:
-        groups = _groups(self.system, "moe", _MOE_KEYS)
+        groups = self._groups("moe", _MOE_KEYS)
         flagged = False
         keys = [k for k in groups if k[0] == dtype]
         if not keys:
@@ -355,11 +422,15 @@ class KernelTables:
         if gpus <= 1:
             zero = np.zeros_like(np.asarray(elements, dtype=float))
             return zero, zero.astype(bool)
-        if gpus > int(_read(self.system, "allreduce")["num_gpus"].max()):
+        measured = self.frame("allreduce")
+        if measured.empty or gpus > int(measured["num_gpus"].max()):
+            if self.frame("nccl").empty:  # a collection without NCCL rows: the largest count
+                ms, _ = self.allreduce(int(measured["num_gpus"].max()), elements, graph)
+                return ms, np.ones_like(ms, dtype=bool)
             return self.nccl("all_reduce", gpus, elements)
         key = ("allreduce", gpus, graph)
         if key not in self._grids:
-            frame = _read(self.system, "allreduce")
+            frame = self.frame("allreduce")
             backend = "vllm_graph" if graph else "vllm_eager"
             rows = frame[frame["backend"] == backend]
             if rows.empty:
@@ -386,7 +457,7 @@ class KernelTables:
         if gpus <= 1:
             zero = np.zeros_like(np.asarray(elements, dtype=float))
             return zero, zero.astype(bool)
-        frame = _read(self.system, "nccl")
+        frame = self.frame("nccl")
         counts = sorted(int(c) for c in frame[frame["op_name"] == op]["num_gpus"].unique())
         if gpus > counts[-1] and len(counts) > 1:
             n, m = counts[-1], counts[-2]
