@@ -372,7 +372,8 @@ def _max_throughput_served(problem: SearchProblem, settings: SolveSettings) -> P
     if kept is None:
         raise whole
     smaller = problem.only_workflows(kept)
-    rest = replace(settings, time_limit_s=settings.time_limit_s / 2)
+    # The failed bisection had half the budget, the sets a quarter: the plan the rest.
+    rest = replace(settings, time_limit_s=settings.time_limit_s / 4)
     plan = _max_throughput(smaller, rest, admissible(smaller))
     note = not_served_note(problem, kept, whole.gpus_needed)
     return replace(plan, notes=(*plan.notes, note))
