@@ -28,8 +28,8 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from planner.aggregate import aggregate_pipeline
@@ -41,7 +41,7 @@ from planner.profiles.analytic import AnalyticProfiles
 from planner.search import SolveSettings, search_plan
 from planner.search.predict import predict_models, predict_workflows
 from planner.search.problem import build_problem
-from planner.simulate import compile_workload
+from planner.simulate import Workload, compile_workload
 from planner.simulate.candidates import BASELINES, canonical_names, evaluation_candidates
 from planner.simulate.evaluate import (
     CandidateResult,
@@ -262,28 +262,52 @@ def _accuracy(
         "| p95 latency s: APL / sim (error) | max rate /s: APL / sim (error) |"
     )
     print("|---|---|---|---|---|---|")
+    for c in _cells(args, workloads, scratch, catalog, profiles):
+        ev = evaluate_plans(c.workload, {"plan": c.plan}, profiles, settings, canonical=canonical)
+        flows = _at_realised_rate(c.plan, ev, c.apl, catalog, profiles, c.gpus)
+        for row in accuracy_rows(c.name, c.gpus, ev, flows):
+            print(row, flush=True)
+        alloc = ", ".join(
+            f"{a.model.split('/')[-1]} tp{a.tp}x{a.gpu_fraction:g}x{a.replicas}"
+            for a in c.plan.allocations
+        )
+        print(
+            f"<!-- {c.name} {c.gpus} GPUs ({time.perf_counter() - c.start:.0f} s): {alloc}; "
+            f"{_model_notes(ev, c.plan)} -->",
+            flush=True,
+        )
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One workload planned on one GPU count."""
+
+    name: str
+    gpus: int
+    apl: AggregatePipeline
+    workload: Workload
+    plan: Plan
+    cluster: Cluster
+    start: float  # perf_counter when the cell's solve began
+
+
+def _cells(
+    args: argparse.Namespace,
+    workloads: list[str],
+    scratch: Path,
+    catalog: Catalog,
+    profiles: AnalyticProfiles,
+) -> Iterator[_Cell]:
+    """Every (workload, GPU count) cell that has a plan, in order."""
     for name in workloads:
         calls = _read(name, scratch)
         apl = aggregate_pipeline(calls)
         workload = compile_workload(calls)
         for gpus in args.gpus:
             start = time.perf_counter()
-            plan, _ = _solve(args, name, gpus, apl, catalog, profiles)
-            if plan is None:
-                continue
-            ev = evaluate_plans(workload, {"plan": plan}, profiles, settings, canonical=canonical)
-            flows = _at_realised_rate(plan, ev, apl, catalog, profiles, gpus)
-            for row in accuracy_rows(name, gpus, ev, flows):
-                print(row, flush=True)
-            alloc = ", ".join(
-                f"{a.model.split('/')[-1]} tp{a.tp}x{a.gpu_fraction:g}x{a.replicas}"
-                for a in plan.allocations
-            )
-            print(
-                f"<!-- {name} {gpus} GPUs ({time.perf_counter() - start:.0f} s): {alloc}; "
-                f"{_model_notes(ev, plan)} -->",
-                flush=True,
-            )
+            plan, cluster = _solve(args, name, gpus, apl, catalog, profiles)
+            if plan is not None:
+                yield _Cell(name, gpus, apl, workload, plan, cluster, start)
 
 
 def _quality(
@@ -301,40 +325,33 @@ def _quality(
         "| APL latency error | baseline APL throughput errors (u / i / g) | plan sim / bound |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in workloads:
-        calls = _read(name, scratch)
-        apl = aggregate_pipeline(calls)
-        workload = compile_workload(calls)
-        for gpus in args.gpus:
-            start = time.perf_counter()
-            plan, cluster = _solve(args, name, gpus, apl, catalog, profiles)
-            if plan is None:
-                continue
-            plans = evaluation_candidates(plan, apl, profiles, cluster, catalog)
-            ev = evaluate_plans(workload, plans, profiles, settings, canonical=canonical)
-            p = ev.candidate("plan")
-            base = [ev.candidate(b) for b in BASELINES]
-            print(
-                f"| {name} | {gpus} | {p.gpus:g} | {p.max_rate_per_s:.4g} | "
-                + " | ".join(_ratio(p.max_rate_per_s, b.max_rate_per_s) for b in base)
-                + " | "
-                + " / ".join(_ratio(_lat(b), _lat(p)) for b in base)
-                + f" | {_pct(p.throughput_error)} | {_pct(p.latency_error)} | "
-                + " / ".join(_pct(b.throughput_error) for b in base)
-                + f" | {_ratio(p.max_rate_per_s, p.search.bound_rate_per_s if p.search else 0)} |",
-                flush=True,
+    for cell in _cells(args, workloads, scratch, catalog, profiles):
+        plans = evaluation_candidates(cell.plan, cell.apl, profiles, cell.cluster, catalog)
+        ev = evaluate_plans(cell.workload, plans, profiles, settings, canonical=canonical)
+        p = ev.candidate("plan")
+        base = [ev.candidate(b) for b in BASELINES]
+        print(
+            f"| {cell.name} | {cell.gpus} | {p.gpus:g} | {p.max_rate_per_s:.4g} | "
+            + " | ".join(_ratio(p.max_rate_per_s, b.max_rate_per_s) for b in base)
+            + " | "
+            + " / ".join(_ratio(_lat(b), _lat(p)) for b in base)
+            + f" | {_pct(p.throughput_error)} | {_pct(p.latency_error)} | "
+            + " / ".join(_pct(b.throughput_error) for b in base)
+            + f" | {_ratio(p.max_rate_per_s, p.search.bound_rate_per_s if p.search else 0)} |",
+            flush=True,
+        )
+        details = "; ".join(
+            f"{c.name}: "
+            + ", ".join(
+                f"{a.model.split('/')[-1]} tp{a.tp}x{a.gpu_fraction:g}x{a.replicas}"
+                for a in c.allocations
             )
-            details = "; ".join(
-                f"{c.name}: "
-                + ", ".join(
-                    f"{a.model.split('/')[-1]} tp{a.tp}x{a.gpu_fraction:g}x{a.replicas}"
-                    for a in c.allocations
-                )
-                + f" -> {c.max_rate_per_s:.4g}/s, {_lat(c):.4g} s"
-                + (f" [{c.problem}]" if c.problem else "")
-                for c in ev.candidates
-            )
-            print(f"<!-- {name} {gpus} GPUs ({time.perf_counter() - start:.0f} s): {details} -->")
+            + f" -> {c.max_rate_per_s:.4g}/s, {_lat(c):.4g} s"
+            + (f" [{c.problem}]" if c.problem else "")
+            for c in ev.candidates
+        )
+        wall = time.perf_counter() - cell.start
+        print(f"<!-- {cell.name} {cell.gpus} GPUs ({wall:.0f} s): {details} -->")
 
 
 if __name__ == "__main__":
